@@ -1,0 +1,839 @@
+"""The experiment description: what jfsim pretends to measure.
+
+An ``Experiment`` is a tree of frozen dataclasses in canonical units (mm, Å, keV, radians,
+seconds). It comes from three places, all converted here and nowhere else:
+
+* a TOML (or JSON) file whose keys carry their unit in the name (``distance_mm``,
+  ``energy_keV``, ``mosaicity_deg``); a value may also be a string with an explicit unit of
+  the same kind (``distance_mm = "0.12 m"``);
+* the JSON body a user sends to jfjoch_broker's ``/start`` (DatasetSettings names such as
+  ``beam_x_pxl``, ``detector_distance_mm``, ``incident_energy_keV``) plus a detector preset;
+* the named experiment presets bundled in ``jfsim/data/presets``.
+
+Unknown keys, out-of-range values and values of the wrong kind of unit are rejected with a
+``ConfigError`` that names the section and key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from jfsim.detectors import DETECTOR_PRESETS, Detector, Module, detector_preset
+from jfsim.errors import ConfigError
+from jfsim.units import kev_to_angstrom
+
+__all__ = [
+    "DETECTOR_PRESETS",
+    "Background",
+    "Beam",
+    "Crystal",
+    "Dataset",
+    "Detector",
+    "DetectorPosition",
+    "Experiment",
+    "GridScan",
+    "Module",
+    "RotationScan",
+    "StillsScan",
+    "UnitCell",
+    "detector_preset",
+    "experiment_from_broker_settings",
+    "experiment_from_dict",
+    "experiment_preset",
+    "experiment_preset_names",
+    "experiment_to_dict",
+    "load_experiment",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitCell:
+    a_A: float
+    b_A: float
+    c_A: float
+    alpha_deg: float
+    beta_deg: float
+    gamma_deg: float
+
+    def as_tuple(self) -> tuple[float, float, float, float, float, float]:
+        return (self.a_A, self.b_A, self.c_A, self.alpha_deg, self.beta_deg, self.gamma_deg)
+
+
+@dataclass(frozen=True, slots=True)
+class Beam:
+    """Incident beam. ``polarization_factor`` follows pyFAI: +1 = fully horizontal."""
+
+    energy_keV: float = 12.4
+    flux_photons_per_s: float = 1e12
+    polarization_factor: float = 0.99
+    divergence_rad: float = 1e-4
+    bandwidth_fraction: float = 2e-4
+    transmission: float = 1.0
+
+    @property
+    def wavelength_A(self) -> float:
+        return kev_to_angstrom(self.energy_keV)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorPosition:
+    """Where the detector sits: beam centre in continuous pixel coordinates (centre of
+    pixel i at i + 0.5), sample-detector distance, optional PONI tilts (pyFAI convention)."""
+
+    distance_mm: float
+    beam_x_pxl: float
+    beam_y_pxl: float
+    poni_rot1_rad: float = 0.0
+    poni_rot2_rad: float = 0.0
+    poni_rot3_rad: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Crystal:
+    """The sample crystal. ``orientation`` is a row-major 3×3 U matrix, or None for a
+    random orientation drawn from the experiment seed."""
+
+    unit_cell: UnitCell
+    space_group_number: int
+    mosaicity_rad: float = math.radians(0.05)
+    domain_size_A: float = 2000.0
+    b_factor_A2: float = 20.0
+    orientation: tuple[tuple[float, float, float], ...] | None = None
+    intensity_model: str = "wilson"
+    intensity_scale_photons: float = 2000.0
+    resolution_limit_A: float = 1.6
+
+
+@dataclass(frozen=True, slots=True)
+class RotationScan:
+    """A rotation sweep about ``axis_vector`` (McStas lab frame), one step per image."""
+
+    start_rad: float = 0.0
+    step_rad: float = math.radians(0.1)
+    axis_name: str = "omega"
+    axis_vector: tuple[float, float, float] = (-1.0, 0.0, 0.0)
+
+    kind = "rotation"
+
+
+@dataclass(frozen=True, slots=True)
+class StillsScan:
+    """Serial crystallography: each image is a still of a randomly oriented crystal."""
+
+    hit_rate: float = 1.0
+    lattices_per_hit: int = 1
+
+    kind = "stills"
+
+
+@dataclass(frozen=True, slots=True)
+class GridScan:
+    """A raster of stills: ``n_fast × n_slow`` positions, one image each."""
+
+    n_fast: int = 10
+    n_slow: int = 10
+    step_x_um: float = 10.0
+    step_y_um: float = 10.0
+    snake: bool = False
+    vertical: bool = False
+    hit_rate: float = 0.5
+
+    kind = "grid"
+
+
+Scan = RotationScan | StillsScan | GridScan
+
+
+@dataclass(frozen=True, slots=True)
+class Background:
+    """Diffuse scattering and noise, in photons per pixel at the detector centre."""
+
+    constant_photons: float = 0.5
+    water_ring_photons: float = 3.0
+    air_scatter_photons: float = 1.0
+    ice_rings: bool = False
+    ice_ring_photons: float = 5.0
+    poisson_noise: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """Run-level settings carried in the start message (Jungfraujoch DatasetSettings)."""
+
+    number_of_images: int = 10
+    images_per_trigger: int = 1
+    images_per_file: int = 1000
+    count_time_s: float = 0.0005
+    frame_time_s: float = 0.0005
+    file_prefix: str = "jfsim"
+    series_id: int = 1
+    series_unique_id: str = ""
+    sample_name: str = "sample"
+    experiment_group: str = ""
+    compression: str = "bslz4"
+    file_format: str = "vds"
+    header_appendix: Any = None
+    image_appendix: Any = None
+    max_spot_count: int = 250
+    source_name: str = "Swiss Light Source"
+    source_type: str = "Synchrotron X-ray Source"
+    instrument_name: str = "jfsim"
+
+    @property
+    def run_name(self) -> str:
+        """Jungfraujoch's default run name: ``<run_number>:<file_prefix>``."""
+        return self.series_unique_id or f"{self.series_id}:{self.file_prefix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    detector: Detector
+    beam: Beam
+    position: DetectorPosition
+    crystal: Crystal
+    scan: Scan
+    background: Background = field(default_factory=Background)
+    dataset: Dataset = field(default_factory=Dataset)
+    seed: int = 1
+    name: str = "custom"
+
+
+# --------------------------------------------------------------------------- unit parsing
+
+_UNIT_SUFFIXES: dict[str, tuple[str, float]] = {
+    # key suffix → (kind of quantity, size of the suffix unit in SI)
+    "mm": ("length", 1e-3),
+    "m": ("length", 1.0),
+    "um": ("length", 1e-6),
+    "A": ("length", 1e-10),
+    "A2": ("area", 1e-20),
+    "deg": ("angle", math.pi / 180),
+    "rad": ("angle", 1.0),
+    "keV": ("energy", 1e3),
+    "eV": ("energy", 1.0),
+    "s": ("time", 1.0),
+    "us": ("time", 1e-6),
+    "ms": ("time", 1e-3),
+}
+_UNIT_WORDS: dict[str, tuple[str, float]] = {
+    "m": ("length", 1.0),
+    "mm": ("length", 1e-3),
+    "um": ("length", 1e-6),
+    "µm": ("length", 1e-6),
+    "nm": ("length", 1e-9),
+    "A": ("length", 1e-10),
+    "Å": ("length", 1e-10),
+    "A2": ("area", 1e-20),
+    "Å2": ("area", 1e-20),
+    "deg": ("angle", math.pi / 180),
+    "°": ("angle", math.pi / 180),
+    "rad": ("angle", 1.0),
+    "mrad": ("angle", 1e-3),
+    "urad": ("angle", 1e-6),
+    "eV": ("energy", 1.0),
+    "keV": ("energy", 1e3),
+    "s": ("time", 1.0),
+    "ms": ("time", 1e-3),
+    "us": ("time", 1e-6),
+    "µs": ("time", 1e-6),
+    "ns": ("time", 1e-9),
+}
+_QUANTITY = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(\S+)\s*$")
+
+
+def _number(where: str, value: Any) -> float:
+    """A plain number, or a quantity string converted to the unit of the key's suffix."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: must be finite, got {value}")
+        return float(value)
+    if isinstance(value, str):
+        suffix = where.rsplit("_", 1)[-1] if "_" in where else ""
+        match = _QUANTITY.match(value)
+        if match is None or suffix not in _UNIT_SUFFIXES:
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        magnitude, unit = float(match.group(1)), match.group(2)
+        kind, target_si = _UNIT_SUFFIXES[suffix]
+        if unit not in _UNIT_WORDS:
+            raise ConfigError(f"{where}: unknown unit {unit!r} in {value!r}")
+        unit_kind, unit_si = _UNIT_WORDS[unit]
+        if unit_kind != kind:
+            raise ConfigError(
+                f"{where}: {value!r} is a {unit_kind}, but this key takes a {kind} in {suffix}"
+            )
+        return magnitude * unit_si / target_si
+    raise ConfigError(f"{where}: expected a number, got {type(value).__name__}")
+
+
+def _integer(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    return value
+
+
+def _text(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return value
+
+
+def _flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _any(where: str, value: Any) -> Any:
+    return value
+
+
+def _vector3(where: str, value: Any) -> tuple[float, float, float]:
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise ConfigError(f"{where}: expected a list of 3 numbers, got {value!r}")
+    vector = tuple(_number(f"{where}[{i}]", v) for i, v in enumerate(value))
+    norm = math.sqrt(sum(v * v for v in vector))
+    if norm == 0:
+        raise ConfigError(f"{where}: must not be the zero vector")
+    return (vector[0] / norm, vector[1] / norm, vector[2] / norm)
+
+
+def _matrix3(where: str, value: Any) -> tuple[tuple[float, float, float], ...]:
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise ConfigError(f"{where}: expected 3 rows of 3 numbers (a rotation matrix)")
+    rows = tuple(
+        tuple(_number(f"{where}[{i}][{j}]", v) for j, v in enumerate(row))
+        if isinstance(row, list | tuple) and len(row) == 3
+        else _raise(ConfigError(f"{where}[{i}]: expected 3 numbers"))
+        for i, row in enumerate(value)
+    )
+    product = [[sum(rows[k][i] * rows[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+    if any(abs(product[i][j] - (i == j)) > 1e-6 for i in range(3) for j in range(3)):
+        raise ConfigError(f"{where}: is not a rotation matrix (UᵀU ≠ 1)")
+    return rows  # type: ignore[return-value]
+
+
+def _raise(error: Exception) -> Any:
+    raise error
+
+
+def _cell(where: str, value: Any) -> UnitCell:
+    if isinstance(value, Mapping):
+        names = ("a", "b", "c", "alpha", "beta", "gamma")
+        unknown = set(value) - set(names)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown keys {sorted(unknown)}; use a, b, c, alpha, beta, gamma"
+            )
+        missing = [n for n in names if n not in value]
+        if missing:
+            raise ConfigError(f"{where}: missing {', '.join(missing)}")
+        value = [value[n] for n in names]
+    if not isinstance(value, list | tuple) or len(value) != 6:
+        raise ConfigError(f"{where}: expected [a, b, c, alpha, beta, gamma] in Å and degrees")
+    numbers = [_number(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    if any(n <= 0 for n in numbers[:3]) or any(not 0 < n < 180 for n in numbers[3:]):
+        raise ConfigError(f"{where}: lengths must be > 0 Å and angles within (0, 180) deg")
+    return UnitCell(*numbers)
+
+
+# A field table: user key → (dataclass field, parser, converter to canonical, validator).
+Check = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    field: str
+    parse: Callable[[str, Any], Any]
+    convert: Callable[[Any], Any] = lambda value: value
+    check: Check | None = None
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be > 0, got {value}"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else f"must be >= 0, got {value}"
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 <= value <= 1 else f"must be within [0, 1], got {value}"
+
+
+def _one_of(*allowed: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}, got {value!r}"
+
+    return check
+
+
+_SECTIONS: dict[str, dict[str, _Key]] = {
+    "beam": {
+        "energy_keV": _Key(
+            "energy_keV",
+            _number,
+            check=lambda v: None if 1 <= v <= 100 else f"must be within [1, 100] keV, got {v}",
+        ),
+        "wavelength_A": _Key("energy_keV", _number, convert=kev_to_angstrom, check=_positive),
+        "flux_photons_per_s": _Key("flux_photons_per_s", _number, check=_positive),
+        "polarization_factor": _Key(
+            "polarization_factor",
+            _number,
+            check=lambda v: None if -1 <= v <= 1 else f"must be within [-1, 1], got {v}",
+        ),
+        "divergence_deg": _Key(
+            "divergence_rad", _number, convert=math.radians, check=_non_negative
+        ),
+        "divergence_rad": _Key("divergence_rad", _number, check=_non_negative),
+        "bandwidth_fraction": _Key("bandwidth_fraction", _number, check=_fraction),
+        "transmission": _Key("transmission", _number, check=_fraction),
+    },
+    "position": {
+        "distance_mm": _Key("distance_mm", _number, check=_positive),
+        "beam_x_pxl": _Key("beam_x_pxl", _number),
+        "beam_y_pxl": _Key("beam_y_pxl", _number),
+        "poni_rot1_rad": _Key("poni_rot1_rad", _number),
+        "poni_rot2_rad": _Key("poni_rot2_rad", _number),
+        "poni_rot3_rad": _Key("poni_rot3_rad", _number),
+        "poni_rot1_deg": _Key("poni_rot1_rad", _number, convert=math.radians),
+        "poni_rot2_deg": _Key("poni_rot2_rad", _number, convert=math.radians),
+        "poni_rot3_deg": _Key("poni_rot3_rad", _number, convert=math.radians),
+    },
+    "crystal": {
+        "unit_cell": _Key("unit_cell", _cell),
+        "space_group_number": _Key(
+            "space_group_number",
+            _integer,
+            check=lambda v: None if 1 <= v <= 230 else f"must be within [1, 230], got {v}",
+        ),
+        "mosaicity_deg": _Key("mosaicity_rad", _number, convert=math.radians, check=_non_negative),
+        "domain_size_A": _Key("domain_size_A", _number, check=_positive),
+        "b_factor_A2": _Key("b_factor_A2", _number),
+        "orientation": _Key("orientation", _matrix3),
+        "intensity_model": _Key("intensity_model", _text, check=_one_of("wilson", "flat")),
+        "intensity_scale_photons": _Key("intensity_scale_photons", _number, check=_positive),
+        "resolution_limit_A": _Key("resolution_limit_A", _number, check=_positive),
+    },
+    "rotation": {
+        "start_deg": _Key("start_rad", _number, convert=math.radians),
+        "step_deg": _Key(
+            "step_rad",
+            _number,
+            convert=math.radians,
+            check=lambda v: None if v != 0 else "must not be 0",
+        ),
+        "axis_name": _Key("axis_name", _text),
+        "axis_vector": _Key("axis_vector", _vector3),
+    },
+    "stills": {
+        "hit_rate": _Key("hit_rate", _number, check=_fraction),
+        "lattices_per_hit": _Key(
+            "lattices_per_hit",
+            _integer,
+            check=lambda v: None if 1 <= v <= 8 else f"must be within [1, 8], got {v}",
+        ),
+    },
+    "grid": {
+        "n_fast": _Key("n_fast", _integer, check=_positive),
+        "n_slow": _Key("n_slow", _integer, check=_positive),
+        "step_x_um": _Key("step_x_um", _number, check=_positive),
+        "step_y_um": _Key("step_y_um", _number, check=_positive),
+        "snake": _Key("snake", _flag),
+        "vertical": _Key("vertical", _flag),
+        "hit_rate": _Key("hit_rate", _number, check=_fraction),
+    },
+    "background": {
+        "constant_photons": _Key("constant_photons", _number, check=_non_negative),
+        "water_ring_photons": _Key("water_ring_photons", _number, check=_non_negative),
+        "air_scatter_photons": _Key("air_scatter_photons", _number, check=_non_negative),
+        "ice_rings": _Key("ice_rings", _flag),
+        "ice_ring_photons": _Key("ice_ring_photons", _number, check=_non_negative),
+        "poisson_noise": _Key("poisson_noise", _flag),
+    },
+    "dataset": {
+        "number_of_images": _Key("number_of_images", _integer, check=_positive),
+        "images_per_trigger": _Key("images_per_trigger", _integer, check=_positive),
+        "images_per_file": _Key("images_per_file", _integer, check=_positive),
+        "count_time_s": _Key("count_time_s", _number, check=_positive),
+        "frame_time_s": _Key("frame_time_s", _number, check=_positive),
+        "file_prefix": _Key("file_prefix", _text),
+        "series_id": _Key("series_id", _integer, check=_non_negative),
+        "series_unique_id": _Key("series_unique_id", _text),
+        "sample_name": _Key("sample_name", _text),
+        "experiment_group": _Key("experiment_group", _text),
+        "compression": _Key("compression", _text, check=_one_of("bslz4", "none")),
+        "file_format": _Key("file_format", _text, check=_one_of("legacy", "vds", "integrated")),
+        "header_appendix": _Key("header_appendix", _any),
+        "image_appendix": _Key("image_appendix", _any),
+        "max_spot_count": _Key("max_spot_count", _integer, check=_positive),
+        "source_name": _Key("source_name", _text),
+        "source_type": _Key("source_type", _text),
+        "instrument_name": _Key("instrument_name", _text),
+    },
+}
+_SCAN_CLASSES: dict[str, type] = {"rotation": RotationScan, "stills": StillsScan, "grid": GridScan}
+_DETECTOR_KEYS = ("preset", "image_dtype", "sensor_thickness_mm", "serial_number")
+
+
+def _parse_section(section: str, table: Mapping[str, Any]) -> dict[str, Any]:
+    """Parse one section into dataclass keyword arguments, rejecting unknown keys."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{section}]: expected a table of keys, got {type(table).__name__}")
+    keys = _SECTIONS[section]
+    parsed: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key not in keys:
+            raise ConfigError(
+                f"[{section}] {key}: unknown key; known keys are {', '.join(sorted(keys))}"
+            )
+        spec = keys[key]
+        where = f"[{section}] {key}"
+        value = spec.convert(spec.parse(where, raw))
+        problem = spec.check(value) if spec.check else None
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+        if spec.field in parsed:
+            raise ConfigError(f"{where}: sets {spec.field} a second time (give only one unit)")
+        parsed[spec.field] = value
+    return parsed
+
+
+def _detector_from_table(table: Mapping[str, Any]) -> Detector:
+    unknown = set(table) - set(_DETECTOR_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"[detector] {sorted(unknown)[0]}: unknown key; "
+            f"known keys are {', '.join(_DETECTOR_KEYS)}"
+        )
+    detector = detector_preset(_text("[detector] preset", table.get("preset", "JF4M")))
+    if "image_dtype" in table:
+        detector = detector.with_image_dtype(_text("[detector] image_dtype", table["image_dtype"]))
+    if "sensor_thickness_mm" in table:
+        thickness = _number("[detector] sensor_thickness_mm", table["sensor_thickness_mm"])
+        if thickness <= 0:
+            raise ConfigError(f"[detector] sensor_thickness_mm: must be > 0, got {thickness}")
+        detector = replace(detector, sensor_thickness_mm=thickness)
+    if "serial_number" in table:
+        detector = replace(
+            detector, serial_number=_text("[detector] serial_number", table["serial_number"])
+        )
+    return detector
+
+
+def experiment_from_dict(document: Mapping[str, Any]) -> Experiment:
+    """Build an Experiment from a parsed TOML/JSON document (sections as in the README)."""
+    top_keys = {
+        "name",
+        "seed",
+        "detector",
+        "beam",
+        "position",
+        "crystal",
+        "scan",
+        "background",
+        "dataset",
+    }
+    unknown = set(document) - top_keys
+    if unknown:
+        raise ConfigError(
+            f"{sorted(unknown)[0]}: unknown section; "
+            f"known sections are {', '.join(sorted(top_keys))}"
+        )
+    detector = _detector_from_table(document.get("detector", {}))
+    position_args = _parse_section("position", document.get("position", {}))
+    position_args.setdefault("distance_mm", 100.0)
+    position_args.setdefault("beam_x_pxl", detector.width_pxl / 2)
+    position_args.setdefault("beam_y_pxl", detector.height_pxl / 2)
+    if "crystal" not in document or "unit_cell" not in document["crystal"]:
+        raise ConfigError(
+            "[crystal] unit_cell: missing; give [a, b, c, alpha, beta, gamma] in Å and degrees"
+        )
+    crystal_args = _parse_section("crystal", document["crystal"])
+    if "space_group_number" not in crystal_args:
+        raise ConfigError("[crystal] space_group_number: missing")
+    scan_table = dict(document.get("scan", {"type": "rotation"}))
+    scan_type = scan_table.pop("type", "rotation")
+    if scan_type not in _SCAN_CLASSES:
+        raise ConfigError(
+            f"[scan] type: must be one of {', '.join(_SCAN_CLASSES)}, got {scan_type!r}"
+        )
+    scan = _SCAN_CLASSES[scan_type](**_parse_section(scan_type, scan_table))
+    seed = document.get("seed", 1)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed: expected an integer within [0, 2^63), got {seed!r}")
+    experiment = Experiment(
+        detector=detector,
+        beam=Beam(**_parse_section("beam", document.get("beam", {}))),
+        position=DetectorPosition(**position_args),
+        crystal=Crystal(**crystal_args),
+        scan=scan,
+        background=Background(**_parse_section("background", document.get("background", {}))),
+        dataset=Dataset(**_parse_section("dataset", document.get("dataset", {}))),
+        seed=seed,
+        name=_text("name", document.get("name", "custom")),
+    )
+    _check_consistency(experiment)
+    return experiment
+
+
+def _check_consistency(experiment: Experiment) -> None:
+    dataset = experiment.dataset
+    if dataset.count_time_s > dataset.frame_time_s:
+        raise ConfigError(
+            f"[dataset] count_time_s: {dataset.count_time_s} s exceeds frame_time_s "
+            f"{dataset.frame_time_s} s"
+        )
+    if isinstance(experiment.scan, GridScan):
+        positions = experiment.scan.n_fast * experiment.scan.n_slow
+        if dataset.number_of_images > positions:
+            raise ConfigError(
+                f"[dataset] number_of_images: {dataset.number_of_images} exceeds the "
+                f"{positions} grid positions"
+            )
+    prefix = dataset.file_prefix
+    if prefix.startswith("/") or prefix == ".." or prefix.startswith("../") or "/../" in prefix:
+        raise ConfigError(f"[dataset] file_prefix: {prefix!r} must be a relative path without '..'")
+
+
+def experiment_to_dict(experiment: Experiment) -> dict[str, Any]:
+    """A JSON-able description that ``experiment_from_dict`` reads back to an equal value."""
+    scan = experiment.scan
+    scan_table: dict[str, Any] = {"type": scan.kind}
+    if isinstance(scan, RotationScan):
+        scan_table |= {
+            "start_deg": math.degrees(scan.start_rad),
+            "step_deg": math.degrees(scan.step_rad),
+            "axis_name": scan.axis_name,
+            "axis_vector": list(scan.axis_vector),
+        }
+    else:
+        scan_table |= asdict(scan)
+    crystal = experiment.crystal
+    crystal_table: dict[str, Any] = {
+        "unit_cell": list(crystal.unit_cell.as_tuple()),
+        "space_group_number": crystal.space_group_number,
+        "mosaicity_deg": math.degrees(crystal.mosaicity_rad),
+        "domain_size_A": crystal.domain_size_A,
+        "b_factor_A2": crystal.b_factor_A2,
+        "intensity_model": crystal.intensity_model,
+        "intensity_scale_photons": crystal.intensity_scale_photons,
+        "resolution_limit_A": crystal.resolution_limit_A,
+    }
+    if crystal.orientation is not None:
+        crystal_table["orientation"] = [list(row) for row in crystal.orientation]
+    beam = experiment.beam
+    dataset = {f.name: getattr(experiment.dataset, f.name) for f in fields(Dataset)}
+    for optional in ("header_appendix", "image_appendix"):
+        if dataset[optional] is None:
+            del dataset[optional]
+    return {
+        "name": experiment.name,
+        "seed": experiment.seed,
+        "detector": {
+            "preset": experiment.detector.name,
+            "image_dtype": experiment.detector.image_dtype.name,
+            "sensor_thickness_mm": experiment.detector.sensor_thickness_mm,
+            "serial_number": experiment.detector.serial_number,
+        },
+        "beam": {
+            "energy_keV": beam.energy_keV,
+            "flux_photons_per_s": beam.flux_photons_per_s,
+            "polarization_factor": beam.polarization_factor,
+            "divergence_rad": beam.divergence_rad,
+            "bandwidth_fraction": beam.bandwidth_fraction,
+            "transmission": beam.transmission,
+        },
+        "position": asdict(experiment.position),
+        "crystal": crystal_table,
+        "scan": scan_table,
+        "background": asdict(experiment.background),
+        "dataset": dataset,
+    }
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read an experiment from a ``.toml`` or ``.json`` file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read experiment file ({error.strerror})") from error
+    try:
+        if path.suffix == ".json":
+            document = json.loads(text)
+        else:
+            document = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(
+            f"{path}: not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {error}"
+        ) from error
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: the top level must be a table of sections")
+    try:
+        return experiment_from_dict(document)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from error
+
+
+# ------------------------------------------------------------------------------- presets
+
+
+def experiment_preset_names() -> list[str]:
+    """Names of the bundled experiment presets (``jfsim presets`` lists them)."""
+    folder = resources.files("jfsim") / "data" / "presets"
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    )
+
+
+def experiment_preset(name: str) -> Experiment:
+    """A bundled experiment by name (see ``jfsim presets``)."""
+    names = experiment_preset_names()
+    if name not in names:
+        raise ConfigError(
+            f"preset {name!r} is not known; choose one of {', '.join(names)} (see 'jfsim presets')"
+        )
+    text = (resources.files("jfsim") / "data" / "presets" / f"{name}.toml").read_text(
+        encoding="utf-8"
+    )
+    return experiment_from_dict(tomllib.loads(text))
+
+
+def experiment_preset_summary(name: str) -> str:
+    """The one-line description a preset file carries in its leading comment."""
+    text = (resources.files("jfsim") / "data" / "presets" / f"{name}.toml").read_text(
+        encoding="utf-8"
+    )
+    first = text.splitlines()[0] if text else ""
+    return first.lstrip("# ").strip()
+
+
+# ------------------------------------------------------------------- broker /start bodies
+
+#: jfjoch_broker DatasetSettings keys jfsim understands → (section, key in our schema).
+_BROKER_KEYS: dict[str, tuple[str, str]] = {
+    "beam_x_pxl": ("position", "beam_x_pxl"),
+    "beam_y_pxl": ("position", "beam_y_pxl"),
+    "detector_distance_mm": ("position", "distance_mm"),
+    "poni_rot1_rad": ("position", "poni_rot1_rad"),
+    "poni_rot2_rad": ("position", "poni_rot2_rad"),
+    "poni_rot3_rad": ("position", "poni_rot3_rad"),
+    "incident_energy_keV": ("beam", "energy_keV"),
+    "transmission": ("beam", "transmission"),
+    "total_flux": ("beam", "flux_photons_per_s"),
+    "polarization_factor": ("beam", "polarization_factor"),
+    "unit_cell": ("crystal", "unit_cell"),
+    "space_group_number": ("crystal", "space_group_number"),
+    "images_per_trigger": ("dataset", "images_per_trigger"),
+    "images_per_file": ("dataset", "images_per_file"),
+    "file_prefix": ("dataset", "file_prefix"),
+    "sample_name": ("dataset", "sample_name"),
+    "run_number": ("dataset", "series_id"),
+    "run_name": ("dataset", "series_unique_id"),
+    "experiment_group": ("dataset", "experiment_group"),
+    "header_appendix": ("dataset", "header_appendix"),
+    "image_appendix": ("dataset", "image_appendix"),
+}
+#: Broker keys that are valid but do not change what jfsim simulates (accepted, ignored).
+_BROKER_KEYS_IGNORED = frozenset(
+    {
+        "data_reduction_factor_serialmx",
+        "poisson_compression",
+        "write_nxmx_hdf5_master",
+        "save_calibration",
+        "detect_ice_rings",
+        "spot_finding",
+        "fpga_summation",
+        "summation",
+    }
+)
+_BROKER_DEFAULT_CELL = {"a": 79.1, "b": 79.1, "c": 37.9, "alpha": 90.0, "beta": 90.0, "gamma": 90.0}
+
+
+def experiment_from_broker_settings(
+    body: Mapping[str, Any], *, detector: str = "JF4M", seed: int = 1
+) -> Experiment:
+    """Translate a jfjoch_broker ``/start`` JSON body (DatasetSettings) into an Experiment.
+
+    ``ntrigger × images_per_trigger`` gives the number of images; ``image_time_us`` sets
+    count and frame time; ``goniometer`` {name, start, step, vector} makes a rotation scan
+    (without it the run is serial stills); ``grid_scan`` {n_fast, n_slow, step_x_um,
+    step_y_um, snake, vertical} a grid scan. Without ``unit_cell`` jfsim simulates
+    tetragonal lysozyme.
+    """
+    if not isinstance(body, Mapping):
+        raise ConfigError("dataset settings: expected a JSON object")
+    document: dict[str, Any] = {"name": "broker", "seed": seed, "detector": {"preset": detector}}
+    sections: dict[str, dict[str, Any]] = {
+        s: {} for s in ("position", "beam", "crystal", "dataset")
+    }
+    handled = (
+        set(_BROKER_KEYS)
+        | _BROKER_KEYS_IGNORED
+        | {"ntrigger", "image_time_us", "goniometer", "grid_scan"}
+    )
+    for key, value in body.items():
+        if key not in handled:
+            raise ConfigError(
+                f"dataset settings: unknown key {key!r}; "
+                f"known keys are {', '.join(sorted(handled))}"
+            )
+        if key in _BROKER_KEYS:
+            section, our_key = _BROKER_KEYS[key]
+            sections[section][our_key] = value
+    ntrigger = _integer("dataset settings: ntrigger", body.get("ntrigger", 1))
+    per_trigger = _integer(
+        "dataset settings: images_per_trigger", body.get("images_per_trigger", 1)
+    )
+    if ntrigger < 1 or per_trigger < 1:
+        raise ConfigError("dataset settings: ntrigger and images_per_trigger must be >= 1")
+    sections["dataset"]["number_of_images"] = ntrigger * per_trigger
+    if "image_time_us" in body:
+        image_time_us = _number("dataset settings: image_time_us", body["image_time_us"])
+        if image_time_us <= 0:
+            raise ConfigError(f"dataset settings: image_time_us: must be > 0, got {image_time_us}")
+        sections["dataset"]["count_time_s"] = image_time_us * 1e-6
+        sections["dataset"]["frame_time_s"] = image_time_us * 1e-6
+    sections["crystal"].setdefault("unit_cell", _BROKER_DEFAULT_CELL)
+    sections["crystal"].setdefault("space_group_number", 96)
+    document |= sections
+    if "goniometer" in body:
+        axis = body["goniometer"]
+        if not isinstance(axis, Mapping):
+            raise ConfigError(
+                "dataset settings: goniometer: expected an object {name, start, step, vector}"
+            )
+        unknown = set(axis) - {"name", "start", "step", "vector"}
+        if unknown:
+            raise ConfigError(f"dataset settings: goniometer.{sorted(unknown)[0]}: unknown key")
+        scan: dict[str, Any] = {
+            "type": "rotation",
+            "start_deg": axis.get("start", 0.0),
+            "step_deg": axis.get("step", 0.1),
+        }
+        if "name" in axis:
+            scan["axis_name"] = axis["name"]
+        if "vector" in axis:
+            scan["axis_vector"] = axis["vector"]
+        document["scan"] = scan
+    elif "grid_scan" in body:
+        grid = body["grid_scan"]
+        if not isinstance(grid, Mapping):
+            raise ConfigError("dataset settings: grid_scan: expected an object")
+        document["scan"] = {"type": "grid", **grid}
+    else:
+        document["scan"] = {"type": "stills"}
+    return experiment_from_dict(document)
