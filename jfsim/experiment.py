@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -27,6 +26,20 @@ from typing import Any
 
 import tomllib
 
+from jfsim.config_values import (
+    KeySpec,
+    any_value,
+    flag,
+    fraction,
+    integer,
+    matrix3,
+    non_negative,
+    number,
+    one_of,
+    positive,
+    text,
+    vector3,
+)
 from jfsim.detectors import DETECTOR_PRESETS, Detector, Module, detector_preset
 from jfsim.errors import ConfigError
 from jfsim.units import kev_to_angstrom
@@ -207,126 +220,6 @@ class Experiment:
     name: str = "custom"
 
 
-# --------------------------------------------------------------------------- unit parsing
-
-_UNIT_SUFFIXES: dict[str, tuple[str, float]] = {
-    # key suffix → (kind of quantity, size of the suffix unit in SI)
-    "mm": ("length", 1e-3),
-    "m": ("length", 1.0),
-    "um": ("length", 1e-6),
-    "A": ("length", 1e-10),
-    "A2": ("area", 1e-20),
-    "deg": ("angle", math.pi / 180),
-    "rad": ("angle", 1.0),
-    "keV": ("energy", 1e3),
-    "eV": ("energy", 1.0),
-    "s": ("time", 1.0),
-    "us": ("time", 1e-6),
-    "ms": ("time", 1e-3),
-}
-_UNIT_WORDS: dict[str, tuple[str, float]] = {
-    "m": ("length", 1.0),
-    "mm": ("length", 1e-3),
-    "um": ("length", 1e-6),
-    "µm": ("length", 1e-6),
-    "nm": ("length", 1e-9),
-    "A": ("length", 1e-10),
-    "Å": ("length", 1e-10),
-    "A2": ("area", 1e-20),
-    "Å2": ("area", 1e-20),
-    "deg": ("angle", math.pi / 180),
-    "°": ("angle", math.pi / 180),
-    "rad": ("angle", 1.0),
-    "mrad": ("angle", 1e-3),
-    "urad": ("angle", 1e-6),
-    "eV": ("energy", 1.0),
-    "keV": ("energy", 1e3),
-    "s": ("time", 1.0),
-    "ms": ("time", 1e-3),
-    "us": ("time", 1e-6),
-    "µs": ("time", 1e-6),
-    "ns": ("time", 1e-9),
-}
-_QUANTITY = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(\S+)\s*$")
-
-
-def _number(where: str, value: Any) -> float:
-    """A plain number, or a quantity string converted to the unit of the key's suffix."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a number, got a boolean")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}: must be finite, got {value}")
-        return float(value)
-    if isinstance(value, str):
-        suffix = where.rsplit("_", 1)[-1] if "_" in where else ""
-        match = _QUANTITY.match(value)
-        if match is None or suffix not in _UNIT_SUFFIXES:
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        magnitude, unit = float(match.group(1)), match.group(2)
-        kind, target_si = _UNIT_SUFFIXES[suffix]
-        if unit not in _UNIT_WORDS:
-            raise ConfigError(f"{where}: unknown unit {unit!r} in {value!r}")
-        unit_kind, unit_si = _UNIT_WORDS[unit]
-        if unit_kind != kind:
-            raise ConfigError(
-                f"{where}: {value!r} is a {unit_kind}, but this key takes a {kind} in {suffix}"
-            )
-        return magnitude * unit_si / target_si
-    raise ConfigError(f"{where}: expected a number, got {type(value).__name__}")
-
-
-def _integer(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    return value
-
-
-def _text(where: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: expected text, got {value!r}")
-    return value
-
-
-def _flag(where: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    return value
-
-
-def _any(where: str, value: Any) -> Any:
-    return value
-
-
-def _vector3(where: str, value: Any) -> tuple[float, float, float]:
-    if not isinstance(value, list | tuple) or len(value) != 3:
-        raise ConfigError(f"{where}: expected a list of 3 numbers, got {value!r}")
-    vector = tuple(_number(f"{where}[{i}]", v) for i, v in enumerate(value))
-    norm = math.sqrt(sum(v * v for v in vector))
-    if norm == 0:
-        raise ConfigError(f"{where}: must not be the zero vector")
-    return (vector[0] / norm, vector[1] / norm, vector[2] / norm)
-
-
-def _matrix3(where: str, value: Any) -> tuple[tuple[float, float, float], ...]:
-    if not isinstance(value, list | tuple) or len(value) != 3:
-        raise ConfigError(f"{where}: expected 3 rows of 3 numbers (a rotation matrix)")
-    rows = tuple(
-        tuple(_number(f"{where}[{i}][{j}]", v) for j, v in enumerate(row))
-        if isinstance(row, list | tuple) and len(row) == 3
-        else _raise(ConfigError(f"{where}[{i}]: expected 3 numbers"))
-        for i, row in enumerate(value)
-    )
-    product = [[sum(rows[k][i] * rows[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
-    if any(abs(product[i][j] - (i == j)) > 1e-6 for i in range(3) for j in range(3)):
-        raise ConfigError(f"{where}: is not a rotation matrix (UᵀU ≠ 1)")
-    return rows  # type: ignore[return-value]
-
-
-def _raise(error: Exception) -> Any:
-    raise error
-
-
 def _cell(where: str, value: Any) -> UnitCell:
     if isinstance(value, Mapping):
         names = ("a", "b", "c", "alpha", "beta", "gamma")
@@ -341,145 +234,114 @@ def _cell(where: str, value: Any) -> UnitCell:
         value = [value[n] for n in names]
     if not isinstance(value, list | tuple) or len(value) != 6:
         raise ConfigError(f"{where}: expected [a, b, c, alpha, beta, gamma] in Å and degrees")
-    numbers = [_number(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    numbers = [number(f"{where}[{i}]", v) for i, v in enumerate(value)]
     if any(n <= 0 for n in numbers[:3]) or any(not 0 < n < 180 for n in numbers[3:]):
         raise ConfigError(f"{where}: lengths must be > 0 Å and angles within (0, 180) deg")
     return UnitCell(*numbers)
 
 
-# A field table: user key → (dataclass field, parser, converter to canonical, validator).
-Check = Callable[[Any], str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Key:
-    field: str
-    parse: Callable[[str, Any], Any]
-    convert: Callable[[Any], Any] = lambda value: value
-    check: Check | None = None
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be > 0, got {value}"
-
-
-def _non_negative(value: float) -> str | None:
-    return None if value >= 0 else f"must be >= 0, got {value}"
-
-
-def _fraction(value: float) -> str | None:
-    return None if 0 <= value <= 1 else f"must be within [0, 1], got {value}"
-
-
-def _one_of(*allowed: str) -> Check:
-    def check(value: str) -> str | None:
-        return None if value in allowed else f"must be one of {', '.join(allowed)}, got {value!r}"
-
-    return check
-
-
-_SECTIONS: dict[str, dict[str, _Key]] = {
+_SECTIONS: dict[str, dict[str, KeySpec]] = {
     "beam": {
-        "energy_keV": _Key(
+        "energy_keV": KeySpec(
             "energy_keV",
-            _number,
+            number,
             check=lambda v: None if 1 <= v <= 100 else f"must be within [1, 100] keV, got {v}",
         ),
-        "wavelength_A": _Key("energy_keV", _number, convert=kev_to_angstrom, check=_positive),
-        "flux_photons_per_s": _Key("flux_photons_per_s", _number, check=_positive),
-        "polarization_factor": _Key(
+        "wavelength_A": KeySpec("energy_keV", number, convert=kev_to_angstrom, check=positive),
+        "flux_photons_per_s": KeySpec("flux_photons_per_s", number, check=positive),
+        "polarization_factor": KeySpec(
             "polarization_factor",
-            _number,
+            number,
             check=lambda v: None if -1 <= v <= 1 else f"must be within [-1, 1], got {v}",
         ),
-        "divergence_deg": _Key(
-            "divergence_rad", _number, convert=math.radians, check=_non_negative
+        "divergence_deg": KeySpec(
+            "divergence_rad", number, convert=math.radians, check=non_negative
         ),
-        "divergence_rad": _Key("divergence_rad", _number, check=_non_negative),
-        "bandwidth_fraction": _Key("bandwidth_fraction", _number, check=_fraction),
-        "transmission": _Key("transmission", _number, check=_fraction),
+        "divergence_rad": KeySpec("divergence_rad", number, check=non_negative),
+        "bandwidth_fraction": KeySpec("bandwidth_fraction", number, check=fraction),
+        "transmission": KeySpec("transmission", number, check=fraction),
     },
     "position": {
-        "distance_mm": _Key("distance_mm", _number, check=_positive),
-        "beam_x_pxl": _Key("beam_x_pxl", _number),
-        "beam_y_pxl": _Key("beam_y_pxl", _number),
-        "poni_rot1_rad": _Key("poni_rot1_rad", _number),
-        "poni_rot2_rad": _Key("poni_rot2_rad", _number),
-        "poni_rot3_rad": _Key("poni_rot3_rad", _number),
-        "poni_rot1_deg": _Key("poni_rot1_rad", _number, convert=math.radians),
-        "poni_rot2_deg": _Key("poni_rot2_rad", _number, convert=math.radians),
-        "poni_rot3_deg": _Key("poni_rot3_rad", _number, convert=math.radians),
+        "distance_mm": KeySpec("distance_mm", number, check=positive),
+        "beam_x_pxl": KeySpec("beam_x_pxl", number),
+        "beam_y_pxl": KeySpec("beam_y_pxl", number),
+        "poni_rot1_rad": KeySpec("poni_rot1_rad", number),
+        "poni_rot2_rad": KeySpec("poni_rot2_rad", number),
+        "poni_rot3_rad": KeySpec("poni_rot3_rad", number),
+        "poni_rot1_deg": KeySpec("poni_rot1_rad", number, convert=math.radians),
+        "poni_rot2_deg": KeySpec("poni_rot2_rad", number, convert=math.radians),
+        "poni_rot3_deg": KeySpec("poni_rot3_rad", number, convert=math.radians),
     },
     "crystal": {
-        "unit_cell": _Key("unit_cell", _cell),
-        "space_group_number": _Key(
+        "unit_cell": KeySpec("unit_cell", _cell),
+        "space_group_number": KeySpec(
             "space_group_number",
-            _integer,
+            integer,
             check=lambda v: None if 1 <= v <= 230 else f"must be within [1, 230], got {v}",
         ),
-        "mosaicity_deg": _Key("mosaicity_rad", _number, convert=math.radians, check=_non_negative),
-        "domain_size_A": _Key("domain_size_A", _number, check=_positive),
-        "b_factor_A2": _Key("b_factor_A2", _number),
-        "orientation": _Key("orientation", _matrix3),
-        "intensity_model": _Key("intensity_model", _text, check=_one_of("wilson", "flat")),
-        "intensity_scale_photons": _Key("intensity_scale_photons", _number, check=_positive),
-        "resolution_limit_A": _Key("resolution_limit_A", _number, check=_positive),
+        "mosaicity_deg": KeySpec("mosaicity_rad", number, convert=math.radians, check=non_negative),
+        "domain_size_A": KeySpec("domain_size_A", number, check=positive),
+        "b_factor_A2": KeySpec("b_factor_A2", number),
+        "orientation": KeySpec("orientation", matrix3),
+        "intensity_model": KeySpec("intensity_model", text, check=one_of("wilson", "flat")),
+        "intensity_scale_photons": KeySpec("intensity_scale_photons", number, check=positive),
+        "resolution_limit_A": KeySpec("resolution_limit_A", number, check=positive),
     },
     "rotation": {
-        "start_deg": _Key("start_rad", _number, convert=math.radians),
-        "step_deg": _Key(
+        "start_deg": KeySpec("start_rad", number, convert=math.radians),
+        "step_deg": KeySpec(
             "step_rad",
-            _number,
+            number,
             convert=math.radians,
             check=lambda v: None if v != 0 else "must not be 0",
         ),
-        "axis_name": _Key("axis_name", _text),
-        "axis_vector": _Key("axis_vector", _vector3),
+        "axis_name": KeySpec("axis_name", text),
+        "axis_vector": KeySpec("axis_vector", vector3),
     },
     "stills": {
-        "hit_rate": _Key("hit_rate", _number, check=_fraction),
-        "lattices_per_hit": _Key(
+        "hit_rate": KeySpec("hit_rate", number, check=fraction),
+        "lattices_per_hit": KeySpec(
             "lattices_per_hit",
-            _integer,
+            integer,
             check=lambda v: None if 1 <= v <= 8 else f"must be within [1, 8], got {v}",
         ),
     },
     "grid": {
-        "n_fast": _Key("n_fast", _integer, check=_positive),
-        "n_slow": _Key("n_slow", _integer, check=_positive),
-        "step_x_um": _Key("step_x_um", _number, check=_positive),
-        "step_y_um": _Key("step_y_um", _number, check=_positive),
-        "snake": _Key("snake", _flag),
-        "vertical": _Key("vertical", _flag),
-        "hit_rate": _Key("hit_rate", _number, check=_fraction),
+        "n_fast": KeySpec("n_fast", integer, check=positive),
+        "n_slow": KeySpec("n_slow", integer, check=positive),
+        "step_x_um": KeySpec("step_x_um", number, check=positive),
+        "step_y_um": KeySpec("step_y_um", number, check=positive),
+        "snake": KeySpec("snake", flag),
+        "vertical": KeySpec("vertical", flag),
+        "hit_rate": KeySpec("hit_rate", number, check=fraction),
     },
     "background": {
-        "constant_photons": _Key("constant_photons", _number, check=_non_negative),
-        "water_ring_photons": _Key("water_ring_photons", _number, check=_non_negative),
-        "air_scatter_photons": _Key("air_scatter_photons", _number, check=_non_negative),
-        "ice_rings": _Key("ice_rings", _flag),
-        "ice_ring_photons": _Key("ice_ring_photons", _number, check=_non_negative),
-        "poisson_noise": _Key("poisson_noise", _flag),
+        "constant_photons": KeySpec("constant_photons", number, check=non_negative),
+        "water_ring_photons": KeySpec("water_ring_photons", number, check=non_negative),
+        "air_scatter_photons": KeySpec("air_scatter_photons", number, check=non_negative),
+        "ice_rings": KeySpec("ice_rings", flag),
+        "ice_ring_photons": KeySpec("ice_ring_photons", number, check=non_negative),
+        "poisson_noise": KeySpec("poisson_noise", flag),
     },
     "dataset": {
-        "number_of_images": _Key("number_of_images", _integer, check=_positive),
-        "images_per_trigger": _Key("images_per_trigger", _integer, check=_positive),
-        "images_per_file": _Key("images_per_file", _integer, check=_positive),
-        "count_time_s": _Key("count_time_s", _number, check=_positive),
-        "frame_time_s": _Key("frame_time_s", _number, check=_positive),
-        "file_prefix": _Key("file_prefix", _text),
-        "series_id": _Key("series_id", _integer, check=_non_negative),
-        "series_unique_id": _Key("series_unique_id", _text),
-        "sample_name": _Key("sample_name", _text),
-        "experiment_group": _Key("experiment_group", _text),
-        "compression": _Key("compression", _text, check=_one_of("bslz4", "none")),
-        "file_format": _Key("file_format", _text, check=_one_of("legacy", "vds", "integrated")),
-        "header_appendix": _Key("header_appendix", _any),
-        "image_appendix": _Key("image_appendix", _any),
-        "max_spot_count": _Key("max_spot_count", _integer, check=_positive),
-        "source_name": _Key("source_name", _text),
-        "source_type": _Key("source_type", _text),
-        "instrument_name": _Key("instrument_name", _text),
+        "number_of_images": KeySpec("number_of_images", integer, check=positive),
+        "images_per_trigger": KeySpec("images_per_trigger", integer, check=positive),
+        "images_per_file": KeySpec("images_per_file", integer, check=positive),
+        "count_time_s": KeySpec("count_time_s", number, check=positive),
+        "frame_time_s": KeySpec("frame_time_s", number, check=positive),
+        "file_prefix": KeySpec("file_prefix", text),
+        "series_id": KeySpec("series_id", integer, check=non_negative),
+        "series_unique_id": KeySpec("series_unique_id", text),
+        "sample_name": KeySpec("sample_name", text),
+        "experiment_group": KeySpec("experiment_group", text),
+        "compression": KeySpec("compression", text, check=one_of("bslz4", "none")),
+        "file_format": KeySpec("file_format", text, check=one_of("legacy", "vds", "integrated")),
+        "header_appendix": KeySpec("header_appendix", any_value),
+        "image_appendix": KeySpec("image_appendix", any_value),
+        "max_spot_count": KeySpec("max_spot_count", integer, check=positive),
+        "source_name": KeySpec("source_name", text),
+        "source_type": KeySpec("source_type", text),
+        "instrument_name": KeySpec("instrument_name", text),
     },
 }
 _SCAN_CLASSES: dict[str, type] = {"rotation": RotationScan, "stills": StillsScan, "grid": GridScan}
@@ -516,17 +378,17 @@ def _detector_from_table(table: Mapping[str, Any]) -> Detector:
             f"[detector] {sorted(unknown)[0]}: unknown key; "
             f"known keys are {', '.join(_DETECTOR_KEYS)}"
         )
-    detector = detector_preset(_text("[detector] preset", table.get("preset", "JF4M")))
+    detector = detector_preset(text("[detector] preset", table.get("preset", "JF4M")))
     if "image_dtype" in table:
-        detector = detector.with_image_dtype(_text("[detector] image_dtype", table["image_dtype"]))
+        detector = detector.with_image_dtype(text("[detector] image_dtype", table["image_dtype"]))
     if "sensor_thickness_mm" in table:
-        thickness = _number("[detector] sensor_thickness_mm", table["sensor_thickness_mm"])
+        thickness = number("[detector] sensor_thickness_mm", table["sensor_thickness_mm"])
         if thickness <= 0:
             raise ConfigError(f"[detector] sensor_thickness_mm: must be > 0, got {thickness}")
         detector = replace(detector, sensor_thickness_mm=thickness)
     if "serial_number" in table:
         detector = replace(
-            detector, serial_number=_text("[detector] serial_number", table["serial_number"])
+            detector, serial_number=text("[detector] serial_number", table["serial_number"])
         )
     return detector
 
@@ -581,7 +443,7 @@ def experiment_from_dict(document: Mapping[str, Any]) -> Experiment:
         background=Background(**_parse_section("background", document.get("background", {}))),
         dataset=Dataset(**_parse_section("dataset", document.get("dataset", {}))),
         seed=seed,
-        name=_text("name", document.get("name", "custom")),
+        name=text("name", document.get("name", "custom")),
     )
     _check_consistency(experiment)
     return experiment
@@ -666,14 +528,14 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read an experiment from a ``.toml`` or ``.json`` file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        content = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read experiment file ({error.strerror})") from error
     try:
         if path.suffix == ".json":
-            document = json.loads(text)
+            document = json.loads(content)
         else:
-            document = tomllib.loads(text)
+            document = tomllib.loads(content)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(
             f"{path}: not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {error}"
@@ -706,18 +568,18 @@ def experiment_preset(name: str) -> Experiment:
         raise ConfigError(
             f"preset {name!r} is not known; choose one of {', '.join(names)} (see 'jfsim presets')"
         )
-    text = (resources.files("jfsim") / "data" / "presets" / f"{name}.toml").read_text(
+    content = (resources.files("jfsim") / "data" / "presets" / f"{name}.toml").read_text(
         encoding="utf-8"
     )
-    return experiment_from_dict(tomllib.loads(text))
+    return experiment_from_dict(tomllib.loads(content))
 
 
 def experiment_preset_summary(name: str) -> str:
     """The one-line description a preset file carries in its leading comment."""
-    text = (resources.files("jfsim") / "data" / "presets" / f"{name}.toml").read_text(
+    content = (resources.files("jfsim") / "data" / "presets" / f"{name}.toml").read_text(
         encoding="utf-8"
     )
-    first = text.splitlines()[0] if text else ""
+    first = content.splitlines()[0] if content else ""
     return first.lstrip("# ").strip()
 
 
@@ -794,15 +656,13 @@ def experiment_from_broker_settings(
         if key in _BROKER_KEYS:
             section, our_key = _BROKER_KEYS[key]
             sections[section][our_key] = value
-    ntrigger = _integer("dataset settings: ntrigger", body.get("ntrigger", 1))
-    per_trigger = _integer(
-        "dataset settings: images_per_trigger", body.get("images_per_trigger", 1)
-    )
+    ntrigger = integer("dataset settings: ntrigger", body.get("ntrigger", 1))
+    per_trigger = integer("dataset settings: images_per_trigger", body.get("images_per_trigger", 1))
     if ntrigger < 1 or per_trigger < 1:
         raise ConfigError("dataset settings: ntrigger and images_per_trigger must be >= 1")
     sections["dataset"]["number_of_images"] = ntrigger * per_trigger
     if "image_time_us" in body:
-        image_time_us = _number("dataset settings: image_time_us", body["image_time_us"])
+        image_time_us = number("dataset settings: image_time_us", body["image_time_us"])
         if image_time_us <= 0:
             raise ConfigError(f"dataset settings: image_time_us: must be > 0, got {image_time_us}")
         sections["dataset"]["count_time_s"] = image_time_us * 1e-6
