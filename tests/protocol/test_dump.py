@@ -1,0 +1,228 @@
+"""``jfsim dump`` as a real subprocess: files, recordings, PULL and SUB sockets, bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from jfsim.protocol import Compression, Message, PixelArray, encode
+from jfsim.recording import RecordingWriter
+
+SOCKET_WAIT_S = 30.0
+
+
+def _series(make_image_message) -> list[Message]:
+    start = Message(
+        "start",
+        {
+            "series_id": 7,
+            "series_unique_id": "7:sample",
+            "image_size_x": 21,
+            "image_size_y": 13,
+            "number_of_images": 2,
+            "incident_energy": 12400.0,
+            "pixel_mask": {"default": PixelArray.from_numpy(np.zeros((13, 21), "<u4"))},
+        },
+    )
+    images = [make_image_message(image_id=i, seed=i) for i in range(2)]
+    end = Message("end", {"series_id": 7, "series_unique_id": "7:sample", "images_collected": 2})
+    return [start, *images, end]
+
+
+@pytest.fixture
+def recording(tmp_path: Path, make_image_message) -> Path:
+    path = tmp_path / "run.cbors"
+    with RecordingWriter(path) as writer:
+        for message in _series(make_image_message):
+            writer.write(message)
+    return path
+
+
+def test_text_output_has_one_aligned_line_per_message_and_a_summary(
+    recording: Path, run_jfsim
+) -> None:
+    result = run_jfsim("dump", str(recording))
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert [line.split()[1] for line in lines[:4]] == ["start", "image", "image", "end"]
+    assert "default=13x21 uint32 bslz4" in lines[0] and "number_of_images=2" in lines[0]
+    assert "default=13x21 uint16 bslz4" in lines[1] and "image 1" in lines[2]
+    assert lines[1].index("image 0") == lines[2].index("image 1"), "columns must align"
+    summary = "\n".join(lines[4:])
+    assert "image" in summary and "total" in summary
+    assert any(line.split()[:2] == ["image", "2"] for line in lines[4:])
+
+
+def test_json_output_carries_pixel_statistics(
+    recording: Path, run_jfsim, make_image_message
+) -> None:
+    result = run_jfsim("dump", "--json", str(recording))
+    assert result.returncode == 0, result.stderr.decode()
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["type"] for r in records] == ["start", "image", "image", "end"]
+    pixels = make_image_message(image_id=1, seed=1)["data"]["default"].to_numpy()
+    channel = records[2]["data"]["default"]
+    assert channel["sum"] == int(pixels.sum()) and channel["max"] == int(pixels.max())
+    assert channel["shape"] == [13, 21] and channel["dtype"] == "uint16"
+    assert channel["elem_size"] == 2 and channel["compression"] == "bslz4"
+    assert channel["nodata_count"] == 0
+    assert "total" in result.stderr.decode(), "summary goes to stderr with --json"
+
+
+def test_nodata_counts_type_max_or_signed_min(tmp_path: Path, run_jfsim) -> None:
+    frame = np.zeros((4, 5), dtype="<i2")
+    frame[0, :3] = np.iinfo(np.int16).min
+    message = Message(
+        "image",
+        {
+            "series_id": 1,
+            "series_unique_id": "u",
+            "image_id": 0,
+            "data": {"default": PixelArray.from_numpy(frame, Compression.NONE)},
+        },
+    )
+    path = tmp_path / "one.cbor"
+    path.write_bytes(encode(message))
+    record = json.loads(run_jfsim("dump", "--json", str(path)).stdout)
+    assert record["data"]["default"]["nodata_count"] == 3
+
+
+def test_truncated_file_reports_one_line_and_exits_1(
+    tmp_path: Path, run_jfsim, image_message
+) -> None:
+    path = tmp_path / "cut.cbor"
+    path.write_bytes(encode(image_message)[:-7])
+    result = run_jfsim("dump", str(path))
+    assert result.returncode == 1
+    errors = result.stderr.decode().splitlines()
+    assert len(errors) == 1
+    assert str(path) in errors[0] and "message #0" in errors[0] and "truncated" in errors[0]
+
+
+def test_corrupt_message_in_recording_is_reported_and_the_rest_shown(
+    tmp_path: Path, run_jfsim, make_image_message
+) -> None:
+    good = [encode(make_image_message(image_id=i, seed=i)) for i in range(3)]
+    broken = bytearray(good[1])
+    payload_start = len(broken) - len(
+        make_image_message(image_id=1, seed=1)["data"]["default"].payload
+    )
+    broken[payload_start + 16 : payload_start + 24] = b"\xff" * 8
+    path = tmp_path / "mixed.cbors"
+    path.write_bytes(good[0] + bytes(broken) + good[2])
+    result = run_jfsim("dump", "--json", str(path))
+    assert result.returncode == 1
+    assert [json.loads(line)["image_id"] for line in result.stdout.decode().splitlines()] == [0, 2]
+    assert f"{path}: message #1:" in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["no/such/file.cbors"], "no such file"),
+        (["http://host:1"], "unknown endpoint scheme"),
+        (["x.cbor", "--count", "0"], "--count must be at least 1"),
+        (["tcp://127.0.0.1:1", "x.cbor"], "not both"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, run_jfsim) -> None:
+    result = run_jfsim("dump", *args)
+    assert result.returncode == 2
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jfsim dump: error:") and needle in lines[0]
+
+
+def test_help_teaches_with_examples(run_jfsim) -> None:
+    result = run_jfsim("dump", "--help")
+    assert result.returncode == 0
+    assert b"examples:" in result.stdout and b"--json" in result.stdout
+
+
+def _spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("jfsim")), "dump", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_pull_socket_counts_bad_messages_and_keeps_receiving(make_image_message) -> None:
+    with zmq.Context() as context, context.socket(zmq.PUSH) as push:
+        push.setsockopt(zmq.SNDTIMEO, int(SOCKET_WAIT_S * 1000))
+        push.setsockopt(zmq.LINGER, 0)
+        port = push.bind_to_random_port("tcp://127.0.0.1")
+        process = _spawn(f"tcp://127.0.0.1:{port}", "--count", "4", "--timeout", str(SOCKET_WAIT_S))
+        try:
+            push.send(encode(make_image_message(image_id=0)))
+            push.send(b"\xd9\xd9\xf7\x82\x01\x02")
+            push.send(encode(make_image_message(image_id=1)))
+            push.send(encode(Message("end", {"series_id": 7, "series_unique_id": "7:sample"})))
+            stdout, stderr = process.communicate(timeout=SOCKET_WAIT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 1
+    lines = stdout.decode().splitlines()
+    assert [line.split()[1] for line in lines[:3]] == ["image", "image", "end"]
+    assert "malformed" in stdout.decode()
+    assert "message #1: message is not a CBOR map" in stderr.decode()
+
+
+def test_sub_socket_receives_from_a_publisher(make_image_message) -> None:
+    with zmq.Context() as context, context.socket(zmq.PUB) as publisher:
+        publisher.setsockopt(zmq.LINGER, 0)
+        port = publisher.bind_to_random_port("tcp://127.0.0.1")
+        process = _spawn(f"tcp://127.0.0.1:{port}", "--sub", "--json", "--count", "1")
+        data = encode(make_image_message(image_id=5))
+        deadline = time.monotonic() + SOCKET_WAIT_S
+        try:
+            while process.poll() is None and time.monotonic() < deadline:
+                publisher.send(data)  # a subscriber joins late: repeat until it has one
+                try:
+                    process.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    continue
+            stdout, _ = process.communicate(timeout=SOCKET_WAIT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 0
+    assert json.loads(stdout.decode().splitlines()[0])["image_id"] == 5
+
+
+def test_idle_timeout_stops_a_silent_socket(free_tcp_port: int, run_jfsim) -> None:
+    result = run_jfsim("dump", f"tcp://127.0.0.1:{free_tcp_port}", "--timeout", "0.3")
+    assert result.returncode == 0
+    assert "no message from" in result.stderr.decode()
+    assert "total" in result.stdout.decode()
+
+
+def test_ctrl_c_stops_with_a_summary(make_image_message) -> None:
+    with zmq.Context() as context, context.socket(zmq.PUSH) as push:
+        push.setsockopt(zmq.SNDTIMEO, int(SOCKET_WAIT_S * 1000))
+        push.setsockopt(zmq.LINGER, 0)
+        port = push.bind_to_random_port("tcp://127.0.0.1")
+        process = _spawn(f"tcp://127.0.0.1:{port}")
+        try:
+            push.send(encode(make_image_message(image_id=9)))
+            first_line = process.stdout.readline()  # handshake: it is running its loop
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=SOCKET_WAIT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert b"image 9" in first_line
+    assert process.returncode == 0
+    assert "interrupted" in stderr.decode()
+    assert any(line.split()[:2] == ["total", "1"] for line in stdout.decode().splitlines())
