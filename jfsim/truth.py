@@ -1,0 +1,276 @@
+"""The ground-truth file ``<prefix>_truth.h5``: what the simulator put on every image.
+
+Plain HDF5, readable with h5py alone (format "jfsim-truth", version 1):
+
+    /                 attrs format, format_version, seed, jfsim_version, pixel_convention
+    /experiment       attrs json (experiment_to_dict as JSON text)
+      wavelength_A, distance_mm, beam_x_pxl, beam_y_pxl, pixel_size_mm   float64 scalars
+      image_size_pxl [2] int64 (width, height); unit_cell [6] float64 (Å, deg)
+      space_group_number int64; scan_type str ("rotation" | "stills" | "grid")
+      rotation_axis [3] float64, rotation_start_deg, rotation_step_deg (NaN unless rotation)
+    /images
+      image_id int64 [n_images]; n_lattices int32 [n_images] (0 = no crystal hit)
+      ub_matrix float64 [n_images, max_lattices, 3, 3]  (Å⁻¹, r_lab = UB·h at scan angle 0;
+                                                         NaN for absent lattices)
+    /reflections      one row per predicted reflection, all columns the same length:
+      image_id int64, lattice int32, h, k, l int32, x_pxl, y_pxl float64 (continuous),
+      phi_deg (NaN for stills), excitation_error_invA (NaN for rotation), partiality,
+      intensity_photons (expected photons recorded on that image), d_A float64, masked bool
+
+Every dataset carries a ``units`` attribute. The file is written as ``<name>.tmp`` and
+renamed when complete, so a file under the final name is always whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from jfsim import __version__
+from jfsim.errors import JfsimError
+from jfsim.experiment import Experiment, RotationScan, experiment_to_dict
+from jfsim.sim.scene import ImageTruth, ReflectionTable
+
+__all__ = [
+    "PIXEL_CONVENTION",
+    "TRUTH_FORMAT",
+    "TRUTH_FORMAT_VERSION",
+    "TruthError",
+    "TruthFile",
+    "TruthWriter",
+    "read_truth",
+    "truth_path",
+]
+
+TRUTH_FORMAT = "jfsim-truth"
+TRUTH_FORMAT_VERSION = 1
+PIXEL_CONVENTION = (
+    "continuous pixel coordinates: pixel index i covers [i, i+1) and its centre is at i + 0.5; "
+    "x runs along the fast axis (columns), y along the slow axis (rows); "
+    "wire spot lists and CXI peak lists use x - 0.5, y - 0.5"
+)
+#: (name, dtype, units) of the /reflections columns, in file order.
+REFLECTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("image_id", "int64", "1"),
+    ("lattice", "int32", "1"),
+    ("h", "int32", "1"),
+    ("k", "int32", "1"),
+    ("l", "int32", "1"),
+    ("x_pxl", "float64", "pixel"),
+    ("y_pxl", "float64", "pixel"),
+    ("phi_deg", "float64", "deg"),
+    ("excitation_error_invA", "float64", "1/angstrom"),
+    ("partiality", "float64", "1"),
+    ("intensity_photons", "float64", "photons"),
+    ("d_A", "float64", "angstrom"),
+    ("masked", "bool", "1"),
+)
+_ROW_CHUNK = 16384
+_IMAGE_CHUNK = 64
+
+
+class TruthError(JfsimError):
+    """A truth file cannot be written or read."""
+
+
+def truth_path(prefix: str | Path) -> Path:
+    """``<prefix>_truth.h5``."""
+    return Path(f"{prefix}_truth.h5")
+
+
+def _scalar(group: h5py.Group, name: str, value: Any, units: str) -> None:
+    group.create_dataset(name, data=value)
+    group[name].attrs["units"] = units
+
+
+class TruthWriter:
+    """Streams per-image truth into a new truth file; ``close()`` renames it into place.
+
+    Use as a context manager; on an exception the partial ``.tmp`` file is removed.
+    """
+
+    def __init__(self, path: str | Path, experiment: Experiment, *, max_lattices: int) -> None:
+        self.path = Path(path)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._max_lattices = max(1, max_lattices)
+        try:
+            self._file = h5py.File(self._tmp, "w")
+        except OSError as error:
+            raise TruthError(f"{self.path}: cannot create the truth file ({error})") from error
+        self._n_images = 0
+        self._n_rows = 0
+        self._write_header(experiment)
+
+    def _write_header(self, experiment: Experiment) -> None:
+        root = self._file
+        root.attrs["format"] = TRUTH_FORMAT
+        root.attrs["format_version"] = TRUTH_FORMAT_VERSION
+        root.attrs["seed"] = experiment.seed
+        root.attrs["jfsim_version"] = __version__
+        root.attrs["pixel_convention"] = PIXEL_CONVENTION
+        group = root.create_group("experiment")
+        group.attrs["json"] = json.dumps(experiment_to_dict(experiment))
+        detector = experiment.detector
+        position = experiment.position
+        cell = experiment.crystal.unit_cell
+        scan = experiment.scan
+        _scalar(group, "wavelength_A", float(experiment.beam.wavelength_A), "angstrom")
+        _scalar(group, "distance_mm", float(position.distance_mm), "mm")
+        _scalar(group, "beam_x_pxl", float(position.beam_x_pxl), "pixel")
+        _scalar(group, "beam_y_pxl", float(position.beam_y_pxl), "pixel")
+        _scalar(group, "pixel_size_mm", float(detector.pixel_size_mm), "mm")
+        _scalar(
+            group,
+            "image_size_pxl",
+            np.array([detector.width_pxl, detector.height_pxl], dtype=np.int64),
+            "pixel",
+        )
+        _scalar(group, "unit_cell", np.array(cell.as_tuple(), dtype=np.float64), "angstrom, deg")
+        _scalar(group, "space_group_number", int(experiment.crystal.space_group_number), "1")
+        _scalar(group, "scan_type", scan.kind, "1")
+        rotation = isinstance(scan, RotationScan)
+        axis = np.array(scan.axis_vector if rotation else (math.nan,) * 3, dtype=np.float64)
+        _scalar(group, "rotation_axis", axis, "1")
+        start = math.degrees(scan.start_rad) if rotation else math.nan
+        step = math.degrees(scan.step_rad) if rotation else math.nan
+        _scalar(group, "rotation_start_deg", float(start), "deg")
+        _scalar(group, "rotation_step_deg", float(step), "deg")
+        images = root.create_group("images")
+        for name, dtype, units in (("image_id", "int64", "1"), ("n_lattices", "int32", "1")):
+            images.create_dataset(
+                name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(_IMAGE_CHUNK,)
+            )
+            images[name].attrs["units"] = units
+        lattices = self._max_lattices
+        images.create_dataset(
+            "ub_matrix",
+            shape=(0, lattices, 3, 3),
+            maxshape=(None, lattices, 3, 3),
+            dtype="float64",
+            chunks=(_IMAGE_CHUNK, lattices, 3, 3),
+        )
+        images["ub_matrix"].attrs["units"] = "1/angstrom"
+        reflections = root.create_group("reflections")
+        for name, dtype, units in REFLECTION_COLUMNS:
+            reflections.create_dataset(
+                name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(_ROW_CHUNK,)
+            )
+            reflections[name].attrs["units"] = units
+
+    def write(self, truth: ImageTruth) -> None:
+        """Append one image's truth."""
+        if truth.n_lattices > self._max_lattices:
+            raise TruthError(
+                f"{self.path}: image {truth.image_id} has {truth.n_lattices} lattices, "
+                f"the file was opened for at most {self._max_lattices}"
+            )
+        images = self._file["images"]
+        row = self._n_images
+        for name in ("image_id", "n_lattices", "ub_matrix"):
+            images[name].resize(row + 1, axis=0)
+        images["image_id"][row] = truth.image_id
+        images["n_lattices"][row] = truth.n_lattices
+        ub = np.full((self._max_lattices, 3, 3), np.nan)
+        ub[: truth.n_lattices] = truth.ub_matrices
+        images["ub_matrix"][row] = ub
+        self._n_images += 1
+        table = truth.reflections
+        count = len(table)
+        if count == 0:
+            return
+        start = self._n_rows
+        group = self._file["reflections"]
+        for name, dtype, _ in REFLECTION_COLUMNS:
+            values = (
+                np.full(count, truth.image_id, dtype=np.int64)
+                if name == "image_id"
+                else getattr(table, name).astype(dtype, copy=False)
+            )
+            group[name].resize(start + count, axis=0)
+            group[name][start:] = values
+        self._n_rows += count
+
+    def close(self) -> Path:
+        """Finish the file and rename it to its final name; returns that path."""
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> TruthWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+@dataclass(frozen=True, slots=True)
+class TruthFile:
+    """A truth file read into memory."""
+
+    seed: int
+    experiment: dict[str, Any]
+    scan_type: str
+    image_id: np.ndarray
+    n_lattices: np.ndarray
+    ub_matrix: np.ndarray
+    reflections: dict[str, np.ndarray]
+
+    def image_reflections(self, image_id: int) -> ReflectionTable:
+        """The reflection rows of one image."""
+        rows = self.reflections["image_id"] == image_id
+        return ReflectionTable(
+            *(self.reflections[name][rows] for name in ReflectionTable.__slots__)
+        )
+
+
+def read_truth(path: str | Path) -> TruthFile:
+    """Read and check a truth file (format and version)."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as file:
+            found = file.attrs.get("format")
+            if found != TRUTH_FORMAT:
+                raise TruthError(f"{path}: not a {TRUTH_FORMAT} file (format attribute {found!r})")
+            version = int(file.attrs.get("format_version", -1))
+            if version != TRUTH_FORMAT_VERSION:
+                raise TruthError(
+                    f"{path}: format_version {version} is not supported "
+                    f"(this jfsim reads {TRUTH_FORMAT_VERSION})"
+                )
+            scan_type = file["experiment/scan_type"][()]
+            return TruthFile(
+                seed=int(file.attrs["seed"]),
+                experiment=json.loads(file["experiment"].attrs["json"]),
+                scan_type=scan_type.decode() if isinstance(scan_type, bytes) else str(scan_type),
+                image_id=file["images/image_id"][()],
+                n_lattices=file["images/n_lattices"][()],
+                ub_matrix=file["images/ub_matrix"][()],
+                reflections={
+                    name: file["reflections"][name][()] for name, _, _ in REFLECTION_COLUMNS
+                },
+            )
+    except OSError as error:
+        raise TruthError(f"{path}: cannot read the truth file ({error})") from error
+    except KeyError as error:
+        raise TruthError(f"{path}: truth file is missing {error}") from error
