@@ -1,0 +1,260 @@
+"""The ``jfconform`` command: parse, call the library, render, map to an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import h5py
+
+from jfconform.context import FileContext
+from jfconform.engine import (
+    EXIT_UNREADABLE,
+    PROFILES,
+    CheckOptions,
+    check_files,
+    make_finding,
+)
+from jfconform.model import Severity
+from jfconform.registry import FAMILIES, all_rules, get_rule, matches
+from jfconform.report import FORMATS, CheckRun, render
+from jfconform.truth import TruthThresholds, score
+from jfconform.version import __version__
+
+CHECK_EPILOG = """\
+examples:
+  jfconform check run_master.h5
+  jfconform check run_master.h5 --profile neggia --format junit -o report.xml
+  jfconform check run_master.h5 --select NXMX,NXT --ignore NXMX-014 --json
+  jfconform check run_master.h5 --truth run_truth.h5 --min-spot-recall 0.8
+
+exit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable file
+"""
+
+THRESHOLD_HELP = {
+    "min_spot_recall": "fraction of true spots found within the radius (default %(default)s)",
+    "min_spot_precision": "fraction of listed spots near a true one (default %(default)s)",
+    "min_indexing_rate": "fraction of hit images indexed correctly (default %(default)s)",
+    "max_cell_error": "relative Niggli cell-length error (default %(default)s)",
+    "max_cell_angle_error_deg": "Niggli cell-angle error in degrees (default %(default)s)",
+    "max_misorientation_deg": "orientation error in degrees (default %(default)s)",
+    "min_intensity_cc": "Pearson r of integrated vs true intensity (default %(default)s)",
+    "spot_radius_px": "match radius for spots in pixels (default %(default)s)",
+    "min_true_photons": "true reflections weaker than this are not expected as spots "
+    "(default %(default)s)",
+}
+
+
+class UsageError(Exception):
+    """Bad command-line input; reported on one line with exit status 2."""
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(p.strip() for v in values or [] for p in v.split(",") if p.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jfconform",
+        description="Judge NXmx / Jungfraujoch HDF5 files against the specifications "
+        "(NXmx, NXtransformations, NXreflections, CXI, Jungfraujoch layout, HDF5 mechanics, "
+        "reader needs) and, optionally, against simulator ground truth.",
+        epilog="Run 'jfconform check --help' or 'jfconform rules --help' for details.",
+    )
+    parser.add_argument("--version", action="version", version=f"jfconform {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser(
+        "check",
+        help="check files and report findings",
+        description="Check NXmx masters, integrated files or data files read-only. Every "
+        "finding has a rule ID, a severity, the file and HDF5 path, a message and a hint.",
+        epilog=CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="HDF5 files")
+    check.add_argument(
+        "--truth",
+        type=Path,
+        metavar="PREFIX_truth.h5",
+        help="score spots, lattices and intensities against this truth file",
+    )
+    check.add_argument("--format", choices=FORMATS, default="text", help="report format")
+    check.add_argument("--json", action="store_true", help="alias of --format json")
+    check.add_argument(
+        "-o", "--output", type=Path, metavar="OUT", help="write the report to OUT instead of stdout"
+    )
+    check.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default="error",
+        help="lowest severity that makes the exit status 1 (default error)",
+    )
+    check.add_argument(
+        "--select",
+        action="append",
+        metavar="RULES",
+        help="comma-separated rule-ID prefixes to run (e.g. NXMX,H5-00)",
+    )
+    check.add_argument(
+        "--ignore",
+        action="append",
+        metavar="RULES",
+        help="comma-separated rule-ID prefixes to skip",
+    )
+    check.add_argument(
+        "--profile",
+        action="append",
+        choices=tuple(PROFILES),
+        help="make this reader's RD rules errors (repeatable)",
+    )
+    check.add_argument(
+        "--sample",
+        type=int,
+        default=2,
+        metavar="N",
+        help="frames per image dataset that pixel-level rules decode (default 2)",
+    )
+    truth = check.add_argument_group("truth thresholds (with --truth)")
+    for spec_field in fields(TruthThresholds):
+        truth.add_argument(
+            f"--{spec_field.name.replace('_', '-')}",
+            type=float,
+            default=spec_field.default,
+            metavar="X",
+            help=THRESHOLD_HELP[spec_field.name],
+        )
+    check.set_defaults(func=run_check)
+
+    rules = commands.add_parser(
+        "rules",
+        help="list every rule",
+        description="List the registered rules: ID, symbol, severity and summary.",
+        epilog="examples:\n  jfconform rules\n  jfconform rules --select RD --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rules.add_argument("--json", action="store_true", help="print JSON")
+    rules.add_argument("--select", action="append", metavar="RULES", help="ID prefixes")
+    rules.set_defaults(func=run_rules)
+    return parser
+
+
+def _progress(index: int, total: int, path: Path) -> None:
+    print(f"[{index + 1}/{total}] {path}", file=sys.stderr, flush=True)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    temporary = output.with_name(f"{output.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(output)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise UsageError(f"{output}: cannot write the report: {error.strerror}") from error
+
+
+def run_check(args: argparse.Namespace) -> int:
+    for path in args.files:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file; give the path of an HDF5 file")
+        if not path.is_file():
+            raise UsageError(f"{path}: not a regular file; give the path of an HDF5 file")
+    if args.truth is not None:
+        if not args.truth.is_file():
+            raise UsageError(f"{args.truth}: no such truth file")
+        if len(args.files) != 1:
+            raise UsageError("--truth scores one run: give exactly one FILE")
+    if args.sample < 0:
+        raise UsageError(f"--sample must be >= 0, got {args.sample}")
+    select, ignore = _split(args.select), _split(args.ignore)
+    known = [r.id for r in all_rules()]
+    for prefix in (*select, *ignore):
+        if not any(matches(rule_id, [prefix]) for rule_id in known):
+            raise UsageError(f"no rule ID starts with {prefix!r}; see 'jfconform rules'")
+    options = CheckOptions(
+        select=select, ignore=ignore, profiles=tuple(args.profile or ()), sample=args.sample
+    )
+    show_progress = len(args.files) > 1 and sys.stderr.isatty()
+    reports = check_files(args.files, options, _progress if show_progress else None)
+    truth_summary = None
+    if args.truth is not None and reports[0].opened:
+        thresholds = TruthThresholds(
+            **{f.name: getattr(args, f.name) for f in fields(TruthThresholds)}
+        )
+        with h5py.File(args.files[0], "r") as h5:
+            context = FileContext(args.files[0], h5, sample=args.sample)
+            try:
+                issues, truth_summary = score(context, args.truth, thresholds)
+            finally:
+                context.close()
+        for rule_id, issue in issues:
+            rule_obj = get_rule(rule_id)
+            if (not select or matches(rule_id, select)) and not matches(rule_id, ignore):
+                reports[0].findings.append(make_finding(rule_obj, issue, reports[0].file, options))
+    run = CheckRun(reports, Severity.parse(args.fail_on), truth_summary)
+    format_name = "json" if args.json else args.format
+    _write(render(run, format_name), args.output)
+    for report in reports:
+        if not report.opened:
+            reason = report.findings[0].message if report.findings else "cannot open"
+            print(f"jfconform check: error: {report.file}: {reason}", file=sys.stderr)
+    return run.exit_code
+
+
+def run_rules(args: argparse.Namespace) -> int:
+    selected = [r for r in all_rules() if not args.select or matches(r.id, _split(args.select))]
+    if args.json:
+        payload = [
+            {
+                "rule": r.id,
+                "symbol": r.symbol,
+                "severity": r.severity.word,
+                "family": r.family,
+                "family_name": FAMILIES[r.family],
+                "spec": r.spec,
+                "summary": r.summary,
+                "hint": r.hint,
+                "profile_raises": r.profile_raises,
+            }
+            for r in selected
+        ]
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    width = max(len(r.id) for r in selected) if selected else 8
+    symbol_width = max(len(r.symbol) for r in selected) if selected else 8
+    for r in selected:
+        sys.stdout.write(
+            f"{r.id.ljust(width)}  {r.symbol.ljust(symbol_width)}  "
+            f"{r.severity.letter}  {r.summary}\n"
+        )
+    sys.stdout.write(f"\n{len(selected)} rules\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse reports usage errors itself (exit 2)
+        return int(stop.code or 0)
+    try:
+        return int(args.func(args))
+    except UsageError as error:
+        print(f"jfconform {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except KeyboardInterrupt:
+        print(f"jfconform {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The rule registry: every check is a registered object with a stable ID.
+
+IDs have the catalogue's ``FAMILY-NNN`` shape (conformance.md §7) and a kebab-case symbol;
+the registry refuses malformed, duplicate or retired IDs at import time, so a clash is a
+test failure rather than a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jfconform.model import Issue, Severity
+
+if TYPE_CHECKING:
+    from jfconform.context import FileContext
+
+#: Every family prefix, listed once. TRUTH is ours (scores against simulator ground truth).
+FAMILIES: dict[str, str] = {
+    "NXG": "General NeXus",
+    "NXMX": "NXmx application definition",
+    "NXT": "NXtransformations and depends_on chains",
+    "NXR": "NXreflections",
+    "CXI": "CXI peak lists (/entry/MX)",
+    "JF": "Jungfraujoch layout and extensions",
+    "H5": "HDF5 storage mechanics",
+    "RD": "Reader profiles (CrystFEL, DIALS, dxtbx, Neggia, Durin)",
+    "TRUTH": "Scores against simulator ground truth",
+}
+
+_ID_PATTERN = re.compile(r"^(?P<family>[A-Z0-9]+)(?:-[A-Z]+)?-\d{3}$")
+_SYMBOL_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+#: Which file a rule looks at: the master (or a single integrated file) or a data file.
+MASTER = "master"
+DATA = "data"
+
+RuleFunction = Callable[["FileContext"], Iterable[Issue]]
+
+
+class RegistryError(Exception):
+    """A rule definition is malformed or clashes with another (a programming error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A registered check.
+
+    Attributes:
+        id: stable catalogue ID, e.g. ``NXMX-021``.
+        symbol: kebab-case name, e.g. ``sensor-material-missing``.
+        severity: default severity (required → E, recommended → W, optional → I).
+        spec: where the requirement comes from (conformance.md §, NXDL class, reader).
+        summary: one line saying what is checked.
+        hint: default one-line fix, used when the issue carries none.
+        check: the function, ``None`` for rules evaluated outside the file walk (TRUTH).
+        roles: the kinds of file the rule applies to.
+        raisable: RD rules whose default is I but that ``--profile`` still makes errors
+            (RD W rules are always raised by their profile).
+    """
+
+    id: str
+    symbol: str
+    severity: Severity
+    spec: str
+    summary: str
+    hint: str
+    check: RuleFunction | None
+    roles: tuple[str, ...] = (MASTER,)
+    raisable: bool = False
+
+    @property
+    def family(self) -> str:
+        return self.id.split("-", 1)[0]
+
+    @property
+    def profile_raises(self) -> bool:
+        """Whether ``--profile`` for this rule's reader makes its findings errors."""
+        return self.profile_group is not None and (
+            self.raisable or self.severity == Severity.WARNING
+        )
+
+    @property
+    def profile_group(self) -> str | None:
+        """For RD rules, the reader they describe (``DIALS``, ``NEGGIA``, ...)."""
+        parts = self.id.split("-")
+        return parts[1] if parts[0] == "RD" and len(parts) == 3 else None
+
+
+_RULES: dict[str, Rule] = {}
+_SYMBOLS: dict[str, str] = {}
+
+
+def register(rule_obj: Rule) -> Rule:
+    """Add a rule; refuse malformed, duplicate or retired IDs and symbols."""
+    from jfconform.rules.retired import RETIRED
+
+    match = _ID_PATTERN.match(rule_obj.id)
+    if match is None or match.group("family") not in FAMILIES:
+        raise RegistryError(f"rule ID {rule_obj.id!r} is not FAMILY-NNN with a known family")
+    if not _SYMBOL_PATTERN.match(rule_obj.symbol):
+        raise RegistryError(f"rule {rule_obj.id}: symbol {rule_obj.symbol!r} is not kebab-case")
+    if rule_obj.id in _RULES:
+        raise RegistryError(f"duplicate rule ID {rule_obj.id}")
+    if rule_obj.symbol in _SYMBOLS:
+        raise RegistryError(
+            f"duplicate symbol {rule_obj.symbol!r} ({rule_obj.id} and {_SYMBOLS[rule_obj.symbol]})"
+        )
+    if rule_obj.id in RETIRED or rule_obj.symbol in {r.symbol for r in RETIRED.values()}:
+        raise RegistryError(f"rule {rule_obj.id} ({rule_obj.symbol}) reuses a retired ID")
+    _RULES[rule_obj.id] = rule_obj
+    _SYMBOLS[rule_obj.symbol] = rule_obj.id
+    return rule_obj
+
+
+def rule(
+    rule_id: str,
+    symbol: str,
+    severity: Severity,
+    *,
+    spec: str,
+    summary: str,
+    hint: str,
+    roles: tuple[str, ...] = (MASTER,),
+    raisable: bool = False,
+) -> Callable[[RuleFunction], RuleFunction]:
+    """Decorator form of :func:`register` for rule functions."""
+
+    def decorate(function: RuleFunction) -> RuleFunction:
+        register(Rule(rule_id, symbol, severity, spec, summary, hint, function, roles, raisable))
+        return function
+
+    return decorate
+
+
+def all_rules() -> list[Rule]:
+    """Every registered rule, ordered by family (catalogue order) then ID."""
+    import jfconform.rules  # noqa: F401 - importing registers the families
+
+    family_order = list(FAMILIES)
+    return sorted(
+        _RULES.values(), key=lambda r: (family_order.index(r.family), r.id.rsplit("-", 1)[0], r.id)
+    )
+
+
+def get_rule(rule_id: str) -> Rule:
+    all_rules()
+    return _RULES[rule_id]
+
+
+def matches(rule_id: str, prefixes: Iterable[str]) -> bool:
+    """True when ``rule_id`` starts with one of ``prefixes`` (case-insensitive)."""
+    upper = rule_id.upper()
+    return any(upper.startswith(p.strip().upper()) for p in prefixes if p.strip())
+
+
+def iter_selected(select: list[str] | None, ignore: list[str] | None) -> Iterator[Rule]:
+    for candidate in all_rules():
+        if select and not matches(candidate.id, select):
+            continue
+        if ignore and matches(candidate.id, ignore):
+            continue
+        yield candidate

@@ -1,0 +1,172 @@
+"""Reports are views of findings: text (grouped by severity + summary), JSON, JUnit XML.
+
+The JSON schema is documented in docs/conform.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from jfconform.engine import FileReport, exit_status
+from jfconform.model import Finding, Severity
+from jfconform.registry import FAMILIES, all_rules
+from jfconform.version import __version__
+
+FORMATS = ("text", "json", "junit")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRun:
+    """Everything a report shows: per-file findings, the truth scores, and the policy."""
+
+    reports: list[FileReport]
+    fail_on: Severity
+    truth: dict[str, Any] | None = None
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for report in self.reports for f in report.findings]
+
+    @property
+    def exit_code(self) -> int:
+        return exit_status(self.reports, self.fail_on)
+
+
+def _counts(findings: list[Finding]) -> dict[str, int]:
+    tally = Counter(f.severity for f in findings)
+    return {
+        s.word + "s": tally.get(s, 0) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)
+    }
+
+
+def as_dict(run: CheckRun) -> dict[str, Any]:
+    """The JSON document (schema in docs/conform.md)."""
+    files = []
+    for report in run.reports:
+        files.append(
+            {
+                "file": report.file,
+                "opened": report.opened,
+                "role": report.role,
+                "layout": report.layout,
+                **_counts(report.findings),
+            }
+        )
+    by_rule = Counter(f.rule for f in run.findings)
+    return {
+        "tool": "jfconform",
+        "version": __version__,
+        "files": files,
+        "findings": [f.as_dict() for f in run.findings],
+        "summary": {
+            **_counts(run.findings),
+            "by_rule": dict(sorted(by_rule.items())),
+            "fail_on": run.fail_on.word,
+        },
+        "truth": run.truth,
+        "exit_code": run.exit_code,
+    }
+
+
+def render_json(run: CheckRun) -> str:
+    return json.dumps(as_dict(run), indent=2, allow_nan=False, default=str) + "\n"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return out
+
+
+def render_text(run: CheckRun) -> str:
+    """Findings grouped by severity, then per-file and per-rule summary tables."""
+    lines: list[str] = []
+    for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO):
+        group = [f for f in run.findings if f.severity == severity]
+        if not group:
+            continue
+        lines.append(f"{severity.name}S ({len(group)})")
+        for f in group:
+            lines.append(f"  {f.file}:{f.path}: {f.rule} [{f.symbol}] {f.message}")
+            lines.append(f"      hint: {f.hint}")
+        lines.append("")
+    lines.append("Summary by file")
+    rows = []
+    for report in run.reports:
+        counts = _counts(report.findings)
+        state = report.layout or report.role or "unreadable"
+        if not report.opened:
+            state = "unreadable"
+        rows.append([report.file, state, counts["errors"], counts["warnings"], counts["infos"]])
+    lines += _table(rows, ["file", "kind", "errors", "warnings", "infos"])
+    if run.findings:
+        lines.append("")
+        lines.append("Summary by rule")
+        tally = Counter((f.rule, f.symbol, f.severity.letter) for f in run.findings)
+        rows = [[r, s, sev, n] for (r, s, sev), n in sorted(tally.items())]
+        lines += _table(rows, ["rule", "symbol", "sev", "count"])
+    if run.truth is not None:
+        lines.append("")
+        lines.append("Truth scores")
+        rows = [
+            [
+                name,
+                _fmt(score.get("value")),
+                score.get("threshold", ""),
+                "pass" if score.get("passed") else "FAIL",
+            ]
+            for name, score in run.truth.get("scores", {}).items()
+        ]
+        lines += _table(rows, ["score", "value", "threshold", "result"])
+    verdict = {0: "PASS", 1: "FAIL", 2: "ERROR (unreadable file)"}[run.exit_code]
+    lines.append("")
+    lines.append(
+        f"result: {verdict} (exit {run.exit_code}; failing at {run.fail_on.word} and above)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def render_junit(run: CheckRun) -> str:
+    """One testsuite per file, one testcase per rule family; findings >= fail-on fail it."""
+    families = sorted({r.family for r in all_rules()}, key=list(FAMILIES).index)
+    suites = ET.Element("testsuites", name="jfconform")
+    for report in run.reports:
+        failing = [f for f in report.findings if f.severity >= run.fail_on]
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=report.file,
+            tests=str(len(families)),
+            failures=str(len({f.rule.split("-")[0] for f in failing})),
+            errors="0" if report.opened else "1",
+        )
+        for family in families:
+            case = ET.SubElement(suite, "testcase", classname=report.file, name=family)
+            mine = [f for f in failing if f.rule.split("-")[0] == family]
+            if mine:
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    type=mine[0].rule,
+                    message=f"{len(mine)} finding(s) at {run.fail_on.word} or above",
+                )
+                failure.text = "\n".join(
+                    f"{f.rule} {f.path}: {f.message} (hint: {f.hint})" for f in mine
+                )
+        if not report.opened:
+            ET.SubElement(suite, "error", message="file cannot be opened as HDF5")
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def render(run: CheckRun, format_name: str) -> str:
+    return {"text": render_text, "json": render_json, "junit": render_junit}[format_name](run)

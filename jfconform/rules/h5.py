@@ -1,0 +1,390 @@
+"""HDF5 storage rules (H5): files, chunks, filters, VDS and external links (§6, §7.7)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+import h5py
+import numpy as np
+
+from jfconform.context import LEGACY_LINK, FileContext
+from jfconform.model import E, I, Issue, W
+from jfconform.registry import DATA, MASTER, rule
+
+BITSHUFFLE = 32008
+LZ4 = 32004
+ZSTD_IN_BITSHUFFLE = 3
+LZ4_IN_BITSHUFFLE = 2
+
+_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+
+
+def filters_of(dataset: h5py.Dataset) -> list[tuple[int, tuple[int, ...]]]:
+    """(filter id, cd_values) of a dataset's pipeline, in order; [] when unreadable."""
+    try:
+        plist = dataset.id.get_create_plist()
+        found = []
+        for index in range(plist.get_nfilters()):
+            code, _flags, values, _name = plist.get_filter(index)
+            found.append((int(code), tuple(int(v) for v in values)))
+        return found
+    except _ERRORS:
+        return []
+
+
+def expected_fill(dtype: np.dtype) -> int | None:
+    """The Jungfraujoch no-data fill: INTx_MIN for signed, UINTx_MAX for unsigned."""
+    if dtype.kind == "i":
+        return int(np.iinfo(dtype).min)
+    if dtype.kind == "u":
+        return int(np.iinfo(dtype).max)
+    return None
+
+
+def single_chunk_index(dataset: h5py.Dataset) -> bool:
+    """True when libhdf5 (≥1.10 bounds) would use a single-chunk index: fixed size, one chunk."""
+    chunks, maxshape = dataset.chunks, dataset.maxshape
+    return chunks is not None and None not in maxshape and tuple(chunks) == dataset.shape
+
+
+@rule(
+    "H5-001",
+    "file-unreadable",
+    E,
+    spec="conformance.md §7.7; libhdf5",
+    summary="The file and every file it links to open as HDF5",
+    hint="the file is truncated or not HDF5: re-copy or rewrite it",
+    roles=(MASTER, DATA),
+)
+def file_unreadable(ctx: FileContext) -> Iterator[Issue]:
+    try:
+        superblock = ctx.h5.id.get_create_plist().get_version()[0]
+    except _ERRORS:
+        superblock = None
+    if superblock is not None and superblock not in (0, 2, 3):
+        yield Issue(
+            "/",
+            f"superblock version {superblock}; Neggia reads only 0, 2 and 3",
+            "write with h5py/libhdf5 defaults or libver bounds up to v112",
+            severity=I,
+        )
+    seen = set()
+    for ref in ctx.references() if ctx.role == MASTER else []:
+        if ref.resolved is None or ref.resolved in seen or ref.file_name == ".":
+            continue
+        seen.add(ref.resolved)
+        if ref.resolved.is_file() and ctx.open_related(ref.resolved) is None:
+            reason = ctx.open_errors.get(ref.resolved.resolve(), "unknown error")
+            yield Issue(ref.path, f"linked file {ref.file_name!r} cannot be opened: {reason}")
+
+
+@rule(
+    "H5-002",
+    "image-chunking",
+    E,
+    spec="Jungfraujoch HDF5.md §2; Neggia; Durin fast path",
+    summary="Image datasets are chunked (1, ny, nx)",
+    hint="create images with chunks=(1, ny, nx) (one image per chunk)",
+    roles=(MASTER, DATA),
+)
+def image_chunking(ctx: FileContext) -> Iterator[Issue]:
+    for store in ctx.image_stores:
+        dataset = store.dataset
+        wanted = (1, *dataset.shape[1:])
+        if dataset.chunks is None or tuple(dataset.chunks) != wanted:
+            yield Issue(
+                dataset.name, f"chunks {dataset.chunks}, expected {wanted}", file=store.file_name
+            )
+
+
+@rule(
+    "H5-003",
+    "image-filter",
+    E,
+    spec="conformance.md §6.1; Neggia; Durin",
+    summary="Exactly one filter: bitshuffle with cd_values[4] in {2,3} and cd_values[2] = "
+    "element size, or LZ4",
+    hint="use hdf5plugin.Bitshuffle(cname='lz4') and nothing else in the pipeline",
+    roles=(MASTER, DATA),
+)
+def image_filter(ctx: FileContext) -> Iterator[Issue]:
+    for store in ctx.image_stores:
+        pipeline = filters_of(store.dataset)
+        if len(pipeline) != 1:
+            yield Issue(
+                store.dataset.name,
+                f"{len(pipeline)} filters {[f[0] for f in pipeline]}, expected exactly one",
+                file=store.file_name,
+            )
+            continue
+        code, values = pipeline[0]
+        if code == LZ4:
+            continue
+        if code != BITSHUFFLE:
+            yield Issue(
+                store.dataset.name,
+                f"filter {code} is neither bitshuffle nor LZ4",
+                file=store.file_name,
+            )
+        elif len(values) < 5 or values[4] not in (LZ4_IN_BITSHUFFLE, ZSTD_IN_BITSHUFFLE):
+            yield Issue(
+                store.dataset.name,
+                f"bitshuffle cd_values {values}: compression (index 4) must be 2 (LZ4) or 3 (Zstd)",
+                file=store.file_name,
+            )
+        elif values[2] != store.dataset.dtype.itemsize:
+            yield Issue(
+                store.dataset.name,
+                f"bitshuffle element size {values[2]} != {store.dataset.dtype.itemsize}",
+                file=store.file_name,
+            )
+
+
+@rule(
+    "H5-004",
+    "chunk-decode",
+    W,
+    spec="Durin chunk header check; conformance.md §6.1",
+    summary="Sampled chunks decode; the bitshuffle header holds ny × nx × element size",
+    hint="rewrite the chunks: their header or payload is corrupt",
+    roles=(MASTER, DATA),
+)
+def chunk_decode(ctx: FileContext) -> Iterator[Issue]:
+    for store in ctx.image_stores:
+        dataset = store.dataset
+        if dataset.ndim != 3 or dataset.chunks is None:
+            continue
+        expected = int(np.prod(dataset.shape[1:])) * dataset.dtype.itemsize
+        pipeline = [f[0] for f in filters_of(dataset)]
+        for frame in range(min(ctx.sample, dataset.shape[0])):
+            where = f"{frame} (run frame {store.first_frame + frame})"
+            try:
+                _mask, chunk = dataset.id.read_direct_chunk((frame, 0, 0))
+            except _ERRORS as error:
+                yield Issue(
+                    dataset.name,
+                    f"chunk of frame {where} unreadable: {error}",
+                    file=store.file_name,
+                )
+                continue
+            if pipeline in ([BITSHUFFLE], [LZ4]) and len(chunk) >= 12:
+                (size,) = struct.unpack(">Q", chunk[:8])
+                if size != expected:
+                    yield Issue(
+                        dataset.name,
+                        f"frame {where}: chunk header says {size} bytes, expected {expected}",
+                        file=store.file_name,
+                    )
+                    continue
+            try:
+                dataset[frame]
+            except _ERRORS as error:
+                yield Issue(
+                    dataset.name,
+                    f"frame {where} does not decode: {error}",
+                    file=store.file_name,
+                )
+
+
+@rule(
+    "H5-005",
+    "single-chunk-index",
+    W,
+    spec="conformance.md §6.2; Neggia",
+    summary="Image datasets do not use a single-chunk/implicit index",
+    hint="create image datasets with maxshape=(None, ny, nx)",
+    roles=(MASTER, DATA),
+)
+def single_chunk(ctx: FileContext) -> Iterator[Issue]:
+    for store in ctx.image_stores:
+        if single_chunk_index(store.dataset):
+            yield Issue(
+                store.dataset.name,
+                "fixed-size dataset of one chunk (single-chunk index, unreadable by Neggia)",
+                file=store.file_name,
+            )
+
+
+@rule(
+    "H5-006",
+    "vds-source",
+    E,
+    spec="conformance.md §6.4; HDF5 VDS",
+    summary="VDS sources exist, match dtype and frame shape, tile [0, n) once, relative names",
+    hint="write the data files next to the master, named relatively, and map each frame once",
+)
+def vds_source(ctx: FileContext) -> Iterator[Issue]:
+    for path, obj in ctx.walk():
+        if not isinstance(obj, h5py.Dataset) or not obj.is_virtual:
+            continue
+        sources = ctx.vds_sources(obj)
+        coverage = np.zeros(obj.shape[0] if obj.ndim else 1, dtype=np.int64)
+        frame_points = int(np.prod(obj.shape[1:])) if obj.ndim > 1 else 1
+        whole_frames = True  # module-wise mappings (part of a frame each) are not tiled here
+        for source in sources:
+            where = f"{source.file_name}:{source.dset_name}"
+            frames = source.frames[(source.frames >= 0) & (source.frames < coverage.size)]
+            np.add.at(coverage, frames, 1)
+            whole_frames &= source.virtual_points == len(source.frames) * frame_points
+            if source.file_name.startswith("/"):
+                yield Issue(path, f"source file name {source.file_name!r} is absolute")
+            if source.resolved is None or not source.resolved.is_file():
+                yield Issue(
+                    path,
+                    f"source file {source.file_name!r} does not exist; the "
+                    "region reads as the fill value",
+                )
+                continue
+            if source.dataset is None:
+                yield Issue(path, f"source {where} cannot be opened")
+                continue
+            if source.dataset.dtype != obj.dtype:
+                yield Issue(path, f"source {where} is {source.dataset.dtype}, VDS is {obj.dtype}")
+            if tuple(source.dataset.shape[1:]) != tuple(obj.shape[1:]):
+                yield Issue(
+                    path,
+                    f"source {where} frame shape {source.dataset.shape[1:]} != {obj.shape[1:]}",
+                )
+            if source.source_points != source.virtual_points:
+                yield Issue(
+                    path,
+                    f"mapping {where} selects {source.source_points} source "
+                    f"points for {source.virtual_points} virtual points",
+                )
+        if sources and whole_frames and coverage.size and (coverage != 1).any():
+            problems = []
+            if (holes := int((coverage == 0).sum())) > 0:
+                problems.append(f"leave {holes} frames unmapped (read as fill value)")
+            if (doubles := int((coverage > 1).sum())) > 0:
+                problems.append(f"map {doubles} frames more than once")
+            yield Issue(path, f"the mappings {' and '.join(problems)}")
+
+
+@rule(
+    "H5-007",
+    "external-link",
+    E,
+    spec="conformance.md §6.5; Neggia; Durin",
+    summary="External links: relative name, target exists; data links are 3-D frames",
+    hint="keep data files beside the master and link them by bare file name",
+)
+def external_link(ctx: FileContext) -> Iterator[Issue]:
+    frame = None
+    for ref in ctx.references():
+        if ref.kind != "external-link":
+            continue
+        if ref.file_name.startswith("/"):
+            yield Issue(ref.path, f"link file name {ref.file_name!r} is absolute")
+        if ref.resolved is None or not ref.resolved.is_file():
+            yield Issue(ref.path, f"link target file {ref.file_name!r} does not exist")
+            continue
+        handle = ctx.open_related(ref.resolved)
+        if handle is None:
+            continue  # H5-001 reports unopenable files
+        target = ctx.get(ref.object_path, handle)
+        if target is None:
+            yield Issue(ref.path, f"{ref.file_name}:{ref.object_path} does not exist")
+            continue
+        if LEGACY_LINK.match(ref.path.rsplit("/", 1)[-1]):
+            if not isinstance(target, h5py.Dataset) or target.ndim != 3:
+                yield Issue(ref.path, "link target is not a 3-D image dataset")
+                continue
+            frame = frame or tuple(target.shape[1:])
+            if tuple(target.shape[1:]) != frame:
+                yield Issue(ref.path, f"frame shape {target.shape[1:]} differs from {frame}")
+
+
+@rule(
+    "H5-008",
+    "legacy-file-blocks",
+    W,
+    spec="Neggia/Durin concatenation (conformance.md §6.4)",
+    summary="Legacy links numbered from 000001; equal files; total = nimages × ntrigger",
+    hint="number data files 000001.. without gaps, equal length except the last",
+)
+def legacy_file_blocks(ctx: FileContext) -> Iterator[Issue]:
+    if ctx.layout != "legacy":
+        return
+    numbers = [int(LEGACY_LINK.match(n).group(1)) for n in ctx.legacy_links]
+    if numbers != list(range(1, len(numbers) + 1)):
+        yield Issue(ctx.data_group.name, f"links numbered {numbers[:5]}..., expected 1..N")
+    stores = ctx.image_stores
+    lengths = [int(s.dataset.shape[0]) for s in stores if s.dataset.ndim == 3]
+    if (len(lengths) > 1 and len(set(lengths[:-1])) > 1) or (lengths and lengths[-1] > lengths[0]):
+        yield Issue(
+            ctx.data_group.name, f"data files hold {lengths} frames; all but the last must be equal"
+        )
+    for detector in ctx.detectors:
+        nimages = ctx.number(ctx.dataset("detectorSpecific/nimages", detector))
+        ntrigger = ctx.number(ctx.dataset("detectorSpecific/ntrigger", detector)) or 1
+        if nimages is not None and lengths and len(stores) == len(ctx.legacy_links):
+            if sum(lengths) != int(nimages * ntrigger):
+                yield Issue(
+                    ctx.data_group.name,
+                    f"{sum(lengths)} frames linked, nimages × ntrigger = {int(nimages * ntrigger)}",
+                )
+
+
+@rule(
+    "H5-009",
+    "pixel-mask-storage",
+    W,
+    spec="Neggia (unchunked mask)",
+    summary="pixel_mask stored contiguous, uint32 preferred",
+    hint="write pixel_mask as a contiguous uint32 dataset (no chunks, no compression)",
+)
+def pixel_mask_storage(ctx: FileContext) -> Iterator[Issue]:
+    for detector in ctx.detectors:
+        mask = ctx.dataset("pixel_mask", detector)
+        if mask is None:
+            continue
+        if mask.chunks is not None:
+            yield Issue(mask.name, f"pixel_mask is chunked {mask.chunks}")
+        if mask.dtype != np.uint32:
+            yield Issue(mask.name, f"pixel_mask is {mask.dtype}; uint32 preferred", severity=I)
+
+
+@rule(
+    "H5-010",
+    "fill-value-implicit",
+    I,
+    spec="Jungfraujoch HDF5.md §2",
+    summary="Image fill values are set explicitly",
+    hint="pass fillvalue= when creating image datasets",
+    roles=(MASTER, DATA),
+)
+def fill_value_implicit(ctx: FileContext) -> Iterator[Issue]:
+    for store in ctx.image_stores:
+        try:
+            defined = store.dataset.id.get_create_plist().fill_value_defined()
+        except _ERRORS:
+            continue
+        if defined != h5py.h5d.FILL_VALUE_USER_DEFINED:
+            yield Issue(
+                store.dataset.name, "fill value is the library default", file=store.file_name
+            )
+
+
+@rule(
+    "H5-011",
+    "legacy-not-hdf5-1-8",
+    I,
+    spec="Jungfraujoch HDF5.md §2 (legacy = HDF5 1.8 compatible); conformance.md §6.2",
+    summary="Legacy data files keep pre-1.10 format features (superblock < 3)",
+    hint="write legacy data files with libver=('earliest', 'v18') for HDF5 1.8 readers",
+)
+def legacy_not_hdf5_1_8(ctx: FileContext) -> Iterator[Issue]:
+    if ctx.layout != "legacy":
+        return
+    for store in ctx.image_stores:
+        try:
+            superblock = store.dataset.file.id.get_create_plist().get_version()[0]
+        except _ERRORS:
+            continue
+        if superblock >= 3:
+            yield Issue(
+                "/",
+                f"superblock version {superblock}: HDF5 1.8 cannot open it",
+                file=store.file_name,
+            )

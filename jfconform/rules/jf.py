@@ -1,0 +1,435 @@
+"""Jungfraujoch layout and extension rules (JF), Jungfraujoch HDF5.md and conformance.md §7.6."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import h5py
+import numpy as np
+
+from jfconform.context import DATA_NAME, MASTER_NAME, FileContext, decode_text
+from jfconform.model import E, I, Issue, W
+from jfconform.registry import DATA, MASTER, rule
+from jfconform.rules.cxi import CXI_DATASETS, mx_dataset
+from jfconform.rules.h5 import expected_fill, filters_of
+from jfconform.rules.nxr import IMAGE_GROUP
+
+EXTENSION_GROUPS = ("MX", "azint", "roi", "roi_defs", "image", "profiling", "xfel", "user")
+MX_RUN_LEVEL = frozenset(
+    """indexing_algorithm geom_refinement_algorithm rotationLatticeIndexed
+    rotationLatticeIndexedExtra rotationLatticeNiggliClass imageIndexedMean bkgEstimateMean
+    indexedLatticeCount""".split()
+)
+MX_PER_SPOT = (
+    "peakIceRingRes",
+    "peakH",
+    "peakK",
+    "peakL",
+    "peakDistEwaldSphere",
+    "peakIndexed",
+    "peakLattice",
+)
+MX_PER_IMAGE = (
+    "strongPixels",
+    "peakCountUnfiltered",
+    "peakCountLowRes",
+    "peakCountIceRingRes",
+    "peakCountIndexed",
+    "imageIndexed",
+    "indexingLatticeCount",
+    "niggliClass",
+    "bravaisLattice",
+    "profileRadius",
+    "mosaicity",
+    "bFactor",
+    "resolutionEstimate",
+    "integratedReflections",
+    "bkgEstimate",
+    "beam_corr_x",
+    "beam_corr_y",
+    "imageScaleFactor",
+    "imageScaleCC",
+    "imageScaleMosaicity",
+    "imageScaleBFactor",
+)
+BRAVAIS = frozenset("aP mP mC oP oC oI oF tP tI hP hR cP cI cF".split())
+#: Datasets Jungfraujoch HDF5.md lists with units (relative to the entry).
+
+
+@rule(
+    "JF-001",
+    "file-naming",
+    E,
+    spec="Jungfraujoch HDF5.md §2",
+    summary="Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001)",
+    hint="name the master <prefix>_master.h5 and data files <prefix>_data_000001.h5, ...",
+    roles=(MASTER, DATA),
+)
+def file_naming(ctx: FileContext) -> Iterator[Issue]:
+    if ctx.role == DATA:
+        if not DATA_NAME.match(ctx.name):
+            yield Issue("/", f"data file name {ctx.name!r} is not <prefix>_data_NNNNNN.h5")
+        return
+    master = MASTER_NAME.match(ctx.name)
+    if master is None:
+        yield Issue("/", f"master file name {ctx.name!r} is not <prefix>_master.h5")
+        return
+    for ref in ctx.references():
+        name = ref.file_name
+        if name == "." or name.endswith(".tmp"):
+            continue
+        data = DATA_NAME.match(name.rsplit("/", 1)[-1])
+        if data is None or data.group("prefix") != master.group("prefix"):
+            yield Issue(
+                ref.path,
+                f"{ref.kind} target {name!r} is not {master.group('prefix')}_data_NNNNNN.h5",
+            )
+        elif int(data.group("number")) < 1:
+            yield Issue(ref.path, f"data file numbering starts at 000001, got {name!r}")
+
+
+@rule(
+    "JF-002",
+    "tmp-leftover",
+    E,
+    spec="Jungfraujoch HDF5.md §2; conformance.md §6.6",
+    summary="No *.tmp left; no link, VDS source or file_name refers to a .tmp name",
+    hint="finish the run (rename *.tmp to the final names) and remove stray .tmp files",
+    roles=(MASTER, DATA),
+)
+def tmp_leftover(ctx: FileContext) -> Iterator[Issue]:
+    if ctx.name.endswith(".tmp"):
+        yield Issue("/", "the checked file itself has a .tmp name (not finalised)")
+    file_name = ctx.attr_text(ctx.h5, "file_name")
+    if file_name is not None and file_name.endswith(".tmp"):
+        yield Issue("/", f"root file_name {file_name!r} is a temporary name")
+    for ref in ctx.references() if ctx.role == MASTER else []:
+        if ref.file_name.endswith(".tmp"):
+            yield Issue(ref.path, f"{ref.kind} points at temporary file {ref.file_name!r}")
+    master = MASTER_NAME.match(ctx.name) or DATA_NAME.match(ctx.name)
+    if master is not None:
+        prefix = master.group("prefix")
+        try:
+            strays = sorted(p.name for p in ctx.path.parent.glob(f"{prefix}_*.tmp"))
+        except OSError:
+            strays = []
+        if strays:
+            yield Issue("/", f"temporary files left beside the run: {', '.join(strays[:3])}")
+
+
+@rule(
+    "JF-003",
+    "layout-ambiguous",
+    E,
+    spec="Jungfraujoch HDF5.md §2 (NXmxLegacy / NXmxVDS / NXmxIntegrated)",
+    summary="Exactly one of legacy links, a virtual data, or a real chunked data",
+    hint="write either /entry/data/data (VDS or real) or data_NNNNNN links, not both/neither",
+)
+def layout_ambiguous(ctx: FileContext) -> Iterator[Issue]:
+    if ctx.entry is None or ctx.data_group is None:
+        return
+    if ctx.layout is None:
+        what = "both data and data_NNNNNN links" if ctx.legacy_links else "no image data"
+        yield Issue(ctx.data_group.name, f"/entry/data holds {what}")
+
+
+@rule(
+    "JF-004",
+    "image-nr-attributes",
+    W,
+    spec="Jungfraujoch HDF5.md §3 /entry/data",
+    summary="/entry/data/data has image_nr_low = 1 and image_nr_high = n",
+    hint="set integer attributes image_nr_low=1 and image_nr_high=<frames>",
+)
+def image_nr_attributes(ctx: FileContext) -> Iterator[Issue]:
+    dataset = ctx.image_dataset
+    if dataset is None or ctx.n_frames is None:
+        return
+    low, high = ctx.attr(dataset, "image_nr_low"), ctx.attr(dataset, "image_nr_high")
+    if low is None or high is None:
+        yield Issue(dataset.name, "image_nr_low/image_nr_high attributes are missing")
+    elif (
+        int(np.asarray(low).reshape(-1)[0]) != 1
+        or int(np.asarray(high).reshape(-1)[0]) != ctx.n_frames
+    ):
+        yield Issue(dataset.name, f"image_nr_low/high = {low}/{high}, expected 1/{ctx.n_frames}")
+
+
+@rule(
+    "JF-005",
+    "image-compression",
+    E,
+    spec="Jungfraujoch HDF5.md §2 (bitshuffle + LZ4 or Zstd)",
+    summary="Images are compressed with bitshuffle (LZ4 or Zstd inside)",
+    hint="compress images with the bitshuffle filter (32008) using LZ4",
+    roles=(MASTER, DATA),
+)
+def image_compression(ctx: FileContext) -> Iterator[Issue]:
+    for store in ctx.image_stores:
+        ids = [f[0] for f in filters_of(store.dataset)]
+        if 32008 not in ids:
+            yield Issue(
+                store.dataset.name,
+                f"filters {ids} do not include bitshuffle (32008)",
+                file=store.file_name,
+            )
+
+
+@rule(
+    "JF-006",
+    "fill-value",
+    W,
+    spec="Jungfraujoch HDF5.md §2; conformance.md §6.3",
+    summary="Image and VDS fill value INTx_MIN / UINTx_MAX; error_value equals it",
+    hint="create image datasets with fillvalue=INTx_MIN (signed) or UINTx_MAX (unsigned)",
+    roles=(MASTER, DATA),
+)
+def fill_value(ctx: FileContext) -> Iterator[Issue]:
+    datasets = [(s.dataset, s.file_name) for s in ctx.image_stores]
+    if ctx.role == MASTER and ctx.image_dataset is not None and ctx.image_dataset.is_virtual:
+        datasets.append((ctx.image_dataset, ctx.name))
+    for dataset, file_name in datasets:
+        wanted = expected_fill(dataset.dtype)
+        fill = dataset.fillvalue
+        if wanted is not None and int(fill) != wanted:
+            yield Issue(
+                dataset.name,
+                f"fill value {fill}, expected {wanted} for {dataset.dtype}",
+                file=file_name,
+            )
+    if ctx.role == MASTER and datasets:
+        wanted = expected_fill(datasets[0][0].dtype)
+        for detector in ctx.detectors:
+            error_value = ctx.number(ctx.dataset("error_value", detector))
+            if error_value is not None and wanted is not None and int(error_value) != wanted:
+                yield Issue(
+                    f"{detector.name}/error_value",
+                    f"error_value {int(error_value)} differs from the fill value {wanted}",
+                )
+
+
+def _per_image_datasets(ctx: FileContext) -> Iterator[h5py.Dataset]:
+    """Per-image arrays of the extension groups (CXI's four are judged by CXI-003)."""
+    if ctx.entry is None:
+        return
+    for group_name in ("MX", "image", "profiling", "xfel"):
+        group = ctx.group(group_name, ctx.entry)
+        if group is None:
+            continue
+        for name in ctx.member_names(group):
+            if group_name == "MX" and (name in MX_RUN_LEVEL or name in CXI_DATASETS):
+                continue
+            dataset = ctx.dataset(name, group)
+            if dataset is not None:
+                yield dataset
+    azint = ctx.group("azint", ctx.entry)
+    if azint is not None:
+        for name in ("image", "image_std", "image_count"):
+            dataset = ctx.dataset(name, azint)
+            if dataset is not None:
+                yield dataset
+    roi = ctx.group("roi", ctx.entry)
+    if roi is not None:
+        for roi_name in ctx.member_names(roi):
+            group = ctx.group(roi_name, roi)
+            for name in ctx.member_names(group) if group is not None else []:
+                dataset = ctx.dataset(name, group)
+                if dataset is not None:
+                    yield dataset
+
+
+@rule(
+    "JF-007",
+    "per-image-length",
+    E,
+    spec="Jungfraujoch HDF5.md §4 (arrays indexed by image number)",
+    summary="Every per-image array in the extension groups has first dimension n (frames)",
+    hint="pad per-image arrays to the run length with the sentinel (NaN, -1 or 0)",
+    roles=(MASTER, DATA),
+)
+def per_image_length(ctx: FileContext) -> Iterator[Issue]:
+    n = ctx.n_frames
+    if n is None:
+        return
+    for dataset in _per_image_datasets(ctx):
+        if dataset.ndim == 0 or dataset.shape[0] != n:
+            yield Issue(dataset.name, f"first dimension {dataset.shape[:1]} != {n} frames")
+
+
+@rule(
+    "JF-008",
+    "extension-class",
+    W,
+    spec="Jungfraujoch HDF5.md §4 (NXcollection)",
+    summary="Extension groups are NXcollection",
+    hint="set NX_class='NXcollection' on Jungfraujoch extension groups",
+)
+def extension_class(ctx: FileContext) -> Iterator[Issue]:
+    if ctx.entry is None:
+        return
+    candidates = [ctx.group(n, ctx.entry) for n in EXTENSION_GROUPS]
+    for detector in ctx.detectors:
+        candidates.append(ctx.group("detectorSpecific", detector))
+    for group in candidates:
+        if group is not None and ctx.nx_class(group) not in ("NXcollection", None):
+            yield Issue(group.name, f"NX_class is {ctx.nx_class(group)!r}, expected NXcollection")
+
+
+@rule(
+    "JF-009",
+    "per-spot-width",
+    E,
+    spec="Jungfraujoch HDF5.md §4.1 per-spot arrays",
+    summary="/entry/MX per-spot arrays are [n, max_spots] with one common max_spots",
+    hint="allocate every per-spot array with the same width as peakXPosRaw",
+    roles=(MASTER, DATA),
+)
+def per_spot_width(ctx: FileContext) -> Iterator[Issue]:
+    reference = mx_dataset(ctx, "peakXPosRaw")
+    if reference is None or reference.ndim != 2:
+        return
+    for name in MX_PER_SPOT:
+        dataset = mx_dataset(ctx, name)
+        if dataset is not None and (dataset.ndim != 2 or dataset.shape[1] != reference.shape[1]):
+            yield Issue(
+                dataset.name, f"{name} shape {dataset.shape}, expected [n, {reference.shape[1]}]"
+            )
+
+
+@rule(
+    "JF-010",
+    "per-image-rank",
+    W,
+    spec="Jungfraujoch HDF5.md §4.1 per-image vectors",
+    summary="/entry/MX per-image vectors are 1-D [n]",
+    hint="write per-image quantities as 1-D arrays of length n",
+    roles=(MASTER, DATA),
+)
+def per_image_rank(ctx: FileContext) -> Iterator[Issue]:
+    for name in MX_PER_IMAGE:
+        dataset = mx_dataset(ctx, name)
+        if dataset is not None and dataset.ndim != 1:
+            yield Issue(dataset.name, f"{name} has rank {dataset.ndim}, expected 1")
+
+
+@rule(
+    "JF-011",
+    "per-spot-sentinel",
+    W,
+    spec="Jungfraujoch HDF5.md §4 sentinels",
+    summary="Beyond nPeaks: NaN for floats, 0 for Miller indices, -1 for peakLattice",
+    hint="pad unused spot slots with the documented sentinels",
+    roles=(MASTER, DATA),
+)
+def per_spot_sentinel(ctx: FileContext) -> Iterator[Issue]:
+    counts_ds, reference = mx_dataset(ctx, "nPeaks"), mx_dataset(ctx, "peakXPosRaw")
+    if counts_ds is None or reference is None or counts_ds.ndim != 1 or reference.ndim != 2:
+        return
+    counts = ctx.value(counts_ds)
+    if counts is None or np.asarray(counts).shape[0] != reference.shape[0]:
+        return
+    width = reference.shape[1]
+    padding = np.arange(width)[None, :] >= np.clip(np.asarray(counts), 0, width)[:, None]
+    for name in MX_PER_SPOT:
+        dataset = mx_dataset(ctx, name)
+        if dataset is None or dataset.shape != reference.shape:
+            continue
+        stored = ctx.array(dataset)
+        if stored is None:
+            continue
+        values = stored[padding]
+        if dataset.dtype.kind == "f":
+            bad = ~np.isnan(values)
+        elif name == "peakLattice":
+            bad = values != -1
+        else:
+            bad = values != 0
+        if bad.any():
+            yield Issue(dataset.name, f"{int(bad.sum())} padding slots hold non-sentinel values")
+
+
+@rule(
+    "JF-012",
+    "indexing-consistency",
+    I,
+    spec="Jungfraujoch HDF5.md §4.1; [ours]",
+    summary="imageIndexed in {0,1}; indexingLatticeCount >= imageIndexed",
+    hint="keep the per-image indexing summaries consistent",
+    roles=(MASTER, DATA),
+)
+def indexing_consistency(ctx: FileContext) -> Iterator[Issue]:
+    indexed_ds, count_ds = mx_dataset(ctx, "imageIndexed"), mx_dataset(ctx, "indexingLatticeCount")
+    indexed = None if indexed_ds is None else ctx.value(indexed_ds)
+    if indexed is None:
+        return
+    indexed = np.asarray(indexed)
+    if not np.isin(indexed, (0, 1)).all():
+        yield Issue(indexed_ds.name, "imageIndexed holds values other than 0 and 1")
+    count = None if count_ds is None else ctx.value(count_ds)
+    if count is not None and np.asarray(count).shape == indexed.shape:
+        if (np.asarray(count) < indexed).any():
+            yield Issue(count_ds.name, "indexingLatticeCount < imageIndexed for some images")
+
+
+@rule(
+    "JF-013",
+    "lattice-shape",
+    W,
+    spec="Jungfraujoch HDF5.md §4.1 latticeIndexed",
+    summary="latticeIndexed [n, 9], latticeIndexedExtra [n, m, 9] (Å)",
+    hint="store the real-space lattice as 9 floats (a, b, c vectors) per image",
+    roles=(MASTER, DATA),
+)
+def lattice_shape(ctx: FileContext) -> Iterator[Issue]:
+    lattice, extra = mx_dataset(ctx, "latticeIndexed"), mx_dataset(ctx, "latticeIndexedExtra")
+    if lattice is not None and (lattice.ndim != 2 or lattice.shape[1] != 9):
+        yield Issue(lattice.name, f"latticeIndexed shape {lattice.shape}, expected [n, 9]")
+    if extra is not None and (extra.ndim != 3 or extra.shape[2] != 9):
+        yield Issue(extra.name, f"latticeIndexedExtra shape {extra.shape}, expected [n, m, 9]")
+
+
+@rule(
+    "JF-014",
+    "bravais-niggli-codes",
+    I,
+    spec="Jungfraujoch HDF5.md §4.1; ITA Table 3.1.3.1",
+    summary="bravaisLattice in the 14 short codes; niggliClass 1-44 (0 = none)",
+    hint="use aP mP mC oP oC oI oF tP tI hP hR cP cI cF and Niggli classes 1-44",
+    roles=(MASTER, DATA),
+)
+def bravais_niggli_codes(ctx: FileContext) -> Iterator[Issue]:
+    bravais = mx_dataset(ctx, "bravaisLattice")
+    if bravais is not None:
+        values = ctx.value(bravais)
+        texts = (
+            {decode_text(v) for v in np.asarray(values).reshape(-1)}
+            if values is not None
+            else set()
+        )
+        unknown = sorted(t for t in texts if t and t not in BRAVAIS)
+        if unknown:
+            yield Issue(bravais.name, f"unknown Bravais codes: {', '.join(unknown[:5])}")
+    niggli = mx_dataset(ctx, "niggliClass")
+    if niggli is not None and niggli.dtype.kind in "iu":
+        values = ctx.array(niggli)
+        if values is None:
+            return
+        if ((values < 0) | (values > 44)).any():
+            yield Issue(niggli.name, "niggliClass outside 0..44")
+
+
+@rule(
+    "JF-016",
+    "reflections-group-name",
+    E,
+    spec="Jungfraujoch HDF5.md §4.2 (image_NNNNNN)",
+    summary="/entry/reflections members are named image_NNNNNN (6 digits)",
+    hint="name each per-image group image_000001, image_000002, ...",
+)
+def reflections_group_name(ctx: FileContext) -> Iterator[Issue]:
+    root = None if ctx.entry is None else ctx.group("reflections", ctx.entry)
+    if root is None:
+        return
+    for name in ctx.member_names(root):
+        if not IMAGE_GROUP.match(name):
+            yield Issue(f"{root.name}/{name}", f"{name!r} is not image_NNNNNN")

@@ -1,0 +1,331 @@
+"""General NeXus rules (NXG): classes, names, units, timestamps, types (conformance.md §7.1)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import h5py
+import numpy as np
+
+from jfconform.context import FileContext, decode_text, is_string_dataset
+from jfconform.model import E, I, Issue, W
+from jfconform.registry import rule
+from jfconform.rules._common import leaf, parse_iso8601, units_of
+from jfconform.units import (
+    ANGLE,
+    AREA,
+    CURRENT,
+    ENERGY,
+    FREQUENCY,
+    INVERSE_LENGTH,
+    LENGTH,
+    PIXEL,
+    TEMPERATURE,
+    TIME,
+)
+
+KNOWN_CLASSES = frozenset(
+    """NXentry NXdata NXsample NXinstrument NXsource NXbeam NXdetector NXdetector_module
+    NXdetector_group NXdetector_channel NXattenuator NXtransformations NXcollection
+    NXreflections NXmonochromator NXcollimator NXpositioner NXmonitor NXprocess NXnote NXuser
+    NXsubentry NXparameters NXfilter NXslit NXmirror NXinsertion_device NXsample_component
+    NXenvironment NXsensor NXlog NXgoniometer NXcoordinate_system NXcoordinate_system_set
+    NXbeam_stop NXpinhole NXaperture NXcrystal NXdisk_chopper NXfermi_chopper NXgeometry
+    NXshape NXtranslation NXorientation NXevent_data NXroot NXcite NXfresnel_zone_plate
+    NXgrating NXguide NXsource NXvelocity_selector NXxraylens NXcapillary NXbending_magnet
+    NXpolarizer_opt NXcylindrical_geometry NXoff_geometry NXdata_mx""".split()
+)
+
+#: NX_CHAR fields NXmx names (leaf names), checked for string storage.
+CHAR_FIELDS = frozenset(
+    """definition name sensor_material description depends_on profile gain_setting type
+    time_zone start_time end_time end_time_estimated""".split()
+)
+
+#: Expected unit dimension by field name (conformance.md §1, Jungfraujoch HDF5.md §3-§4).
+FIELD_DIMENSIONS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        (
+            "distance",
+            "detector_distance",
+            "sensor_thickness",
+            "x_pixel_size",
+            "y_pixel_size",
+            "incident_beam_size",
+            "incident_wavelength",
+            "incident_wavelength_spread",
+            "resolutionEstimate",
+            "d",
+        ),
+        (LENGTH,),
+    ),
+    **dict.fromkeys(("beam_center_x", "beam_center_y"), (LENGTH, PIXEL)),
+    **dict.fromkeys(("count_time", "frame_time", "dead_time", "detector_readout_time"), (TIME,)),
+    "threshold_energy": (ENERGY,),
+    "temperature": (TEMPERATURE,),
+    "total_flux": (FREQUENCY,),
+    "current": (CURRENT,),
+    **dict.fromkeys(("peakXPosRaw", "peakYPosRaw", "beam_corr_x", "beam_corr_y"), (PIXEL,)),
+    **dict.fromkeys(("peakDistEwaldSphere", "profileRadius"), (INVERSE_LENGTH,)),
+    **dict.fromkeys(("mosaicity", "imageScaleMosaicity"), (ANGLE,)),
+    **dict.fromkeys(("bFactor", "imageScaleBFactor"), (AREA,)),
+}
+
+BOOLEAN_FIELDS = frozenset({"distance_derived", "beam_center_derived"})
+
+#: Fields NXmx defines as scalars (a 1-element 1-D array is tolerated, NXG-009).
+SCALAR_FIELDS = frozenset(
+    """distance count_time frame_time beam_center_x beam_center_y sensor_thickness
+    x_pixel_size y_pixel_size bit_depth_readout saturation_value underload_value
+    detector_readout_time dead_time""".split()
+)
+
+_NAME = re.compile(r"^[a-zA-Z0-9_]([a-zA-Z0-9_.]*[a-zA-Z0-9_])?$")
+_STYLE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _groups(ctx: FileContext) -> Iterator[tuple[str, h5py.Group]]:
+    for path, obj in ctx.walk():
+        if isinstance(obj, h5py.Group):
+            yield path, obj
+
+
+@rule(
+    "NXG-001",
+    "nx-class-missing",
+    E,
+    spec="conformance.md §1.0, §7.1; NeXus design",
+    summary="Root holds an NXentry; every group has a string NX_class",
+    hint="add the string attribute NX_class (e.g. NXentry, NXcollection) to the group",
+)
+def nx_class_missing(ctx: FileContext) -> Iterator[Issue]:
+    if not ctx.entries:
+        yield Issue(
+            "/",
+            "no group at the root has NX_class = NXentry",
+            "write the entry group with the attribute NX_class='NXentry'",
+        )
+    for path, group in _groups(ctx):
+        value = ctx.attr(group, "NX_class")
+        if value is None:
+            yield Issue(path, "group has no NX_class attribute; NeXus readers will not see it")
+        elif decode_text(value) is None:
+            yield Issue(
+                path,
+                f"NX_class is not a string ({type(value).__name__})",
+                "store NX_class as a (UTF-8/ASCII) string attribute",
+            )
+
+
+@rule(
+    "NXG-002",
+    "nx-class-unknown",
+    W,
+    spec="conformance.md §7.1; NeXus base classes",
+    summary="NX_class values are known base-class names",
+    hint="use a NeXus base class name, or NXcollection for non-standard content",
+)
+def nx_class_unknown(ctx: FileContext) -> Iterator[Issue]:
+    for path, group in _groups(ctx):
+        value = ctx.nx_class(group)
+        if value is not None and value not in KNOWN_CLASSES:
+            yield Issue(path, f"NX_class {value!r} is not a NeXus base class")
+
+
+@rule(
+    "NXG-003",
+    "root-file-attributes",
+    W,
+    spec="NXmx/NXroot; Jungfraujoch HDF5.md §3",
+    summary="Root attributes file_name and file_time present; file_name is the real name",
+    hint="set root attributes file_name (final base name) and file_time (ISO 8601 with zone)",
+)
+def root_file_attributes(ctx: FileContext) -> Iterator[Issue]:
+    file_name = ctx.attr_text(ctx.h5, "file_name")
+    file_time = ctx.attr_text(ctx.h5, "file_time")
+    if file_name is None:
+        yield Issue("/", "root attribute file_name is missing")
+    elif file_name.rsplit("/", 1)[-1] != ctx.name:
+        yield Issue("/", f"root file_name {file_name!r} differs from the file's name {ctx.name!r}")
+    if file_time is None:
+        yield Issue("/", "root attribute file_time is missing")
+    elif parse_iso8601(file_time) is None:
+        yield Issue("/", f"root file_time {file_time!r} is not ISO 8601 with a zone")
+
+
+@rule(
+    "NXG-004",
+    "default-attribute-target",
+    I,
+    spec="NeXus NXroot/NXentry @default",
+    summary="@default on root / entry names an existing NXentry / NXdata",
+    hint="point @default at an existing child group of the right class",
+)
+def default_attribute_target(ctx: FileContext) -> Iterator[Issue]:
+    checks = [("/", ctx.h5, "NXentry")] + [(e.name, e, "NXdata") for e in ctx.entries]
+    for path, group, wanted in checks:
+        target = ctx.attr_text(group, "default")
+        if target is None:
+            continue
+        child = ctx.group(target, group)
+        if child is None or ctx.nx_class(child) != wanted:
+            yield Issue(path, f"@default = {target!r} does not name a {wanted} group here")
+
+
+@rule(
+    "NXG-005",
+    "name-not-nexus",
+    E,
+    spec="NeXus datarules (name regex, 63 chars)",
+    summary="Names match the NeXus name regex (E); upper case / leading digit / dot noted (I)",
+    hint="rename to letters, digits and underscores (no spaces), at most 63 characters",
+)
+def name_not_nexus(ctx: FileContext) -> Iterator[Issue]:
+    styled: list[str] = []
+    for path, _obj in ctx.walk():
+        name = leaf(path)
+        if not _NAME.match(name) or len(name) > 63:
+            yield Issue(path, f"name {name!r} breaks the NeXus name rule")
+        elif not _STYLE.match(name):
+            styled.append(path)
+    if styled:
+        examples = ", ".join(styled[:3])
+        yield Issue(
+            "/",
+            f"{len(styled)} names use upper case, a leading digit or a dot "
+            f"(e.g. {examples}); legal but validators may note them",
+            "nothing to fix unless a strict validator is used",
+            severity=I,
+        )
+
+
+@rule(
+    "NXG-006",
+    "units-unparseable",
+    W,
+    spec="NeXus units categories; DIALS nxmx (pint)",
+    summary="units attributes are scalar strings that parse and fit the field's category",
+    hint="write a pint-parseable spelling of the right kind, e.g. m, mm, angstrom, s, eV, deg",
+)
+def units_unparseable(ctx: FileContext) -> Iterator[Issue]:
+    for path, obj in ctx.walk():
+        if not isinstance(obj, h5py.Dataset) or "units" not in obj.attrs:
+            continue
+        text, unit = units_of(ctx, obj)
+        if text is None:
+            yield Issue(path, "units attribute is not a scalar string")
+            continue
+        if unit is None:
+            yield Issue(path, f"units {text!r} is not a known unit spelling (pint cannot read it)")
+            continue
+        if ctx.attr(obj, "transformation_type") is not None:
+            continue  # axes are judged by NXT-005
+        expected = FIELD_DIMENSIONS.get(leaf(path))
+        if expected and unit.dimension not in expected:
+            yield Issue(
+                path, f"units {text!r} is a {unit.dimension}, expected {' or '.join(expected)}"
+            )
+
+
+@rule(
+    "NXG-007",
+    "datetime-not-iso",
+    W,
+    spec="NX_DATE_TIME (ISO 8601); DIALS nxmx strict parse",
+    summary="NX_DATE_TIME values are strict ISO 8601 with an explicit zone",
+    hint="write e.g. 2026-11-22T10:00:00Z or 2026-11-22T10:00:00+01:00",
+)
+def datetime_not_iso(ctx: FileContext) -> Iterator[Issue]:
+    for entry in ctx.entries:
+        for name in ("start_time", "end_time", "end_time_estimated"):
+            dataset = ctx.dataset(name, entry)
+            if dataset is None:
+                continue
+            text = ctx.text(dataset)
+            if text is None or parse_iso8601(text) is None:
+                yield Issue(dataset.name, f"{name} = {text!r} is not ISO 8601 with a zone")
+
+
+def _is_boolean(ctx: FileContext, dataset: h5py.Dataset) -> bool:
+    kind = dataset.dtype.kind
+    value = ctx.value(dataset)
+    if value is None:
+        return False
+    if kind == "b":
+        return True
+    if kind in "iu":
+        return bool(np.isin(np.asarray(value), (0, 1)).all())
+    if is_string_dataset(dataset):
+        text = decode_text(value)
+        return text is not None and text.lower() in ("true", "false")
+    return False
+
+
+@rule(
+    "NXG-008",
+    "boolean-encoding",
+    W,
+    spec="NX_BOOLEAN",
+    summary="NX_BOOLEAN fields stored as bool, 0/1 integers or 'true'/'false'",
+    hint="store booleans as HDF5 bool (h5py: numpy bool) or 0/1 integers",
+)
+def boolean_encoding(ctx: FileContext) -> Iterator[Issue]:
+    for detector in ctx.detectors:
+        for name in ctx.member_names(detector):
+            if name in BOOLEAN_FIELDS or name.endswith("_applied"):
+                dataset = ctx.dataset(name, detector)
+                if dataset is not None and not _is_boolean(ctx, dataset):
+                    yield Issue(dataset.name, f"{name} is not a boolean (dtype {dataset.dtype})")
+
+
+@rule(
+    "NXG-009",
+    "scalar-as-array",
+    I,
+    spec="DIALS nxmx h5scalar",
+    summary="Scalars are 0-d datasets (1-element 1-D arrays tolerated)",
+    hint="write scalars as 0-d datasets",
+)
+def scalar_as_array(ctx: FileContext) -> Iterator[Issue]:
+    for detector in ctx.detectors:
+        for name in SCALAR_FIELDS:
+            dataset = ctx.dataset(name, detector)
+            if dataset is not None and dataset.shape == (1,):
+                yield Issue(dataset.name, f"{name} is a 1-element array, not a 0-d scalar")
+
+
+@rule(
+    "NXG-010",
+    "char-not-string",
+    E,
+    spec="NX_CHAR (conformance.md §1.0)",
+    summary="NX_CHAR fields are HDF5 string types",
+    hint="store the value as a string (fixed or variable length, UTF-8/ASCII)",
+)
+def char_not_string(ctx: FileContext) -> Iterator[Issue]:
+    for path, obj in ctx.walk():
+        if isinstance(obj, h5py.Dataset) and leaf(path) in CHAR_FIELDS:
+            if not is_string_dataset(obj):
+                yield Issue(path, f"{leaf(path)} is NX_CHAR but stored as {obj.dtype}")
+
+
+@rule(
+    "NXG-011",
+    "signal-target",
+    E,
+    spec="NXdata @signal; dxtbx",
+    summary="NXdata @signal names an existing member (E); absent (W)",
+    hint="set NXdata/@signal to the name of the image dataset (e.g. 'data')",
+)
+def signal_target(ctx: FileContext) -> Iterator[Issue]:
+    for path, group in _groups(ctx):
+        if ctx.nx_class(group) != "NXdata":
+            continue
+        signal = ctx.attr_text(group, "signal")
+        if signal is None:
+            yield Issue(
+                path, "NXdata has no @signal; readers fall back to the first child", severity=W
+            )
+        elif signal not in ctx.member_names(group):
+            yield Issue(path, f"@signal = {signal!r} names no readable member of the group")

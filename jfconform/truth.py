@@ -1,0 +1,374 @@
+"""Scores against simulator ground truth (``--truth PREFIX_truth.h5``).
+
+Conventions (docs/conform.md): truth positions are continuous pixel coordinates (first
+pixel centre at 0.5); CXI peak positions are indices (centre at 0), so observed = X + 0.5.
+UB maps h to the reciprocal-space vector in the lab frame (r = UB·h, Å⁻¹, no 2π); the
+real-space lattice R = inv(UB) has rows a, b, c, the order of Jungfraujoch's latticeIndexed.
+For rotation scans the truth UB is at scan angle 0; per-image lattices are compared with the
+truth rotated to the middle of the image's exposure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from jfconform.context import FileContext
+from jfconform.model import Issue
+from jfconform.rules._common import rotation_matrix
+from jfconform.rules.cxi import peak_table
+from jfconform.rules.nxr import IMAGE_GROUP, reflection_groups
+
+
+@dataclass(frozen=True, slots=True)
+class TruthThresholds:
+    """Pass thresholds; each is a command-line option of ``jfconform check``."""
+
+    min_spot_recall: float = 0.5
+    min_spot_precision: float = 0.5
+    min_indexing_rate: float = 0.5
+    max_cell_error: float = 0.02  # relative, Niggli-reduced a, b, c
+    max_cell_angle_error_deg: float = 1.0
+    max_misorientation_deg: float = 1.0
+    min_intensity_cc: float = 0.8
+    spot_radius_px: float = 2.0
+    min_true_photons: float = 10.0
+
+
+class TruthFileError(Exception):
+    """The truth file is missing, unreadable or not jfsim-truth v1."""
+
+
+@dataclass(frozen=True)
+class Truth:
+    n_images: int
+    image_size_pxl: tuple[int, int]  # (width, height)
+    scan_type: str
+    rotation_axis: np.ndarray
+    rotation_start_deg: float
+    rotation_step_deg: float
+    ub: np.ndarray  # [n, max_lattices, 3, 3]
+    n_lattices: np.ndarray
+    reflections: dict[str, np.ndarray]
+
+
+def load_truth(path: Path) -> Truth:
+    try:
+        with h5py.File(path, "r") as h5:
+            if h5.attrs.get("format") not in ("jfsim-truth", b"jfsim-truth"):
+                raise TruthFileError(f"{path.name}: root attribute format is not 'jfsim-truth'")
+            if int(h5.attrs.get("format_version", 0)) != 1:
+                raise TruthFileError(f"{path.name}: format_version is not 1")
+            experiment = h5["experiment"]
+            scan = experiment["scan_type"][()]
+            scan = scan.decode() if isinstance(scan, bytes) else str(scan)
+            rotation = scan == "rotation"
+            reflections = {name: h5["reflections"][name][()] for name in h5["reflections"]}
+            lengths = {len(v) for v in reflections.values()}
+            if len(lengths) > 1:
+                raise TruthFileError(f"{path.name}: /reflections columns differ in length")
+            return Truth(
+                n_images=int(h5["images/n_lattices"].shape[0]),
+                image_size_pxl=tuple(int(v) for v in experiment["image_size_pxl"][()]),
+                scan_type=scan,
+                rotation_axis=np.asarray(experiment["rotation_axis"][()], dtype=float)
+                if rotation
+                else np.array([1.0, 0.0, 0.0]),
+                rotation_start_deg=float(experiment["rotation_start_deg"][()]) if rotation else 0.0,
+                rotation_step_deg=float(experiment["rotation_step_deg"][()]) if rotation else 0.0,
+                ub=np.asarray(h5["images/ub_matrix"][()], dtype=float),
+                n_lattices=np.asarray(h5["images/n_lattices"][()]),
+                reflections=reflections,
+            )
+    except TruthFileError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise TruthFileError(f"{path}: cannot read as a jfsim truth file: {first}") from error
+
+
+def truth_ub_at_image(truth: Truth, image: int, lattice: int = 0) -> np.ndarray:
+    """The true UB of one image in the lab frame at the middle of its exposure."""
+    ub = truth.ub[image, lattice]
+    if truth.scan_type != "rotation":
+        return ub
+    angle_deg = truth.rotation_start_deg + (image + 0.5) * truth.rotation_step_deg
+    return rotation_matrix(truth.rotation_axis, math.radians(angle_deg)) @ ub
+
+
+def cell_of(real_space: np.ndarray) -> tuple[float, ...]:
+    """(a, b, c, alpha, beta, gamma) in Å and degrees from rows a, b, c."""
+    a, b, c = real_space
+    lengths = [float(np.linalg.norm(v)) for v in (a, b, c)]
+
+    def angle(u: np.ndarray, v: np.ndarray) -> float:
+        return math.degrees(
+            math.acos(np.clip(u @ v / np.linalg.norm(u) / np.linalg.norm(v), -1, 1))
+        )
+
+    return (*lengths, angle(b, c), angle(a, c), angle(a, b))
+
+
+def niggli(cell: tuple[float, ...]) -> np.ndarray:
+    """Niggli-reduced (a, b, c, alpha, beta, gamma) of a primitive cell (gemmi)."""
+    import gemmi  # deferred: only truth scoring needs it
+
+    vector = gemmi.GruberVector(gemmi.UnitCell(*cell), "P")
+    vector.niggli_reduce()
+    reduced = vector.get_cell()
+    return np.array([reduced.a, reduced.b, reduced.c, reduced.alpha, reduced.beta, reduced.gamma])
+
+
+def compare_lattices(observed: np.ndarray, true: np.ndarray) -> tuple[float, float, float]:
+    """(relative cell error, angle error in deg, misorientation in deg; NaN if unrelated)."""
+    obs_cell, true_cell = niggli(cell_of(observed)), niggli(cell_of(true))
+    length_error = float(np.max(np.abs(obs_cell[:3] - true_cell[:3]) / true_cell[:3]))
+    angle_error = float(np.max(np.abs(obs_cell[3:] - true_cell[3:])))
+    change = observed @ np.linalg.inv(true)
+    rounded = np.round(change)
+    if np.max(np.abs(change - rounded)) > 0.15 or round(abs(np.linalg.det(rounded))) != 1:
+        return length_error, angle_error, math.nan
+    basis = rounded @ true
+    u, _s, vt = np.linalg.svd(basis.T @ observed)
+    sign = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
+    rotation = vt.T @ np.diag([1.0, 1.0, sign]) @ u.T
+    cosine = np.clip((np.trace(rotation) - 1) / 2, -1, 1)
+    return length_error, angle_error, math.degrees(math.acos(cosine))
+
+
+def _match_count(observed: np.ndarray, true: np.ndarray, radius: float) -> int:
+    if not len(observed) or not len(true):
+        return 0
+    distance = np.linalg.norm(observed[:, None, :] - true[None, :, :], axis=2)
+    pairs = np.argwhere(distance <= radius)
+    order = np.argsort(distance[pairs[:, 0], pairs[:, 1]])
+    used_obs, used_true, matched = set(), set(), 0
+    for i, j in pairs[order]:
+        if i not in used_obs and j not in used_true:
+            used_obs.add(i)
+            used_true.add(j)
+            matched += 1
+    return matched
+
+
+def _score(value: float | None, threshold: float, higher_is_better: bool, **extra: Any) -> dict:
+    """A JSON-safe score record; ``inf`` (no comparable lattice) fails with value null."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return {"value": None, "threshold": threshold, "passed": None, **extra}
+    if math.isinf(value):
+        return {"value": None, "threshold": threshold, "passed": False, **extra}
+    passed = value >= threshold if higher_is_better else value <= threshold
+    return {"value": float(value), "threshold": threshold, "passed": bool(passed), **extra}
+
+
+def score(
+    ctx: FileContext, truth_path: Path, thresholds: TruthThresholds
+) -> tuple[list[tuple[str, Issue]], dict[str, Any]]:
+    """Score one master against its truth; returns (rule-ID, issue) pairs and the summary."""
+    try:
+        truth = load_truth(truth_path)
+    except TruthFileError as error:
+        return [("TRUTH-001", Issue("/", str(error)))], {
+            "truth_file": str(truth_path),
+            "error": str(error),
+        }
+    issues: list[tuple[str, Issue]] = []
+    frame = ctx.frame_shape
+    if ctx.n_frames is not None and ctx.n_frames != truth.n_images:
+        issues.append(
+            (
+                "TRUTH-002",
+                Issue(
+                    "/entry/data", f"{ctx.n_frames} frames, the truth has {truth.n_images} images"
+                ),
+            )
+        )
+    if frame is not None and (frame[-1], frame[-2]) != truth.image_size_pxl:
+        issues.append(
+            (
+                "TRUTH-002",
+                Issue(
+                    "/entry/data",
+                    f"image {frame[-1]}x{frame[-2]}, the truth has {truth.image_size_pxl}",
+                ),
+            )
+        )
+    scores: dict[str, dict] = {}
+    scores.update(_spot_scores(ctx, truth, thresholds))
+    scores.update(_indexing_scores(ctx, truth, thresholds))
+    scores.update(_intensity_scores(ctx, truth, thresholds))
+    rule_of = {
+        "spot_recall": "TRUTH-003",
+        "spot_precision": "TRUTH-004",
+        "indexing_rate": "TRUTH-005",
+        "cell_error": "TRUTH-006",
+        "cell_angle_error_deg": "TRUTH-006",
+        "misorientation_deg": "TRUTH-007",
+        "intensity_cc": "TRUTH-008",
+    }
+    for name, result in scores.items():
+        if result["passed"] is False:
+            better = (
+                "at least"
+                if name in ("spot_recall", "spot_precision", "indexing_rate", "intensity_cc")
+                else "at most"
+            )
+            shown = "undefined" if result["value"] is None else f"{result['value']:.4g}"
+            issues.append(
+                (
+                    rule_of[name],
+                    Issue("/entry", f"{name} = {shown}, required {better} {result['threshold']}"),
+                )
+            )
+    summary = {
+        "truth_file": str(truth_path),
+        "scores": scores,
+        "thresholds": asdict(thresholds),
+        "passed": not issues,
+    }
+    return issues, summary
+
+
+def _spot_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+    table = peak_table(ctx)
+    if table is None:
+        return {}
+    counts, arrays = table
+    refl = truth.reflections
+    visible = ~refl["masked"].astype(bool) & (refl["intensity_photons"] >= limits.min_true_photons)
+    matched = n_true = n_observed = 0
+    capacity = arrays["peakXPosRaw"].shape[1]
+    for image in range(min(len(counts), truth.n_images)):
+        k = int(np.clip(counts[image], 0, arrays["peakXPosRaw"].shape[1]))
+        observed = (
+            np.stack([arrays["peakXPosRaw"][image, :k], arrays["peakYPosRaw"][image, :k]], axis=1)
+            + 0.5
+        )
+        rows = np.flatnonzero(visible & (refl["image_id"] == image))
+        # A finder can list at most `capacity` spots: expect the brightest ones.
+        rows = rows[np.argsort(-refl["intensity_photons"][rows], kind="stable")][:capacity]
+        true = np.stack([refl["x_pxl"][rows], refl["y_pxl"][rows]], axis=1)
+        matched += _match_count(observed, true, limits.spot_radius_px)
+        n_true += len(true)
+        n_observed += len(observed)
+    recall = matched / n_true if n_true else None
+    precision = matched / n_observed if n_observed else None
+    return {
+        "spot_recall": _score(recall, limits.min_spot_recall, True, n=n_true),
+        "spot_precision": _score(precision, limits.min_spot_precision, True, n=n_observed),
+    }
+
+
+def _observed_lattices(ctx: FileContext, n: int) -> tuple[dict[int, np.ndarray], bool]:
+    """Per-image real-space lattices (rows a, b, c) and whether they are per image."""
+    mx = None if ctx.entry is None else ctx.group("MX", ctx.entry)
+    lattice = None if mx is None else ctx.dataset("latticeIndexed", mx)
+    if lattice is not None and lattice.ndim == 2 and lattice.shape[1] == 9:
+        stored = ctx.array(lattice)
+        if stored is None:
+            return {}, True
+        values = stored.astype(float)
+        indexed = ctx.array(ctx.dataset("imageIndexed", mx))
+        found = {}
+        for image in range(min(n, len(values))):
+            if np.isfinite(values[image]).all() and (indexed is None or indexed[image] > 0):
+                found[image] = values[image].reshape(3, 3)
+        return found, True
+    for sample in ctx.in_entry("NXsample"):
+        ub = ctx.dataset("ub_matrix", sample)
+        if ub is not None and ub.shape[-2:] == (3, 3):
+            stored = ctx.array(ub)
+            if stored is None:
+                continue
+            matrix = stored.astype(float).reshape(-1, 3, 3)[0]
+            return dict.fromkeys(range(n), np.linalg.inv(matrix)), False
+    return {}, True
+
+
+def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+    lattices, per_image = _observed_lattices(ctx, truth.n_images)
+    hits = [i for i in range(truth.n_images) if truth.n_lattices[i] > 0]
+    if not hits:
+        return {}
+    good, cell_errors, angle_errors, misorientations = 0, [], [], []
+    for image in hits:
+        if image not in lattices:
+            continue
+        # Several crystals in one shot: judge against the closest true lattice.
+        candidates = []
+        for lattice in range(int(min(truth.n_lattices[image], truth.ub.shape[1]))):
+            true_ub = (
+                truth_ub_at_image(truth, image, lattice) if per_image else truth.ub[image, lattice]
+            )
+            if np.isfinite(true_ub).all():
+                candidates.append(compare_lattices(lattices[image], np.linalg.inv(true_ub)))
+        if not candidates:
+            continue
+        length_error, angle_error, misorientation = min(
+            candidates, key=lambda c: (math.isnan(c[2]), c[2], c[0])
+        )
+        cell_errors.append(length_error)
+        angle_errors.append(angle_error)
+        misorientations.append(misorientation)
+        if (
+            length_error <= limits.max_cell_error
+            and angle_error <= limits.max_cell_angle_error_deg
+            and misorientation <= limits.max_misorientation_deg
+        ):
+            good += 1
+
+    def median(values: list[float]) -> float | None:
+        finite = [v for v in values if not math.isnan(v)]
+        if values and not finite:
+            return math.inf
+        return float(np.median(finite)) if finite else None
+
+    return {
+        "indexing_rate": _score(good / len(hits), limits.min_indexing_rate, True, n=len(hits)),
+        "cell_error": _score(median(cell_errors), limits.max_cell_error, False),
+        "cell_angle_error_deg": _score(
+            median(angle_errors), limits.max_cell_angle_error_deg, False
+        ),
+        "misorientation_deg": _score(median(misorientations), limits.max_misorientation_deg, False),
+    }
+
+
+def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+    refl = truth.reflections
+    keep = refl["lattice"] == 0 if "lattice" in refl else np.ones(len(refl["h"]), bool)
+    true_index: dict[tuple[int, int, int, int], float] = {}
+    for image, h, k, ell, value in zip(
+        refl["image_id"][keep],
+        refl["h"][keep],
+        refl["k"][keep],
+        refl["l"][keep],
+        refl["intensity_photons"][keep],
+        strict=True,
+    ):
+        key = (int(image), int(h), int(k), int(ell))
+        true_index[key] = true_index.get(key, 0.0) + float(value)
+    observed, expected = [], []
+    for name, group in reflection_groups(ctx):
+        match = IMAGE_GROUP.match(name)
+        columns = [ctx.dataset(c, group) for c in ("h", "k", "l", "int_sum")]
+        if match is None or any(c is None for c in columns):
+            continue
+        image = int(match.group(1)) - 1
+        arrays = [ctx.array(c) for c in columns]
+        if any(a is None for a in arrays):
+            continue
+        h, k, ell, intensity = arrays
+        for hh, kk, ll, value in zip(h, k, ell, intensity, strict=False):
+            key = (image, int(hh), int(kk), int(ll))
+            if key in true_index and np.isfinite(value):
+                observed.append(float(value))
+                expected.append(true_index[key])
+    if len(observed) < 3:
+        return {}
+    cc = float(np.corrcoef(observed, expected)[0, 1])
+    return {"intensity_cc": _score(cc, limits.min_intensity_cc, True, n=len(observed))}

@@ -1,0 +1,10 @@
+"""The package version, from the installed distribution metadata."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("jfsim")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0"

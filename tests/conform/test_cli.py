@@ -1,0 +1,92 @@
+"""The real ``jfconform`` console script: exit codes, formats, options."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from fixtures.broken import write_broken
+
+JSON_FINDING_KEYS = {"rule", "symbol", "severity", "file", "path", "message", "hint"}
+
+
+def test_clean_file_exits_0_with_summary_table(run_cli, clean_runs) -> None:
+    result = run_cli("check", clean_runs["integrated"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Summary by file" in result.stdout
+    assert "result: PASS" in result.stdout
+
+
+def test_error_finding_exits_1_and_json_has_the_schema(run_cli, tmp_path: Path) -> None:
+    broken = write_broken(tmp_path, "NXMX-021")
+    result = run_cli("check", broken, "--json")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert {"tool", "version", "files", "findings", "summary", "truth", "exit_code"} <= set(
+        document
+    )
+    assert document["tool"] == "jfconform" and document["exit_code"] == 1
+    assert document["truth"] is None
+    assert all(set(f) == JSON_FINDING_KEYS for f in document["findings"])
+    errors = {f["rule"] for f in document["findings"] if f["severity"] == "error"}
+    assert errors == {"NXMX-021"}
+    assert document["summary"]["by_rule"]["NXMX-021"] == 1
+    assert document["files"][0]["errors"] == 1
+
+
+def test_fail_on_warning_turns_a_warning_into_exit_1(run_cli, tmp_path: Path) -> None:
+    broken = write_broken(tmp_path, "NXMX-023")
+    assert run_cli("check", broken).returncode == 0
+    assert run_cli("check", broken, "--fail-on", "warning").returncode == 1
+
+
+def test_junit_output_parses_and_marks_failures(run_cli, tmp_path: Path, clean_runs) -> None:
+    broken = write_broken(tmp_path, "NXT-002")
+    out = tmp_path / "report.xml"
+    result = run_cli("check", broken, clean_runs["vds"], "--format", "junit", "-o", out)
+    assert result.returncode == 1
+    root = ET.parse(out).getroot()
+    suites = root.findall("testsuite")
+    assert len(suites) == 2
+    failures = {case.get("name"): case.find("failure") for case in suites[0].findall("testcase")}
+    assert failures["NXT"] is not None and failures["NXT"].get("type") == "NXT-002"
+    assert all(case.find("failure") is None for case in suites[1].findall("testcase"))
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_profile_option_raises_reader_rules(run_cli, clean_runs) -> None:
+    assert run_cli("check", clean_runs["vds"], "--profile", "neggia").returncode == 1
+    assert run_cli("check", clean_runs["vds"], "--profile", "dials").returncode == 0
+    signed = run_cli("check", clean_runs["legacy"], "--profile", "neggia")
+    assert signed.returncode == 1 and "RD-NEGGIA-004" in signed.stdout  # int16 read as unsigned
+
+
+def test_select_and_ignore_on_the_command_line(run_cli, tmp_path: Path) -> None:
+    broken = write_broken(tmp_path, "NXMX-021")
+    assert run_cli("check", broken, "--ignore", "NXMX-02").returncode == 0
+    assert run_cli("check", broken, "--select", "NXMX,NXT").returncode == 1
+    unknown = run_cli("check", broken, "--select", "NOPE")
+    assert unknown.returncode == 2 and "NOPE" in unknown.stderr
+
+
+def test_usage_and_unreadable_files_exit_2(run_cli, tmp_path: Path) -> None:
+    assert run_cli("check", "--no-such-option", "x.h5").returncode == 2
+    missing = run_cli("check", tmp_path / "absent_master.h5")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    not_hdf5 = tmp_path / "notes_master.h5"
+    not_hdf5.write_text("not an HDF5 file\n")
+    result = run_cli("check", not_hdf5)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "cannot open as HDF5" in result.stderr
+
+
+def test_rules_lists_every_rule(run_cli) -> None:
+    result = run_cli("rules", "--json")
+    assert result.returncode == 0
+    listed = json.loads(result.stdout)
+    ids = [r["rule"] for r in listed]
+    assert len(ids) == len(set(ids)) > 100
+    assert {"NXMX-001", "NXT-002", "H5-006", "RD-NEGGIA-003", "TRUTH-003"} <= set(ids)
+    assert "--profile" in run_cli("check", "--help").stdout

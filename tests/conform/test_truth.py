@@ -1,0 +1,146 @@
+"""Scoring against ground truth: exact derivations pass, perturbed ones fail by TRUTH-ID."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fixtures.truth import rotation, write_truth_run
+from jfconform.context import FileContext
+from jfconform.truth import TruthThresholds, compare_lattices, score
+
+
+def _score(master: Path, truth: Path, **limits: float) -> tuple[set[str], dict]:
+    with h5py.File(master, "r") as h5:
+        context = FileContext(master, h5)
+        try:
+            issues, summary = score(context, truth, TruthThresholds(**limits))
+        finally:
+            context.close()
+    return {rule_id for rule_id, _ in issues}, summary
+
+
+def test_exact_derivation_scores_perfectly(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path)
+    fired, summary = _score(master, truth)
+    assert fired == set()
+    scores = summary["scores"]
+    assert scores["spot_recall"]["value"] == pytest.approx(1.0)
+    assert scores["spot_precision"]["value"] == pytest.approx(1.0)
+    assert scores["indexing_rate"]["value"] == pytest.approx(1.0)
+    assert scores["misorientation_deg"]["value"] < 1e-3
+    assert scores["intensity_cc"]["value"] > 0.999
+
+
+def test_perturbed_derivation_fails_each_score(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path, perturbed=True)
+    fired, summary = _score(master, truth)
+    assert fired == {"TRUTH-003", "TRUTH-004", "TRUTH-005", "TRUTH-006", "TRUTH-007", "TRUTH-008"}
+    assert summary["scores"]["misorientation_deg"]["value"] == pytest.approx(5.0, abs=0.01)
+    assert summary["scores"]["cell_error"]["value"] == pytest.approx(0.05, abs=1e-3)
+
+
+def test_thresholds_decide(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path, perturbed=True)
+    fired, _ = _score(
+        master,
+        truth,
+        spot_radius_px=6.0,
+        max_misorientation_deg=6.0,
+        max_cell_error=0.06,
+        min_intensity_cc=-1.0,
+    )
+    assert fired == set()
+
+
+def test_bad_truth_file_is_truth_001(tmp_path: Path) -> None:
+    master, _truth = write_truth_run(tmp_path)
+    bogus = tmp_path / "other_truth.h5"
+    with h5py.File(bogus, "w") as h5:
+        h5.attrs["format"] = "something-else"
+    fired, _ = _score(master, bogus)
+    assert fired == {"TRUTH-001"}
+
+
+def test_run_mismatch_is_truth_002(tmp_path: Path) -> None:
+    master, _ = write_truth_run(tmp_path / "a", n_images=4)
+    _, other_truth = write_truth_run(tmp_path / "b", n_images=3)
+    fired, _ = _score(master, other_truth)
+    assert "TRUTH-002" in fired
+
+
+def test_cli_truth_scores_and_exit_codes(run_cli, tmp_path: Path) -> None:
+    good_master, good_truth = write_truth_run(tmp_path / "good")
+    result = run_cli("check", good_master, "--truth", good_truth, "--json")
+    assert result.returncode == 0, result.stdout[-2000:]
+    document = json.loads(result.stdout)
+    assert document["truth"]["passed"] is True
+    bad_master, bad_truth = write_truth_run(tmp_path / "bad", perturbed=True)
+    result = run_cli("check", bad_master, "--truth", bad_truth, "--min-spot-recall", "0.9")
+    assert result.returncode == 1
+    assert "TRUTH-003" in result.stdout and "Truth scores" in result.stdout
+    relaxed = run_cli("check", bad_master, "--truth", bad_truth, "--ignore", "TRUTH,CXI-006")
+    assert relaxed.returncode == 0
+
+
+def test_symmetry_equivalent_setting_is_not_a_misorientation() -> None:
+    true = np.diag([40.0, 50.0, 60.0])
+    swapped = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]]) @ true  # other basis, same lattice
+    length_error, angle_error, misorientation = compare_lattices(swapped, true)
+    assert misorientation == pytest.approx(0.0, abs=1e-6)
+    assert length_error == pytest.approx(0.0, abs=1e-9) and angle_error < 1e-6
+
+
+def test_rotated_lattice_reports_the_angle() -> None:
+    true = np.diag([40.0, 50.0, 60.0])
+    turned = true @ rotation(np.array([0.0, 1.0, 0.0]), math.radians(3.0)).T
+    assert compare_lattices(turned, true)[2] == pytest.approx(3.0, abs=1e-6)
+
+
+def test_unrelated_lattice_has_no_misorientation() -> None:
+    true = np.diag([40.0, 50.0, 60.0])
+    other = np.diag([23.0, 71.0, 97.0]) @ rotation(np.array([1.0, 1.0, 0.0]), 0.7).T
+    assert math.isnan(compare_lattices(other, true)[2])
+
+
+def test_stills_with_two_lattices_match_the_closest(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path)
+    with h5py.File(master, "r") as h5:
+        observed = h5["/entry/MX/latticeIndexed"][()].reshape(-1, 3, 3).astype(float)
+    with h5py.File(truth, "r+") as h5:
+        experiment = h5["experiment"]
+        del experiment["scan_type"]
+        experiment.create_dataset("scan_type", data="stills", dtype=h5py.string_dtype())
+        n = observed.shape[0]
+        decoy = rotation(np.array([0.0, 1.0, 0.0]), 0.9) @ np.linalg.inv(observed[0])
+        ub = np.stack([np.stack([decoy, np.linalg.inv(observed[i])]) for i in range(n)])
+        del h5["images/ub_matrix"], h5["images/n_lattices"]
+        h5["images"].create_dataset("ub_matrix", data=ub)
+        h5["images"].create_dataset("n_lattices", data=np.full(n, 2, np.int32))
+    fired, summary = _score(master, truth)
+    assert "TRUTH-005" not in fired and "TRUTH-007" not in fired
+    assert summary["scores"]["misorientation_deg"]["value"] < 1e-3
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    angle_deg=st.floats(0.0, 3.0),
+    axis=st.tuples(*[st.floats(-1, 1)] * 3).filter(lambda v: np.linalg.norm(v) > 0.1),
+    permutation=st.permutations([0, 1, 2]),
+    signs=st.tuples(*[st.sampled_from([-1, 1])] * 3),
+)
+def test_misorientation_ignores_the_basis_and_measures_the_turn(
+    angle_deg: float, axis: tuple, permutation: list, signs: tuple
+) -> None:
+    true = np.array([[40.0, 0, 0], [3.0, 50.0, 0], [1.0, 2.0, 60.0]])
+    change = np.diag(signs)[permutation]  # a unimodular change of basis
+    turn = rotation(np.asarray(axis), math.radians(angle_deg))
+    observed = change @ true @ turn.T
+    assert compare_lattices(observed, true)[2] == pytest.approx(angle_deg, abs=1e-5)
