@@ -11,7 +11,6 @@ import pytest
 
 from fixtures.clean import LAYOUTS, RunSpec, write_run
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 JFCONFORM = Path(sys.executable).with_name("jfconform")
 
 
