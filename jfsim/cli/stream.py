@@ -1,0 +1,262 @@
+"""``jfsim stream``: stream a series as Jungfraujoch CBOR over ZeroMQ PUSH, at a paced rate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from jfsim.stream import (
+    DEFAULT_ENDPOINT,
+    OnSlow,
+    StreamConfig,
+    Streamer,
+    StreamProgress,
+    StreamSummary,
+    parse_duration_s,
+    parse_rate_hz,
+    recording_source,
+)
+from jfsim.stream.sources import FrameSource
+
+EXIT_INCOMPLETE = 1
+
+_EPILOG = """\
+examples:
+  jfsim stream --preset lysozyme-rotation-jf4m --endpoint tcp://0.0.0.0:5500 \\
+      --rate 2kHz --images 20000
+      renders a pool of 32 frames, waits for a writer (e.g. jfsim write tcp://HOST:5500),
+      then sends start, 20000 images at 2 kHz, and end
+  jfsim stream --recording run1.cbors --rate max --pool 100 --json
+  jfsim stream --preset small-jf1m --endpoint tcp://0.0.0.0:5500 --endpoint tcp://0.0.0.0:5501 \\
+      --preview tcp://0.0.0.0:5600 --metadata tcp://0.0.0.0:5601
+
+Writers connect PULL sockets to the endpoints; with several endpoints each gets whole data
+files (file number modulo sockets) and all get start and end. A writer that cannot keep up
+loses images with --on-slow drop (default, as jfjoch_broker), or slows the stream with
+--on-slow block. Ctrl-C or SIGTERM stops early and still sends the end message.
+exit status: 0 complete (or stopped on request), 1 images dropped or end not delivered,
+2 bad options or no writer.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "stream",
+        help="stream a series over ZeroMQ at kHz rates (jfjoch_broker image stream)",
+        description=(
+            "Act as jfjoch_broker's image stream: bind PUSH sockets, send the start message "
+            "once a writer is connected, then the images on an absolute schedule, then the "
+            "end message. Images come from a pool of K pre-rendered, pre-compressed frames "
+            "reused in turn (each message keeps its own image id and timing), so the rate is "
+            "limited by the transport, not by rendering."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--preset", metavar="NAME", help="a bundled experiment (jfsim presets)")
+    source.add_argument("--experiment", metavar="FILE", help="an experiment file (.toml, .json)")
+    source.add_argument(
+        "--recording", metavar="FILE.cbors", help="replay the images of a recording"
+    )
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="ENDPOINT",
+        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT})",
+    )
+    parser.add_argument(
+        "--rate", default="2kHz", help="images per second: 2kHz, 500Hz, 2000, 1.5kHz or max"
+    )
+    parser.add_argument(
+        "--images", type=int, metavar="N", help="images to send (default: the source's number)"
+    )
+    parser.add_argument(
+        "--pool", type=int, default=32, metavar="K", help="distinct frames to cycle (default 32)"
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("cpu", "gpu", "auto"),
+        help="engine rendering the pool for --preset/--experiment (default auto)",
+    )
+    parser.add_argument(
+        "--sndhwm", type=int, default=100, metavar="N", help="send high-water mark (default 100)"
+    )
+    parser.add_argument(
+        "--on-slow",
+        choices=[mode.value for mode in OnSlow],
+        default=OnSlow.DROP.value,
+        help="drop (default, as jfjoch_broker): keep the schedule, drop and count images a "
+        "writer has no room for; block: wait for the writer (stop if it stalls longer than "
+        "--send-timeout)",
+    )
+    parser.add_argument(
+        "--send-timeout",
+        metavar="DURATION",
+        help="longest wait of one image for a writer (default 1s with drop, where a paced "
+        "image also never waits past the next one's slot; 10s with block)",
+    )
+    parser.add_argument(
+        "--start-timeout", default="5s", metavar="DURATION", help="wait for writers (default 5s)"
+    )
+    parser.add_argument(
+        "--end-timeout",
+        default="5s",
+        metavar="DURATION",
+        help="offer the end message and flush queued images for this long (default 5s)",
+    )
+    parser.add_argument("--preview", metavar="ENDPOINT", help="bind a preview PUB socket")
+    parser.add_argument(
+        "--preview-period", default="1s", metavar="DURATION", help="one preview image per period"
+    )
+    parser.add_argument("--metadata", metavar="ENDPOINT", help="bind a metadata PUB socket")
+    parser.add_argument(
+        "--metadata-period",
+        default="1s",
+        metavar="DURATION",
+        help="one metadata message per period",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(func=run)
+
+
+def _source(args: argparse.Namespace) -> FrameSource:
+    if args.recording:
+        return recording_source(args.recording, pool_size=args.pool)
+    from jfsim.experiment import experiment_preset, load_experiment
+    from jfsim.stream.experiment_source import ExperimentSource
+
+    experiment = experiment_preset(args.preset) if args.preset else load_experiment(args.experiment)
+    return ExperimentSource(experiment, device=args.device)
+
+
+def _config(args: argparse.Namespace) -> StreamConfig:
+    send_timeout = (
+        None
+        if args.send_timeout is None
+        else parse_duration_s(args.send_timeout, what="--send-timeout")
+    )
+    return StreamConfig(
+        endpoints=tuple(args.endpoint or (DEFAULT_ENDPOINT,)),
+        rate_hz=parse_rate_hz(args.rate),
+        number_of_images=args.images,
+        pool_size=args.pool,
+        sndhwm=args.sndhwm,
+        on_slow=OnSlow(args.on_slow),
+        send_timeout_s=send_timeout,
+        start_timeout_s=parse_duration_s(args.start_timeout, what="--start-timeout"),
+        end_timeout_s=parse_duration_s(args.end_timeout, what="--end-timeout"),
+        preview_endpoint=args.preview,
+        preview_period_s=parse_duration_s(args.preview_period, what="--preview-period"),
+        metadata_endpoint=args.metadata,
+        metadata_period_s=parse_duration_s(args.metadata_period, what="--metadata-period"),
+        progress_interval_s=0.5 if sys.stderr.isatty() else 5.0,
+    )
+
+
+class _StatusLine:
+    """Progress on stderr: one rewritten line on a terminal, short separate lines otherwise."""
+
+    def __init__(self) -> None:
+        self.interactive = sys.stderr.isatty()
+        self._open = False
+
+    def show(self, text: str) -> None:
+        if self.interactive:
+            print(f"\r\x1b[K{text}", end="", file=sys.stderr, flush=True)
+            self._open = True
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self._open:
+            print(file=sys.stderr, flush=True)
+            self._open = False
+
+    def pool(self) -> Callable[[int, int], None]:
+        last_shown = [0.0]
+
+        def show(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done == total or self.interactive or now - last_shown[0] >= 5.0:
+                last_shown[0] = now
+                self.show(f"stream: rendering pool {done}/{total} frames")
+
+        return show
+
+    def stream(self, progress: StreamProgress) -> None:
+        self.show(
+            f"stream: {progress.images_done}/{progress.images_total} images  "
+            f"{progress.rate_hz:8.1f} Hz  {progress.bytes_per_s / 1e9:5.2f} GB/s  "
+            f"dropped {progress.images_dropped}"
+        )
+
+
+@contextmanager
+def _stop_on_signals(streamer: Streamer) -> Iterator[None]:
+    """SIGINT and SIGTERM end the image loop; the end message and summary still follow."""
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(
+            signum, lambda number, _frame: streamer.request_stop(signal.Signals(number).name)
+        )
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _rows(summary: StreamSummary) -> dict[str, Any]:
+    target = "max" if summary.target_rate_hz is None else f"{summary.target_rate_hz:g} Hz"
+    return {
+        "endpoints": ", ".join(summary.endpoints),
+        "images sent": f"{summary.images_sent} of {summary.images_requested}",
+        "images dropped": summary.images_dropped,
+        "sends that waited": summary.sends_blocked,
+        "images per socket": " / ".join(str(n) for n in summary.images_per_socket),
+        "rate": f"{summary.achieved_rate_hz:.1f} Hz (target {target})",
+        "gap mean / p99 / max": (
+            f"{summary.mean_gap_ms:.3f} / {summary.p99_gap_ms:.3f} / {summary.max_gap_ms:.3f} ms"
+        ),
+        "bytes sent": f"{summary.bytes_sent} ({summary.gbytes_per_s:.3f} GB/s)",
+        "duration": f"{summary.duration_s:.3f} s",
+        "pool": f"{summary.pool_size} frames",
+        "end delivered": " / ".join("yes" if ok else "NO" for ok in summary.end_delivered),
+        "preview / metadata messages": f"{summary.preview_messages} / {summary.metadata_messages}",
+        "stopped by": summary.stopped_by or "-",
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    status = _StatusLine()
+    streamer = Streamer(config, _source(args), on_progress=None if args.json else status.stream)
+    streamer.prepare(None if args.json else status.pool())
+    status.done()
+    streamer.bind()
+    if not args.json:
+        status.show(f"stream: waiting for writers on {', '.join(config.endpoints)}")
+    with _stop_on_signals(streamer):
+        try:
+            summary = streamer.run()
+        finally:
+            status.done()
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        rows = _rows(summary)
+        width = max(len(key) for key in rows)
+        for key, value in rows.items():
+            print(f"{key:<{width}}  {value}")
+    stalled = summary.stopped_by is not None and summary.stopped_by not in ("SIGINT", "SIGTERM")
+    if summary.images_dropped or not all(summary.end_delivered) or stalled:
+        return EXIT_INCOMPLETE
+    return 0

@@ -1,0 +1,199 @@
+"""Wire bytes of image messages without re-encoding pixels: a pool of K frames, reused.
+
+Every image message is a CBOR map. Its entries fall in three groups: the per-image fields
+(image id, timing; a few hundred bytes, encoded for every image), the fields that belong to
+the pixels (analysis results, the same whenever a pool frame is reused; encoded once) and
+``data`` (the compressed pixels, encoded once and placed last). A slot buffer holds the last
+two groups at its end; each image writes its CBOR prefix, map head and per-image entries
+right-aligned just in front of them and the whole is sent zero-copy. The result is exactly
+``jfsim.protocol.encode`` of the message with its keys in that order (``message_for`` builds
+that message; the tests compare both). A buffer is rewritten only once ZeroMQ has released it
+(``zmq.MessageTracker``), otherwise another buffer for the same frame is used.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from jfsim.protocol import Message, PixelArray, encode
+from jfsim.protocol.validate import coerce_floats
+
+__all__ = ["ImageAssembler", "PoolFrame", "cbor_head", "encoded_entries"]
+
+SELF_DESCRIBED_PREFIX = b"\xd9\xd9\xf7"
+#: A message type without schema, so that ``encode`` checks no required field.
+_ENTRIES_ONLY_TYPE = "x-entries"
+_MAJOR_MAP = 5
+#: Room left in front of the pool part of a buffer for the per-image part.
+HEADER_RESERVE_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFrame:
+    """One distinct image of the pool: its compressed pixels and the fields tied to them."""
+
+    pixels: PixelArray
+    pixel_fields: dict[str, Any] = field(default_factory=dict)
+
+
+def cbor_head(major: int, argument: int) -> bytes:
+    """The shortest CBOR head of a data item (RFC 8949 §3)."""
+    if argument < 24:
+        return bytes([major << 5 | argument])
+    for info, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if argument < 1 << (8 * width):
+            return bytes([major << 5 | info]) + argument.to_bytes(width, "big")
+    raise ValueError(f"CBOR argument {argument} does not fit in 64 bits")
+
+
+def _head_length(first_byte: int) -> int:
+    info = first_byte & 0x1F
+    return 1 if info < 24 else 1 + (1, 2, 4, 8)[info - 24]
+
+
+def encoded_entries(message_type: str, fields: dict[str, Any]) -> bytes:
+    """The key/value pairs of ``fields`` as ``encode`` writes them in a ``message_type`` message.
+
+    Floats are coerced as in a message of that type, but required fields are not asked for:
+    the entries are encoded inside a message of a type the schema does not know.
+    """
+    coerced = coerce_floats(Message(message_type, fields))
+    whole = encode(Message(_ENTRIES_ONLY_TYPE, coerced))
+    type_entry = _type_entry(_ENTRIES_ONLY_TYPE)
+    map_start = len(SELF_DESCRIBED_PREFIX)
+    body = map_start + _head_length(whole[map_start])
+    if whole[:map_start] != SELF_DESCRIBED_PREFIX or whole[body : body + len(type_entry)] != (
+        type_entry
+    ):
+        raise AssertionError("jfsim.protocol.encode no longer starts with 55799 and 'type'")
+    return whole[body + len(type_entry) :]
+
+
+def _type_entry(message_type: str) -> bytes:
+    key = b"type"
+    value = message_type.encode()
+    return cbor_head(3, len(key)) + key + cbor_head(3, len(value)) + value
+
+
+class _SlotBuffers:
+    """Buffers of one pool frame: [free room | pixel fields | data], reused when released.
+
+    Buffers are kept oldest-sent first; ZeroMQ releases messages in the order it sends them,
+    so only the oldest needs checking: if it is still in flight, a new buffer is made.
+    """
+
+    def __init__(self, tail: bytes, n_buffers: int) -> None:
+        self.tail = tail
+        self._in_flight: deque[tuple[_Buffer, zmq.MessageTracker]] = deque()
+        self.n_buffers = 0
+        self._idle = [self._new_buffer(HEADER_RESERVE_BYTES) for _ in range(n_buffers)]
+
+    def acquire(self, header_length: int) -> _Buffer:
+        if self._in_flight and self._in_flight[0][1].done:
+            self._idle.append(self._in_flight.popleft()[0])
+        while self._idle:
+            buffer = self._idle.pop()
+            if buffer.reserve >= header_length:
+                return buffer
+            self.n_buffers -= 1  # too small for this header: let it go
+        return self._new_buffer(max(HEADER_RESERVE_BYTES, 2 * header_length))
+
+    def _new_buffer(self, reserve: int) -> _Buffer:
+        data = bytearray(reserve + len(self.tail))
+        data[reserve:] = self.tail
+        self.n_buffers += 1
+        return _Buffer(data, reserve)
+
+    def release(self, buffer: _Buffer, tracker: zmq.MessageTracker | None) -> None:
+        if tracker is None or tracker.done:
+            self._idle.append(buffer)
+        else:
+            self._in_flight.append((buffer, tracker))
+
+
+@dataclass(frozen=True, slots=True)
+class _Buffer:
+    data: bytearray
+    reserve: int
+
+    def fill(self, header: bytes) -> memoryview:
+        start = self.reserve - len(header)
+        self.data[start : self.reserve] = header
+        return memoryview(self.data)[start:]
+
+
+class ImageAssembler:
+    """Builds image ``k``'s wire bytes from its per-image fields and one pool frame."""
+
+    def __init__(self, pool: Sequence[PoolFrame], *, messages_in_flight: int = 0) -> None:
+        """``messages_in_flight``: how many sent messages ZeroMQ may hold at once (queues
+        plus the one being written); buffers for them are made now, not while streaming."""
+        if not pool:
+            raise ValueError("the frame pool is empty")
+        self.pool = tuple(pool)
+        self._slots: list[_SlotBuffers] = []
+        self._pixel_entries: list[bytes] = []
+        buffers_per_frame = -(-messages_in_flight // len(self.pool)) + 1
+        for frame in self.pool:
+            pixel_entries = encoded_entries("image", frame.pixel_fields)
+            data_entry = encoded_entries("image", {"data": _data_field(frame)})
+            self._pixel_entries.append(pixel_entries)
+            self._slots.append(_SlotBuffers(pixel_entries + data_entry, buffers_per_frame))
+        self._type_entry = _type_entry("image")
+        self._pending: tuple[int, _Buffer] | None = None
+        self._last_image: tuple[int, bytes, int] = (0, b"", 0)
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    @property
+    def n_buffers(self) -> int:
+        """Buffers allocated so far over all frames (grows while messages are in flight)."""
+        return sum(slot.n_buffers for slot in self._slots)
+
+    def message_for(self, image_fields: dict[str, Any], slot: int) -> Message:
+        """The message whose ``encode`` equals what ``assemble`` produces."""
+        frame = self.pool[slot]
+        return Message("image", {**image_fields, **frame.pixel_fields, "data": _data_field(frame)})
+
+    def verify(self, image_fields: dict[str, Any], slot: int) -> None:
+        """Check once that ``assemble`` gives exactly ``encode``'s bytes (guards codec drift)."""
+        assembled = bytes(self.assemble(image_fields, slot))
+        self.sent(None)
+        if assembled != encode(self.message_for(image_fields, slot)):
+            raise AssertionError("assembled image bytes differ from jfsim.protocol.encode")
+
+    def assemble(self, image_fields: dict[str, Any], slot: int) -> memoryview:
+        """The wire bytes of one image; call ``sent`` with its tracker before the next one."""
+        entries = encoded_entries("image", image_fields)
+        n_entries = 1 + len(image_fields) + len(self.pool[slot].pixel_fields) + 1
+        self._last_image = (len(image_fields), entries, slot)
+        header = (
+            SELF_DESCRIBED_PREFIX + cbor_head(_MAJOR_MAP, n_entries) + self._type_entry + entries
+        )
+        buffer = self._slots[slot].acquire(len(header))
+        self._pending = (slot, buffer)
+        return buffer.fill(header)
+
+    def last_image_map(self) -> bytes:
+        """The last assembled image's fields but ``data``, as one encoded CBOR map (for
+        metadata messages, stream.md §6.5), reusing the pre-encoded pixel fields."""
+        n_image_fields, entries, slot = self._last_image
+        n_entries = n_image_fields + len(self.pool[slot].pixel_fields)
+        return cbor_head(_MAJOR_MAP, n_entries) + entries + self._pixel_entries[slot]
+
+    def sent(self, tracker: zmq.MessageTracker | None) -> None:
+        """Tell which tracker guards the last assembled buffer (None: not queued, reuse now)."""
+        if self._pending is not None:
+            slot, buffer = self._pending
+            self._slots[slot].release(buffer, tracker)
+            self._pending = None
+
+
+def _data_field(frame: PoolFrame) -> dict[str, PixelArray]:
+    return {"default": frame.pixels}

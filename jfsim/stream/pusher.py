@@ -1,0 +1,232 @@
+"""The image stream's PUSH sockets, bound as jfjoch_broker binds them (writers connect PULL).
+
+Send rules follow stream.md §1.2: the start message waits for a writer up to a timeout and
+fails with "no writer" otherwise; the end message is tried for a while on every socket and a
+failure is counted, not raised. Images follow the ``OnSlow`` policy:
+
+* ``drop`` (default, as jfjoch_broker, whose detector does not wait for writers): an image
+  the socket cannot queue is dropped and counted once it has waited the send timeout or, when
+  paced, until the next image is due, so the stream keeps its rate. After a whole send
+  timeout the socket sends without waiting until it accepts an image again, so a stalled
+  writer costs one timeout, not one per image.
+* ``block``: wait for the writer; if one image waits longer than the send timeout the stream
+  stops with ``WriterStalledError`` (the end message is still tried).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+
+import zmq
+
+from jfsim.stream.errors import (
+    NoWriterError,
+    StreamError,
+    StreamOptionError,
+    WriterStalledError,
+)
+
+__all__ = ["ImageSockets", "OnSlow", "SendOutcome", "bind_socket", "writer_hint"]
+
+#: Waits are cut into slices of this length so that a stop request is seen promptly.
+POLL_SLICE_S = 0.05
+
+
+class OnSlow(str, enum.Enum):
+    """What to do with an image when a writer does not take it at once."""
+
+    DROP = "drop"
+    BLOCK = "block"
+
+
+class SendOutcome(enum.Enum):
+    SENT = "sent"
+    SENT_AFTER_WAIT = "sent after wait"
+    DROPPED = "dropped"
+    CANCELLED = "cancelled"  # a stop was requested while the image waited
+
+
+def bind_socket(socket: zmq.Socket, endpoint: str, role: str) -> str:
+    """Bind ``endpoint`` and return the address really bound (resolves ``*`` ports)."""
+    try:
+        socket.bind(endpoint)
+    except zmq.ZMQError as error:
+        raise StreamOptionError(
+            f"{role} endpoint {endpoint!r}: cannot bind ({error}); use tcp://HOST:PORT with a "
+            "free port, e.g. tcp://0.0.0.0:5500"
+        ) from None
+    return socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+def writer_hint(endpoint: str) -> str:
+    """The address a writer would connect to for a bound ``endpoint`` (for error messages)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme != "tcp":
+        return endpoint
+    host = parts.hostname or "HOST"
+    if host in ("0.0.0.0", "*", "::"):
+        host = "HOST"
+    return f"tcp://{host}:{parts.port}" if parts.port else f"tcp://{host}:PORT"
+
+
+class ImageSockets:
+    """One PUSH socket per endpoint; images go to one socket, start and end to all."""
+
+    def __init__(
+        self,
+        context: zmq.Context,
+        endpoints: Sequence[str],
+        *,
+        sndhwm: int,
+        on_slow: OnSlow,
+        send_timeout_s: float,
+        stop: threading.Event | None = None,
+    ) -> None:
+        if not endpoints:
+            raise StreamOptionError("no image endpoint given; add --endpoint tcp://0.0.0.0:5500")
+        self.endpoints = tuple(endpoints)
+        self.on_slow = on_slow
+        self.send_timeout_s = send_timeout_s
+        self._stop = stop
+        self._sockets: list[zmq.Socket] = []
+        self.bound_endpoints: list[str] = []
+        try:
+            for endpoint in self.endpoints:
+                socket = context.socket(zmq.PUSH)
+                self._sockets.append(socket)
+                socket.setsockopt(zmq.SNDHWM, sndhwm)
+                socket.setsockopt(zmq.LINGER, 0)
+                self.bound_endpoints.append(bind_socket(socket, endpoint, "image"))
+        except BaseException:
+            self.close(linger_s=0.0)
+            raise
+        self._nonblocking = [False] * len(self._sockets)
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def __enter__(self) -> ImageSockets:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(linger_s=0.0)
+
+    def close(self, *, linger_s: float) -> None:
+        """Close every socket, letting queued messages flush for up to ``linger_s``."""
+        for socket in self._sockets:
+            socket.close(linger=int(linger_s * 1000))
+        self._sockets = []
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def _wait_writable(
+        self, indices: Sequence[int], deadline_s: float, *, interruptible: bool = False
+    ) -> set[int]:
+        """Indices (of ``indices``) whose socket can take a message before the deadline."""
+        ready: set[int] = set()
+        pending = list(indices)
+        while pending and not (interruptible and self._stopping()):
+            poller = zmq.Poller()
+            for index in pending:
+                poller.register(self._sockets[index], zmq.POLLOUT)
+            remaining = deadline_s - time.monotonic()
+            if remaining <= 0:
+                break
+            events = dict(poller.poll(int(min(remaining, POLL_SLICE_S) * 1000) + 1))
+            for index in list(pending):
+                if events.get(self._sockets[index], 0) & zmq.POLLOUT:
+                    ready.add(index)
+                    pending.remove(index)
+        return ready
+
+    def send_start(self, frames: Sequence[bytes], timeout_s: float) -> None:
+        """Give socket i the start message ``frames[i]``; ``NoWriterError`` names idle ones."""
+        deadline = time.monotonic() + timeout_s
+        indices = range(len(self._sockets))
+        ready = self._wait_writable(indices, deadline, interruptible=True)
+        if self._stopping():
+            raise StreamError("stopped before every writer took the start message")
+        idle = [self.endpoints[i] for i in indices if i not in ready]
+        if idle:
+            raise NoWriterError(
+                f"no writer connected to {', '.join(idle)} within {timeout_s:g} s; start a "
+                f"writer (e.g. jfsim write {writer_hint(self.bound_endpoints[indices[0]])}) "
+                "or raise --start-timeout"
+            )
+        for index in indices:
+            self._sockets[index].send(frames[index], zmq.NOBLOCK)
+
+    def send_first(self, frame: bytes, timeout_s: float) -> bool:
+        """Send to the first socket only (calibration messages); False if it did not take it."""
+        if not self._wait_writable([0], time.monotonic() + timeout_s):
+            return False
+        self._sockets[0].send(frame, zmq.NOBLOCK)
+        return True
+
+    def send_end(self, frame: bytes, timeout_s: float) -> tuple[bool, ...]:
+        """Offer the end message to every socket for up to ``timeout_s``; which took it."""
+        ready = self._wait_writable(range(len(self._sockets)), time.monotonic() + timeout_s)
+        for index in ready:
+            self._sockets[index].send(frame, zmq.NOBLOCK)
+        return tuple(index in ready for index in range(len(self._sockets)))
+
+    def send_image(
+        self,
+        index: int,
+        build: Callable[[], memoryview],
+        *,
+        track: bool,
+        due_in_s: float | None = None,
+    ) -> tuple[SendOutcome, zmq.MessageTracker | None, memoryview | None]:
+        """Send one image (zero-copy) to socket ``index`` following the ``on_slow`` policy.
+
+        ``build`` makes the message bytes; it is called only once the socket has room, so an
+        image that is dropped costs no encoding. ``due_in_s``: time until the next image is
+        due (None when unpaced); with ``drop`` an image never waits longer than that.
+        Returns the outcome, the tracker of the queued message and the bytes if built.
+        """
+        socket = self._sockets[index]
+        buffer: memoryview | None = None
+        if socket.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+            buffer = build()
+            try:
+                tracker = socket.send(buffer, zmq.NOBLOCK, copy=False, track=track)
+                self._nonblocking[index] = False
+                return SendOutcome.SENT, tracker, buffer
+            except zmq.Again:
+                pass
+        if self.on_slow is OnSlow.DROP and self._nonblocking[index]:
+            return SendOutcome.DROPPED, None, buffer
+        wait_s = self.send_timeout_s
+        schedule_bound = self.on_slow is OnSlow.DROP and due_in_s is not None and due_in_s < wait_s
+        if schedule_bound:
+            wait_s = max(due_in_s or 0.0, 0.0)
+        deadline = time.monotonic() + wait_s
+        while not self._stopping():
+            if self._wait_writable([index], min(deadline, time.monotonic() + POLL_SLICE_S)):
+                if buffer is None:
+                    buffer = build()
+                try:
+                    tracker = socket.send(buffer, zmq.NOBLOCK, copy=False, track=track)
+                except zmq.Again:
+                    continue
+                self._nonblocking[index] = False
+                return SendOutcome.SENT_AFTER_WAIT, tracker, buffer
+            if time.monotonic() >= deadline:
+                break
+        if self._stopping():
+            return SendOutcome.CANCELLED, None, buffer
+        if self.on_slow is OnSlow.BLOCK:
+            raise WriterStalledError(
+                f"the writer on {self.endpoints[index]} took no image for "
+                f"{self.send_timeout_s:g} s (--on-slow block); check the writer, raise "
+                "--send-timeout, or use --on-slow drop"
+            )
+        if not schedule_bound:
+            self._nonblocking[index] = True
+        return SendOutcome.DROPPED, None, buffer

@@ -1,0 +1,300 @@
+"""One series on the wire: start, K-frame pool replayed at a paced rate, end.
+
+``Streamer(config, source).run()`` is everything ``jfsim stream`` does; it returns a
+``StreamSummary`` and never prints. ``request_stop`` (safe from a signal handler or another
+thread) ends the image loop early; the end message is still sent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import zmq
+
+from jfsim.protocol import Message, encode
+from jfsim.stream.errors import StreamOptionError, WriterStalledError
+from jfsim.stream.frames import ImageAssembler, PoolFrame
+from jfsim.stream.pacing import Pacer
+from jfsim.stream.publisher import MetadataPublisher, PreviewPublisher
+from jfsim.stream.pusher import ImageSockets, OnSlow, SendOutcome
+from jfsim.stream.sources import FrameSource, PoolProgress
+from jfsim.stream.stats import StreamProgress, StreamStats, StreamSummary
+
+__all__ = ["DEFAULT_ENDPOINT", "StreamConfig", "Streamer", "image_socket_index"]
+
+DEFAULT_ENDPOINT = "tcp://0.0.0.0:5500"
+#: jfjoch_broker's ``send_watermark`` bounds (stream.md §1.2).
+SNDHWM_RANGE = (2, 16384)
+#: Calibration messages wait this long for the first socket (stream.md §1.2: 1 s).
+CALIBRATION_TIMEOUT_S = 1.0
+DEFAULT_SEND_TIMEOUT_S = {OnSlow.DROP: 1.0, OnSlow.BLOCK: 10.0}
+#: Messages a socket holds besides its queue (the one in the kernel buffer, the one written).
+MESSAGES_BEYOND_HWM = 4
+#: Send buffers made before streaming at most for this many messages; more grow on demand.
+PREALLOCATED_MESSAGES_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """How to stream. ``rate_hz=None`` means as fast as the transport takes it.
+
+    ``number_of_images=None`` streams as many images as the source holds;
+    ``send_timeout_s=None`` means 1 s with ``on_slow=DROP`` and 10 s with ``BLOCK``.
+    """
+
+    endpoints: tuple[str, ...] = (DEFAULT_ENDPOINT,)
+    rate_hz: float | None = 2000.0
+    number_of_images: int | None = None
+    pool_size: int = 32
+    sndhwm: int = 100
+    on_slow: OnSlow = OnSlow.DROP
+    send_timeout_s: float | None = None
+    start_timeout_s: float = 5.0
+    end_timeout_s: float = 5.0
+    preview_endpoint: str | None = None
+    preview_period_s: float = 1.0
+    metadata_endpoint: str | None = None
+    metadata_period_s: float = 1.0
+    progress_interval_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.endpoints:
+            raise StreamOptionError("endpoints: give at least one, e.g. tcp://0.0.0.0:5500")
+        if self.rate_hz is not None and not self.rate_hz > 0:
+            raise StreamOptionError(f"rate: must be > 0 Hz or max, got {self.rate_hz}")
+        if self.number_of_images is not None and self.number_of_images < 0:
+            raise StreamOptionError(f"images: must be >= 0, got {self.number_of_images}")
+        if self.pool_size < 1:
+            raise StreamOptionError(f"pool: must be >= 1 frame, got {self.pool_size}")
+        low, high = SNDHWM_RANGE
+        if not low <= self.sndhwm <= high:
+            raise StreamOptionError(f"sndhwm: must be in {low}..{high}, got {self.sndhwm}")
+        for name in (
+            "start_timeout_s",
+            "end_timeout_s",
+            "preview_period_s",
+            "metadata_period_s",
+            "progress_interval_s",
+        ):
+            if getattr(self, name) < 0:
+                raise StreamOptionError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.send_timeout_s is not None and self.send_timeout_s < 0:
+            raise StreamOptionError(f"send_timeout_s: must be >= 0, got {self.send_timeout_s}")
+
+    @property
+    def effective_send_timeout_s(self) -> float:
+        if self.send_timeout_s is not None:
+            return self.send_timeout_s
+        return DEFAULT_SEND_TIMEOUT_S[self.on_slow]
+
+
+def _start_frames(start: Message, n_sockets: int) -> list[bytes]:
+    """The start message per image socket: with several, only the first socket's writer
+    writes the master file (``write_master_file``, stream.md §1.2)."""
+    if n_sockets == 1:
+        return [encode(start)]
+    return [
+        encode(Message("start", {**start.fields, "write_master_file": index == 0}))
+        for index in range(n_sockets)
+    ]
+
+
+def image_socket_index(image_id: int, images_per_file: int, n_sockets: int) -> int:
+    """Which image socket carries ``image_id``: whole data files per socket (stream.md §1.2)."""
+    if images_per_file <= 0:
+        return 0
+    return (image_id // images_per_file) % n_sockets
+
+
+class Streamer:
+    """Streams one series from ``source`` as configured; see the module docstring."""
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        source: FrameSource,
+        *,
+        on_progress: Callable[[StreamProgress], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.on_progress = on_progress
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
+        self._pool: list[PoolFrame] | None = None
+        self._assembler: ImageAssembler | None = None
+        self._context: zmq.Context | None = None
+        self._sockets: ImageSockets | None = None
+        self._preview: PreviewPublisher | None = None
+        self._metadata: MetadataPublisher | None = None
+
+    @property
+    def number_of_images(self) -> int:
+        if self.config.number_of_images is not None:
+            return self.config.number_of_images
+        return self.source.default_number_of_images()
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Finish early: no more images, then the end message. Safe in signal handlers."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop.set()
+
+    def prepare(self, on_pool_progress: PoolProgress | None = None) -> list[PoolFrame]:
+        """Render and compress the frame pool and its send buffers (slow; done once)."""
+        if self._pool is None:
+            config = self.config
+            pool_size = max(1, min(config.pool_size, self.number_of_images))
+            self._pool = self.source.build_pool(pool_size, on_pool_progress)
+            in_flight = min(
+                len(config.endpoints) * (config.sndhwm + MESSAGES_BEYOND_HWM),
+                PREALLOCATED_MESSAGES_MAX,
+            )
+            self._assembler = ImageAssembler(self._pool, messages_in_flight=in_flight)
+        return self._pool
+
+    def bind(self) -> list[str]:
+        """Bind every socket now; returns the image endpoints as bound (``*`` ports resolved)."""
+        if self._sockets is None:
+            config = self.config
+            self._context = zmq.Context()
+            try:
+                self._sockets = ImageSockets(
+                    self._context,
+                    config.endpoints,
+                    sndhwm=config.sndhwm,
+                    on_slow=config.on_slow,
+                    send_timeout_s=config.effective_send_timeout_s,
+                    stop=self._stop,
+                )
+                if config.preview_endpoint:
+                    self._preview = PreviewPublisher(
+                        self._context, config.preview_endpoint, config.preview_period_s
+                    )
+                if config.metadata_endpoint:
+                    start = self.source.start_message(self.number_of_images)
+                    series = {
+                        key: start[key]
+                        for key in ("series_id", "series_unique_id")
+                        if key in start.fields
+                    }
+                    self._metadata = MetadataPublisher(
+                        self._context, config.metadata_endpoint, config.metadata_period_s, series
+                    )
+            except BaseException:
+                self._close(linger_s=0.0)
+                raise
+        return list(self._sockets.bound_endpoints)
+
+    @property
+    def preview_endpoint(self) -> str | None:
+        return self._preview.bound_endpoint if self._preview else None
+
+    @property
+    def metadata_endpoint(self) -> str | None:
+        return self._metadata.bound_endpoint if self._metadata else None
+
+    def _close(self, *, linger_s: float) -> None:
+        for publisher in (self._preview, self._metadata):
+            if publisher is not None:
+                publisher.close(linger_s=linger_s)
+        if self._sockets is not None:
+            self._sockets.close(linger_s=linger_s)
+        if self._context is not None:
+            self._context.term()
+        self._sockets = self._preview = self._metadata = None
+        self._context = None
+
+    def run(self) -> StreamSummary:
+        """Stream the series; raises ``NoWriterError`` if nobody takes the start message."""
+        config = self.config
+        pool = self.prepare()
+        self.bind()
+        assert self._sockets is not None and self._assembler is not None
+        sockets, assembler = self._sockets, self._assembler
+        n_images = self.number_of_images
+        stats = StreamStats(len(sockets), n_images)
+        end_delivered: tuple[bool, ...] = ()
+        try:
+            start = self.source.start_message(n_images)
+            start_frame = encode(start)
+            sockets.send_start(_start_frames(start, len(sockets)), config.start_timeout_s)
+            for calibration in self.source.calibration_messages():
+                sockets.send_first(encode(calibration), CALIBRATION_TIMEOUT_S)
+            for publisher in (self._preview, self._metadata):
+                if publisher is not None:
+                    publisher.publish(start_frame)
+            if n_images:
+                assembler.verify(self.source.image_fields(0), 0)
+            try:
+                self._send_images(assembler, stats)
+            except WriterStalledError as error:
+                self.request_stop(str(error))
+            end_frame = encode(self.source.end_message(stats.images_sent))
+            end_delivered = sockets.send_end(end_frame, config.end_timeout_s)
+            if self._metadata is not None:
+                self._metadata.flush()
+            for publisher in (self._preview, self._metadata):
+                if publisher is not None:
+                    publisher.publish(end_frame)
+            summary = stats.summary(
+                endpoints=tuple(config.endpoints),
+                target_rate_hz=config.rate_hz,
+                pool_size=len(pool),
+                end_delivered=end_delivered,
+                stopped_by=self._stop_reason,
+                preview_messages=self._preview.messages_sent if self._preview else 0,
+                metadata_messages=self._metadata.messages_sent if self._metadata else 0,
+            )
+        finally:
+            self._close(linger_s=config.end_timeout_s if any(end_delivered) else 0.0)
+        return summary
+
+    def _send_images(self, assembler: ImageAssembler, stats: StreamStats) -> None:
+        assert self._sockets is not None
+        sockets, preview, metadata = self._sockets, self._preview, self._metadata
+        n_sockets = len(sockets)
+        images_per_file = self.source.images_per_file()
+        pool_size = len(assembler)
+        image_fields = self.source.image_fields
+        clock = time.perf_counter
+        pacer = Pacer(self.config.rate_hz, clock=clock, stop=self._stop)
+        paced = self.config.rate_hz is not None
+        progress_interval = self.config.progress_interval_s
+        next_progress = pacer.start() + progress_interval
+        for image_id in range(self.number_of_images):
+            pacer.wait_for(image_id)
+            if self._stop.is_set():
+                break
+            fields = image_fields(image_id)
+            socket_index = image_socket_index(image_id, images_per_file, n_sockets)
+            due_in_s = pacer.deadline(image_id + 1) - clock() if paced else None
+            outcome, tracker, buffer = sockets.send_image(
+                socket_index,
+                partial(assembler.assemble, fields, image_id % pool_size),
+                track=True,
+                due_in_s=due_in_s,
+            )
+            assembler.sent(tracker)
+            if outcome is SendOutcome.CANCELLED:
+                break
+            now = clock()
+            if image_id == 0:
+                pacer.start(now)  # the first send warms up ZeroMQ's zero-copy machinery
+            if outcome is SendOutcome.DROPPED or buffer is None:
+                stats.record_dropped()
+            else:
+                stats.record_sent(now, len(buffer), socket_index)
+                if outcome is SendOutcome.SENT_AFTER_WAIT:
+                    stats.record_blocked()
+                if preview is not None:
+                    preview.offer_image(now, buffer)
+                if metadata is not None:
+                    metadata.add_image(now, assembler.last_image_map())
+            if self.on_progress is not None and now >= next_progress:
+                next_progress = now + progress_interval
+                self.on_progress(stats.progress(now))

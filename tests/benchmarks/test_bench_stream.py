@@ -1,0 +1,226 @@
+"""Throughput and pacing of ``jfsim stream`` with JUNGFRAU 4M bslz4 frames, as ratios.
+
+Run: ``.venv/bin/python -m pytest -m benchmark --benchmark-enable -s
+tests/benchmarks/test_bench_stream.py``; ``JFSIM_BENCH_STREAM_SECONDS`` sets the length of
+the paced run (default 5 s; the figures in docs/stream.md used 20 s).
+
+* max rate: bytes/s that a plain PULL receiver (its own process) gets from the streamer,
+  over bytes/s it gets from the fastest plain pyzmq sender of the same pre-built messages
+  (goal >= 0.8). Each side runs twice, alternating; the best of each counts.
+* 2 kHz: achieved rate over 2000 Hz (goal within 0.5 %) and the p99 gap between sends
+  (goal < 2 ms), over the configured duration; also the rate over this machine's ceiling
+  (the plain sender's maximum rate for the same frames, measured in the same run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import zmq
+
+from jfsim.detectors import DETECTOR_PRESETS
+from jfsim.protocol import Compression, Message, PixelArray, Rational, encode
+from jfsim.stream import MessageListSource, OnSlow, StreamConfig, Streamer
+
+pytestmark = pytest.mark.benchmark
+
+POOL_FRAMES = 16
+MAX_RATE_IMAGES = 3000
+PACED_RATE_HZ = 2000.0
+PACED_SECONDS = float(os.environ.get("JFSIM_BENCH_STREAM_SECONDS", "5"))
+
+#: A plain PULL receiver: counts messages and bytes until the end message, prints JSON.
+RECEIVER = r"""
+import json, sys, time, zmq
+context = zmq.Context()
+socket = context.socket(zmq.PULL)
+socket.setsockopt(zmq.RCVHWM, 100)
+socket.connect(sys.argv[1])
+print("ready", flush=True)
+images = n_bytes = 0
+first = last = None
+while True:
+    if not socket.poll(60000):
+        sys.exit("receiver: nothing for 60 s")
+    frame = socket.recv(copy=False)
+    head = bytes(frame.buffer[:16])
+    if b"\x64type\x63end" in head:
+        break
+    if b"\x64type\x65image" in head:
+        last = time.perf_counter()
+        if first is None:
+            first = last
+        else:
+            n_bytes += len(frame.buffer)
+        images += 1
+print(json.dumps({"images": images, "bytes_after_first": n_bytes,
+                  "seconds": (last - first) if images > 1 else 0.0}), flush=True)
+"""
+
+
+def _detector_series(detector: str, n_frames: int, seed: int = 11) -> list[Message]:
+    """Start, ``n_frames`` int16 frames (0.3 photons/pixel + 500 spots, bslz4), end."""
+    height, width = DETECTOR_PRESETS[detector].shape
+    rng = np.random.default_rng(seed)
+    series = {"series_id": 1, "series_unique_id": "1:bench"}
+    start_fields = {
+        "image_size_x": width,
+        "image_size_y": height,
+        "images_per_file": 1000,
+        "frame_time": 0.0005,
+        "count_time": 0.0005,
+        "channels": ["default"],
+    }
+    images = []
+    for image_id in range(n_frames):
+        pixels = rng.poisson(0.3, size=(height, width)).astype(np.int16)
+        ys, xs = rng.integers(0, height, 500), rng.integers(0, width, 500)
+        pixels[ys, xs] += rng.integers(50, 5000, 500).astype(np.int16)
+        image_fields = {
+            "image_id": image_id,
+            "start_time": Rational(image_id * 25000, 50_000_000),
+            "stop_time": Rational(image_id * 25000 + 25000, 50_000_000),
+            "data": {"default": PixelArray.from_numpy(pixels, Compression.BSLZ4)},
+        }
+        images.append(Message("image", {**series, **image_fields}))
+    return [Message("start", {**series, **start_fields}), *images, Message("end", series)]
+
+
+@pytest.fixture(scope="module")
+def jf4m_series() -> list[Message]:
+    return _detector_series("JF4M", POOL_FRAMES)
+
+
+def _start_receiver(endpoint: str) -> subprocess.Popen:
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", RECEIVER, endpoint], stdout=subprocess.PIPE, text=True
+    )
+    assert receiver.stdout is not None
+    assert receiver.stdout.readline().strip() == "ready"
+    return receiver
+
+
+def _receiver_result(receiver: subprocess.Popen) -> dict:
+    stdout, _ = receiver.communicate(timeout=600)
+    assert receiver.returncode == 0
+    return json.loads(stdout)
+
+
+def _plain_pyzmq_sender(frames: list[bytes], start: bytes, end: bytes, n_images: int) -> dict:
+    context = zmq.Context()
+    socket = context.socket(zmq.PUSH)
+    socket.setsockopt(zmq.SNDHWM, 100)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+    receiver = _start_receiver(f"tcp://127.0.0.1:{port}")
+    socket.send(start)
+    for image_id in range(n_images):
+        socket.send(frames[image_id % len(frames)], copy=False)
+    socket.send(end)
+    result = _receiver_result(receiver)
+    socket.close(linger=5000)
+    context.term()
+    return result
+
+
+def _streamer_run(series: list[Message], **config) -> tuple[dict, object]:
+    streamer = Streamer(
+        StreamConfig(endpoints=("tcp://127.0.0.1:*",), pool_size=POOL_FRAMES, **config),
+        MessageListSource(series, description="JF4M synthetic"),
+    )
+    streamer.prepare()
+    (endpoint,) = streamer.bind()
+    receiver = _start_receiver(endpoint)
+    summary = streamer.run()
+    return _receiver_result(receiver), summary
+
+
+def _bytes_per_s(result: dict) -> float:
+    return result["bytes_after_first"] / result["seconds"]
+
+
+def test_max_rate_throughput_against_plain_pyzmq(benchmark, jf4m_series):
+    frames, start, end = _prebuilt_frames(jf4m_series)
+
+    def measure() -> dict:
+        plain, streamed = [], []
+        for _ in range(2):
+            plain.append(_bytes_per_s(_plain_pyzmq_sender(frames, start, end, MAX_RATE_IMAGES)))
+            result, _summary = _streamer_run(
+                jf4m_series, rate_hz=None, number_of_images=MAX_RATE_IMAGES
+            )
+            assert result["images"] == MAX_RATE_IMAGES
+            streamed.append(_bytes_per_s(result))
+        return {
+            "plain_GBps": max(plain) / 1e9,
+            "stream_GBps": max(streamed) / 1e9,
+            "load_average_1min": os.getloadavg()[0],
+        }
+
+    figures = benchmark.pedantic(measure, rounds=1, iterations=1)
+    figures["ratio"] = figures["stream_GBps"] / figures["plain_GBps"]
+    figures["mean_frame_MB"] = float(np.mean([len(f) for f in frames])) / 1e6
+    benchmark.extra_info.update(figures)
+    print(f"\nmax rate: {json.dumps(figures)}")
+    assert figures["ratio"] > 0
+
+
+def _prebuilt_frames(series: list[Message]) -> tuple[list[bytes], bytes, bytes]:
+    """The pool's image messages fully encoded, plus start and end: the plain sender's input."""
+    source = MessageListSource(series)
+    pool = source.build_pool(POOL_FRAMES, None)
+    frames = [
+        encode(Message("image", {**source.image_fields(i), "data": {"default": frame.pixels}}))
+        for i, frame in enumerate(pool)
+    ]
+    return frames, encode(series[0]), encode(series[-1])
+
+
+@pytest.mark.parametrize(
+    ("detector", "on_slow"), [("JF4M", "block"), ("JF4M", "drop"), ("JF1M", "block")]
+)
+def test_paced_2khz_rate_and_gaps(benchmark, detector, on_slow, jf4m_series):
+    """2 kHz against the ceiling of this machine: the plain pyzmq sender's rate, same run.
+
+    ``block`` delivers every image, so its rate is what sender, transport and receiver
+    sustain together; ``drop`` keeps the detector's schedule and loses what does not fit.
+    JF1M (a quarter of the bytes) shows the pacing where the transport is not the limit.
+    """
+    n_images = int(PACED_RATE_HZ * PACED_SECONDS)
+    series = jf4m_series if detector == "JF4M" else _detector_series(detector, POOL_FRAMES)
+    frames, start, end = _prebuilt_frames(series)
+
+    def measure() -> dict:
+        plain = _plain_pyzmq_sender(frames, start, end, MAX_RATE_IMAGES)
+        ceiling_hz = min(PACED_RATE_HZ, (plain["images"] - 1) / plain["seconds"])
+        result, summary = _streamer_run(
+            series,
+            rate_hz=PACED_RATE_HZ,
+            number_of_images=n_images,
+            on_slow=OnSlow(on_slow),
+            send_timeout_s=60.0 if on_slow == "block" else None,
+        )
+        return {
+            "seconds": summary.duration_s,
+            "images_sent": summary.images_sent,
+            "images_dropped": summary.images_dropped,
+            "plain_max_rate_Hz": (plain["images"] - 1) / plain["seconds"],
+            "sender_rate_Hz": summary.achieved_rate_hz,
+            "receiver_rate_Hz": (result["images"] - 1) / result["seconds"],
+            "rate_ratio": summary.achieved_rate_hz / PACED_RATE_HZ,
+            "rate_ratio_to_ceiling": summary.achieved_rate_hz / ceiling_hz,
+            "mean_gap_ms": summary.mean_gap_ms,
+            "p99_gap_ms": summary.p99_gap_ms,
+            "max_gap_ms": summary.max_gap_ms,
+            "GBps": summary.gbytes_per_s,
+            "load_average_1min": os.getloadavg()[0],
+        }
+
+    figures = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info.update(figures)
+    print(f"\n{detector} {on_slow} at 2 kHz for {PACED_SECONDS:g} s: {json.dumps(figures)}")
+    assert figures["images_sent"] + figures["images_dropped"] == n_images
