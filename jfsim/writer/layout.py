@@ -1,0 +1,148 @@
+"""How the master file reaches the data files: NXmxLegacy, NXmxVDS or NXmxIntegrated (S1 §2).
+
+* legacy: ``/entry/data/data_NNNNNN`` external links, one per data file, each to that file's
+  ``/entry/data/data``; the per-image analysis arrays are copied into the master (VDS would
+  need HDF5 1.10), except ROI results which stay in the data files.
+* vds: one virtual ``/entry/data/data`` over all data files, and one virtual dataset per
+  per-image analysis array; reflections through external links.
+* integrated: everything is already in the one file; nothing to link.
+
+Link targets and VDS sources are bare final file names (never ``.tmp``), resolved against
+the master's directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from jfsim.writer.datafile import set_nx_class
+from jfsim.writer.per_image import DatasetSpec
+from jfsim.writer.plan import FileFormat, SeriesPlan
+
+
+@dataclass(frozen=True, slots=True)
+class DataFileRecord:
+    """A closed data file as the master sees it (name relative to the master's folder)."""
+
+    file_index: int  # 0-based; the name carries file_index + 1
+    file_name: str
+    first_image_id: int
+    n_images: int
+    n_written: int
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    reflection_groups: tuple[str, ...] = ()
+
+
+def link_data_files(master: h5py.File, plan: SeriesPlan, records: list[DataFileRecord]) -> None:
+    """Fill the master's ``/entry/data`` (and analysis groups for VDS) for ``plan``'s layout."""
+    entry = master.require_group("entry")
+    data = set_nx_class(entry.require_group("data"), "NXdata")
+    records = sorted(records, key=lambda record: record.file_index)
+    if plan.file_format is FileFormat.LEGACY:
+        for record in records:
+            data[f"data_{record.file_index + 1:06d}"] = h5py.ExternalLink(
+                record.file_name, "/entry/data/data"
+            )
+        if records:
+            data.attrs["signal"] = f"data_{records[0].file_index + 1:06d}"
+        _copy_analysis(entry, records, plan.n_images, Path(master.filename).parent)
+    elif plan.file_format is FileFormat.VDS:
+        data.attrs["signal"] = "data"
+        images = _virtual(
+            data,
+            "data",
+            records,
+            "/entry/data/data",
+            DatasetSpec(plan.image_dtype, plan.image_shape, plan.error_value, None),
+            plan.n_images,
+        )
+        images.attrs["image_nr_low"] = np.int64(1)
+        images.attrs["image_nr_high"] = np.int64(plan.n_images)
+        link_detector_data(master)
+        _link_analysis(entry, records, plan.n_images)
+
+
+def _copy_analysis(
+    entry: h5py.Group, records: list[DataFileRecord], n_images: int, folder: Path
+) -> None:
+    """Legacy masters get real copies of the per-image arrays (VDS needs HDF5 1.10), read
+    back from the closed data files; ROI results stay in the data files (S1 §4.4)."""
+    for path, spec in sorted(_union_specs(records).items()):
+        if path.startswith("roi/"):
+            continue
+        merged = np.full((n_images, *spec.row_shape), spec.fill_value, dtype=spec.dtype)
+        for record in records:
+            if path in record.datasets and record.datasets[path].row_shape == spec.row_shape:
+                with h5py.File(folder / record.file_name, "r") as data_file:
+                    rows = slice(record.first_image_id, record.first_image_id + record.n_images)
+                    merged[rows] = data_file[f"/entry/{path}"][()]
+        parent = _require_collection(entry, path.rpartition("/")[0])
+        dataset = parent.create_dataset(path.rpartition("/")[2], data=merged)
+        if spec.units:
+            dataset.attrs["units"] = spec.units
+
+
+def _union_specs(records: list[DataFileRecord]) -> dict[str, DatasetSpec]:
+    specs: dict[str, DatasetSpec] = {}
+    for record in records:
+        for path, spec in record.datasets.items():
+            specs.setdefault(path, spec)
+    return specs
+
+
+def _require_collection(entry: h5py.Group, group_path: str) -> h5py.Group:
+    parent = entry
+    for part in group_path.split("/"):
+        parent = set_nx_class(parent.require_group(part), "NXcollection")
+    return parent
+
+
+def link_detector_data(h5: h5py.File) -> None:
+    """``NXdetector/data`` (recommended by NXmx) as a hard link to ``/entry/data/data``."""
+    detector = h5.get("/entry/instrument/detector")
+    if detector is not None and "data" not in detector and "/entry/data/data" in h5:
+        detector["data"] = h5["/entry/data/data"]
+
+
+def _virtual(
+    group: h5py.Group,
+    name: str,
+    records: list[DataFileRecord],
+    source_path: str,
+    spec: DatasetSpec,
+    n_images: int,
+) -> h5py.Dataset:
+    layout = h5py.VirtualLayout(shape=(n_images, *spec.row_shape), dtype=spec.dtype)
+    for record in records:
+        source = h5py.VirtualSource(
+            record.file_name, source_path, shape=(record.n_images, *spec.row_shape)
+        )
+        layout[record.first_image_id : record.first_image_id + record.n_images] = source
+    dataset = group.create_virtual_dataset(name, layout, fillvalue=spec.fill_value)
+    if spec.units:
+        dataset.attrs["units"] = spec.units
+    return dataset
+
+
+def _link_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: int) -> None:
+    """One virtual dataset per per-image array present in any data file (same row shape)."""
+    for path, spec in sorted(_union_specs(records).items()):
+        sources = [
+            record
+            for record in records
+            if path in record.datasets and record.datasets[path].row_shape == spec.row_shape
+        ]
+        parent_path, _, name = path.rpartition("/")
+        _virtual(
+            _require_collection(entry, parent_path), name, sources, f"/entry/{path}", spec, n_images
+        )
+    for record in records:
+        for group_path in record.reflection_groups:
+            reflections = set_nx_class(entry.require_group("reflections"), "NXcollection")
+            reflections[group_path.rpartition("/")[2]] = h5py.ExternalLink(
+                record.file_name, f"/entry/{group_path}"
+            )

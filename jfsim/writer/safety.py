@@ -1,0 +1,101 @@
+"""File safety: prefixes that stay below the root, and ``*.<random>.tmp`` then rename.
+
+Mirrors jfjoch_writer's rules: a prefix is always relative to the writer's root, must not be
+absolute nor climb out with ``..``; a file is written under ``<final>.<random>.tmp`` and only
+renamed to its final name once it is closed; an existing final name is never replaced unless
+overwriting was asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path, PurePosixPath
+
+from jfsim.writer.errors import FileExistsRefusedError, UnsafePrefixError
+
+TMP_SUFFIX = ".tmp"
+
+
+def check_file_prefix(file_prefix: str) -> PurePosixPath:
+    """The prefix as a relative POSIX path, or ``UnsafePrefixError`` saying why not.
+
+    Args:
+        file_prefix: the start message's ``file_prefix`` (relative to the writer root).
+    """
+    if not isinstance(file_prefix, str):
+        raise UnsafePrefixError(f"file_prefix: expected text, got {type(file_prefix).__name__}")
+    problem = _prefix_problem(file_prefix)
+    if problem:
+        raise UnsafePrefixError(
+            f"file_prefix {file_prefix!r}: {problem}; send a relative prefix such as "
+            "'run1/lyso' that stays inside the writer root"
+        )
+    return PurePosixPath(file_prefix)
+
+
+def _prefix_problem(file_prefix: str) -> str | None:
+    if "\x00" in file_prefix:
+        return "contains a NUL character"
+    if "\\" in file_prefix:
+        return "contains a backslash"
+    if any(ord(char) < 0x20 for char in file_prefix):
+        return "contains a control character"
+    if file_prefix.startswith("/") or file_prefix.startswith("~"):
+        return "is absolute"
+    if file_prefix.endswith("/") or file_prefix.strip() == "":
+        return "names a directory, not a file prefix"
+    parts = file_prefix.split("/")
+    if any(part == ".." for part in parts):
+        return "climbs out of the root with '..'"
+    if any(part == "" for part in parts):
+        return "contains an empty path component ('//')"
+    if parts[-1] in (".",):
+        return "ends with '.'"
+    return None
+
+
+def temporary_path(final_path: Path) -> Path:
+    """``<final>.<random>.tmp`` beside the final path (time stamp + random, like jfjoch)."""
+    token = f"{time.time_ns() & 0xFFFFFFFF:08x}{secrets.token_hex(3)}"
+    return final_path.with_name(f"{final_path.name}.{token}{TMP_SUFFIX}")
+
+
+def commit_file(tmp_path: Path, final_path: Path, *, overwrite: bool) -> None:
+    """Rename a closed temporary file to its final name.
+
+    Without ``overwrite`` the rename is atomic and refuses an existing final name (hard link
+    then unlink), so a file that appeared meanwhile is never replaced.
+    """
+    if overwrite:
+        os.replace(tmp_path, final_path)
+        return
+    try:
+        os.link(tmp_path, final_path)
+    except FileExistsError as error:
+        raise FileExistsRefusedError(
+            f"{final_path.name}: exists already; kept the new data as {tmp_path.name} "
+            "(start the writer with --overwrite to replace files)"
+        ) from error
+    except OSError:
+        # File systems without hard links: check, then rename (small race, documented).
+        if final_path.exists():
+            raise FileExistsRefusedError(
+                f"{final_path.name}: exists already; kept the new data as {tmp_path.name} "
+                "(start the writer with --overwrite to replace files)"
+            ) from None
+        os.rename(tmp_path, final_path)
+        return
+    os.unlink(tmp_path)
+
+
+def refuse_existing(final_paths: list[Path]) -> None:
+    """Raise ``FileExistsRefusedError`` naming the first final path that exists already."""
+    existing = [path for path in final_paths if path.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise FileExistsRefusedError(
+            f"{existing[0]}: exists already{more}; series refused, nothing written "
+            "(choose a new file_prefix or start the writer with --overwrite)"
+        )

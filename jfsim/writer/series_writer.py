@@ -1,0 +1,451 @@
+"""One series from start to end: images into data files, then the master file.
+
+``SeriesWriter`` is the file-writing core without sockets: feed it the decoded start
+message, then image messages in any order, then ``finish``. It is what the receiver drives
+and what tests and notebooks can use directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from jfsim.protocol import Compression, Message, PixelArray, ProtocolError, bslz4
+from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile
+from jfsim.writer.errors import WriterError
+from jfsim.writer.layout import DataFileRecord, link_data_files, link_detector_data
+from jfsim.writer.nxmx import write_calibration, write_nxmx_metadata
+from jfsim.writer.plan import FileFormat, SeriesPlan
+from jfsim.writer.safety import commit_file, refuse_existing, temporary_path
+
+log = logging.getLogger(__name__)
+
+#: Problems logged (and kept in the summary) per series; later ones are only counted.
+MAX_LOGGED_PROBLEMS = 50
+#: Calibration images kept per series (JUNGFRAU: pedestals and RMS per gain and cell).
+MAX_CALIBRATION_IMAGES = 256
+
+
+class ImageOutcome(str, Enum):
+    """What happened to one image message."""
+
+    WRITTEN = "written"
+    DUPLICATE = "duplicate"  # this image_id was written already: ignored
+    OUT_OF_RANGE = "out_of_range"  # image_id >= number_of_images or negative
+    REJECTED = "rejected"  # wrong shape/type/framing, or not an image of this series
+    NOT_WRITTEN = "not_written"  # accepted, but the series writes no files
+
+
+class SeriesState(str, Enum):
+    COMPLETED = "completed"  # end message received
+    CANCELLED = "cancelled"  # closed on request (HTTP /cancel, shutdown)
+    INTERRUPTED = "interrupted"  # a new start arrived before the end
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedFile:
+    """A data file (or integrated master) that was closed and renamed to its final name."""
+
+    path: Path
+    relative_name: str  # relative to the writer root, as the notification reports it
+    file_number: int  # 0-based index within the series
+    nimages: int
+    start_fields: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class SeriesCounters:
+    received: int = 0
+    written: int = 0
+    duplicates: int = 0
+    out_of_range: int = 0
+    rejected: int = 0
+    analysis_problems: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSummary:
+    """The result of one series, as logged and as ``--json`` prints it."""
+
+    file_prefix: str
+    series_id: int | None
+    series_unique_id: str | None
+    file_format: str
+    state: str
+    images_expected: int
+    images_received: int
+    images_written: int
+    duplicates: int
+    out_of_range: int
+    rejected: int
+    files: tuple[str, ...]
+    elapsed_s: float
+    rate_Hz: float
+    errors: tuple[str, ...] = field(default=())  # the first MAX_LOGGED_PROBLEMS problems
+    problems: int = 0  # every problem, logged or not
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def log_line(self) -> str:
+        return (
+            f"series {self.series_id} '{self.file_prefix}' {self.state}: "
+            f"{self.images_written}/{self.images_expected} images written "
+            f"({self.images_received} received, {self.duplicates} duplicates, "
+            f"{self.rejected} rejected, {self.out_of_range} out of range), "
+            f"{len(self.files)} files, {self.rate_Hz:.1f} images/s ({self.file_format})"
+        )
+
+
+class SeriesWriter:
+    """Writes one series under ``root_dir`` according to its start message.
+
+    Raises ``WriterError`` subclasses at construction when the series must be refused
+    (unsafe prefix, existing files without ``overwrite``, unusable start fields); nothing
+    is written then.
+    """
+
+    def __init__(
+        self,
+        start: Message,
+        root_dir: Path,
+        *,
+        default_format: FileFormat = FileFormat.LEGACY,
+        overwrite: bool = False,
+        on_file_closed: Callable[[ClosedFile], None] | None = None,
+    ) -> None:
+        self.start = start
+        self.root_dir = root_dir
+        self.overwrite = overwrite
+        self.plan = SeriesPlan.from_start(start.fields, default_format)
+        self.on_file_closed = on_file_closed
+        self.counters = SeriesCounters()
+        self.received = np.zeros(self.plan.n_images, dtype=bool)
+        self.errors: list[str] = []
+        self.problem_count = 0
+        self.closed_files: list[str] = []
+        self._records: dict[int, DataFileRecord] = {}
+        self._open: dict[int, ImageFile] = {}
+        self._integrated: ImageFile | None = None
+        self._calibration: dict[str, PixelArray] = {}
+        self._pixel_mask = self._read_pixel_mask()
+        height, width = self.plan.image_shape
+        self._frame_bytes = height * width * self.plan.image_dtype.itemsize
+        self._started_s = time.monotonic()
+        self._first_image_s: float | None = None
+        self._last_image_s: float | None = None
+        if self.plan.writes_files and not overwrite:
+            refuse_existing(self.plan.final_paths(root_dir))
+        if self.plan.writes_files and self.plan.file_format is FileFormat.INTEGRATED:
+            self._integrated = self._new_image_file(
+                self.plan.master_path(root_dir),
+                0,
+                self.plan.n_images,
+                LIBVER_HDF5_110,
+                detector_group="instrument/detector/detectorSpecific",
+            )
+
+    def _read_pixel_mask(self) -> np.ndarray | None:
+        masks = self.start.get("pixel_mask")
+        mask = masks.get("default") if isinstance(masks, Mapping) else None
+        if not isinstance(mask, PixelArray):
+            return None
+        try:
+            array = mask.to_numpy()
+        except ProtocolError as error:
+            self._error(f"start message: pixel_mask: {error}; writing an empty mask")
+            return None
+        if array.shape != self.plan.image_shape:
+            self._error(
+                f"start message: pixel_mask: shape {array.shape}, image is "
+                f"{self.plan.image_shape}; writing an empty mask"
+            )
+            return None
+        return array.astype(np.uint32)
+
+    def _new_image_file(
+        self,
+        path: Path,
+        first_image_id: int,
+        n_images: int,
+        libver: tuple[str, str],
+        detector_group: str = "detector",
+    ) -> ImageFile:
+        return ImageFile(
+            path,
+            n_images=n_images,
+            first_image_id=first_image_id,
+            image_shape=self.plan.image_shape,
+            image_dtype=self.plan.image_dtype,
+            fill_value=self.plan.error_value,
+            max_spots=self.plan.max_spots,
+            azint_shape=self.plan.azint_shape,
+            libver=libver,
+            detector_group=detector_group,
+        )
+
+    @property
+    def libver(self) -> tuple[str, str]:
+        return LIBVER_HDF5_18 if self.plan.file_format is FileFormat.LEGACY else LIBVER_HDF5_110
+
+    def _image_file_for(self, image_id: int) -> tuple[ImageFile, int]:
+        if self._integrated is not None:
+            return self._integrated, image_id
+        file_index, position = divmod(image_id, self.plan.images_per_file)
+        image_file = self._open.get(file_index)
+        if image_file is None:
+            image_file = self._new_image_file(
+                self.plan.data_file_path(self.root_dir, file_index),
+                file_index * self.plan.images_per_file,
+                self.plan.images_in_file(file_index),
+                self.libver,
+            )
+            self._open[file_index] = image_file
+        return image_file, position
+
+    def _payload(self, image: Message) -> bytes:
+        """The bitshuffle/LZ4 chunk of the image, checked against the series' frame.
+
+        The block framing is trusted: ``jfsim.protocol.decode`` validates it, and
+        ``PixelArray.from_numpy`` builds it; only the declared size is re-checked here.
+        """
+        channels = image.get("data")
+        pixels = channels.get("default") if isinstance(channels, Mapping) else None
+        if pixels is None and isinstance(channels, Mapping) and len(channels) == 1:
+            pixels = next(iter(channels.values()))
+        if not isinstance(pixels, PixelArray):
+            raise WriterError("field 'data': no pixel channel 'default'")
+        if tuple(pixels.shape) != self.plan.image_shape:
+            raise WriterError(
+                f"field 'data': shape {tuple(pixels.shape)}, series has {self.plan.image_shape}"
+            )
+        if pixels.dtype != self.plan.image_dtype:
+            raise WriterError(
+                f"field 'data': pixel type {np.dtype(pixels.dtype).name}, series has "
+                f"{self.plan.image_dtype.name}"
+            )
+        frame_bytes = self._frame_bytes
+        if pixels.compression is Compression.BSLZ4:
+            # decode() validated the block framing already; the header's size must match the
+            # frame, or the chunk would be unreadable (cheap: 12 bytes).
+            try:
+                declared_bytes = bslz4.read_header(pixels.payload)[0]
+            except ProtocolError as error:
+                raise WriterError(f"field 'data': {error}") from None
+            if declared_bytes != frame_bytes:
+                raise WriterError(
+                    f"field 'data': bslz4 header declares {declared_bytes} bytes, "
+                    f"the frame has {frame_bytes}"
+                )
+            payload = pixels.payload
+            return payload if isinstance(payload, bytes) else bytes(payload)
+        # Uncompressed or plain-LZ4 images: the file format is bitshuffle/LZ4 only.
+        try:
+            return bslz4.compress(pixels.to_numpy())
+        except ProtocolError as error:
+            raise WriterError(f"field 'data': {error}") from None
+
+    def add_image(self, image: Message) -> ImageOutcome:
+        """File one image message; problems are counted and logged, never raised."""
+        self.counters.received += 1
+        now = time.monotonic()
+        self._first_image_s = self._first_image_s or now
+        image_id = image.get("image_id")
+        if isinstance(image_id, bool) or not isinstance(image_id, int):
+            return self._reject(f"image message: field 'image_id': got {image_id!r}")
+        if not 0 <= image_id < self.plan.n_images:
+            self.counters.out_of_range += 1
+            self._error(f"image {image_id}: outside 0..{self.plan.n_images - 1} (number_of_images)")
+            return ImageOutcome.OUT_OF_RANGE
+        series_id = image.get("series_id")
+        if (
+            self.plan.series_id is not None
+            and isinstance(series_id, int)
+            and (series_id != self.plan.series_id)
+        ):
+            return self._reject(
+                f"image {image_id}: belongs to series {series_id}, series "
+                f"{self.plan.series_id} is open"
+            )
+        if self.received[image_id]:
+            self.counters.duplicates += 1
+            return ImageOutcome.DUPLICATE
+        try:
+            payload = self._payload(image)
+        except WriterError as error:
+            return self._reject(f"image {image_id}: {error}")
+        self.received[image_id] = True
+        self._last_image_s = now
+        if not self.plan.writes_files:
+            return ImageOutcome.NOT_WRITTEN
+        image_file, position = self._image_file_for(image_id)
+        problems = image_file.write_image(position, payload, image.fields)
+        self.counters.written += 1
+        if problems:
+            self.counters.analysis_problems += len(problems)
+            self._error(f"image {image_id}: analysis fields skipped: {'; '.join(problems)}")
+        if image_file is not self._integrated and image_file.complete:
+            self._close_data_file(image_id // self.plan.images_per_file)
+        return ImageOutcome.WRITTEN
+
+    def add_calibration(self, calibration: Message) -> None:
+        """Keep one calibration image (pedestal, RMS, …) for the master file."""
+        name, data = calibration.get("name"), calibration.get("data")
+        if isinstance(data, Mapping) and len(data) == 1:
+            data = next(iter(data.values()))
+        if not (isinstance(name, str) and name.isidentifier() and isinstance(data, PixelArray)):
+            self._error("calibration message: needs a 'name' and a 'data' array; skipped")
+        elif len(self._calibration) < MAX_CALIBRATION_IMAGES:
+            self._calibration[name] = data
+
+    def _reject(self, problem: str) -> ImageOutcome:
+        self.counters.rejected += 1
+        self._error(problem)
+        return ImageOutcome.REJECTED
+
+    def _error(self, problem: str) -> None:
+        """Log and keep a problem; past MAX_LOGGED_PROBLEMS only count (no log flood)."""
+        self.problem_count += 1
+        if self.problem_count <= MAX_LOGGED_PROBLEMS:
+            log.warning("%s", problem)
+            self.errors.append(problem)
+        elif self.problem_count == MAX_LOGGED_PROBLEMS + 1:
+            log.warning("more problems in this series: counted, no longer logged")
+
+    def _close_data_file(self, file_index: int) -> None:
+        image_file = self._open.pop(file_index)
+        try:
+            path = image_file.close(overwrite=self.overwrite)
+        except WriterError as error:
+            self._error(str(error))
+            return
+        self._records[file_index] = DataFileRecord(
+            file_index=file_index,
+            file_name=path.name,
+            first_image_id=image_file.first_image_id,
+            n_images=image_file.n_images,
+            n_written=image_file.n_written,
+            datasets=image_file.analysis.dataset_specs(),
+            reflection_groups=tuple(image_file.analysis.reflection_groups()),
+        )
+        self._notify(path, file_index, image_file.n_images)
+
+    def _notify(self, path: Path, file_number: int, nimages: int) -> None:
+        self.closed_files.append(str(path.relative_to(self.root_dir)))
+        if self.on_file_closed is not None:
+            self.on_file_closed(
+                ClosedFile(
+                    path=path,
+                    relative_name=str(path.relative_to(self.root_dir)),
+                    file_number=file_number,
+                    nimages=nimages,
+                    start_fields=self.start.fields,
+                )
+            )
+
+    def finish(self, end: Message | None, state: SeriesState) -> SeriesSummary:
+        """Close every file (missing data files are created, full of fill value), write the
+        master, rename everything to final names and return the summary."""
+        if self.plan.writes_files:
+            try:
+                self._finish_files(end, state)
+            except (OSError, WriterError, ValueError, TypeError, KeyError) as error:
+                # h5py reports I/O failures as OSError; bad start values surface here as
+                # ValueError/TypeError. The unfinished files stay *.tmp.
+                self._error(f"finishing series: {error}; unfinished files left as *.tmp")
+                self.abandon()
+        return self._summary(state)
+
+    def _finish_files(self, end: Message | None, state: SeriesState) -> None:
+        end_fields = end.fields if end is not None else None
+        if self._integrated is not None:
+            integrated = self._integrated
+
+            def add_master(image_file: ImageFile) -> None:
+                self._write_master_content(image_file.h5, end_fields, state)
+                link_detector_data(image_file.h5)
+
+            path = integrated.close(overwrite=self.overwrite, before_close=add_master)
+            self._notify(path, 0, self.plan.n_images)
+            return
+        if not self.plan.write_master_file:
+            # A secondary writer: its data files only; the master writer links them all.
+            for file_index in sorted(self._open):
+                self._close_data_file(file_index)
+            return
+        for file_index in range(self.plan.n_data_files):
+            if file_index not in self._records and file_index not in self._open:
+                # No image of this file arrived: an all-fill file keeps the layout regular.
+                self._image_file_for(file_index * self.plan.images_per_file)
+        for file_index in sorted(self._open):
+            self._close_data_file(file_index)
+        master_path = self.plan.master_path(self.root_dir)
+        tmp_path = temporary_path(master_path)
+        with h5py.File(tmp_path, "w", libver=self.libver) as master:
+            master.attrs["file_name"] = master_path.name
+            self._write_master_content(master, end_fields, state)
+            link_data_files(master, self.plan, list(self._records.values()))
+        commit_file(tmp_path, master_path, overwrite=self.overwrite)
+        self.closed_files.insert(0, str(master_path.relative_to(self.root_dir)))
+
+    def _write_master_content(
+        self, h5: h5py.File, end_fields: Mapping[str, Any] | None, state: SeriesState
+    ) -> None:
+        problems = write_nxmx_metadata(
+            h5,
+            self.start.fields,
+            end_fields,
+            self.plan,
+            self.received,
+            state.value,
+            self._pixel_mask,
+        )
+        for problem in problems:
+            self._error(problem)
+        if self._calibration:
+            write_calibration(h5["/entry/instrument/detector"], self._calibration)
+
+    def abandon(self) -> None:
+        """Close open files without renaming (they stay ``*.tmp``): the crash-safe exit."""
+        for image_file in self._open.values():
+            image_file.abandon()
+        self._open.clear()
+        if self._integrated is not None:
+            self._integrated.abandon()
+
+    def current_rate_Hz(self) -> float:
+        """Images written per second between the first and the latest image."""
+        if self._first_image_s is None or self._last_image_s is None:
+            return 0.0
+        span_s = self._last_image_s - self._first_image_s
+        return round(self.counters.written / span_s if span_s > 0 else 0.0, 2)
+
+    def _summary(self, state: SeriesState) -> SeriesSummary:
+        counters = self.counters
+        elapsed_s = time.monotonic() - self._started_s
+        return SeriesSummary(
+            file_prefix=str(self.plan.file_prefix or ""),
+            series_id=self.plan.series_id,
+            series_unique_id=self.plan.series_unique_id,
+            file_format=self.plan.file_format.value,
+            state=state.value,
+            images_expected=self.plan.n_images,
+            images_received=counters.received,
+            images_written=counters.written,
+            duplicates=counters.duplicates,
+            out_of_range=counters.out_of_range,
+            rejected=counters.rejected,
+            files=tuple(self.closed_files),
+            elapsed_s=round(elapsed_s, 3),
+            rate_Hz=self.current_rate_Hz(),
+            errors=tuple(self.errors),
+            problems=self.problem_count,
+        )

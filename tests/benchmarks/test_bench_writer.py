@@ -1,0 +1,178 @@
+"""Writer throughput: JF4M bslz4 images per second against a raw write of the same bytes.
+
+Run: .venv/bin/python -m pytest -m benchmark --benchmark-enable -s \\
+    tests/benchmarks/test_bench_writer.py
+
+Every figure is a ratio against a baseline measured in the same run on the same file system:
+``raw write`` = the same compressed payloads written sequentially to one file with
+``open().write()``. Rounds are paired: each timed writer round is preceded (in the untimed
+setup) by one timed raw round, both after ``os.sync()`` in a fresh folder, so the ratio
+compares measurements taken moments apart on a machine whose load drifts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jfsim.experiment import experiment_preset
+from jfsim.protocol import Compression, PixelArray, encode
+from jfsim.series import ImageAnalysis, end_message, image_message, start_message
+from jfsim.writer import SeriesState, SeriesWriter, WriterConfig, WriterService
+from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile
+
+pytestmark = pytest.mark.benchmark
+
+N_IMAGES = 300
+IMAGES_PER_FILE = 100
+N_DISTINCT_FRAMES = 6
+N_SPOTS = 60
+ROUNDS = 5
+_ROUND_NUMBERS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def jf4m():
+    """JF4M bslz4 frames (Poisson, mean 0.7 photon, gaps at the error value) and a message
+    factory for a 300-image rotation series with 60 spots per image."""
+    experiment = experiment_preset("lysozyme-rotation-jf4m")
+    detector = experiment.detector
+    rng = np.random.default_rng(5)
+    gaps = detector.pixel_mask() & 1 == 1
+    payloads = []
+    for _ in range(N_DISTINCT_FRAMES):
+        frame = rng.poisson(0.7, size=detector.shape).astype(detector.image_dtype)
+        frame[gaps] = detector.error_value
+        payloads.append(PixelArray.from_numpy(frame, Compression.BSLZ4))
+    spots = ImageAnalysis(
+        spot_x_pxl=rng.uniform(0, 2000, N_SPOTS),
+        spot_y_pxl=rng.uniform(0, 2000, N_SPOTS),
+        spot_intensity=rng.uniform(10, 1000, N_SPOTS),
+    )
+
+    def messages(file_format: str):
+        dataset = replace(
+            experiment.dataset,
+            number_of_images=N_IMAGES,
+            images_per_file=IMAGES_PER_FILE,
+            file_prefix="bench",
+            file_format=file_format,
+        )
+        run = replace(experiment, dataset=dataset)
+        images = [
+            image_message(run, i, payloads[i % N_DISTINCT_FRAMES], spots) for i in range(N_IMAGES)
+        ]
+        return start_message(run), images, end_message(run, N_IMAGES)
+
+    return messages, [p.payload for p in payloads]
+
+
+def fresh_folder(parent: Path) -> Path:
+    """An empty folder, after flushing dirty pages so every round starts alike."""
+    for old in parent.iterdir():
+        shutil.rmtree(old, ignore_errors=True)
+    os.sync()
+    folder = parent / f"round{next(_ROUND_NUMBERS)}"
+    folder.mkdir()
+    return folder
+
+
+def paired_benchmark(benchmark, tmp_path: Path, chunks: list[bytes], run_round: Callable) -> float:
+    """Time ``run_round(folder)`` against raw writes of ``chunks``; returns the ratio of
+    the best rates and records both in the benchmark's extra_info."""
+    raw_seconds: list[float] = []
+
+    def setup():
+        folder = fresh_folder(tmp_path)
+        began = time.perf_counter()
+        with open(folder / "raw.bin", "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        raw_seconds.append(time.perf_counter() - began)
+        return (fresh_folder(tmp_path),), {}
+
+    benchmark.pedantic(run_round, setup=setup, rounds=ROUNDS, iterations=1)
+    rate = N_IMAGES / benchmark.stats.stats.min
+    raw_rate = N_IMAGES / min(raw_seconds)
+    ratio = rate / raw_rate
+    benchmark.extra_info.update(images_per_s=rate, raw_images_per_s=raw_rate, ratio=ratio)
+    return ratio
+
+
+def report(name: str, benchmark) -> None:
+    info = benchmark.extra_info
+    print(
+        f"\n{name}: {info['images_per_s']:.0f} images/s, raw write {info['raw_images_per_s']:.0f}"
+        f" images/s, ratio {info['ratio']:.2f}"
+    )
+
+
+@pytest.mark.parametrize("file_format", ["legacy", "vds", "integrated"])
+def test_bench_writer_layout(benchmark, jf4m, tmp_path, file_format):
+    """A whole series through SeriesWriter (no sockets): data files, analysis, master."""
+    messages_for, chunks = jf4m
+    start, images, end = messages_for(file_format)
+
+    def run_round(folder: Path) -> None:
+        writer = SeriesWriter(start, folder)
+        for image in images:
+            writer.add_image(image)
+        assert writer.finish(end, SeriesState.COMPLETED).images_written == N_IMAGES
+
+    chunk_list = [chunks[i % N_DISTINCT_FRAMES] for i in range(N_IMAGES)]
+    assert paired_benchmark(benchmark, tmp_path, chunk_list, run_round) > 0
+    report(f"SeriesWriter {file_format}", benchmark)
+
+
+@pytest.mark.parametrize("libver_name", ["hdf5_1_8", "hdf5_1_10"])
+def test_bench_hdf5_format_bounds(benchmark, jf4m, tmp_path, libver_name):
+    """Only the direct chunk writes, with HDF5 1.8 (legacy) vs 1.10 format bounds."""
+    _messages_for, chunks = jf4m
+    libver = LIBVER_HDF5_18 if libver_name == "hdf5_1_8" else LIBVER_HDF5_110
+
+    def run_round(folder: Path) -> None:
+        image_file = ImageFile(
+            folder / "frames.h5",
+            n_images=N_IMAGES,
+            first_image_id=0,
+            image_shape=(2164, 2068),
+            image_dtype=np.dtype("<i2"),
+            fill_value=-32768,
+            max_spots=0,
+            azint_shape=None,
+            libver=libver,
+        )
+        for i in range(N_IMAGES):
+            image_file.write_image(i, chunks[i % N_DISTINCT_FRAMES], {})
+        image_file.close(overwrite=True)
+
+    chunk_list = [chunks[i % N_DISTINCT_FRAMES] for i in range(N_IMAGES)]
+    assert paired_benchmark(benchmark, tmp_path, chunk_list, run_round) > 0
+    report(f"direct chunk writes, {libver_name} bounds", benchmark)
+
+
+def test_bench_receive_path_decode_and_write(benchmark, jf4m, tmp_path):
+    """The service's per-message path without sockets: decode the CBOR bytes, then write
+    (legacy layout, the default)."""
+    messages_for, chunks = jf4m
+    start, images, end = messages_for("legacy")
+    frames = [encode(start), *(encode(image) for image in images), encode(end)]
+
+    def run_round(folder: Path) -> None:
+        config = WriterConfig(endpoint="inproc://bench-writer-unused", root_dir=folder)
+        with WriterService(config) as service:
+            for frame in frames:
+                service.handle_frame(frame)
+            assert service.counters.summaries[-1].images_written == N_IMAGES
+
+    chunk_list = [chunks[i % N_DISTINCT_FRAMES] for i in range(N_IMAGES)]
+    assert paired_benchmark(benchmark, tmp_path, chunk_list, run_round) > 0
+    report("decode + SeriesWriter legacy", benchmark)

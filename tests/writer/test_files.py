@@ -1,0 +1,334 @@
+"""The file set of one series written in-process by SeriesWriter (no sockets)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import h5py
+import hdf5plugin  # noqa: F401 - registers the bitshuffle filter for reading
+import numpy as np
+import pytest
+from writer_helpers import SCANS, check_analysis, make_series, tiny_experiment, tree
+
+from jfsim.protocol import Compression, PixelArray
+from jfsim.writer import (
+    FileExistsRefusedError,
+    FileFormat,
+    ImageOutcome,
+    SeriesState,
+    SeriesWriter,
+    UnsafePrefixError,
+    WriterError,
+)
+
+FORMATS = ["legacy", "vds", "integrated"]
+
+
+def write_series(root: Path, series, order=None, **kwargs) -> SeriesWriter:
+    writer = SeriesWriter(series.start, root, **kwargs)
+    for index in order if order is not None else range(len(series.images)):
+        writer.add_image(series.images[index])
+    return writer
+
+
+def read_all_images(master_path: Path) -> np.ndarray:
+    with h5py.File(master_path, "r") as master:
+        data = master["/entry/data"]
+        if "data" in data:
+            return data["data"][()]
+        names = sorted(name for name in data if name.startswith("data_"))
+        return np.concatenate([data[name][()] for name in names])
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_images_read_back_bit_identical_through_the_master(tmp_path, file_format):
+    series = make_series(tiny_experiment(file_format=file_format))
+    writer = write_series(tmp_path, series)
+    summary = writer.finish(series.end, SeriesState.COMPLETED)
+
+    master = tmp_path / "run/tiny_master.h5"
+    assert np.array_equal(read_all_images(master), np.stack(series.pixels))
+    assert summary.state == "completed"
+    assert summary.images_written == 7
+    expected = ["run/tiny_master.h5"]
+    if file_format != "integrated":
+        expected += [f"run/tiny_data_00000{k}.h5" for k in (1, 2, 3)]
+    assert tree(tmp_path) == sorted(expected)
+    assert sorted(summary.files) == sorted(expected)
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_chunks_are_the_received_bytes_with_the_bitshuffle_lz4_filter(tmp_path, file_format):
+    series = make_series(tiny_experiment(file_format=file_format))
+    write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    name = "run/tiny_master.h5" if file_format == "integrated" else "run/tiny_data_000002.h5"
+    with h5py.File(tmp_path / name, "r") as h5:
+        images = h5["/entry/data/data"]
+        assert images.chunks == (1, 52, 48)
+        filter_id, _flags, cd_values = (images.id.get_create_plist().get_filter(0))[:3]
+        assert filter_id == 32008
+        assert cd_values[2] == 2 and cd_values[4] == 2  # element size, LZ4
+        assert images.fillvalue == -32768
+        assert images.maxshape[0] is None  # extensible index, never single-chunk
+        row = 1 if file_format == "integrated" else 0
+        image_id = 1 if file_format == "integrated" else 3
+        _mask, chunk = images.id.read_direct_chunk((row, 0, 0))
+        assert chunk == series.images[image_id]["data"]["default"].payload
+
+
+def test_nxmx_metadata_equals_the_start_message(tmp_path):
+    series = make_series(tiny_experiment(file_format="vds"))
+    write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    start = series.start
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        entry = h5["entry"]
+        detector = entry["instrument/detector"]
+        assert entry["definition"][()] == b"NXmx"
+        assert entry["start_time"][()].decode().endswith("Z")
+        assert "end_time" in entry and "end_time_estimated" in entry
+        assert detector["beam_center_x"][()] == start["beam_center_x"]
+        assert detector["beam_center_y"][()] == start["beam_center_y"]
+        assert detector["beam_center_x"].attrs["units"] == "pixel"
+        assert detector["distance"][()] == pytest.approx(start["detector_distance"])
+        assert detector["distance"].attrs["units"] == "m"
+        assert detector["x_pixel_size"][()] == pytest.approx(start["pixel_size_x"])
+        assert detector["sensor_material"][()].decode() == start["sensor_material"]
+        assert detector["sensor_thickness"][()] == pytest.approx(start["sensor_thickness"])
+        assert detector["saturation_value"][()] == start["saturation_value"]
+        assert detector["error_value"][()] == -32768
+        assert detector["bit_depth_image"][()] == 16
+        beam = entry["instrument/beam"]
+        assert beam["incident_wavelength"][()] == pytest.approx(start["incident_wavelength"])
+        assert beam["incident_wavelength"].attrs["units"] == "angstrom"
+        specific = detector["detectorSpecific"]
+        assert specific["nimages"][()] == 7
+        assert specific["nimages_written"][()] == 7
+        assert specific["x_pixels_in_detector"][()] == 48
+        assert specific["pixel_mask"].chunks is None  # contiguous, for Neggia
+        assert detector["pixel_mask"].id == specific["pixel_mask"].id  # hard link
+        expected_mask = series.experiment.detector.pixel_mask()
+        assert np.array_equal(specific["pixel_mask"][()], expected_mask)
+        omega = entry["sample/transformations/omega"]
+        assert omega.attrs["units"] == "deg"
+        assert np.allclose(omega[()], math.degrees(0.1) + 0.5 * np.arange(7))
+        assert entry["sample/depends_on"][()].decode() == "/entry/sample/transformations/omega"
+        assert entry["sample/name"][()].decode() == "lysozyme"
+        assert np.allclose(entry["sample/unit_cell"][()], [79.1, 79.1, 37.9, 90, 90, 90])
+        assert entry["user/beamline"][()].decode() == "X06SA"
+        assert entry["user/foils"][()] == 2
+        assert "proposal" not in entry["user"]
+        for group in (entry, detector, specific, entry["MX"], entry["sample/transformations"]):
+            assert "NX_class" in group.attrs
+        assert h5.attrs["file_name"] == "tiny_master.h5"
+
+
+@pytest.mark.parametrize("file_format", ["vds", "integrated"])
+def test_analysis_arrays_equal_the_image_fields(tmp_path, file_format):
+    series = make_series(tiny_experiment(file_format=file_format))
+    write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        check_analysis(h5["entry"], series, range(7))
+        detector_diag = (
+            "instrument/detector/detectorSpecific" if file_format == "integrated" else ("detector")
+        )
+        assert detector_diag in h5["entry"] or file_format == "vds"
+
+
+def test_legacy_analysis_in_the_data_files_and_copied_to_the_master(tmp_path):
+    series = make_series(tiny_experiment(file_format="legacy"))
+    write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    with h5py.File(tmp_path / "run/tiny_data_000002.h5", "r") as h5:
+        check_analysis(h5["entry"], series, [3, 4, 5])
+        assert h5["entry/data/data"].attrs["image_nr_low"] == 4
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        mx = h5["entry/MX"]
+        assert list(mx["nPeaks"][()]) == [len(image["spots"]) for image in series.images]
+        assert np.allclose(mx["latticeIndexed"][5], series.images[5]["indexing_lattice"])
+        assert "roi" not in h5["entry"]  # S1: ROI results stay in the legacy data files
+        assert h5["entry/data"].attrs["signal"] == "data_000001"
+        links = sorted(h5["entry/data"])
+        assert links == ["data_000001", "data_000002", "data_000003"]
+        link = h5["entry/data"].get("data_000002", getlink=True)
+        assert isinstance(link, h5py.ExternalLink)
+        assert link.filename == "tiny_data_000002.h5" and link.path == "/entry/data/data"
+
+
+def test_legacy_files_use_the_hdf5_1_8_format_and_vds_files_1_10(tmp_path):
+    series = make_series(tiny_experiment(file_format="legacy"))
+    write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    for name in ("run/tiny_master.h5", "run/tiny_data_000001.h5"):
+        with h5py.File(tmp_path / name, "r") as h5:
+            # Superblock 0 = the HDF5 1.8 file format (a 1.10 bound would give 3).
+            assert h5.id.get_create_plist().get_version()[0] == 0
+    vds = make_series(tiny_experiment(file_format="vds", file_prefix="v/v"))
+    write_series(tmp_path, vds).finish(vds.end, SeriesState.COMPLETED)
+    with h5py.File(tmp_path / "v/v_master.h5", "r") as h5:
+        assert h5.id.get_create_plist().get_version()[0] == 3
+
+
+def test_missing_out_of_order_and_duplicate_images(tmp_path):
+    series = make_series(tiny_experiment(file_format="vds"))
+    writer = SeriesWriter(series.start, tmp_path)
+    outcomes = [writer.add_image(series.images[i]) for i in (6, 0, 2, 2, 1, 5, 3, 0)]
+    assert outcomes.count(ImageOutcome.DUPLICATE) == 2
+    summary = writer.finish(None, SeriesState.CANCELLED)
+    assert summary.images_written == 6 and summary.duplicates == 2
+    assert summary.state == "cancelled"
+    images = read_all_images(tmp_path / "run/tiny_master.h5")
+    for image_id in (0, 1, 2, 3, 5, 6):
+        assert np.array_equal(images[image_id], series.pixels[image_id])
+    assert np.all(images[4] == -32768)  # fill value where image 4 never came
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        specific = h5["entry/instrument/detector/detectorSpecific"]
+        assert list(specific["image_received"][()]) == [1, 1, 1, 1, 0, 1, 1]
+        assert specific["nimages_written"][()] == 6
+        assert specific["series_state"][()].decode() == "cancelled"
+        assert "end_time" not in h5["entry"] and "end_time_estimated" in h5["entry"]
+        assert h5["entry/MX/nPeaks"][4] == 0
+        assert np.isnan(h5["entry/MX/latticeIndexed"][4]).all()
+
+
+def test_image_outside_the_series_or_with_the_wrong_shape_is_rejected(tmp_path):
+    series = make_series(tiny_experiment(number_of_images=3, file_format="integrated"))
+    other = make_series(tiny_experiment(number_of_images=3, image_dtype="int32"))
+    writer = SeriesWriter(series.start, tmp_path)
+    late = series.images[0]
+    late = type(late)("image", {**late.fields, "image_id": 3})
+    assert writer.add_image(late) is ImageOutcome.OUT_OF_RANGE
+    assert writer.add_image(other.images[0]) is ImageOutcome.REJECTED
+    assert writer.add_image(series.images[0]) is ImageOutcome.WRITTEN
+    summary = writer.finish(series.end, SeriesState.COMPLETED)
+    assert summary.rejected == 1 and summary.out_of_range == 1 and summary.problems == 2
+    assert any("pixel type int32" in error for error in summary.errors)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["/etc/passwd", "../escape", "a/../../b", "..", "a/..", "run\\..\\x", "a\x00b", "a//b", "~/x"],
+)
+def test_unsafe_prefix_is_refused_and_nothing_is_written(tmp_path, prefix):
+    series = make_series(tiny_experiment(file_prefix=prefix, number_of_images=1), extras=False)
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(UnsafePrefixError, match="file_prefix"):
+        SeriesWriter(series.start, root)
+    assert list(tmp_path.rglob("*.h5*")) == []
+
+
+def test_existing_files_refuse_the_series_unless_overwrite(tmp_path):
+    series = make_series(tiny_experiment(file_format="legacy"))
+    write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    before = (tmp_path / "run/tiny_data_000001.h5").stat().st_mtime_ns
+    with pytest.raises(FileExistsRefusedError, match="--overwrite"):
+        SeriesWriter(series.start, tmp_path)
+    assert (tmp_path / "run/tiny_data_000001.h5").stat().st_mtime_ns == before
+    again = make_series(tiny_experiment(file_format="legacy"), seed=9)
+    write_series(tmp_path, again, overwrite=True).finish(again.end, SeriesState.COMPLETED)
+    assert np.array_equal(read_all_images(tmp_path / "run/tiny_master.h5"), np.stack(again.pixels))
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_abandoned_series_leaves_only_tmp_files(tmp_path):
+    series = make_series(tiny_experiment(file_format="vds"))
+    writer = write_series(tmp_path, series, order=[0, 1, 2, 3])  # file 1 done, file 2 open
+    writer.abandon()
+    names = tree(tmp_path)
+    assert "run/tiny_data_000001.h5" in names  # completed files are final at once
+    assert all(n.endswith(".tmp") for n in names if n != "run/tiny_data_000001.h5")
+    assert any(n.startswith("run/tiny_data_000002.h5.") for n in names)
+
+
+@pytest.mark.parametrize("scan", ["stills", "grid"])
+def test_stills_and_grid_scans_set_the_sample_chain(tmp_path, scan):
+    series = make_series(
+        tiny_experiment(file_format="integrated", scan=SCANS[scan], number_of_images=9),
+        extras=False,
+    )
+    if scan == "grid":  # the grid_scan start field (stream.md §6.1), as the broker sends it
+        grid = {"n_fast": 3, "step_x_um": 5.0, "step_y_um": 7.0, "snake": True, "vertical": False}
+        series.start.fields.setdefault("grid_scan", grid)
+    write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        depends_on = h5["entry/sample/depends_on"][()].decode()
+        if scan == "stills":
+            assert depends_on == "."
+        else:
+            assert depends_on == "/entry/sample/transformations/grid_x"
+            x_um = h5["entry/sample/transformations/grid_x"][()]
+            assert list(x_um[:6]) == [0, 5, 10, 10, 5, 0]  # snake
+
+
+def test_no_file_format_writes_nothing(tmp_path):
+    series = make_series(tiny_experiment(number_of_images=2), extras=False)
+    del series.start.fields["file_format"]
+    writer = SeriesWriter(series.start, tmp_path, default_format=FileFormat.NO_FILE)
+    assert writer.add_image(series.images[0]) is ImageOutcome.NOT_WRITTEN
+    assert writer.finish(series.end, SeriesState.COMPLETED).images_written == 0
+    assert tree(tmp_path) == []
+
+
+@pytest.mark.parametrize("image_dtype", ["uint16", "uint32", "int32"])
+def test_other_pixel_types_keep_their_sentinel_as_fill_value(tmp_path, image_dtype):
+    series = make_series(tiny_experiment(file_format="vds", image_dtype=image_dtype), extras=False)
+    writer = write_series(tmp_path, series, order=[0, 1, 2, 3, 5, 6])
+    writer.finish(series.end, SeriesState.COMPLETED)
+    error_value = series.experiment.detector.error_value
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        images = h5["entry/data/data"]
+        assert images.dtype == np.dtype(image_dtype)
+        assert images.fillvalue == error_value
+        assert np.array_equal(images[5], series.pixels[5])
+        assert np.all(images[4] == error_value)
+        detector = h5["entry/instrument/detector"]
+        assert detector["bit_depth_image"][()] == np.dtype(image_dtype).itemsize * 8
+        assert detector["error_value"][()] == error_value
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"number_of_images": 10**12}, "exceeds"),
+        ({"number_of_images": 0}, "positive integer"),
+        ({"image_size_x": "wide"}, "image_size_x"),
+        ({"file_format": "hdf4"}, "unknown"),
+        ({"file_format": "integrated", "number_of_images": 10**7}, "MiB of analysis buffers"),
+    ],
+)
+def test_unusable_start_messages_are_refused_before_any_file(tmp_path, changes, message):
+    series = make_series(tiny_experiment(number_of_images=1), extras=False)
+    series.start.fields.update(changes)
+    with pytest.raises(WriterError, match=message):
+        SeriesWriter(series.start, tmp_path)
+    assert tree(tmp_path) == []
+
+
+def test_secondary_writer_writes_only_its_data_files(tmp_path):
+    """write_master_file = false (every image socket but the first): no master, and no
+    fill-value files for the data files another writer receives."""
+    series = make_series(tiny_experiment(file_format="vds"), extras=False)
+    series.start.fields["write_master_file"] = False
+    writer = write_series(tmp_path, series, order=[3, 4, 5])  # data file 2 only
+    summary = writer.finish(series.end, SeriesState.COMPLETED)
+    assert tree(tmp_path) == ["run/tiny_data_000002.h5"]
+    assert summary.files == ("run/tiny_data_000002.h5",)
+
+
+def test_optional_start_arrays_flatfield_lookup_table_fluorescence(tmp_path):
+    series = make_series(tiny_experiment(file_format="integrated", number_of_images=1))
+    flatfield = np.linspace(0.9, 1.1, 48 * 52, dtype="f4").reshape(52, 48)
+    series.start.fields.update(
+        {
+            "flatfield": {"default": PixelArray.from_numpy(flatfield, Compression.BSLZ4)},
+            "countrate_correction_lookup_table": np.arange(10, dtype="u4"),
+            "virtual_pixel_interpolation_enabled": True,
+            "fluorescence": {"energy": [1000.0, 2000.0], "data": [5.0, 7.0]},
+        }
+    )
+    write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        detector = h5["entry/instrument/detector"]
+        assert np.array_equal(detector["flatfield"][()], flatfield)
+        assert list(detector["countrate_correction_lookup_table"][()]) == list(range(10))
+        assert bool(detector["virtual_pixel_interpolation_applied"][()])
+        assert h5["entry/instrument/fluorescence/energy"].attrs["units"] == "eV"
