@@ -210,11 +210,14 @@ class Receiver:
         endpoint: str,
         socket_type: int = zmq.PULL,
         rcvhwm: int | None = None,
+        rcvbuf_bytes: int | None = None,
     ):
         self.socket = context.socket(socket_type)
         self.socket.setsockopt(zmq.LINGER, 0)
         if rcvhwm is not None:  # only effective before connecting
             self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        if rcvbuf_bytes is not None:  # caps the kernel buffer, which may otherwise grow to MBs
+            self.socket.setsockopt(zmq.RCVBUF, rcvbuf_bytes)
         self._monitor: zmq.Socket | None = None
         if socket_type == zmq.SUB:
             self.socket.setsockopt(zmq.SUBSCRIBE, b"")
@@ -273,8 +276,13 @@ def zmq_context() -> Iterator[zmq.Context]:
 def connect(zmq_context: zmq.Context) -> Iterator[Callable[..., Receiver]]:
     receivers: list[Receiver] = []
 
-    def make(endpoint: str, socket_type: int = zmq.PULL, rcvhwm: int | None = None) -> Receiver:
-        receiver = Receiver(zmq_context, endpoint, socket_type, rcvhwm)
+    def make(
+        endpoint: str,
+        socket_type: int = zmq.PULL,
+        rcvhwm: int | None = None,
+        rcvbuf_bytes: int | None = None,
+    ) -> Receiver:
+        receiver = Receiver(zmq_context, endpoint, socket_type, rcvhwm, rcvbuf_bytes)
         receivers.append(receiver)
         return receiver
 

@@ -175,11 +175,12 @@ def test_slow_writer_with_block_loses_nothing(
 def test_slow_writer_with_drop_loses_images_but_not_the_schedule(
     synthetic_source, start_stream, connect, stream_v2_check
 ):
-    # frames of ~0.1 MB, so that kernel socket buffers cannot hide the slow writer
+    # frames of ~0.1 MB and a small kernel receive buffer (loopback TCP buffers may grow to
+    # tens of MB), so that no buffer can hide the slow writer
     stream, (endpoint,) = start_stream(
         synthetic_source(3, shape=(512, 512)), number_of_images=400, rate_hz=2000.0, sndhwm=2
     )
-    receiver = connect(endpoint, rcvhwm=2)
+    receiver = connect(endpoint, rcvhwm=2, rcvbuf_bytes=65536)
     messages = []
     while not messages or messages[-1]["type"] != "end":
         zmq.Poller().poll(5)  # simulated work: ~5 ms per image against a 0.5 ms period
