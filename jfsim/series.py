@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from jfsim.experiment import Experiment, RotationScan
+from jfsim.experiment import Experiment, GridScan, RotationScan
 from jfsim.protocol import Compression, Message, PixelArray, Rational
 from jfsim.units import kev_to_ev, mm_to_m
 
@@ -131,6 +131,16 @@ def start_message(
                 "increment": math.degrees(scan.step_rad),
                 "vector": [float(v) for v in scan.axis_vector],
             }
+        }
+    if isinstance(experiment.scan, GridScan):
+        grid = experiment.scan
+        fields["grid_scan"] = {
+            "n_fast": grid.n_fast,
+            "n_slow": grid.n_slow,
+            "step_x_um": float(grid.step_x_um),
+            "step_y_um": float(grid.step_y_um),
+            "snake": grid.snake,
+            "vertical": grid.vertical,
         }
     if with_pixel_mask:
         fields["pixel_mask"] = {

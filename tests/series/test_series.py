@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from jfsim.experiment import experiment_preset
+from jfsim.experiment import experiment_from_dict, experiment_preset, experiment_to_dict
 from jfsim.protocol import PixelArray, decode, encode
 from jfsim.series import ImageAnalysis, end_message, image_message, start_message
 
@@ -93,3 +93,25 @@ def test_end_message(experiment):
     assert end.type == "end"
     assert end["images_collected"] == 9
     assert end["series_unique_id"] == start_message(experiment)["series_unique_id"]
+
+
+def test_grid_scans_describe_their_raster():
+    document = experiment_to_dict(experiment_preset("small-jf1m"))
+    document["scan"] = {
+        "type": "grid",
+        "n_fast": 4,
+        "n_slow": 3,
+        "step_x_um": 5.0,
+        "step_y_um": 7.5,
+        "snake": True,
+    }
+    start = decode(encode(start_message(experiment_from_dict(document))))
+    assert start["grid_scan"] == {
+        "n_fast": 4,
+        "n_slow": 3,
+        "step_x_um": 5.0,
+        "step_y_um": 7.5,
+        "snake": True,
+        "vertical": False,
+    }
+    assert "goniometer" not in start
