@@ -14,7 +14,7 @@ from jfsim.cli import main
 from jfsim.recording import RecordingWriter
 
 JFSIM = Path(sys.executable).with_name("jfsim")
-PROCESS_TIMEOUT_S = 60
+PROCESS_TIMEOUT_S = 180
 
 
 @pytest.fixture
@@ -27,8 +27,9 @@ def recording(tmp_path, synthetic_messages_list):
 
 
 def _start(*arguments: str) -> subprocess.Popen:
+    """Start ``jfsim stream``; the long start timeout covers a slow start on a loaded machine."""
     return subprocess.Popen(
-        [str(JFSIM), "stream", *arguments],
+        [str(JFSIM), "stream", "--start-timeout", "120s", *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -41,7 +42,7 @@ def test_cli_streams_a_recording_and_prints_a_json_summary(recording, tcp_endpoi
         "--rate", "1kHz", "--images", "25", "--pool", "3", "--json",
     )  # fmt: skip
     try:
-        messages = connect(tcp_endpoint).receive_series(timeout_s=30.0)
+        messages = connect(tcp_endpoint).receive_series(timeout_s=120.0)
         stdout, stderr = process.communicate(timeout=PROCESS_TIMEOUT_S)
     finally:
         process.kill()
@@ -64,7 +65,7 @@ def test_sigterm_still_sends_the_end_message_and_prints_the_summary(
     )  # fmt: skip
     try:
         receiver = connect(tcp_endpoint)
-        assert stream_v2_check(receiver.receive(timeout_s=30.0))["type"] == "start"
+        assert stream_v2_check(receiver.receive(timeout_s=120.0))["type"] == "start"
         for _ in range(3):
             assert stream_v2_check(receiver.receive())["type"] == "image"
         process.send_signal(signal.SIGTERM)
