@@ -76,10 +76,15 @@ def number(where: str, value: Any) -> float:
         unit_kind, unit_si = _UNIT_WORDS[unit]
         if unit_kind != kind:
             raise ConfigError(
-                f"{where}: {value!r} is a {unit_kind}, but this key takes a {kind} in {suffix}"
+                f"{where}: {value!r} is {_article(unit_kind)} {unit_kind}, but this key takes "
+                f"{_article(kind)} {kind} in {suffix}"
             )
         return magnitude * unit_si / target_si
     raise ConfigError(f"{where}: expected a number, got {type(value).__name__}")
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def integer(where: str, value: Any) -> int:

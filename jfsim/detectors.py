@@ -74,10 +74,6 @@ class Detector:
     def bit_depth_image(self) -> int:
         return int(self.image_dtype.itemsize * 8)
 
-    @property
-    def is_signed(self) -> bool:
-        return self.image_dtype.kind == "i"
-
     def pixel_mask(self) -> np.ndarray:
         """NeXus pixel mask, uint32 ``[height, width]``: gaps and virtual chip-border pixels."""
         mask = np.full(self.shape, MASK_GAP, dtype=np.uint32)

@@ -17,7 +17,6 @@ Unknown keys, out-of-range values and values of the wrong kind of unit are rejec
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
@@ -42,7 +41,7 @@ from jfsim.config_values import (
 )
 from jfsim.detectors import DETECTOR_PRESETS, Detector, Module, detector_preset
 from jfsim.errors import ConfigError
-from jfsim.units import kev_to_angstrom
+from jfsim.units import deg_to_rad, kev_to_angstrom, rad_to_deg, us_to_s
 
 __all__ = [
     "DETECTOR_PRESETS",
@@ -64,6 +63,7 @@ __all__ = [
     "experiment_preset",
     "experiment_preset_names",
     "experiment_to_dict",
+    "load_broker_settings",
     "load_experiment",
 ]
 
@@ -117,7 +117,7 @@ class Crystal:
 
     unit_cell: UnitCell
     space_group_number: int
-    mosaicity_rad: float = math.radians(0.05)
+    mosaicity_rad: float = deg_to_rad(0.05)
     domain_size_A: float = 2000.0
     b_factor_A2: float = 20.0
     orientation: tuple[tuple[float, float, float], ...] | None = None
@@ -131,7 +131,7 @@ class RotationScan:
     """A rotation sweep about ``axis_vector`` (McStas lab frame), one step per image."""
 
     start_rad: float = 0.0
-    step_rad: float = math.radians(0.1)
+    step_rad: float = deg_to_rad(0.1)
     axis_name: str = "omega"
     axis_vector: tuple[float, float, float] = (-1.0, 0.0, 0.0)
 
@@ -254,9 +254,7 @@ _SECTIONS: dict[str, dict[str, KeySpec]] = {
             number,
             check=lambda v: None if -1 <= v <= 1 else f"must be within [-1, 1], got {v}",
         ),
-        "divergence_deg": KeySpec(
-            "divergence_rad", number, convert=math.radians, check=non_negative
-        ),
+        "divergence_deg": KeySpec("divergence_rad", number, convert=deg_to_rad, check=non_negative),
         "divergence_rad": KeySpec("divergence_rad", number, check=non_negative),
         "bandwidth_fraction": KeySpec("bandwidth_fraction", number, check=fraction),
         "transmission": KeySpec("transmission", number, check=fraction),
@@ -268,9 +266,9 @@ _SECTIONS: dict[str, dict[str, KeySpec]] = {
         "poni_rot1_rad": KeySpec("poni_rot1_rad", number),
         "poni_rot2_rad": KeySpec("poni_rot2_rad", number),
         "poni_rot3_rad": KeySpec("poni_rot3_rad", number),
-        "poni_rot1_deg": KeySpec("poni_rot1_rad", number, convert=math.radians),
-        "poni_rot2_deg": KeySpec("poni_rot2_rad", number, convert=math.radians),
-        "poni_rot3_deg": KeySpec("poni_rot3_rad", number, convert=math.radians),
+        "poni_rot1_deg": KeySpec("poni_rot1_rad", number, convert=deg_to_rad),
+        "poni_rot2_deg": KeySpec("poni_rot2_rad", number, convert=deg_to_rad),
+        "poni_rot3_deg": KeySpec("poni_rot3_rad", number, convert=deg_to_rad),
     },
     "crystal": {
         "unit_cell": KeySpec("unit_cell", _cell),
@@ -279,7 +277,7 @@ _SECTIONS: dict[str, dict[str, KeySpec]] = {
             integer,
             check=lambda v: None if 1 <= v <= 230 else f"must be within [1, 230], got {v}",
         ),
-        "mosaicity_deg": KeySpec("mosaicity_rad", number, convert=math.radians, check=non_negative),
+        "mosaicity_deg": KeySpec("mosaicity_rad", number, convert=deg_to_rad, check=non_negative),
         "domain_size_A": KeySpec("domain_size_A", number, check=positive),
         "b_factor_A2": KeySpec("b_factor_A2", number),
         "orientation": KeySpec("orientation", matrix3),
@@ -288,11 +286,11 @@ _SECTIONS: dict[str, dict[str, KeySpec]] = {
         "resolution_limit_A": KeySpec("resolution_limit_A", number, check=positive),
     },
     "rotation": {
-        "start_deg": KeySpec("start_rad", number, convert=math.radians),
+        "start_deg": KeySpec("start_rad", number, convert=deg_to_rad),
         "step_deg": KeySpec(
             "step_rad",
             number,
-            convert=math.radians,
+            convert=deg_to_rad,
             check=lambda v: None if v != 0 else "must not be 0",
         ),
         "axis_name": KeySpec("axis_name", text),
@@ -474,8 +472,8 @@ def experiment_to_dict(experiment: Experiment) -> dict[str, Any]:
     scan_table: dict[str, Any] = {"type": scan.kind}
     if isinstance(scan, RotationScan):
         scan_table |= {
-            "start_deg": math.degrees(scan.start_rad),
-            "step_deg": math.degrees(scan.step_rad),
+            "start_deg": rad_to_deg(scan.start_rad),
+            "step_deg": rad_to_deg(scan.step_rad),
             "axis_name": scan.axis_name,
             "axis_vector": list(scan.axis_vector),
         }
@@ -485,7 +483,7 @@ def experiment_to_dict(experiment: Experiment) -> dict[str, Any]:
     crystal_table: dict[str, Any] = {
         "unit_cell": list(crystal.unit_cell.as_tuple()),
         "space_group_number": crystal.space_group_number,
-        "mosaicity_deg": math.degrees(crystal.mosaicity_rad),
+        "mosaicity_deg": rad_to_deg(crystal.mosaicity_rad),
         "domain_size_A": crystal.domain_size_A,
         "b_factor_A2": crystal.b_factor_A2,
         "intensity_model": crystal.intensity_model,
@@ -665,8 +663,8 @@ def experiment_from_broker_settings(
         image_time_us = number("dataset settings: image_time_us", body["image_time_us"])
         if image_time_us <= 0:
             raise ConfigError(f"dataset settings: image_time_us: must be > 0, got {image_time_us}")
-        sections["dataset"]["count_time_s"] = image_time_us * 1e-6
-        sections["dataset"]["frame_time_s"] = image_time_us * 1e-6
+        sections["dataset"]["count_time_s"] = us_to_s(image_time_us)
+        sections["dataset"]["frame_time_s"] = us_to_s(image_time_us)
     sections["crystal"].setdefault("unit_cell", _BROKER_DEFAULT_CELL)
     sections["crystal"].setdefault("space_group_number", 96)
     document |= sections
@@ -697,3 +695,19 @@ def experiment_from_broker_settings(
     else:
         document["scan"] = {"type": "stills"}
     return experiment_from_dict(document)
+
+
+def load_broker_settings(path: str | Path, *, detector: str = "JF4M", seed: int = 1) -> Experiment:
+    """Read a jfjoch_broker ``/start`` JSON body from a file (see
+    ``experiment_from_broker_settings``)."""
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read dataset settings ({error.strerror})") from error
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON: {error}") from error
+    try:
+        return experiment_from_broker_settings(body, detector=detector, seed=seed)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from error

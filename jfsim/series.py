@@ -16,13 +16,14 @@ import numpy as np
 
 from jfsim.experiment import Experiment, GridScan, RotationScan
 from jfsim.protocol import Compression, Message, PixelArray, Rational
-from jfsim.units import kev_to_ev, mm_to_m
+from jfsim.units import kev_to_ev, mm_to_m, rad_to_deg
 
 __all__ = [
     "TIME_BASE_HZ",
     "ImageAnalysis",
     "end_message",
     "image_message",
+    "now_ms",
     "start_message",
 ]
 
@@ -50,7 +51,7 @@ class ImageAnalysis:
     source: str = TRUTH_ANALYSIS_SOURCE
 
 
-def _now_ms() -> datetime:
+def now_ms() -> datetime:
     """Now in UTC, truncated to milliseconds as DECTRIS DateTime values are."""
     now = datetime.now(timezone.utc)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -68,7 +69,7 @@ def start_message(
     fields: dict = {
         "series_id": dataset.series_id,
         "series_unique_id": dataset.run_name,
-        "arm_date": arm_date or _now_ms(),
+        "arm_date": arm_date or now_ms(),
         "beam_center_x": float(position.beam_x_pxl),
         "beam_center_y": float(position.beam_y_pxl),
         "channels": ["default"],
@@ -127,8 +128,8 @@ def start_message(
         scan = experiment.scan
         fields["goniometer"] = {
             scan.axis_name: {
-                "start": math.degrees(scan.start_rad),
-                "increment": math.degrees(scan.step_rad),
+                "start": rad_to_deg(scan.start_rad),
+                "increment": rad_to_deg(scan.step_rad),
                 "vector": [float(v) for v in scan.axis_vector],
             }
         }
@@ -201,7 +202,7 @@ def _cell_of_lattice(lattice_A: np.ndarray) -> dict[str, float]:
 
     def angle(u: np.ndarray, v: np.ndarray) -> float:
         cosine = float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v)))
-        return math.degrees(math.acos(max(-1.0, min(1.0, cosine))))
+        return rad_to_deg(math.acos(max(-1.0, min(1.0, cosine))))
 
     return {
         "a": lengths[0],
@@ -245,7 +246,7 @@ def end_message(
         {
             "series_id": dataset.series_id,
             "series_unique_id": dataset.run_name,
-            "end_date": end_date or _now_ms(),
+            "end_date": end_date or now_ms(),
             "images_collected": images_collected,
         },
     )

@@ -38,6 +38,7 @@ from jfsim import __version__
 from jfsim.errors import JfsimError
 from jfsim.experiment import Experiment, RotationScan, experiment_to_dict
 from jfsim.sim.scene import ImageTruth, ReflectionTable
+from jfsim.units import rad_to_deg
 
 __all__ = [
     "PIXEL_CONVENTION",
@@ -139,8 +140,8 @@ class TruthWriter:
         rotation = isinstance(scan, RotationScan)
         axis = np.array(scan.axis_vector if rotation else (math.nan,) * 3, dtype=np.float64)
         _scalar(group, "rotation_axis", axis, "1")
-        start = math.degrees(scan.start_rad) if rotation else math.nan
-        step = math.degrees(scan.step_rad) if rotation else math.nan
+        start = rad_to_deg(scan.start_rad) if rotation else math.nan
+        step = rad_to_deg(scan.step_rad) if rotation else math.nan
         _scalar(group, "rotation_start_deg", float(start), "deg")
         _scalar(group, "rotation_step_deg", float(step), "deg")
         images = root.create_group("images")

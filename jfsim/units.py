@@ -41,6 +41,10 @@ def um_to_mm(length_um: float) -> float:
     return length_um * 1e-3
 
 
+def us_to_s(time_us: float) -> float:
+    return time_us * 1e-6
+
+
 def kev_to_ev(energy_keV: float) -> float:
     return energy_keV * 1e3
 

@@ -16,7 +16,6 @@ from jfsim import __version__
 from jfsim.errors import JfsimError
 
 EXIT_OK = 0
-EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 

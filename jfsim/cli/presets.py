@@ -57,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {entry['name']:<{width}}  {entry['summary']}")
     print("\nDetectors ([detector] preset = NAME):")
     for d in detectors:
-        size = f"{d['width_pxl']} x {d['height_pxl']}"
+        size = f"{d['width_pxl']} x {d['height_pxl']} px"
+        modules = f"{d['modules']} module{'s' if d['modules'] > 1 else ''}"
         print(
-            f"  {d['name']:<12} {size:>12} px  {d['modules']:>2} modules  "
-            f"{d['image_dtype']:<6}  {d['description']}"
+            f"  {d['name']:<12} {size:>15}  {modules:<10}  {d['image_dtype']:<6}  "
+            f"{d['description']}"
         )
     return 0

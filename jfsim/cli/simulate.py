@@ -7,8 +7,8 @@ import json
 import sys
 from dataclasses import replace
 
+from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
 from jfsim.errors import ConfigError
-from jfsim.experiment import experiment_preset, load_experiment
 
 #: The values of jfsim.sim.render.DEVICES, repeated so that building the parser does not
 #: import numba (every jfsim command builds every subcommand's parser).
@@ -38,8 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--preset", metavar="NAME", help="a bundled experiment (jfsim presets)")
-    source.add_argument("--experiment", metavar="FILE", help="an experiment file (.toml or .json)")
+    add_experiment_options(parser, source)
     parser.add_argument(
         "--images", type=int, metavar="N", help="number of images (default: the experiment's)"
     )
@@ -82,7 +81,7 @@ def _progress_printer() -> object:
 def run(args: argparse.Namespace) -> int:
     from jfsim.sim.output import write_simulation  # numba: imported only when simulating
 
-    experiment = experiment_preset(args.preset) if args.preset else load_experiment(args.experiment)
+    experiment = experiment_from_options(args)
     if args.seed is not None:
         if not 0 <= args.seed < 2**63:
             raise ConfigError(f"--seed: must be within [0, 2^63), got {args.seed}")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
 from jfsim.stream import (
     DEFAULT_ENDPOINT,
     OnSlow,
@@ -60,8 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--preset", metavar="NAME", help="a bundled experiment (jfsim presets)")
-    source.add_argument("--experiment", metavar="FILE", help="an experiment file (.toml, .json)")
+    add_experiment_options(parser, source)
     source.add_argument(
         "--recording", metavar="FILE.cbors", help="replay the images of a recording"
     )
@@ -130,11 +130,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _source(args: argparse.Namespace) -> FrameSource:
     if args.recording:
         return recording_source(args.recording, pool_size=args.pool)
-    from jfsim.experiment import experiment_preset, load_experiment
     from jfsim.stream.experiment_source import ExperimentSource
 
-    experiment = experiment_preset(args.preset) if args.preset else load_experiment(args.experiment)
-    return ExperimentSource(experiment, device=args.device)
+    return ExperimentSource(experiment_from_options(args), device=args.device)
 
 
 def _config(args: argparse.Namespace) -> StreamConfig:

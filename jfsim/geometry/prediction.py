@@ -25,6 +25,10 @@ MIN_ZETA = 0.02
 _SQRT2 = math.sqrt(2.0)
 
 
+#: Reflections recording less than this fraction of their intensity are not predicted.
+MIN_PARTIALITY = 1e-3
+
+
 @dataclass(frozen=True, slots=True)
 class Predicted:
     """Reflections predicted on one image (structure of arrays, one row per reflection).
@@ -183,7 +187,7 @@ class RotationPredictor:
         return int(self._phi_rad.shape[0])
 
     def predict(
-        self, phi_lo_rad: float, phi_hi_rad: float, *, min_partiality: float = 1e-3
+        self, phi_lo_rad: float, phi_hi_rad: float, *, min_partiality: float = MIN_PARTIALITY
     ) -> Predicted:
         """Reflections recorded while the crystal turns from ``phi_lo_rad`` to ``phi_hi_rad``.
 
@@ -224,7 +228,7 @@ def predict_still(
     bandwidth_fraction: float = 0.0,
     domain_size_A: float = math.inf,
     polarization_factor: float = 0.0,
-    min_partiality: float = 1e-3,
+    min_partiality: float = MIN_PARTIALITY,
 ) -> Predicted:
     """Reflections excited on a still of a crystal with reciprocal matrix ``ub``."""
     s0 = np.array([0.0, 0.0, 1.0 / wavelength_A])

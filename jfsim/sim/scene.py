@@ -31,6 +31,7 @@ from jfsim.geometry import (
     predict_still,
     random_orientation,
 )
+from jfsim.geometry.prediction import MIN_PARTIALITY
 from jfsim.sim.background import background_image
 from jfsim.sim.frame import FramePlan, SpotList, pixel_classes
 from jfsim.sim.intensities import full_photons, squared_amplitudes
@@ -39,8 +40,6 @@ from jfsim.sim.intensities import full_photons, squared_amplitudes
 SPOT_SIGMA0_PXL = 0.7
 #: Upper bound of the rendered spot width (pixels).
 SPOT_SIGMA_MAX_PXL = 3.0
-#: Reflections recording less than this fraction on an image are not listed.
-MIN_PARTIALITY = 1e-3
 _ORIENTATION_STREAM = 0
 _STILLS_STREAM = 1
 

@@ -151,11 +151,12 @@ class ImageSockets:
         ready = self._wait_writable(indices, deadline, interruptible=True)
         if self._stopping():
             raise StreamError("stopped before every writer took the start message")
-        idle = [self.endpoints[i] for i in indices if i not in ready]
+        idle = [i for i in indices if i not in ready]
         if idle:
             raise NoWriterError(
-                f"no writer connected to {', '.join(idle)} within {timeout_s:g} s; start a "
-                f"writer (e.g. jfsim write {writer_hint(self.bound_endpoints[indices[0]])}) "
+                f"no writer connected to {', '.join(self.endpoints[i] for i in idle)} within "
+                f"{timeout_s:g} s; start a writer "
+                f"(e.g. jfsim write {writer_hint(self.bound_endpoints[idle[0]])}) "
                 "or raise --start-timeout"
             )
         for index in indices:

@@ -9,11 +9,11 @@ travel with the frame.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from jfsim.protocol import Message, Rational
+from jfsim.series import now_ms
 from jfsim.stream.errors import StreamOptionError
 from jfsim.stream.frames import PoolFrame
 
@@ -51,11 +51,6 @@ class FrameSource(Protocol):
     def image_fields(self, image_id: int) -> dict[str, Any]: ...
 
     def end_message(self, images_collected: int) -> Message: ...
-
-
-def _now_ms() -> datetime:
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class MessageListSource:
@@ -158,7 +153,7 @@ class MessageListSource:
         if "images_collected" in fields:
             fields["images_collected"] = images_collected
         if "end_date" in fields:
-            fields["end_date"] = _now_ms()
+            fields["end_date"] = now_ms()
         return Message("end", fields)
 
 

@@ -129,7 +129,7 @@ frame_time_s = "0.5 ms"
     [
         ({**MINIMAL, "beam": {"energy_kev": 12.4}}, r"\[beam\] energy_kev: unknown key"),
         ({**MINIMAL, "beam": {"energy_keV": -1}}, r"\[beam\] energy_keV: must be within"),
-        ({**MINIMAL, "position": {"distance_mm": "12 keV"}}, r"distance_mm: '12 keV' is a energy"),
+        ({**MINIMAL, "position": {"distance_mm": "12 keV"}}, r"distance_mm: '12 keV' is an energy"),
         ({**MINIMAL, "position": {"distance_mm": "12 parsecs"}}, r"unknown unit 'parsecs'"),
         ({**MINIMAL, "position": {"distance_mm": True}}, r"distance_mm: expected a number"),
         ({**MINIMAL, "beam": {"energy_keV": 12, "wavelength_A": 1}}, r"a second time"),
@@ -247,3 +247,32 @@ def test_presets_command_rejects_an_unknown_preset():
     assert result.returncode == 2
     assert "preset 'nope' is not known" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_simulate_takes_a_broker_start_body_and_a_detector(tmp_path: Path):
+    body = {
+        "beam_x_pxl": 515.5,
+        "beam_y_pxl": 530.5,
+        "detector_distance_mm": 80.0,
+        "incident_energy_keV": 12.4,
+        "ntrigger": 2,
+        "file_prefix": "broker/run",
+        "goniometer": {"name": "omega", "start": 0.0, "step": 0.5},
+    }
+    settings = tmp_path / "start.json"
+    settings.write_text(json.dumps(body), encoding="utf-8")
+    result = subprocess.run(
+        [str(JFSIM), "simulate", "--broker-settings", str(settings), "--detector", "JF1M",
+         "-o", str(tmp_path / "run"), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["images"] == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**body, "beam_x": 1}), encoding="utf-8")
+    refused = subprocess.run(
+        [str(JFSIM), "simulate", "--broker-settings", str(bad), "-o", str(tmp_path / "x")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "bad.json: dataset settings: unknown key 'beam_x'" in refused.stderr

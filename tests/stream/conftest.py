@@ -397,12 +397,14 @@ def start_stream() -> Iterator[Callable[..., tuple[BackgroundStream, list[str]]]
     """Bind a streamer on loopback (``*`` ports) and run it in a thread."""
     running: list[BackgroundStream] = []
 
-    def start(source: Any, **config: Any) -> tuple[BackgroundStream, list[str]]:
+    def start(
+        source: Any, on_progress: Callable[..., None] | None = None, **config: Any
+    ) -> tuple[BackgroundStream, list[str]]:
         config.setdefault("endpoints", ("tcp://127.0.0.1:*",))
         config.setdefault("rate_hz", None)
         config.setdefault("start_timeout_s", 10.0)
         config.setdefault("end_timeout_s", 5.0)
-        streamer = Streamer(StreamConfig(**config), source)
+        streamer = Streamer(StreamConfig(**config), source, on_progress=on_progress)
         endpoints = streamer.bind()
         background = BackgroundStream(streamer)
         running.append(background)

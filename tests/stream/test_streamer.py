@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -105,6 +106,23 @@ def test_no_writer_gives_a_clear_error_quickly(synthetic_source, start_stream):
     assert "within 0.3 s" in text and "--start-timeout" in text and "jfsim write" in text
 
 
+def test_no_writer_error_names_and_suggests_the_idle_endpoint(
+    synthetic_source, start_stream, connect
+):
+    stream, (first, second) = start_stream(
+        synthetic_source(2),
+        endpoints=("tcp://127.0.0.1:*", "tcp://127.0.0.1:*"),
+        start_timeout_s=0.5,
+    )
+    connect(first)  # a writer on the first socket only
+    with pytest.raises(NoWriterError) as caught:
+        stream.result()
+    text = str(caught.value)
+    second_port = second.rsplit(":", 1)[1]
+    assert f"jfsim write tcp://127.0.0.1:{second_port}" in text
+    assert first.rsplit(":", 1)[1] not in text.split("within")[1]
+
+
 def test_start_waits_for_a_writer_that_connects_late(synthetic_source, start_stream, connect):
     stream, (endpoint,) = start_stream(synthetic_source(2), start_timeout_s=20.0)
     stream.join(timeout_s=0.5)  # it is waiting for a writer, and has not given up
@@ -175,15 +193,27 @@ def test_slow_writer_with_block_loses_nothing(
 def test_slow_writer_with_drop_loses_images_but_not_the_schedule(
     synthetic_source, start_stream, connect, stream_v2_check
 ):
-    # frames of ~0.1 MB and a small kernel receive buffer (loopback TCP buffers may grow to
-    # tens of MB), so that no buffer can hide the slow writer
+    # The writer stalls (reads nothing) until the streamer has dealt with every image, with
+    # a small kernel receive buffer: whatever the machine's speed, images must be dropped.
+    all_images_handled = threading.Event()
+
+    def on_progress(progress) -> None:
+        if progress.images_done >= progress.images_total:
+            all_images_handled.set()
+
     stream, (endpoint,) = start_stream(
-        synthetic_source(3, shape=(512, 512)), number_of_images=200, rate_hz=2000.0, sndhwm=2
+        synthetic_source(3, shape=(512, 512)),
+        number_of_images=200,
+        rate_hz=2000.0,
+        sndhwm=2,
+        progress_interval_s=0.0,
+        end_timeout_s=30.0,
+        on_progress=on_progress,
     )
     receiver = connect(endpoint, rcvhwm=2, rcvbuf_bytes=65536)
-    messages = []
-    while not messages or messages[-1]["type"] != "end":
-        zmq.Poller().poll(50)  # simulated work: 50 ms per image against a 0.5 ms period
+    messages = [stream_v2_check(receiver.receive(timeout_s=30.0))]
+    assert all_images_handled.wait(timeout=60.0), "the streamer did not finish its images"
+    while messages[-1]["type"] != "end":
         messages.append(stream_v2_check(receiver.receive()))
     summary = stream.result()
 
