@@ -22,7 +22,7 @@ from jfconform.engine import (
 from jfconform.model import Severity
 from jfconform.registry import FAMILIES, all_rules, get_rule, matches
 from jfconform.report import FORMATS, CheckRun, render
-from jfconform.truth import TruthThresholds, score
+from jfconform.truth import THRESHOLD_RANGES, TruthThresholds, score
 from jfconform.version import __version__
 
 CHECK_EPILOG = """\
@@ -173,6 +173,12 @@ def run_check(args: argparse.Namespace) -> int:
             raise UsageError("--truth scores one run: give exactly one FILE")
     if args.sample < 0:
         raise UsageError(f"--sample must be >= 0, got {args.sample}")
+    for name, allowed in THRESHOLD_RANGES.items():
+        if not allowed.admits(getattr(args, name)):
+            option = f"--{name.replace('_', '-')}"
+            raise UsageError(
+                f"{option} {getattr(args, name):g} is out of range; use a value in {allowed}"
+            )
     select, ignore = _split(args.select), _split(args.ignore)
     known = [r.id for r in all_rules()]
     for prefix in (*select, *ignore):

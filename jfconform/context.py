@@ -233,9 +233,6 @@ class FileContext:
             return self.entries[0]
         return self.group("/entry")
 
-    def entry_child(self, name: str) -> h5py.Group | h5py.Dataset | None:
-        return None if self.entry is None else self.get(name, self.entry)
-
     def in_entry(self, nx_class: str) -> list[h5py.Group]:
         return [] if self.entry is None else self.children_of_class(self.entry, nx_class)
 

@@ -123,19 +123,25 @@ def check_file(path: Path, options: CheckOptions | None = None) -> FileReport:
 
 
 def _run_rule(rule_obj: Rule, context: FileContext) -> list[Issue]:
-    """Run one rule; an exception from unreadable content becomes an H5-001-style issue."""
+    """Run one rule, keeping what it found before any failure.
+
+    A rule that cannot evaluate (unreadable content, or h5py failing, even with
+    ``MemoryError``) becomes a warning that says so: it must not fail a file on its own.
+    """
+    issues: list[Issue] = []
     try:
-        return list(rule_obj.check(context))
+        issues.extend(rule_obj.check(context))
     except Exception as error:
         first_line = (str(error).splitlines() or [type(error).__name__])[0]
-        return [
+        issues.append(
             Issue(
                 "/",
-                f"could not evaluate: {type(error).__name__}: {first_line}",
+                f"could not evaluate {rule_obj.id}: {type(error).__name__}: {first_line}",
                 "the object this rule reads is unreadable; repair or rewrite the file",
-                severity=Severity.ERROR,
+                severity=Severity.WARNING,
             )
-        ]
+        )
+    return issues
 
 
 def check_files(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
@@ -38,6 +38,40 @@ class TruthThresholds:
     min_intensity_cc: float = 0.8
     spot_radius_px: float = 2.0
     min_true_photons: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name, allowed in THRESHOLD_RANGES.items():
+            if not allowed.admits(getattr(self, name)):
+                raise ValueError(f"{name} = {getattr(self, name)!r}: use a value in {allowed}")
+
+
+class ThresholdRange(NamedTuple):
+    """The values a threshold may take: ``low`` ≤ x ≤ ``high`` (``low`` excluded if open)."""
+
+    low: float
+    high: float
+    low_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        return above and value <= self.high  # NaN fails both comparisons
+
+    def __str__(self) -> str:
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+
+
+#: Allowed range of each :class:`TruthThresholds` field (fractions, Pearson r, angles, ...).
+THRESHOLD_RANGES: dict[str, ThresholdRange] = {
+    "min_spot_recall": ThresholdRange(0.0, 1.0),
+    "min_spot_precision": ThresholdRange(0.0, 1.0),
+    "min_indexing_rate": ThresholdRange(0.0, 1.0),
+    "max_cell_error": ThresholdRange(0.0, math.inf),
+    "max_cell_angle_error_deg": ThresholdRange(0.0, 180.0),
+    "max_misorientation_deg": ThresholdRange(0.0, 180.0),
+    "min_intensity_cc": ThresholdRange(-1.0, 1.0),
+    "spot_radius_px": ThresholdRange(0.0, math.inf, low_open=True),
+    "min_true_photons": ThresholdRange(0.0, math.inf),
+}
 
 
 class TruthFileError(Exception):

@@ -9,6 +9,8 @@ conformance.md §5.1), plus ``photons`` (Jungfraujoch's intensity unit, a count)
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 
@@ -108,7 +110,9 @@ _TABLE.update(
     )
 )
 _TABLE.update(
-    _spellings(ENERGY, {"eV": 1.602176634e-19, "keV": 1.602176634e-16, "J": 1.0, "meV": 1.6e-22})
+    _spellings(
+        ENERGY, {"eV": 1.602176634e-19, "keV": 1.602176634e-16, "J": 1.0, "meV": 1.602176634e-22}
+    )
 )
 _TABLE.update(_spellings(FREQUENCY, {"Hz": 1.0, "1/s": 1.0, "s^-1": 1.0, "s**-1": 1.0, "kHz": 1e3}))
 _TABLE.update(_spellings(TEMPERATURE, {"K": 1.0, "kelvin": 1.0}))
@@ -139,6 +143,9 @@ _TABLE.update(
 _TABLE.update(
     _spellings(AREA, {"angstrom^2": 1e-20, "angstrom**2": 1e-20, "Å^2": 1e-20, "m^2": 1.0})
 )
+
+#: Every known spelling, read-only (tests compare it with pint, spelling by spelling).
+UNIT_TABLE: Mapping[str, Unit] = MappingProxyType(_TABLE)
 
 
 def parse_unit(text: str) -> Unit | None:

@@ -141,27 +141,69 @@ def image_filter(ctx: FileContext) -> Iterator[Issue]:
             )
 
 
+def written_frames(dataset: h5py.Dataset) -> np.ndarray | None:
+    """Per frame, whether any of its chunks is allocated; ``None`` when that cannot be told.
+
+    A writer that misses images leaves their chunks unallocated: they read as the fill value
+    (the documented Jungfraujoch behaviour), which is not a storage fault.
+    """
+    if dataset.ndim != 3 or dataset.chunks is None or dataset.is_virtual:
+        return None
+    written = np.zeros(dataset.shape[0], dtype=bool)
+    frames_per_chunk = int(dataset.chunks[0])
+    grid = [-(-int(n) // int(c)) for n, c in zip(dataset.shape, dataset.chunks, strict=True)]
+    try:
+        allocated = dataset.id.get_num_chunks()
+        if allocated == 0:
+            return written
+        if allocated == int(np.prod(grid)):  # the usual case: every chunk written
+            return ~written
+        offsets: list[tuple[int, ...]] = []
+        dataset.id.chunk_iter(lambda info: offsets.append(info.chunk_offset))
+    except (*_ERRORS, NotImplementedError, MemoryError):
+        return None
+    for offset in offsets:
+        written[offset[0] : offset[0] + frames_per_chunk] = True
+    return written
+
+
+def _frame_list(frames: np.ndarray, shown: int = 5) -> str:
+    listed = ", ".join(str(int(f)) for f in frames[:shown])
+    return listed + (", ..." if len(frames) > shown else "")
+
+
 @rule(
     "H5-004",
     "chunk-decode",
     W,
     spec="Durin chunk header check; conformance.md §6.1",
-    summary="Sampled chunks decode; the bitshuffle header holds ny × nx × element size",
+    summary="Sampled written chunks decode; the bitshuffle header holds the chunk's byte count",
     hint="rewrite the chunks: their header or payload is corrupt",
     roles=(MASTER, DATA),
 )
 def chunk_decode(ctx: FileContext) -> Iterator[Issue]:
     for store in ctx.image_stores:
         dataset = store.dataset
-        if dataset.ndim != 3 or dataset.chunks is None:
+        if dataset.ndim != 3 or dataset.chunks is None or dataset.is_virtual:
             continue
-        expected = int(np.prod(dataset.shape[1:])) * dataset.dtype.itemsize
+        written = written_frames(dataset)
+        if written is None:
+            yield Issue(
+                dataset.name,
+                "the chunk index is unreadable: cannot tell which frames were written",
+                file=store.file_name,
+            )
+            continue
+        frames_per_chunk = int(dataset.chunks[0])
+        expected = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
         pipeline = [f[0] for f in filters_of(dataset)]
-        for frame in range(min(ctx.sample, dataset.shape[0])):
+        chunk_starts = np.flatnonzero(written[::frames_per_chunk]) * frames_per_chunk
+        for frame in chunk_starts[: ctx.sample]:
+            frame = int(frame)
             where = f"{frame} (run frame {store.first_frame + frame})"
             try:
                 _mask, chunk = dataset.id.read_direct_chunk((frame, 0, 0))
-            except _ERRORS as error:
+            except (*_ERRORS, MemoryError) as error:
                 yield Issue(
                     dataset.name,
                     f"chunk of frame {where} unreadable: {error}",
@@ -179,7 +221,7 @@ def chunk_decode(ctx: FileContext) -> Iterator[Issue]:
                     continue
             try:
                 dataset[frame]
-            except _ERRORS as error:
+            except (*_ERRORS, MemoryError) as error:
                 yield Issue(
                     dataset.name,
                     f"frame {where} does not decode: {error}",
@@ -388,3 +430,31 @@ def legacy_not_hdf5_1_8(ctx: FileContext) -> Iterator[Issue]:
                 f"superblock version {superblock}: HDF5 1.8 cannot open it",
                 file=store.file_name,
             )
+
+
+@rule(
+    "H5-012",
+    "frames-never-written",
+    I,
+    spec="Jungfraujoch HDF5.md §2 (missing images read as the fill value); HDF5 chunk allocation",
+    summary="Frames whose chunks were never written (missed images) read as the fill value",
+    hint="nothing to repair: missed images read as the fill value; check the collection log "
+    "if they were not expected",
+    roles=(MASTER, DATA),
+)
+def frames_never_written(ctx: FileContext) -> Iterator[Issue]:
+    for store in ctx.image_stores:
+        written = written_frames(store.dataset)
+        if written is None or written.all():
+            continue
+        missing = np.flatnonzero(~written)
+        which = (
+            f"frames {_frame_list(missing)} of this file"
+            if ctx.role == DATA
+            else f"run frames {_frame_list(missing + store.first_frame)}"
+        )
+        yield Issue(
+            store.dataset.name,
+            f"{len(missing)} of {len(written)} frames were never written (fill value): {which}",
+            file=store.file_name,
+        )

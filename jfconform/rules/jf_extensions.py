@@ -17,6 +17,7 @@ from jfconform.model import I, Issue, W
 from jfconform.registry import rule
 from jfconform.rules._common import units_of
 from jfconform.rules.cxi import mx_dataset, mx_group
+from jfconform.rules.h5 import written_frames
 
 #: Datasets that Jungfraujoch HDF5.md lists with units (relative to the entry).
 UNITS_REQUIRED = (
@@ -163,13 +164,25 @@ def user_not_scalar(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(f"{group.name}/{name}", "entry is not a scalar dataset")
 
 
+def _stored_frames(ctx: FileContext) -> int | None:
+    """Frames actually written to the image stores (missed images excluded), if known."""
+    total = 0
+    for store in ctx.image_stores:
+        written = written_frames(store.dataset)
+        if written is None:
+            return None
+        total += int(written.sum())
+    return total
+
+
 @rule(
     "JF-023",
     "detector-specific",
     W,
     spec="Jungfraujoch HDF5.md §4.9; [ours] relations",
     summary="detectorSpecific pixel counts and image counts match the data",
-    hint="x/y_pixels_in_detector = image width/height; nimages_written = frames",
+    hint="x/y_pixels_in_detector = image width/height; nimages_written = frames "
+    "(or the frames actually written, when images were missed)",
 )
 def detector_specific(ctx: FileContext) -> Iterator[Issue]:
     frame, n = ctx.frame_shape, ctx.n_frames
@@ -192,7 +205,7 @@ def detector_specific(ctx: FileContext) -> Iterator[Issue]:
                         f"{group.name}/{name}", f"{name} = {int(value)}, image has {wanted}"
                     )
         written = number("nimages_written")
-        if written is not None and n is not None and int(written) != n:
+        if written is not None and n is not None and int(written) not in (n, _stored_frames(ctx)):
             yield Issue(
                 f"{group.name}/nimages_written",
                 f"nimages_written = {int(written)}, the data holds {n} frames",

@@ -6,7 +6,10 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from fixtures.broken import write_broken
+from jfconform.truth import TruthThresholds
 
 JSON_FINDING_KEYS = {"rule", "symbol", "severity", "file", "path", "message", "hint"}
 
@@ -90,3 +93,32 @@ def test_rules_lists_every_rule(run_cli) -> None:
     assert len(ids) == len(set(ids)) > 100
     assert {"NXMX-001", "NXT-002", "H5-006", "RD-NEGGIA-003", "TRUTH-003"} <= set(ids)
     assert "--profile" in run_cli("check", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--min-spot-recall", "2", "[0, 1]"),
+        ("--min-spot-precision", "-0.1", "[0, 1]"),
+        ("--min-indexing-rate", "-1", "[0, 1]"),
+        ("--min-intensity-cc", "1.5", "[-1, 1]"),
+        ("--max-misorientation-deg", "nan", "[0, 180]"),
+        ("--max-cell-error", "-0.02", "[0, inf]"),
+        ("--spot-radius-px", "0", "(0, inf]"),
+    ],
+)
+def test_out_of_range_truth_threshold_is_a_usage_error(
+    run_cli, clean_runs, option: str, value: str, allowed: str
+) -> None:
+    result = run_cli("check", clean_runs["integrated"], option, value)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert option in lines[0] and allowed in lines[0]
+    assert result.stdout == ""
+
+
+def test_truth_thresholds_refuse_out_of_range_values() -> None:
+    with pytest.raises(ValueError, match="min_spot_recall"):
+        TruthThresholds(min_spot_recall=2.0)
+    assert TruthThresholds(min_intensity_cc=-1.0).min_intensity_cc == -1.0
