@@ -11,8 +11,13 @@ can be sent as it is::
     trailer: the last (n_elements mod 8) elements, verbatim
 
 Full blocks come first, then one shorter block holding the remaining elements rounded down
-to a multiple of 8, then the trailer. The bit transposition runs in numba; LZ4 is
-``LZ4_compress_default`` from the filter's own LZ4 build (see ``lz4_blocks``).
+to a multiple of 8, then the trailer. The bit transposition has two engines giving
+identical bytes: ``"native"``, the filter's own compiled ``bshuf_compress_lz4`` /
+``bshuf_decompress_lz4`` through ctypes (see ``bitshuffle_native``; the default when the
+library provides them), and ``"numba"``, our twin: a numba transposition on 8×8 bit
+blocks plus a loop over ``LZ4_compress_default`` / ``LZ4_decompress_safe`` from the
+filter's own LZ4 build (see ``lz4_blocks``). Either way the framing is checked before
+any byte is decompressed.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import struct
 import numba
 import numpy as np
 
+from jfsim.protocol.bitshuffle_native import bitshuffle_library
 from jfsim.protocol.errors import ProtocolError
 from jfsim.protocol.lz4_blocks import lz4_library
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE_BYTES",
+    "ENGINES",
     "MAX_DECOMPRESSED_BYTES",
     "compress",
     "decompress",
@@ -42,6 +49,9 @@ MAX_DECOMPRESSED_BYTES = 1 << 31
 
 LZ4_MAX_RATIO = 256
 """An LZ4 block cannot expand more than ~255×, so N > 256 × len(payload) is a lie."""
+
+ENGINES = ("native", "numba")
+"""Bit-transposition engines; ``"auto"`` picks native when available, else numba."""
 
 _HEADER = struct.Struct(">QI")
 _LENGTH = struct.Struct(">I")
@@ -146,6 +156,21 @@ _WALK_ERRORS = {
 }
 
 
+def _use_native(engine: str) -> bool:
+    if engine == "auto":
+        return bitshuffle_library() is not None
+    if engine == "native":
+        if bitshuffle_library() is None:
+            raise ProtocolError(
+                "bslz4 engine 'native' unavailable: hdf5plugin's bitshuffle library lacks "
+                "bshuf_compress_lz4; use engine 'numba' or reinstall hdf5plugin"
+            )
+        return True
+    if engine == "numba":
+        return False
+    raise ProtocolError(f"unknown bslz4 engine '{engine}' (known: auto, {', '.join(ENGINES)})")
+
+
 def _block_elements(elem_size: int, block_size_bytes: int) -> int:
     """bitshuffle's rule: bytes → elements, rounded down to a multiple of 8, at least 128."""
     elements = (block_size_bytes // elem_size) // _BLOCKED_MULT * _BLOCKED_MULT
@@ -198,8 +223,13 @@ def _check_declared_size(total: int, payload_len: int, algorithm: str) -> None:
         )
 
 
-def compress(array: np.ndarray, block_size_bytes: int = DEFAULT_BLOCK_SIZE_BYTES) -> bytes:
-    """Compress ``array`` (any shape, C order) exactly as the bitshuffle HDF5 filter does."""
+def compress(
+    array: np.ndarray, block_size_bytes: int = DEFAULT_BLOCK_SIZE_BYTES, *, engine: str = "auto"
+) -> bytes:
+    """Compress ``array`` (any shape, C order) exactly as the bitshuffle HDF5 filter does.
+
+    ``engine`` picks the bit transposition (``ENGINES``); all give the same bytes.
+    """
     contiguous = np.ascontiguousarray(array)
     if contiguous.dtype.byteorder == ">":
         contiguous = contiguous.astype(contiguous.dtype.newbyteorder("<"))
@@ -207,6 +237,20 @@ def compress(array: np.ndarray, block_size_bytes: int = DEFAULT_BLOCK_SIZE_BYTES
     n_elements = contiguous.size
     raw = contiguous.reshape(-1).view(np.uint8)
     block_elements = _block_elements(elem_size, block_size_bytes)
+    if _use_native(engine):
+        library = bitshuffle_library()
+        bound = library.compress_bound(n_elements, elem_size, block_elements)
+        out = np.empty(_HEADER.size + bound, dtype=np.uint8)
+        _HEADER.pack_into(out, 0, raw.size, block_elements * elem_size)
+        written = library.compress(raw, out[_HEADER.size :], n_elements, elem_size, block_elements)
+        if written < 0:
+            raise ProtocolError(f"bslz4: native compression failed (error {written})")
+        return out[: _HEADER.size + written].tobytes()
+    return _compress_numba(raw, n_elements, elem_size, block_elements)
+
+
+def _compress_numba(raw: np.ndarray, n_elements: int, elem_size: int, block_elements: int) -> bytes:
+    """The twin of the native engine: numba transposition, then LZ4 block by block."""
     shuffled = np.empty_like(raw)
     _bitshuffle_blocks(raw, shuffled, n_elements, elem_size, block_elements)
     n_blocked = n_elements - n_elements % _BLOCKED_MULT
@@ -232,8 +276,12 @@ def compress(array: np.ndarray, block_size_bytes: int = DEFAULT_BLOCK_SIZE_BYTES
     return out[: position + tail_bytes].tobytes()
 
 
-def decompress(payload: bytes | memoryview, dtype: np.dtype, n_elements: int) -> np.ndarray:
+def decompress(
+    payload: bytes | memoryview, dtype: np.dtype, n_elements: int, *, engine: str = "auto"
+) -> np.ndarray:
     """Decompress a bslz4 payload into a flat array of ``n_elements`` of ``dtype``.
+
+    ``engine`` picks the bit transposition (``ENGINES``); all give the same array.
 
     Raises:
         ProtocolError: any framing or LZ4 error, or a size that disagrees with the request.
@@ -244,9 +292,28 @@ def decompress(payload: bytes | memoryview, dtype: np.dtype, n_elements: int) ->
     validate_framing(payload, elem_size, expected)
     _, block_bytes = read_header(payload)
     block_elements = block_bytes // elem_size
-    n_blocked = n_elements - n_elements % _BLOCKED_MULT
     source = np.frombuffer(payload, dtype=np.uint8)
-    shuffled = np.empty(expected, dtype=np.uint8)
+    out = np.empty(expected, dtype=np.uint8)
+    if _use_native(engine):
+        consumed = bitshuffle_library().decompress(
+            source[_HEADER.size :], out, n_elements, elem_size, block_elements
+        )
+        if consumed != source.size - _HEADER.size:
+            raise ProtocolError(
+                f"bslz4: corrupt LZ4 data (native decoder returned {consumed} for a "
+                f"{source.size - _HEADER.size}-byte block stream)"
+            )
+    else:
+        _decompress_numba(source, out, n_elements, elem_size, block_elements)
+    return out.view(dtype.newbyteorder("<"))
+
+
+def _decompress_numba(
+    source: np.ndarray, out: np.ndarray, n_elements: int, elem_size: int, block_elements: int
+) -> None:
+    """The twin of the native engine: LZ4 block by block, then numba transposition."""
+    n_blocked = n_elements - n_elements % _BLOCKED_MULT
+    shuffled = np.empty(out.size, dtype=np.uint8)
     lz4 = lz4_library()
     src_address = source.ctypes.data
     dst_address = shuffled.ctypes.data
@@ -254,7 +321,7 @@ def decompress(payload: bytes | memoryview, dtype: np.dtype, n_elements: int) ->
     start = 0
     while start < n_blocked:
         count = min(block_elements, n_blocked - start)
-        (length,) = _LENGTH.unpack_from(payload, position)
+        (length,) = _LENGTH.unpack_from(source, position)
         position += 4
         want = count * elem_size
         got = lz4.decompress_safe(
@@ -267,7 +334,5 @@ def decompress(payload: bytes | memoryview, dtype: np.dtype, n_elements: int) ->
             )
         position += length
         start += count
-    out = np.empty(expected, dtype=np.uint8)
     _bitunshuffle_blocks(shuffled, out, n_elements, elem_size, block_elements)
     out[n_blocked * elem_size :] = source[position:]
-    return out.view(dtype.newbyteorder("<"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jfsim.protocol.errors import ProtocolError
 
-__all__ = ["Lz4Library", "lz4_library"]
+__all__ = ["Lz4Library", "bitshuffle_filter_path", "lz4_library"]
 
 
 class Lz4Library:
@@ -46,7 +46,7 @@ class Lz4Library:
         self.compress_bound.restype = ctypes.c_int
 
 
-def _bitshuffle_filter_path() -> str | None:
+def bitshuffle_filter_path() -> str | None:
     """The filter library's path, found without importing hdf5plugin (which loads h5py)."""
     spec = importlib.util.find_spec("hdf5plugin")
     if spec is not None and spec.origin is not None:
@@ -61,7 +61,7 @@ def _bitshuffle_filter_path() -> str | None:
 @cache
 def lz4_library() -> Lz4Library:
     """Load LZ4 from hdf5plugin's bitshuffle filter library (once per process)."""
-    path = _bitshuffle_filter_path()
+    path = bitshuffle_filter_path()
     if path is None:
         raise ProtocolError("hdf5plugin has no bitshuffle filter library; reinstall hdf5plugin")
     try:

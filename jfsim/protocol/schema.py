@@ -13,11 +13,13 @@ from enum import Enum
 
 __all__ = [
     "FIELDS",
+    "MEMBERS",
     "SCHEMA",
     "Confidence",
     "FieldSpec",
     "WireType",
     "field_spec",
+    "member_specs",
     "required_fields",
 ]
 
@@ -32,6 +34,7 @@ class WireType(str, Enum):
     TEXT = "text string"
     DATETIME = "date-time (tag 0)"
     RATIONAL = "rational [numerator, denominator]"
+    TIME = "rational or non-negative number"
     FLOAT_LIST = "array of floats"
     TEXT_LIST = "array of text strings"
     FLOAT_MAP = "map of text to float"
@@ -40,6 +43,7 @@ class WireType(str, Enum):
     TYPED_ARRAY = "typed array"
     MAP = "map"
     MAP_LIST = "array of maps"
+    MAP_OF_MAPS = "map of name to map"
     ANY = "any"
 
 
@@ -139,7 +143,7 @@ FIELDS: tuple[FieldSpec, ...] = tuple(
             ("run_number", T.UINT, False, I, ""),
             ("space_group_number", T.UINT, False, I, ""),
             ("unit_cell", T.FLOAT_MAP, False, I, "/entry/sample/unit_cell"),
-            ("grid_scan", T.MAP, False, I, "/entry/sample/transformations"),
+            ("grid_scan", T.MAP, False, I, "/entry/sample/transformations/{sample_x,sample_y}"),
             ("poni_rot1", T.FLOAT, False, I, f"{_DET}/transformations/rot1"),
             ("poni_rot2", T.FLOAT, False, I, f"{_DET}/transformations/rot2"),
             ("poni_rot3", T.FLOAT, False, I, f"{_DET}/transformations/rot3"),
@@ -221,7 +225,7 @@ FIELDS: tuple[FieldSpec, ...] = tuple(
             ("indexing_unit_cell", T.FLOAT_MAP, False, C, ""),
             ("az_int_profile", T.FLOAT_LIST, False, C, "/entry/azint/image"),
             ("xfel_pulse_id", T.UINT, False, C, "/entry/xfel/pulseID"),
-            ("roi_integrals", T.MAP, False, C, "/entry/roi/<name>/sum, sum_sq, max, npixel, x, y"),
+            ("roi_integrals", T.MAP_OF_MAPS, False, C, "/entry/roi/<name>/*"),
             ("xfel_event_code", T.UINT, False, I, "/entry/xfel/eventCode"),
             ("spots", T.MAP_LIST, False, I, "/entry/MX/peak*; count → nPeaks"),
             ("spot_count", T.UINT, False, I, "/entry/MX/peakCountUnfiltered"),
@@ -260,6 +264,31 @@ FIELDS: tuple[FieldSpec, ...] = tuple(
                 f"{_DET}/data_collection_efficiency_image",
             ),
             ("original_number", T.UINT, False, I, f"{_DET}/number"),
+            ("image_scale_factor", T.FLOAT, False, I, "/entry/MX/imageScaleFactor"),
+            ("image_scale_cc", T.FLOAT, False, I, "/entry/MX/imageScaleCC"),
+            ("image_scale_mosaicity", T.FLOAT, False, I, "/entry/MX/imageScaleMosaicity"),
+            ("image_scale_b_factor", T.FLOAT, False, I, "/entry/MX/imageScaleBFactor"),
+            ("timestamp", T.TIME, False, I, f"{_DET}/timestamp"),
+            ("exptime", T.TIME, False, I, f"{_DET}/exptime"),
+            ("jf_info", T.UINT, False, I, f"{_DET}/det_info"),
+            ("receiver_aq_dev_delay", T.UINT, False, I, f"{_DET}/rcv_delay"),
+            ("receiver_free_send_buf", T.UINT, False, I, f"{_DET}/rcv_free_send_buffers"),
+        ]
+        + [
+            (wire, T.FLOAT, False, I, f"/entry/profiling/{dataset}")
+            for wire, dataset in (
+                ("spot_finding_time", "spotFindingTime"),
+                ("indexing_time", "indexingTime"),
+                ("integration_time", "integrationTime"),
+                ("refinement_time", "refinementTime"),
+                ("processing_time", "processingTime"),
+                ("bragg_prediction_time", "braggPredictionTime"),
+                ("preprocessing_time", "preprocessingTime"),
+                ("compression_time", "compressionTime"),
+                ("az_int_time", "azIntTime"),
+                ("index_analysis_time", "indexAnalysisTime"),
+                ("image_scale_time", "imageScaleTime"),
+            )
         ],
     )
     + _rows(
@@ -309,6 +338,92 @@ FIELDS: tuple[FieldSpec, ...] = tuple(
 SCHEMA: dict[str, dict[str, FieldSpec]] = {}
 for _spec in FIELDS:
     SCHEMA.setdefault(_spec.message, {})[_spec.name] = _spec
+
+_MEMBER_ROWS: tuple[FieldSpec, ...] = tuple(
+    _rows(
+        "start.grid_scan",
+        [
+            ("n_fast", T.UINT, True, I, "/entry/sample/transformations/sample_x (count)"),
+            ("n_slow", T.UINT, True, I, "/entry/sample/transformations/sample_y (count)"),
+            ("step_x_um", T.FLOAT, True, I, "/entry/sample/transformations/sample_x (step)"),
+            ("step_y_um", T.FLOAT, True, I, "/entry/sample/transformations/sample_y (step)"),
+            ("snake", T.BOOL, False, I, "order of sample_x/sample_y values"),
+            ("vertical", T.BOOL, False, I, "order of sample_x/sample_y values"),
+        ],
+    )
+    + _rows(
+        "image.spots",
+        [
+            ("x", T.FLOAT, True, I, "/entry/MX/peakXPosRaw"),
+            ("y", T.FLOAT, True, I, "/entry/MX/peakYPosRaw"),
+            ("I", T.FLOAT, True, I, "/entry/MX/peakTotalIntensity"),
+            ("ice_ring", T.BOOL, False, I, "/entry/MX/peakIceRingRes"),
+            ("indexed", T.BOOL, False, I, "/entry/MX/peakIndexed"),
+            ("h", T.INT, False, I, "/entry/MX/peakH"),
+            ("k", T.INT, False, I, "/entry/MX/peakK"),
+            ("l", T.INT, False, I, "/entry/MX/peakL"),
+            ("dist_ewald", T.FLOAT, False, I, "/entry/MX/peakDistEwaldSphere"),
+            ("lattice", T.INT, False, I, "/entry/MX/peakLattice"),
+        ],
+    )
+    + _rows(
+        "image.reflections",
+        [
+            ("h", T.INT, True, I, "/entry/reflections/image_NNNNNN/h"),
+            ("k", T.INT, True, I, "/entry/reflections/image_NNNNNN/k"),
+            ("l", T.INT, True, I, "/entry/reflections/image_NNNNNN/l"),
+            ("d", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/d"),
+            ("I", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/int_sum"),
+            ("sigma", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/int_err"),
+            ("bkg", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/background_mean"),
+            ("x", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/predicted_x"),
+            ("y", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/predicted_y"),
+            ("obs_x", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/observed_x"),
+            ("obs_y", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/observed_y"),
+            ("lp", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/lp"),
+            ("partiality", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/partiality"),
+            ("delta_phi", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/delta_phi"),
+            ("zeta", T.FLOAT, False, I, "/entry/reflections/image_NNNNNN/zeta"),
+            (
+                "image_scale_corr",
+                T.FLOAT,
+                False,
+                I,
+                "/entry/reflections/image_NNNNNN/image_scale_corr",
+            ),
+        ],
+    )
+    + _rows(
+        "image.roi_integrals",
+        [
+            ("sum", T.INT, True, C, "/entry/roi/<name>/sum"),
+            ("sum_square", T.INT, False, I, "/entry/roi/<name>/sum_sq"),
+            ("max_count", T.INT, False, I, "/entry/roi/<name>/max"),
+            ("pixels", T.UINT, False, I, "/entry/roi/<name>/npixel"),
+            ("x_weighted", T.FLOAT, False, I, "/entry/roi/<name>/x"),
+            ("y_weighted", T.FLOAT, False, I, "/entry/roi/<name>/y"),
+        ],
+    )
+)
+
+MEMBERS: dict[str, dict[str, FieldSpec]] = {}
+"""Keys of the maps inside container fields, by ``"<message>.<field>"``.
+
+For ``roi_integrals`` (map of ROI name → map) the rows describe each inner map. The
+entries of the metadata message's ``images`` follow the image message's own table.
+"""
+for _spec in _MEMBER_ROWS:
+    MEMBERS.setdefault(_spec.message, {})[_spec.name] = _spec
+MEMBERS["metadata.images"] = SCHEMA["image"]
+
+
+def member_specs(message: str, name: str) -> dict[str, FieldSpec] | None:
+    """The rows for the keys inside field ``name`` of a ``message``, or None if not tabled.
+
+    ``required`` in these rows documents what a producer always sends; decoding does not
+    enforce it (receivers must tolerate missing analysis keys).
+    """
+    return MEMBERS.get(f"{message}.{name}")
 
 
 def field_spec(message: str, name: str) -> FieldSpec | None:

@@ -11,7 +11,7 @@ import numpy as np
 from jfsim.protocol.errors import ProtocolError
 from jfsim.protocol.message import Message, Rational
 from jfsim.protocol.pixels import PixelArray
-from jfsim.protocol.schema import SCHEMA, WireType, required_fields
+from jfsim.protocol.schema import SCHEMA, FieldSpec, WireType, member_specs, required_fields
 
 __all__ = ["check_message", "coerce_floats", "describe"]
 
@@ -64,6 +64,10 @@ def _problem(wire_type: WireType, value: Any) -> str | None:
     elif wire_type is WireType.RATIONAL:
         ok = isinstance(value, Rational) and _is_int(value[0]) and _is_int(value[1])
         ok = ok and value[0] >= 0 and value[1] > 0
+    elif wire_type is WireType.TIME:
+        ok = _problem(WireType.RATIONAL, value) is None or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        )
     elif wire_type is WireType.FLOAT_LIST:
         ok = _is_float_array(value)
     elif wire_type is WireType.TEXT_LIST:
@@ -82,8 +86,14 @@ def _problem(wire_type: WireType, value: Any) -> str | None:
         ok = isinstance(value, (np.ndarray, PixelArray, list))
     elif wire_type is WireType.MAP:
         ok = isinstance(value, Mapping)
+    elif wire_type is WireType.MAP_OF_MAPS:
+        ok = isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
+        )
     elif wire_type is WireType.MAP_LIST:
-        ok = isinstance(value, (list, tuple)) and all(isinstance(v, Mapping) for v in value)
+        ok = isinstance(value, (list, tuple)) and all(
+            type(v) is dict or isinstance(v, Mapping) for v in value
+        )
     else:
         ok = True
     if ok:
@@ -136,8 +146,34 @@ def _coerce(wire_type: WireType, value: Any) -> Any:
             else members
             for axis, members in value.items()
         }
-    if wire_type is WireType.RATIONAL and isinstance(value, (list, tuple)) and len(value) == 2:
-        return Rational(*value)
+    if wire_type in (WireType.RATIONAL, WireType.TIME) and isinstance(value, (list, tuple)):
+        if len(value) == 2:
+            return Rational(*value)
+    return value
+
+
+def _coerce_map(table: Mapping[str, FieldSpec], entry: Any) -> Any:
+    """One map of a container field with its tabled keys coerced (others kept as they are)."""
+    if not isinstance(entry, Mapping):
+        return entry
+    out = {}
+    for key, value in entry.items():
+        spec = table.get(key)
+        out[key] = value if spec is None else _coerce_field(spec, value)
+    return out
+
+
+def _coerce_field(spec: FieldSpec, value: Any) -> Any:
+    """``value`` of the field ``spec`` with Float values turned into floats, nested ones too."""
+    members = member_specs(spec.message, spec.name)
+    if members is None:
+        return _coerce(spec.wire_type, value)
+    if spec.wire_type is WireType.MAP_LIST and isinstance(value, (list, tuple)):
+        return [_coerce_map(members, entry) for entry in value]
+    if spec.wire_type is WireType.MAP_OF_MAPS and isinstance(value, Mapping):
+        return {name: _coerce_map(members, entry) for name, entry in value.items()}
+    if spec.wire_type is WireType.MAP:
+        return _coerce_map(members, value)
     return value
 
 
@@ -145,13 +181,11 @@ def coerce_floats(message: Message) -> dict[str, Any]:
     """The message's fields with every Float-typed value turned into a Python float.
 
     A Float written as a CBOR integer is rejected by the DECTRIS reference parser, so
-    ``beam_center_x=512`` must travel as ``512.0``.
+    ``beam_center_x=512`` must travel as ``512.0``. Tabled keys inside container fields
+    (spot ``x``/``y``/``I``, reflection and ROI values, ``grid_scan`` steps, the image
+    fields of metadata ``images`` entries) are coerced the same way.
     """
     table = SCHEMA.get(message.type)
     if table is None:
         return dict(message.fields)
-    out = {}
-    for name, value in message.fields.items():
-        spec = table.get(name)
-        out[name] = value if spec is None else _coerce(spec.wire_type, value)
-    return out
+    return _coerce_map(table, message.fields)

@@ -40,11 +40,13 @@ def _read_direct(array_like: np.ndarray, chunk: bytes, compression: dict) -> np.
         return dataset[...]
 
 
+@pytest.mark.parametrize("engine", bslz4.ENGINES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", SIZES)
-def test_bslz4_chunk_is_byte_identical_to_hdf5plugin(dtype: str, size: int) -> None:
+def test_bslz4_chunk_is_byte_identical_to_hdf5plugin(dtype: str, size: int, engine: str) -> None:
     array = np.random.default_rng(size).poisson(3.0, size).astype(dtype)
-    assert bslz4.compress(array) == _filter_chunk(array, hdf5plugin.Bitshuffle(cname="lz4"))
+    expected = _filter_chunk(array, hdf5plugin.Bitshuffle(cname="lz4"))
+    assert bslz4.compress(array, engine=engine) == expected
 
 
 def test_bslz4_2d_frame_is_byte_identical_and_readable_by_h5py() -> None:
@@ -56,11 +58,38 @@ def test_bslz4_2d_frame_is_byte_identical_and_readable_by_h5py() -> None:
     np.testing.assert_array_equal(back, frame)
 
 
+@pytest.mark.parametrize("engine", bslz4.ENGINES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bslz4_decompresses_the_filter_output(dtype: str) -> None:
+def test_bslz4_decompresses_the_filter_output(dtype: str, engine: str) -> None:
     array = np.random.default_rng(1).integers(0, 100, 5003).astype(dtype)
     chunk = _filter_chunk(array, hdf5plugin.Bitshuffle(cname="lz4"))
-    np.testing.assert_array_equal(bslz4.decompress(chunk, np.dtype(dtype), array.size), array)
+    got = bslz4.decompress(chunk, np.dtype(dtype), array.size, engine=engine)
+    np.testing.assert_array_equal(got, array)
+
+
+@pytest.mark.parametrize("block_size_bytes", [256, 1024, 8192, 65536])
+@pytest.mark.parametrize("size", [0, 5, 8, 4099, 70001])
+def test_bslz4_engines_are_twins_for_any_block_size(block_size_bytes: int, size: int) -> None:
+    array = np.random.default_rng(size).poisson(1.0, size).astype("<u4")
+    native = bslz4.compress(array, block_size_bytes, engine="native")
+    assert native == bslz4.compress(array, block_size_bytes, engine="numba")
+    for engine in bslz4.ENGINES:
+        got = bslz4.decompress(native, array.dtype, array.size, engine=engine)
+        np.testing.assert_array_equal(got, array)
+
+
+@pytest.mark.parametrize("engine", bslz4.ENGINES)
+def test_bslz4_corrupt_block_is_an_error_with_either_engine(engine: str) -> None:
+    array = np.random.default_rng(9).poisson(4.0, 20000).astype("<u2")
+    payload = bytearray(bslz4.compress(array))
+    payload[20:40] = bytes(b ^ 0xFF for b in payload[20:40])
+    with pytest.raises(ProtocolError, match="corrupt LZ4"):
+        bslz4.decompress(bytes(payload), array.dtype, array.size, engine=engine)
+
+
+def test_bslz4_unknown_engine_is_named() -> None:
+    with pytest.raises(ProtocolError, match="unknown bslz4 engine 'gpu'"):
+        bslz4.compress(np.zeros(8, dtype="u1"), engine="gpu")
 
 
 def test_bslz4_framing_has_raw_tail_of_n_mod_8_elements() -> None:

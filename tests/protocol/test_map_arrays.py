@@ -1,0 +1,156 @@
+"""Arrays of small maps (spots, reflections): the fast decoders agree with the general path.
+
+Arrays of flat maps go through the numba scan + C decoder whatever the buffer type. When
+the scan declines (a nested value, a tag), a ``bytes`` buffer takes the tight Python loop
+and a ``memoryview`` the general item-by-item path. cbor2's own reading of the message is
+the oracle for plain values; both paths must also give the same errors.
+"""
+
+from __future__ import annotations
+
+import cbor2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jfsim.protocol import Message, PixelArray, ProtocolError, decode, encode
+from jfsim.protocol.map_scan import scan_flat_map_array
+
+_SCALARS = (
+    st.integers(min_value=-(2**64), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, width=64)
+    | st.floats(allow_nan=False, width=32)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=30)
+    | st.lists(st.floats(allow_nan=False), max_size=3)
+)
+_KEYS = st.text(min_size=1, max_size=30)
+_MAPS = st.lists(st.dictionaries(_KEYS, _SCALARS, max_size=26), min_size=2, max_size=8)
+
+
+def _image(**extra: object) -> bytes:
+    fields = {
+        "series_id": 1,
+        "series_unique_id": "u",
+        "image_id": 0,
+        "data": {"default": PixelArray.from_numpy(np.zeros((4, 8), dtype="<u2"))},
+    }
+    return encode(Message("image", fields | extra))
+
+
+def _both(wire: bytes) -> tuple[Message, Message]:
+    return decode(wire), decode(memoryview(wire))
+
+
+def _spots(count: int) -> list[dict]:
+    return [
+        {"x": 10.5 + i, "y": 3.25, "I": 1e4 * i, "indexed": i % 2 == 0, "h": -i, "k": 300, "l": 0}
+        for i in range(count)
+    ]
+
+
+def test_spot_maps_decode_to_the_values_sent() -> None:
+    spots = _spots(250)
+    fast, general = _both(_image(spots=spots, reflections=spots[:200]))
+    assert fast["spots"] == spots == general["spots"]
+    assert fast["reflections"] == spots[:200]
+    assert type(fast["spots"]) is list and {type(s) for s in fast["spots"]} == {dict}
+    assert all(isinstance(s["x"], float) and isinstance(s["h"], int) for s in fast["spots"])
+
+
+def test_every_scalar_encoding_decodes_like_the_general_path() -> None:
+    entry_bytes = bytes.fromhex(
+        "ab"  # map of 11 pairs
+        "6161"
+        "17"  # a: 23
+        "6162"
+        "1b0000000100000000"  # b: 2**32
+        "6163"
+        "3903e7"  # c: -1000
+        "6164"
+        "f93c00"  # d: half 1.0
+        "6165"
+        "fa3fc00000"  # e: single 1.5
+        "6166"
+        "f4"  # f: false
+        "6167"
+        "f6"  # g: null
+        "6168"
+        "f7"  # h: undefined -> None
+        "6169"
+        "6378797a"  # i: "xyz"
+        "616a"
+        "820102"  # j: [1, 2] (nested: Python loop)
+        "616b"
+        "c11a00000000"  # k: tag 1 date-time (general path)
+    )
+    marker = "@marker@"
+    wire = _image(extra_maps=[marker, marker]).replace(cbor2.dumps(marker), entry_bytes)
+    fast, general = _both(wire)
+    assert fast["extra_maps"] == general["extra_maps"]
+    first = fast["extra_maps"][0]
+    assert first["b"] == 2**32 and first["c"] == -1000 and first["d"] == 1.0 and first["e"] == 1.5
+    assert first["h"] is None and first["i"] == "xyz" and first["j"] == [1, 2]
+    assert first["k"].year == 1970
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_MAPS)
+def test_random_map_arrays_agree_with_the_general_path(maps: list[dict]) -> None:
+    wire = _image(extra_maps=maps)
+    fast, general = _both(wire)
+    assert wire[:3] == b"\xd9\xd9\xf7"  # cbor2 reads tagged content as frozen types: skip it
+    assert fast["extra_maps"] == general["extra_maps"] == cbor2.loads(wire[3:])["extra_maps"]
+    assert decode(bytearray(wire))["extra_maps"] == fast["extra_maps"]
+    for got, sent in zip(fast["extra_maps"], maps, strict=True):
+        assert got.keys() == sent.keys()
+        assert got == sent
+
+
+def test_truncation_anywhere_in_the_spots_is_a_protocol_error() -> None:
+    wire = _image(spots=_spots(4))
+    start = wire.index(b"espots")
+    for cut in range(start, len(wire)):
+        with pytest.raises(ProtocolError, match=r"truncated|trailing|tag 40|channel"):
+            decode(wire[:cut])
+
+
+def test_invalid_utf8_key_in_a_spot_names_the_field() -> None:
+    wire = _image(spots=_spots(3))
+    broken = wire.replace(b"\x61I", b"\x61\xff", 1)
+    with pytest.raises(ProtocolError, match=r"field 'spots'.*UTF-8"):
+        decode(broken)
+
+
+def test_spot_array_claiming_a_billion_entries_is_rejected_without_allocating() -> None:
+    wire = _image(spots=_spots(2))
+    broken = wire.replace(b"espots\x82", b"espots\x9a\x40\x00\x00\x00", 1)
+    with pytest.raises(ProtocolError, match=r"field 'spots'.*truncated"):
+        decode(broken)
+
+
+def test_scanner_rejects_what_it_cannot_vouch_for() -> None:
+    def scan(data: bytes) -> int:
+        return int(scan_flat_map_array(np.frombuffer(data, dtype=np.uint8), 0))
+
+    good = cbor2.dumps([{"x": 1.5, "n": -3}, {"s": "t"}])
+    assert scan(good) == len(good)
+    assert scan(cbor2.dumps([{"x": [1]}])) == -1  # nested value
+    assert scan(cbor2.dumps([{1: 2}])) == -1  # integer key
+    assert scan(cbor2.dumps([{"x": "y" * 30}])) == -1  # long text value
+    assert scan(good[:-1]) == -1  # truncated float
+    assert scan(bytes([0x9A, 0xFF, 0xFF, 0xFF, 0xFF, 0xA0])) == -1  # count beyond the buffer
+
+
+@pytest.mark.parametrize("buffer_type", [bytes, memoryview, bytearray])
+def test_depth_limit_holds_for_maps_at_the_bottom(buffer_type: type) -> None:
+    value: object = [{"a": 1}, {"a": 2}]
+    for _ in range(30):
+        value = [value]
+    wire = _image(deep=value)
+    with pytest.raises(ProtocolError, match="nesting deeper than 32"):
+        decode(buffer_type(wire))
+    shallow = _image(deep=[[{"a": 1}, {"a": 2}]])
+    assert decode(buffer_type(shallow))["deep"] == [[{"a": 1}, {"a": 2}]]
