@@ -30,7 +30,9 @@ examples:
 
 Files: <prefix>_master.h5 and <prefix>_data_000001.h5 ... below the root directory; each
 file is written as <name>.<random>.tmp and renamed when complete. An existing file is never
-replaced without --overwrite (the series is refused instead).
+replaced without --overwrite (an existing master refuses the series, an existing data file
+its images). Several image sockets: run one writer per socket on the same root; the first
+socket's writer writes the master, which links every data file.
 """
 
 
@@ -99,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace existing files instead of refusing the series",
+        help="replace existing files instead of refusing the series (or a data file's images)",
     )
     parser.add_argument("--once", action="store_true", help="exit after one series")
     parser.add_argument(

@@ -16,6 +16,8 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from jfsim.protocol import Compression, PixelArray, ProtocolError, bslz4
+from jfsim.writer.errors import WriterError
 from jfsim.writer.per_image import AnalysisBuffer
 from jfsim.writer.safety import commit_file, temporary_path
 
@@ -30,6 +32,42 @@ _BSHUF_HEADER = struct.Struct(">QI")
 def set_nx_class(group: h5py.Group, nx_class: str) -> h5py.Group:
     group.attrs["NX_class"] = nx_class
     return group
+
+
+def decode_pixels(pixels: PixelArray) -> np.ndarray:
+    """A wire array as numpy; bitshuffle/LZ4 through the HDF5 filter's own C decoder.
+
+    The filter (hdf5plugin) decodes a JF4M uint32 mask 3-5× faster than the pure-numba
+    ``PixelArray.to_numpy``; the chunk goes through a throw-away in-memory HDF5 file. Its
+    LZ4 decoding is bounds-checked; the block framing is validated here first.
+    """
+    if pixels.compression is not Compression.BSLZ4:
+        try:
+            return pixels.to_numpy()
+        except ProtocolError as error:
+            raise WriterError(str(error)) from None
+    expected_bytes = int(np.prod(pixels.shape)) * pixels.dtype.itemsize
+    try:
+        # The C filter trusts the block lengths (it would read past the buffer): walk them.
+        bslz4.validate_framing(pixels.payload, pixels.dtype.itemsize, expected_bytes)
+    except ProtocolError as error:
+        raise WriterError(str(error)) from None
+    array = np.empty(pixels.shape, dtype=pixels.dtype)
+    try:
+        # core driver without backing store: the name is never opened on disk
+        with h5py.File("jfsim-scratch.h5", "w", driver="core", backing_store=False) as scratch:
+            dataset = scratch.create_dataset(
+                "pixels",
+                shape=array.shape,
+                dtype=array.dtype,
+                chunks=array.shape,
+                **hdf5plugin.Bitshuffle(cname="lz4"),
+            )
+            dataset.id.write_direct_chunk((0,) * array.ndim, bytes(pixels.payload))
+            dataset.read_direct(array)
+    except (OSError, ValueError) as error:  # the filter rejects a corrupt payload
+        raise WriterError(f"bslz4 payload does not decode: {error}") from None
+    return array
 
 
 def bslz4_uncompressed_size(payload: bytes | memoryview) -> int:
@@ -90,6 +128,8 @@ class ImageFile:
             fillvalue=fill_value,
             **hdf5plugin.Bitshuffle(cname="lz4"),
         )
+        # bound once: an h5py attribute chain per image costs more than the Python around it
+        self._write_chunk = self.images.id.write_direct_chunk
         self.images.attrs["image_nr_low"] = np.int64(first_image_id + 1)
         self.images.attrs["image_nr_high"] = np.int64(first_image_id + n_images)
         self._closed = False
@@ -108,7 +148,7 @@ class ImageFile:
         ``payload`` is the bitshuffle/LZ4 chunk exactly as received. Returns the problems
         found in the analysis fields (the frame itself is written regardless).
         """
-        self.images.id.write_direct_chunk((position, 0, 0), payload)
+        self._write_chunk((position, 0, 0), payload)
         if not self.received[position]:
             self.received[position] = True
             self.n_written += 1

@@ -2,19 +2,19 @@
 
 * legacy: ``/entry/data/data_NNNNNN`` external links, one per data file, each to that file's
   ``/entry/data/data``; the per-image analysis arrays are copied into the master (VDS would
-  need HDF5 1.10), except ROI results which stay in the data files.
+  need HDF5 1.10) from the writer's memory, except ROI results which stay in the data files.
 * vds: one virtual ``/entry/data/data`` over all data files, and one virtual dataset per
   per-image analysis array; reflections through external links.
 * integrated: everything is already in the one file; nothing to link.
 
 Link targets and VDS sources are bare final file names (never ``.tmp``), resolved against
-the master's directory.
+the master's directory. With several writers (one per image socket) the master links every
+data file of the series, including those another writer writes (``DataFileRecord.remote``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -35,6 +35,11 @@ class DataFileRecord:
     n_written: int
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     reflection_groups: tuple[str, ...] = ()
+    #: The per-image arrays by path (legacy masters copy them); empty when not kept.
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Written by another writer: its content is unknown here, so legacy masters keep the
+    #: sentinels for its rows and VDS masters assume the datasets of this writer's files.
+    remote: bool = False
 
 
 def link_data_files(master: h5py.File, plan: SeriesPlan, records: list[DataFileRecord]) -> None:
@@ -49,7 +54,7 @@ def link_data_files(master: h5py.File, plan: SeriesPlan, records: list[DataFileR
             )
         if records:
             data.attrs["signal"] = f"data_{records[0].file_index + 1:06d}"
-        _copy_analysis(entry, records, plan.n_images, Path(master.filename).parent)
+        _copy_analysis(entry, records, plan.n_images)
     elif plan.file_format is FileFormat.VDS:
         data.attrs["signal"] = "data"
         images = _virtual(
@@ -66,20 +71,18 @@ def link_data_files(master: h5py.File, plan: SeriesPlan, records: list[DataFileR
         _link_analysis(entry, records, plan.n_images)
 
 
-def _copy_analysis(
-    entry: h5py.Group, records: list[DataFileRecord], n_images: int, folder: Path
-) -> None:
-    """Legacy masters get real copies of the per-image arrays (VDS needs HDF5 1.10), read
-    back from the closed data files; ROI results stay in the data files (S1 §4.4)."""
+def _copy_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: int) -> None:
+    """Legacy masters get real copies of the per-image arrays (VDS needs HDF5 1.10), from
+    the arrays the writer kept in memory (no read-back); ROI results stay in the data files
+    (S1 §4.4)."""
     for path, spec in sorted(_union_specs(records).items()):
         if path.startswith("roi/"):
             continue
         merged = np.full((n_images, *spec.row_shape), spec.fill_value, dtype=spec.dtype)
         for record in records:
-            if path in record.datasets and record.datasets[path].row_shape == spec.row_shape:
-                with h5py.File(folder / record.file_name, "r") as data_file:
-                    rows = slice(record.first_image_id, record.first_image_id + record.n_images)
-                    merged[rows] = data_file[f"/entry/{path}"][()]
+            array = record.arrays.get(path)
+            if array is not None and array.shape[1:] == spec.row_shape:
+                merged[record.first_image_id : record.first_image_id + record.n_images] = array
         parent = _require_collection(entry, path.rpartition("/")[0])
         dataset = parent.create_dataset(path.rpartition("/")[2], data=merged)
         if spec.units:
@@ -89,6 +92,8 @@ def _copy_analysis(
 def _union_specs(records: list[DataFileRecord]) -> dict[str, DatasetSpec]:
     specs: dict[str, DatasetSpec] = {}
     for record in records:
+        if record.remote:
+            continue
         for path, spec in record.datasets.items():
             specs.setdefault(path, spec)
     return specs
@@ -134,7 +139,8 @@ def _link_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: i
         sources = [
             record
             for record in records
-            if path in record.datasets and record.datasets[path].row_shape == spec.row_shape
+            if record.remote
+            or (path in record.datasets and record.datasets[path].row_shape == spec.row_shape)
         ]
         parent_path, _, name = path.rpartition("/")
         _virtual(

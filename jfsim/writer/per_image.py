@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import h5py
@@ -106,6 +108,10 @@ PROFILING_FIELDS: tuple[ScalarField, ...] = tuple(
         ("image_scale_time", "imageScaleTime"),
     )
 )
+
+_SCALARS_BY_WIRE_NAME: dict[str, ScalarField] = {
+    field.wire_name: field for field in SCALAR_FIELDS + PROFILING_FIELDS
+}
 
 #: Spot-map keys → per-spot ``/entry/MX`` arrays ``[n_images, max_spots]`` (S1 §4.1).
 SPOT_FIELDS: tuple[ScalarField, ...] = (
@@ -221,16 +227,23 @@ class AnalysisBuffer:
     def record(self, position: int, fields: Mapping[str, Any]) -> list[str]:
         """Store one image's results at row ``position``; returns problems (field: why)."""
         problems: list[str] = []
-        for field in SCALAR_FIELDS + PROFILING_FIELDS:
-            if field.wire_name not in fields or fields[field.wire_name] is None:
+        # a set intersection in C instead of ~50 lookups per image
+        for wire_name in fields.keys() & _SCALARS_BY_WIRE_NAME.keys():
+            value = fields[wire_name]
+            if value is None:
                 continue
+            field = _SCALARS_BY_WIRE_NAME[wire_name]
             row_shape = (field.width,) if field.width else ()
             array = self._ensure(field.path, field.dtype, field.sentinel, row_shape, field.units)
             try:
-                value = _as_number(fields[field.wire_name])
-                array[position] = np.asarray(value, dtype=array.dtype).reshape(row_shape)
+                value = _as_number(value)
+                if field.width:  # a fixed-length row: exactly that many values, no broadcast
+                    value = np.asarray(value, dtype=array.dtype).reshape(row_shape)
+                elif isinstance(value, (list, tuple, dict)):
+                    raise TypeError(f"expected a scalar, got {type(value).__name__}")
+                array[position] = value
             except (TypeError, ValueError, OverflowError) as error:
-                problems.append(f"{field.wire_name}: {error}")
+                problems.append(f"{wire_name}: {error}")
         if "spots" in fields:
             problems += self._record_spots(position, fields["spots"])
         for wire_name, dataset in AZINT_FIELDS:
@@ -243,9 +256,11 @@ class AnalysisBuffer:
         return problems
 
     def _record_spots(self, position: int, spots: Any) -> list[str]:
-        # dict first: the ABC check is 10× slower and runs for every spot of every image
-        if not isinstance(spots, list) or not all(
-            isinstance(s, dict) or isinstance(s, Mapping) for s in spots
+        # plain dicts first, through map(): the ABC check is 10× slower and a generator
+        # costs more than the check itself, for every spot of every image
+        if not isinstance(spots, list) or not (
+            all(map(isinstance, spots, repeat(dict)))
+            or all(map(isinstance, spots, repeat(Mapping)))
         ):
             return ["spots: expected a list of maps"]
         kept = spots[: self.max_spots]
@@ -254,7 +269,10 @@ class AnalysisBuffer:
         for field in SPOT_FIELDS:
             if field.wire_name not in present:
                 continue
-            row = [spot.get(field.wire_name, field.sentinel) for spot in kept]
+            try:  # every spot has the key (the usual case): itemgetter is 2× faster
+                row = list(map(itemgetter(field.wire_name), kept))
+            except KeyError:
+                row = [spot.get(field.wire_name, field.sentinel) for spot in kept]
             try:
                 self._arrays[field.path][position, : len(row)] = row
             except (TypeError, ValueError, OverflowError) as error:
@@ -321,6 +339,10 @@ class AnalysisBuffer:
             )
             for path, array in self._arrays.items()
         }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-image arrays by path relative to /entry (shared, not copied)."""
+        return dict(self._arrays)
 
     def reflection_groups(self) -> list[str]:
         """``reflections/image_NNNNNN`` group names (global image numbers), in order."""

@@ -144,13 +144,12 @@ class SeriesPlan:
         return root_dir / f"{self.file_prefix}_data_{file_index + 1:06d}.h5"
 
     def final_paths(self, root_dir: Path) -> list[Path]:
-        """Every file the series will create, master first (none known for a secondary
-        writer, which writes only the data files whose images it receives)."""
+        """The files refused up front when they exist: the master, for the writer that
+        writes it. Data files are checked as they are opened: with several image sockets
+        another writer may have renamed its data files before this one saw the start."""
         if not self.writes_files or not self.write_master_file:
             return []
-        return [self.master_path(root_dir)] + [
-            self.data_file_path(root_dir, k) for k in range(self.n_data_files)
-        ]
+        return [self.master_path(root_dir)]
 
     @classmethod
     def from_start(cls, fields: dict[str, Any], default_format: FileFormat) -> SeriesPlan:

@@ -96,6 +96,6 @@ def refuse_existing(final_paths: list[Path]) -> None:
     if existing:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise FileExistsRefusedError(
-            f"{existing[0]}: exists already{more}; series refused, nothing written "
+            f"{existing[0]}: exists already{more}; not written "
             "(choose a new file_prefix or start the writer with --overwrite)"
         )

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from jfsim.protocol import Compression, Message, PixelArray, ProtocolError, bslz4
-from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile
+from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile, decode_pixels
 from jfsim.writer.errors import WriterError
 from jfsim.writer.layout import DataFileRecord, link_data_files, link_detector_data
 from jfsim.writer.nxmx import write_calibration, write_nxmx_metadata
@@ -137,6 +137,9 @@ class SeriesWriter:
         self._integrated: ImageFile | None = None
         self._calibration: dict[str, PixelArray] = {}
         self._pixel_mask = self._read_pixel_mask()
+        self._keeps_analysis = (
+            self.plan.file_format is FileFormat.LEGACY and self.plan.write_master_file
+        )
         height, width = self.plan.image_shape
         self._frame_bytes = height * width * self.plan.image_dtype.itemsize
         self._started_s = time.monotonic()
@@ -158,18 +161,18 @@ class SeriesWriter:
         mask = masks.get("default") if isinstance(masks, Mapping) else None
         if not isinstance(mask, PixelArray):
             return None
-        try:
-            array = mask.to_numpy()
-        except ProtocolError as error:
-            self._error(f"start message: pixel_mask: {error}; writing an empty mask")
-            return None
-        if array.shape != self.plan.image_shape:
+        if tuple(mask.shape) != self.plan.image_shape:
             self._error(
-                f"start message: pixel_mask: shape {array.shape}, image is "
+                f"start message: pixel_mask: shape {tuple(mask.shape)}, image is "
                 f"{self.plan.image_shape}; writing an empty mask"
             )
             return None
-        return array.astype(np.uint32)
+        try:
+            array = decode_pixels(mask)
+        except WriterError as error:
+            self._error(f"start message: pixel_mask: {error}; writing an empty mask")
+            return None
+        return array if array.dtype == np.uint32 else array.astype(np.uint32)
 
     def _new_image_file(
         self,
@@ -202,8 +205,11 @@ class SeriesWriter:
         file_index, position = divmod(image_id, self.plan.images_per_file)
         image_file = self._open.get(file_index)
         if image_file is None:
+            path = self.plan.data_file_path(self.root_dir, file_index)
+            if not self.overwrite:
+                refuse_existing([path])
             image_file = self._new_image_file(
-                self.plan.data_file_path(self.root_dir, file_index),
+                path,
                 file_index * self.plan.images_per_file,
                 self.plan.images_in_file(file_index),
                 self.libver,
@@ -286,7 +292,11 @@ class SeriesWriter:
         self._last_image_s = now
         if not self.plan.writes_files:
             return ImageOutcome.NOT_WRITTEN
-        image_file, position = self._image_file_for(image_id)
+        try:
+            image_file, position = self._image_file_for(image_id)
+        except WriterError as error:
+            self.received[image_id] = False
+            return self._reject(f"image {image_id}: {error}")
         problems = image_file.write_image(position, payload, image.fields)
         self.counters.written += 1
         if problems:
@@ -335,6 +345,8 @@ class SeriesWriter:
             n_written=image_file.n_written,
             datasets=image_file.analysis.dataset_specs(),
             reflection_groups=tuple(image_file.analysis.reflection_groups()),
+            # legacy masters copy the arrays; keeping them saves reading the files back
+            arrays=image_file.analysis.arrays() if self._keeps_analysis else {},
         )
         self._notify(path, file_index, image_file.n_images)
 
@@ -352,8 +364,9 @@ class SeriesWriter:
             )
 
     def finish(self, end: Message | None, state: SeriesState) -> SeriesSummary:
-        """Close every file (missing data files are created, full of fill value), write the
-        master, rename everything to final names and return the summary."""
+        """Close every file, write the master, rename everything to final names and return
+        the summary. Data files of which no image arrived are linked, never created: with
+        several image sockets another writer writes them."""
         if self.plan.writes_files:
             try:
                 self._finish_files(end, state)
@@ -381,18 +394,27 @@ class SeriesWriter:
             for file_index in sorted(self._open):
                 self._close_data_file(file_index)
             return
-        for file_index in range(self.plan.n_data_files):
-            if file_index not in self._records and file_index not in self._open:
-                # No image of this file arrived: an all-fill file keeps the layout regular.
-                self._image_file_for(file_index * self.plan.images_per_file)
         for file_index in sorted(self._open):
             self._close_data_file(file_index)
+        records = dict(self._records)
+        for file_index in range(self.plan.n_data_files):
+            if file_index not in records:
+                # No image of this file arrived here: another writer (one per image socket)
+                # writes it, or nobody; the master links it either way, never creates it.
+                records[file_index] = DataFileRecord(
+                    file_index=file_index,
+                    file_name=self.plan.data_file_path(self.root_dir, file_index).name,
+                    first_image_id=file_index * self.plan.images_per_file,
+                    n_images=self.plan.images_in_file(file_index),
+                    n_written=0,
+                    remote=True,
+                )
         master_path = self.plan.master_path(self.root_dir)
         tmp_path = temporary_path(master_path)
         with h5py.File(tmp_path, "w", libver=self.libver) as master:
             master.attrs["file_name"] = master_path.name
             self._write_master_content(master, end_fields, state)
-            link_data_files(master, self.plan, list(self._records.values()))
+            link_data_files(master, self.plan, list(records.values()))
         commit_file(tmp_path, master_path, overwrite=self.overwrite)
         self.closed_files.insert(0, str(master_path.relative_to(self.root_dir)))
 

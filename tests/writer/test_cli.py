@@ -217,3 +217,44 @@ def test_jfsim_stream_to_jfsim_write(tmp_path, tcp_endpoint):
         assert np.array_equal(h5["entry/data/data"][()], np.stack(series.pixels))
         n_peaks = [len(image["spots"]) for image in series.images]
         assert list(h5["entry/MX/nPeaks"][()]) == n_peaks
+
+
+@pytest.mark.parametrize("file_format", ["legacy", "vds"])
+def test_two_writers_on_one_root_behind_a_two_socket_stream(tmp_path, file_format):
+    """jfjoch_broker's split (one writer per image socket, whole data files per socket):
+    the first writer writes the master and its files, the second only its files; the
+    master then reads every image back, whichever writer stored it."""
+    series = make_series(tiny_experiment(file_format=file_format))
+    recording = tmp_path / "series.cbors"
+    with RecordingWriter(recording) as writer:
+        for frame in series.encoded():
+            writer.write_encoded(frame)
+    root = tmp_path / "out"
+    root.mkdir()
+    endpoints = [f"tcp://127.0.0.1:{free_port()}" for _ in range(2)]
+    writers = [start_writer("-R", str(root), "--once", "--json", e) for e in endpoints]
+    streamed = run_process(
+        [*jfsim_command(), "stream", "--recording", str(recording), "--rate", "max"]
+        + ["--on-slow", "block", "--start-timeout", "60s", "--json"]
+        + [option for endpoint in endpoints for option in ("--endpoint", endpoint)],
+        timeout_s=PROCESS_TIMEOUT_S,
+    )
+    results = [finish(process) for process in writers]
+    assert streamed.returncode == 0, streamed.stderr
+    assert [code for code, _out, _err in results] == [0, 0], "\n".join(e for *_x, e in results)
+    summaries = [json.loads(out) for _code, out, _err in results]
+    assert [s["images_written"] for s in summaries] == [4, 3]  # files 1 and 3 | file 2
+    assert summaries[1]["files"] == ["run/tiny_data_000002.h5"]
+    assert tree(root) == [
+        "run/tiny_data_000001.h5",
+        "run/tiny_data_000002.h5",
+        "run/tiny_data_000003.h5",
+        "run/tiny_master.h5",
+    ]
+    with h5py.File(root / "run/tiny_master.h5", "r") as h5:
+        data = h5["entry/data"]
+        if file_format == "vds":
+            stored = data["data"][()]
+        else:
+            stored = np.concatenate([data[name][()] for name in sorted(data)])
+    assert np.array_equal(stored, np.stack(series.pixels))

@@ -229,6 +229,20 @@ def test_existing_files_refuse_the_series_unless_overwrite(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_an_existing_data_file_is_kept_and_its_images_rejected(tmp_path):
+    """Data files are checked when opened (another writer may have renamed its files
+    before this one saw the start): an existing one is never replaced."""
+    series = make_series(tiny_experiment(file_format="legacy"), extras=False)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/tiny_data_000002.h5").write_bytes(b"older data")
+    summary = write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    assert (summary.images_written, summary.rejected) == (4, 3)
+    assert "tiny_data_000002.h5: exists already" in summary.errors[0]
+    assert "--overwrite" in summary.errors[0]
+    assert (tmp_path / "run/tiny_data_000002.h5").read_bytes() == b"older data"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
 def test_abandoned_series_leaves_only_tmp_files(tmp_path):
     series = make_series(tiny_experiment(file_format="vds"))
     writer = write_series(tmp_path, series, order=[0, 1, 2, 3])  # file 1 done, file 2 open
@@ -312,6 +326,86 @@ def test_secondary_writer_writes_only_its_data_files(tmp_path):
     summary = writer.finish(series.end, SeriesState.COMPLETED)
     assert tree(tmp_path) == ["run/tiny_data_000002.h5"]
     assert summary.files == ("run/tiny_data_000002.h5",)
+
+
+@pytest.mark.parametrize("file_format", ["legacy", "vds"])
+def test_master_writer_links_but_never_creates_files_it_received_nothing_of(tmp_path, file_format):
+    """With several image sockets another writer writes those files: the master writer
+    neither creates nor fills them, but links them."""
+    series = make_series(tiny_experiment(file_format=file_format), extras=False)
+    writer = write_series(tmp_path, series, order=[0, 1, 2, 6])  # data files 1 and 3
+    writer.finish(series.end, SeriesState.COMPLETED)
+    assert tree(tmp_path) == [
+        "run/tiny_data_000001.h5",
+        "run/tiny_data_000003.h5",
+        "run/tiny_master.h5",
+    ]
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        data = h5["entry/data"]
+        if file_format == "legacy":
+            assert data.get("data_000002", getlink=True).filename == "tiny_data_000002.h5"
+        else:
+            sources = {s.file_name for s in data["data"].virtual_sources()}
+            assert "tiny_data_000002.h5" in sources
+            assert np.all(data["data"][3:6] == -32768)  # not written (yet): fill value
+
+
+@pytest.mark.parametrize("file_format", ["legacy", "vds"])
+def test_two_writers_sharing_a_root_make_one_readable_series(tmp_path, file_format):
+    """Images split by data file over two writers (the first writes the master): every
+    image reads back through the master, whichever writer stored it."""
+    series = make_series(tiny_experiment(file_format=file_format))
+    secondary_start = type(series.start)(
+        "start", {**series.start.fields, "write_master_file": False}
+    )
+    primary = SeriesWriter(series.start, tmp_path)
+    secondary = SeriesWriter(secondary_start, tmp_path)
+    for image_id, image in enumerate(series.images):
+        (primary if (image_id // 3) % 2 == 0 else secondary).add_image(image)
+    secondary.finish(series.end, SeriesState.COMPLETED)
+    primary.finish(series.end, SeriesState.COMPLETED)
+    assert tree(tmp_path) == [
+        "run/tiny_data_000001.h5",
+        "run/tiny_data_000002.h5",
+        "run/tiny_data_000003.h5",
+        "run/tiny_master.h5",
+    ]
+    assert np.array_equal(read_all_images(tmp_path / "run/tiny_master.h5"), series.pixels)
+
+
+def test_pixel_mask_reads_back_as_sent(tmp_path):
+    """The mask is decoded with the HDF5 filter and stored contiguous uint32 (Neggia)."""
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=1))
+    mask = series.start["pixel_mask"]["default"].to_numpy()
+    mask[5, 7] = 0x8000_0001  # bit 31 (virtual pixel) must survive too
+    series.start.fields["pixel_mask"] = {"default": PixelArray.from_numpy(mask)}
+    write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        stored = h5["entry/instrument/detector/pixel_mask"]
+        assert stored.chunks is None and stored.dtype == np.uint32
+        assert np.array_equal(stored[()], mask) and mask.any()
+
+
+def corrupt_lz4_content(payload: bytes) -> bytes:
+    """Valid block framing, garbage inside the first LZ4 block."""
+    block_length = int.from_bytes(payload[12:16], "big")
+    return payload[:16] + bytes([0xFF]) * block_length + payload[16 + block_length :]
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [lambda payload: payload[:12] + b"x" * 9, corrupt_lz4_content],
+    ids=["broken-framing", "broken-lz4"],
+)
+def test_corrupt_pixel_mask_is_logged_and_an_empty_mask_written(tmp_path, corrupt):
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=1))
+    good = series.start["pixel_mask"]["default"]
+    broken = PixelArray(good.shape, good.dtype, good.compression, corrupt(good.payload))
+    series.start.fields["pixel_mask"] = {"default": broken}
+    summary = write_series(tmp_path, series).finish(series.end, SeriesState.COMPLETED)
+    assert any("pixel_mask" in problem for problem in summary.errors)
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        assert not h5["entry/instrument/detector/pixel_mask"][()].any()
 
 
 def test_optional_start_arrays_flatfield_lookup_table_fluorescence(tmp_path):
