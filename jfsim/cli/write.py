@@ -36,6 +36,17 @@ socket's writer writes the master, which links every data file.
 """
 
 
+def port_number(text: str) -> int:
+    """A TCP port (0..65535) given on the command line."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 0..65535")
+    return port
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "write",
@@ -60,21 +71,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-H",
         "--http_port",
-        type=int,
+        type=port_number,
         default=None,
         help="HTTP port for GET /status and POST /cancel (0 = any free port)",
     )
     parser.add_argument(
         "-r",
         "--zmq_repub_port",
-        type=int,
+        type=port_number,
         default=None,
         help="port of a PUSH socket republishing every received message",
     )
     parser.add_argument(
         "-f",
         "--zmq_file_port",
-        type=int,
+        type=port_number,
         default=None,
         help="port of a PUB socket announcing each finalized file (JSON)",
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,7 @@ class SeriesWriter:
         self.root_dir = root_dir
         self.overwrite = overwrite
         self.plan = SeriesPlan.from_start(start.fields, default_format)
+        self.images_expected = self.plan.n_images  # the plan shrinks if the series is cut short
         self.on_file_closed = on_file_closed
         self.counters = SeriesCounters()
         self.received = np.zeros(self.plan.n_images, dtype=bool)
@@ -396,6 +397,8 @@ class SeriesWriter:
             return
         for file_index in sorted(self._open):
             self._close_data_file(file_index)
+        if state is not SeriesState.COMPLETED:
+            self._end_at_last_received_file()
         records = dict(self._records)
         for file_index in range(self.plan.n_data_files):
             if file_index not in records:
@@ -417,6 +420,19 @@ class SeriesWriter:
             link_data_files(master, self.plan, list(records.values()))
         commit_file(tmp_path, master_path, overwrite=self.overwrite)
         self.closed_files.insert(0, str(master_path.relative_to(self.root_dir)))
+
+    def _end_at_last_received_file(self) -> None:
+        """Shorten a cancelled or interrupted series to the data files that exist.
+
+        The sender stopped early: the master then describes the images up to the end of the
+        last data file that received any, instead of linking files nobody will write.
+        """
+        received_ids = np.flatnonzero(self.received)
+        files = int(received_ids[-1]) // self.plan.images_per_file + 1 if received_ids.size else 0
+        n_images = min(self.plan.n_images, files * self.plan.images_per_file)
+        if n_images < self.plan.n_images:
+            self.plan = replace(self.plan, n_images=n_images)
+            self.received = self.received[:n_images]
 
     def _write_master_content(
         self, h5: h5py.File, end_fields: Mapping[str, Any] | None, state: SeriesState
@@ -459,7 +475,7 @@ class SeriesWriter:
             series_unique_id=self.plan.series_unique_id,
             file_format=self.plan.file_format.value,
             state=state.value,
-            images_expected=self.plan.n_images,
+            images_expected=self.images_expected,
             images_received=counters.received,
             images_written=counters.written,
             duplicates=counters.duplicates,

@@ -258,3 +258,20 @@ def test_two_writers_on_one_root_behind_a_two_socket_stream(tmp_path, file_forma
         else:
             stored = np.concatenate([data[name][()] for name in sorted(data)])
     assert np.array_equal(stored, np.stack(series.pixels))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("-H", "99999", "-H/--http_port: 99999 is outside 0..65535"),
+        ("-f", "-3", "-f/--zmq_file_port: -3 is outside 0..65535"),
+        ("-r", "abc", "-r/--zmq_repub_port: 'abc' is not a port number"),
+    ],
+)
+def test_port_options_are_checked(option, value, message, capsys):
+    from jfsim.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["write", option, value, "tcp://127.0.0.1:5500"])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

@@ -426,3 +426,30 @@ def test_optional_start_arrays_flatfield_lookup_table_fluorescence(tmp_path):
         assert list(detector["countrate_correction_lookup_table"][()]) == list(range(10))
         assert bool(detector["virtual_pixel_interpolation_applied"][()])
         assert h5["entry/instrument/fluorescence/energy"].attrs["units"] == "eV"
+
+
+@pytest.mark.parametrize("file_format", ["legacy", "vds"])
+def test_a_cancelled_series_ends_at_its_last_data_file_and_conforms(tmp_path, file_format):
+    import json
+    import subprocess
+    import sys
+
+    series = make_series(tiny_experiment(file_format=file_format, number_of_images=30))
+    writer = write_series(tmp_path, series, order=range(5))  # the sender died after image 4
+    summary = writer.finish(None, SeriesState.CANCELLED)
+    assert (summary.images_expected, summary.images_written) == (30, 5)
+    assert tree(tmp_path) == [
+        "run/tiny_data_000001.h5",
+        "run/tiny_data_000002.h5",
+        "run/tiny_master.h5",
+    ]
+    images = read_all_images(tmp_path / "run/tiny_master.h5")
+    assert images.shape[0] == 6  # two whole data files of 3 images; image 5 never came
+    assert np.all(images[5] == -32768)
+    judge = Path(sys.executable).with_name("jfconform")
+    checked = subprocess.run(
+        [str(judge), "check", str(tmp_path / "run/tiny_master.h5"), "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    findings = json.loads(checked.stdout)["findings"]
+    assert checked.returncode == 0, [f for f in findings if f["severity"] == "error"]
