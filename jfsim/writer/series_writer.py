@@ -460,11 +460,13 @@ class SeriesWriter:
             self._integrated.abandon()
 
     def current_rate_Hz(self) -> float:
-        """Images written per second between the first and the latest image."""
+        """Images written per second between the first and the latest image (N images span
+        N − 1 intervals). Images queued before the writer got to them make it run ahead."""
         if self._first_image_s is None or self._last_image_s is None:
             return 0.0
         span_s = self._last_image_s - self._first_image_s
-        return round(self.counters.written / span_s if span_s > 0 else 0.0, 2)
+        intervals = self.counters.written - 1
+        return round(intervals / span_s if span_s > 0 and intervals > 0 else 0.0, 2)
 
     def _summary(self, state: SeriesState) -> SeriesSummary:
         counters = self.counters
