@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from types import TracebackType
 
+from jfsim.atomic import CommitOnSuccess
 from jfsim.errors import JfsimError
 from jfsim.protocol import Message, ProtocolError, decode, encode, split_sequence
 
@@ -67,7 +67,7 @@ def read_recording(path: str | os.PathLike[str], *, strict: bool = True) -> Iter
             raise RecordingError(f"{path}: message #{index}: {error}") from None
 
 
-class RecordingWriter:
+class RecordingWriter(CommitOnSuccess):
     """Append messages to ``path`` through ``path + '.tmp'``; renamed on a clean close.
 
     Use as a context manager. If the block raises, the ``.tmp`` file is removed and the
@@ -112,17 +112,3 @@ class RecordingWriter:
         if not self._handle.closed:
             self._handle.close()
         self.tmp_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> RecordingWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

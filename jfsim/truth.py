@@ -28,13 +28,13 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import h5py
 import numpy as np
 
 from jfsim import __version__
+from jfsim.atomic import CommitOnSuccess
 from jfsim.errors import JfsimError
 from jfsim.experiment import Experiment, RotationScan, experiment_to_dict
 from jfsim.sim.scene import ImageTruth, ReflectionTable
@@ -92,7 +92,7 @@ def _scalar(group: h5py.Group, name: str, value: Any, units: str) -> None:
     group[name].attrs["units"] = units
 
 
-class TruthWriter:
+class TruthWriter(CommitOnSuccess):
     """Streams per-image truth into a new truth file; ``close()`` renames it into place.
 
     Use as a context manager; on an exception the partial ``.tmp`` file is removed.
@@ -209,20 +209,6 @@ class TruthWriter:
         """Drop the partial file."""
         self._file.close()
         self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> TruthWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from jfsim.protocol import Rational
+from jfsim.protocol.schema import FIELDS
 
 #: Sentinel written where an image or a value is absent: NaN for floats, 0 for counts.
 FLOAT_SENTINEL = np.nan
@@ -90,23 +91,12 @@ SCALAR_FIELDS: tuple[ScalarField, ...] = (
     _count("receiver_free_send_buf", "detector/rcv_free_send_buffers"),
 )
 
-#: Per-image timings (s) → ``/entry/profiling`` (S1 §4.6). The wire names are our inference
-#: (snake_case of the HDF5 names); stream.md §6.2 lists only "processing times".
+#: Per-image timings (s) → ``/entry/profiling`` (S1 §4.6), from the protocol's field table,
+#: where their (inferred) wire names live.
 PROFILING_FIELDS: tuple[ScalarField, ...] = tuple(
-    _float64(wire, f"profiling/{dataset}", "s")
-    for wire, dataset in (
-        ("spot_finding_time", "spotFindingTime"),
-        ("indexing_time", "indexingTime"),
-        ("integration_time", "integrationTime"),
-        ("refinement_time", "refinementTime"),
-        ("processing_time", "processingTime"),
-        ("bragg_prediction_time", "braggPredictionTime"),
-        ("preprocessing_time", "preprocessingTime"),
-        ("compression_time", "compressionTime"),
-        ("az_int_time", "azIntTime"),
-        ("index_analysis_time", "indexAnalysisTime"),
-        ("image_scale_time", "imageScaleTime"),
-    )
+    _float64(spec.name, spec.hdf5.removeprefix("/entry/"), "s")
+    for spec in FIELDS
+    if spec.message == "image" and spec.hdf5.startswith("/entry/profiling/")
 )
 
 _SCALARS_BY_WIRE_NAME: dict[str, ScalarField] = {
