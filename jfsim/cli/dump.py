@@ -105,13 +105,25 @@ def _socket_frames(endpoint: str, sub: bool, timeout_s: float | None) -> Iterato
             yield socket.recv(copy=True)
 
 
+def _check_tcp_port(endpoint: str) -> None:
+    """ZeroMQ silently wraps out-of-range TCP ports: refuse them before connecting."""
+    if not endpoint.startswith("tcp://"):
+        return
+    port = endpoint.rsplit(":", 1)[-1]
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise DumpError(f"{endpoint}: the port must be a number in 1..65535")
+
+
 def _frames(source: str, args: argparse.Namespace) -> tuple[Iterator[bytes], bool]:
     """The raw messages of ``source`` and whether it is a socket."""
     if source.startswith(SOCKET_SCHEMES):
+        _check_tcp_port(source)
         return _socket_frames(source, args.sub, args.timeout), True
     if "://" in source:
         raise DumpError(f"unknown endpoint scheme in '{source}'; use tcp://, ipc:// or a file path")
     path = Path(source)
+    if path.is_dir():
+        raise DumpError(f"{source}: is a directory; give a .cbor/.cbors file in it")
     if not path.is_file():
         raise DumpError(f"{source}: no such file; give a .cbor/.cbors file or a tcp:// endpoint")
     return iter_recording_frames(path), False

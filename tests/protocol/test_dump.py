@@ -131,6 +131,8 @@ def test_corrupt_message_in_recording_is_reported_and_the_rest_shown(
         (["http://host:1"], "unknown endpoint scheme"),
         (["x.cbor", "--count", "0"], "--count must be at least 1"),
         (["tcp://127.0.0.1:1", "x.cbor"], "not both"),
+        (["tcp://nohost:99999"], "the port must be a number in 1..65535"),
+        (["."], "is a directory"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, run_jfsim) -> None:
