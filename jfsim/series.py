@@ -22,6 +22,7 @@ __all__ = [
     "TIME_BASE_HZ",
     "ImageAnalysis",
     "end_message",
+    "image_fields",
     "image_message",
     "now_ms",
     "start_message",
@@ -214,6 +215,21 @@ def _cell_of_lattice(lattice_A: np.ndarray) -> dict[str, float]:
     }
 
 
+def image_fields(experiment: Experiment, image_id: int) -> dict:
+    """The fields of image ``image_id`` that are neither pixels nor analysis: series ids,
+    image id, timing and the image appendix. A streamer adds these to pre-encoded frames."""
+    dataset = experiment.dataset
+    fields: dict = {
+        "series_id": dataset.series_id,
+        "series_unique_id": dataset.run_name,
+        "image_id": image_id,
+        **_timing(experiment, image_id),
+    }
+    if dataset.image_appendix is not None:
+        fields["user_data"] = dataset.image_appendix
+    return fields
+
+
 def image_message(
     experiment: Experiment,
     image_id: int,
@@ -221,18 +237,9 @@ def image_message(
     analysis: ImageAnalysis | None = None,
 ) -> Message:
     """One image message: pixels in channel ``default``, timing, and optional analysis."""
-    dataset = experiment.dataset
-    fields: dict = {
-        "series_id": dataset.series_id,
-        "series_unique_id": dataset.run_name,
-        "image_id": image_id,
-        **_timing(experiment, image_id),
-        "data": {"default": pixels},
-    }
+    fields = image_fields(experiment, image_id) | {"data": {"default": pixels}}
     if analysis is not None:
-        fields |= analysis_fields(analysis, dataset.max_spot_count)
-    if dataset.image_appendix is not None:
-        fields["user_data"] = dataset.image_appendix
+        fields |= analysis_fields(analysis, experiment.dataset.max_spot_count)
     return Message("image", fields)
 
 

@@ -3,7 +3,7 @@
 The pool holds the first K images of the series, rendered by ``jfsim.sim`` and compressed as
 the experiment's dataset says; each carries the analysis fields made from its ground truth
 (``analysis_source = "jfsim-truth"``). Image ``k`` gets its own id and timing from
-``jfsim.series.image_message`` and the pixels and analysis of image ``k % K``.
+``jfsim.series.image_fields`` and the pixels and analysis of image ``k % K``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from jfsim.experiment import Experiment
 from jfsim.protocol import Compression, Message, PixelArray
-from jfsim.series import analysis_fields, end_message, image_message, start_message
+from jfsim.series import analysis_fields, end_message, image_fields, start_message
 from jfsim.sim import Renderer, analysis_from_truth
 from jfsim.stream.errors import StreamOptionError
 from jfsim.stream.frames import PoolFrame
@@ -38,7 +38,6 @@ class ExperimentSource:
         self.experiment = experiment
         self.device = device
         self.description = f"experiment {experiment.name}"
-        self._pool_pixels: list[PixelArray] = []
 
     def _with_images(self, number_of_images: int) -> Experiment:
         dataset = dataclasses.replace(self.experiment.dataset, number_of_images=number_of_images)
@@ -67,13 +66,10 @@ class ExperimentSource:
             pool.append(PoolFrame(pixels, analysis_fields(analysis, max_spots)))
             if on_progress is not None:
                 on_progress(image_id + 1, pool_size)
-        self._pool_pixels = [frame.pixels for frame in pool]
         return pool
 
     def image_fields(self, image_id: int) -> dict[str, Any]:
-        pixels = self._pool_pixels[image_id % len(self._pool_pixels)]
-        fields = image_message(self.experiment, image_id, pixels).fields
-        return {key: value for key, value in fields.items() if key != "data"}
+        return image_fields(self.experiment, image_id)
 
     def end_message(self, images_collected: int) -> Message:
         return end_message(self.experiment, images_collected)
