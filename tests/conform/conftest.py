@@ -24,7 +24,9 @@ def clean_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the installed ``jfconform`` console script as a real subprocess."""
-    assert JFCONFORM.exists(), f"console script {JFCONFORM} is missing: run the README's setup command"
+    assert JFCONFORM.exists(), (
+        f"console script {JFCONFORM} is missing: run the README's setup command"
+    )
 
     def run(*args: str | Path, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
