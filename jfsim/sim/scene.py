@@ -16,6 +16,7 @@ probability ``hit_rate``, one random orientation).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -51,7 +52,10 @@ class ReflectionTable:
     ``x_pxl``/``y_pxl`` are continuous (pixel centre at i + 0.5); ``phi_deg`` is the crossing
     angle (NaN for stills); ``excitation_error_invA`` NaN for rotation; ``intensity_photons``
     is the expected number of photons recorded on this image (full intensity × partiality);
-    ``masked`` is True when the predicted centre is on a gap or masked pixel.
+    ``masked`` is True when the predicted centre is on a gap or masked pixel; ``sigma_pxl``
+    is the rendered Gaussian width of the spot and ``background_photons`` the expected
+    (noise-free) background per pixel at its centre, which a judge needs to know how
+    significant a spot was meant to be.
     """
 
     lattice: np.ndarray
@@ -66,6 +70,8 @@ class ReflectionTable:
     intensity_photons: np.ndarray
     d_A: np.ndarray
     masked: np.ndarray
+    sigma_pxl: np.ndarray
+    background_photons: np.ndarray
 
     def __len__(self) -> int:
         return int(self.h.shape[0])
@@ -85,7 +91,9 @@ class ReflectionTable:
     def _empty(cls) -> ReflectionTable:
         i32 = np.zeros(0, dtype=np.int32)
         f64 = np.zeros(0)
-        return cls(i32, i32, i32, i32, f64, f64, f64, f64, f64, f64, f64, np.zeros(0, bool))
+        return cls(
+            i32, i32, i32, i32, f64, f64, f64, f64, f64, f64, f64, np.zeros(0, bool), f64, f64
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,18 +157,23 @@ class Scene:
         scan = self.experiment.scan
         return scan.lattices_per_hit if isinstance(scan, StillsScan) else 1
 
+    @cached_property
+    def background_photons(self) -> np.ndarray:
+        """Expected background photons per pixel, float32 ``[H, W]`` (computed once)."""
+        experiment = self.experiment
+        return background_image(
+            experiment.background,
+            self.panel,
+            self.wavelength_A,
+            experiment.beam.polarization_factor,
+        ) * np.float32(experiment.beam.transmission)
+
     def frame_plan(self) -> FramePlan:
         """The fixed part of every frame: background, pixel classes, sentinels, seed."""
         experiment = self.experiment
         detector = experiment.detector
         return FramePlan(
-            background_photons=background_image(
-                experiment.background,
-                self.panel,
-                self.wavelength_A,
-                experiment.beam.polarization_factor,
-            )
-            * np.float32(experiment.beam.transmission),
+            background_photons=self.background_photons,
             pixel_class=self.pixel_class,
             image_dtype=detector.image_dtype,
             saturation_value=detector.saturation_value,
@@ -245,6 +258,8 @@ class Scene:
             intensity_photons=full * predicted.partiality,
             d_A=predicted.d_A,
             masked=self.pixel_class[rows, cols] != 0,
+            sigma_pxl=self.spot_sigma_pxl(predicted.x_pxl, predicted.y_pxl),
+            background_photons=self.background_photons[rows, cols].astype(np.float64),
         )
 
     def spot_sigma_pxl(self, x_pxl: np.ndarray, y_pxl: np.ndarray) -> np.ndarray:
@@ -259,6 +274,6 @@ class Scene:
         return SpotList(
             x_pxl=reflections.x_pxl,
             y_pxl=reflections.y_pxl,
-            sigma_pxl=self.spot_sigma_pxl(reflections.x_pxl, reflections.y_pxl),
+            sigma_pxl=reflections.sigma_pxl,
             photons=reflections.intensity_photons,
         )
