@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import h5py
 import numpy as np
 
-from jfconform.context import DATA_NAME, MASTER_NAME, FileContext, decode_text
+from jfconform.context import DATA_NAME, MASTER_NAME, PROCESS_NAME, FileContext, decode_text
 from jfconform.model import E, I, Issue, W
 from jfconform.registry import DATA, MASTER, rule
 from jfconform.rules.cxi import CXI_DATASETS, mx_dataset
@@ -61,7 +61,8 @@ BRAVAIS = frozenset("aP mP mC oP oC oI oF tP tI hP hR cP cI cF".split())
     "file-naming",
     E,
     spec="Jungfraujoch HDF5.md §2",
-    summary="Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001)",
+    summary="Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001); "
+    "reprocessing output <prefix>_process.h5 points at a run's data or master files",
     hint="name the master <prefix>_master.h5 and data files <prefix>_data_000001.h5, ...",
     roles=(MASTER, DATA),
 )
@@ -71,6 +72,14 @@ def file_naming(ctx: FileContext) -> Iterator[Issue]:
             yield Issue("/", f"data file name {ctx.name!r} is not <prefix>_data_NNNNNN.h5")
         return
     master = MASTER_NAME.match(ctx.name)
+    if master is None and PROCESS_NAME.match(ctx.name):
+        for ref in ctx.references():
+            base = ref.file_name.rsplit("/", 1)[-1]
+            if ref.file_name != "." and not (DATA_NAME.match(base) or MASTER_NAME.match(base)):
+                yield Issue(
+                    ref.path, f"{ref.kind} target {ref.file_name!r} is not a run's data or master"
+                )
+        return
     if master is None:
         yield Issue("/", f"master file name {ctx.name!r} is not <prefix>_master.h5")
         return
