@@ -58,12 +58,13 @@ class _OpenDataset:
         if not isinstance(dataset, h5py.Dataset):
             self.file.close()
             raise AnalysisInputError(f"{block.file_path}: no dataset {block.dataset_path}")
-        if tuple(dataset.shape[1:]) != shape or dataset.dtype != dtype:
-            self.file.close()
-            raise AnalysisInputError(
+        if dataset.ndim != 3 or tuple(dataset.shape[1:]) != shape or dataset.dtype != dtype:
+            problem = (
                 f"{block.file_path}:{block.dataset_path}: frames are {dataset.dtype} "
                 f"{tuple(dataset.shape[1:])}, the run says {dtype} {shape}"
             )
+            self.file.close()
+            raise AnalysisInputError(problem)
         self.dataset = dataset
         self.n_frames = int(dataset.shape[0])
         self.direct = _one_frame_bslz4_chunks(dataset)
@@ -106,6 +107,12 @@ class FrameReader:
                 self._open[key] = opened
             return opened
 
+    def check(self) -> None:
+        """Open every data file now: a missing file or frames of the wrong size or type fail
+        here, with a one-line :class:`AnalysisInputError`, before any work is done."""
+        for block in self.run.blocks:
+            self._dataset(block)
+
     def read(self, image: int) -> ReadFrame:
         """Frame ``image`` (0-based position in the run); :class:`FrameError` if unreadable."""
         block, index = self.run.block_of(image)
@@ -120,7 +127,7 @@ class FrameReader:
         if opened.direct:
             try:
                 _mask, payload = opened.dataset.id.read_direct_chunk((index, 0, 0))
-            except (OSError, KeyError, ValueError) as error:
+            except (OSError, KeyError, ValueError, RuntimeError) as error:
                 raise FrameError(
                     f"image {image}: {block.file_path.name} frame {index} cannot be read "
                     f"(never written?): {_first_line(error)}"
@@ -137,7 +144,7 @@ class FrameReader:
             return ReadFrame(image, pixels, read_s, time.perf_counter() - started - read_s)
         try:
             pixels = opened.dataset[index]
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RuntimeError) as error:
             raise FrameError(
                 f"image {image}: {block.file_path.name} frame {index} cannot be decoded: "
                 f"{_first_line(error)}"

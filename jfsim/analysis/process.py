@@ -153,6 +153,8 @@ def process_run(
         raise AnalysisInputError(f"-o {prefix}: would overwrite the input {master}")
     run = open_run(master)
     numbers = settings.images.image_numbers(run.n_images)
+    with FrameReader(run) as reader:
+        reader.check()
     plan = analysis_plan(run, settings)
     buffer = AnalysisBuffer(
         len(numbers), max_spots=settings.max_spots, azint_shape=plan.azimuthal.shape

@@ -14,6 +14,10 @@ only for frames that have them, the pixels lost to error or saturation. The cand
 windows are then tested with :func:`jfsim.analysis.spot_finding.build_spot_functions`'s
 ``strong_mean``, the function the GPU engine uses. Accumulators are integers, so the
 results equal the GPU engine's exactly.
+
+Kernels that use nothing from other modules are cached on disk; the others compile once per
+process (numba checks only a kernel's own file for changes, so a cached kernel using another
+module's constants could outlive a change to them).
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def probe() -> str | None:
     return None
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True)
 def _statistics(frame, pixel_class, error, saturation, stats):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Reductions over the sensitive pixels; returns the number of error/saturated ones."""
     total = 0
@@ -139,7 +143,7 @@ def _candidates(frame, pixel_class, error, saturation, threshold, candidates):  
     return found
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True)
 def _rois(frame, pixel_class, roi_map, width, error, saturation, rois):  # type: ignore[no-untyped-def]  # pragma: no cover
     for i in range(frame.shape[0]):
         bits = roi_map[i]
@@ -160,7 +164,7 @@ def _rois(frame, pixel_class, roi_map, width, error, saturation, rois):  # type:
                 rois[k, ROI_SUM_Y] += value * row
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True)
 def _lost_pixels(  # type: ignore[no-untyped-def]  # pragma: no cover
     frame,
     pixel_class,
@@ -196,7 +200,7 @@ def _lost_pixels(  # type: ignore[no-untyped-def]  # pragma: no cover
                 rois[k, ROI_LOST] += 1
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True)
 def _test_candidates(  # type: ignore[no-untyped-def]  # pragma: no cover
     frame,
     pixel_class,
