@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from jfjoch_client.models import AzimIntSettings
+from jfjoch_client.models.azim_int_settings import AzimIntSettings
 
 from jfsim.analysis.errors import SettingsError
 from jfsim.analysis.geometry import PixelMaps
@@ -130,7 +130,7 @@ def azimuthal_plan(
     inside = bin_map >= 0
     correction_sum = np.bincount(
         bin_map[inside], weights=correction[inside].astype(np.float64), minlength=n_bins
-    )
+    ).astype(np.float64)
     pixel_count = np.bincount(bin_map[inside], minlength=n_bins).astype(np.int64)
     q_centres = low_q + (np.arange(n_q) + 0.5) * spacing
     phi_centres_deg = (np.arange(n_phi) + 0.5) * 360.0 / n_phi

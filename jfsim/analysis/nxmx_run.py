@@ -123,7 +123,7 @@ def _first_line(error: BaseException) -> str:
 def _read_run(path: Path, h5: h5py.File) -> NxmxRun:
     import nxmx  # deferred: pulls in pint and scipy
 
-    entries = nxmx.NXmx(h5).entries
+    entries = nxmx.NXmx(h5).entries  # type: ignore[no-untyped-call]  # unannotated __init__
     entry = next((e for e in entries if _definition(e) == "NXmx"), None)
     if entry is None:
         raise AnalysisInputError(
@@ -313,7 +313,7 @@ def _image_blocks(
     links = sorted(name for name in data if _LEGACY_LINK.match(name))
     if not links:
         raise AnalysisInputError(f"{path}: {entry_path}/data has neither 'data' nor data_NNNNNN")
-    blocks: list[ImageBlock] = []
+    linked: list[ImageBlock] = []
     first = 0
     shape: tuple[int, int] | None = None
     dtype: np.dtype | None = None
@@ -337,10 +337,10 @@ def _image_blocks(
                     f"{target}: frames are {height}x{width}, earlier files {shape[0]}x{shape[1]}"
                 )
             shape, dtype = (height, width), dataset.dtype
-        blocks.append(ImageBlock(target, link.path, first, count))
+        linked.append(ImageBlock(target, link.path, first, count))
         first += count
     assert shape is not None and dtype is not None
-    return blocks, first, shape, dtype
+    return linked, first, shape, dtype
 
 
 def _check_stack(path: Path, dataset: h5py.Dataset) -> None:

@@ -64,7 +64,7 @@ _INT64 = np.iinfo(np.int64)
 def pixel_classes(valid_pixels: npt.NDArray[np.bool_], maps: PixelMaps) -> npt.NDArray[np.uint8]:
     """uint8 ``[H, W]``: ``SENSITIVE`` for unmasked pixels, ``BKG_BAND`` for those in the
     3–5 Å band as well."""
-    classes = np.where(valid_pixels, np.uint8(SENSITIVE), np.uint8(0)).astype(np.uint8)
+    classes: npt.NDArray[np.uint8] = np.where(valid_pixels, SENSITIVE, 0).astype(np.uint8)
     with np.errstate(invalid="ignore", divide="ignore"):
         d_A = maps.d_A
         band = (d_A >= BACKGROUND_BAND_A[0]) & (d_A <= BACKGROUND_BAND_A[1]) & valid_pixels

@@ -23,7 +23,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from jfjoch_client.models import RoiAzimuthal, RoiBox, RoiCircle, RoiDefinitions
+from jfjoch_client.models.roi_azimuthal import RoiAzimuthal
+from jfjoch_client.models.roi_box import RoiBox
+from jfjoch_client.models.roi_circle import RoiCircle
+from jfjoch_client.models.roi_definitions import RoiDefinitions
 
 from jfsim.analysis.errors import SettingsError
 from jfsim.analysis.geometry import PixelMaps

@@ -28,17 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from jfjoch_client.models import (
-    AzimIntSettings,
-    RoiAzimList,
-    RoiAzimuthal,
-    RoiBox,
-    RoiBoxList,
-    RoiCircle,
-    RoiCircleList,
-    RoiDefinitions,
-    SpotFindingSettings,
-)
+from jfjoch_client.models.azim_int_settings import AzimIntSettings
+from jfjoch_client.models.roi_azim_list import RoiAzimList
+from jfjoch_client.models.roi_azimuthal import RoiAzimuthal
+from jfjoch_client.models.roi_box import RoiBox
+from jfjoch_client.models.roi_box_list import RoiBoxList
+from jfjoch_client.models.roi_circle import RoiCircle
+from jfjoch_client.models.roi_circle_list import RoiCircleList
+from jfjoch_client.models.roi_definitions import RoiDefinitions
+from jfjoch_client.models.spot_finding_settings import SpotFindingSettings
 
 from jfsim.analysis.errors import SettingsError
 

@@ -29,7 +29,7 @@ from typing import Any
 import numba
 import numpy as np
 import numpy.typing as npt
-from jfjoch_client.models import SpotFindingSettings
+from jfjoch_client.models.spot_finding_settings import SpotFindingSettings
 
 from jfsim.analysis.geometry import PixelMaps
 from jfsim.analysis.pixel_statistics import SENSITIVE
@@ -162,7 +162,7 @@ def build_spot_functions(primitives: Primitives) -> Any:
 
 
 @numba.njit(cache=True, nogil=True)
-def _root(parent: Any, k: int) -> int:  # pragma: no cover - numba
+def _root(parent, k):  # type: ignore[no-untyped-def]  # pragma: no cover - numba
     while parent[k] != k:
         parent[k] = parent[parent[k]]
         k = parent[k]

@@ -156,3 +156,30 @@ def test_grouping_follows_eight_connectivity() -> None:
     size, weight, _x, _y = group_strong_pixels(rows, cols, np.ones(len(pixels)))
     assert sorted(size.tolist()) == [1, 2, 3]
     assert weight.sum() == len(pixels)
+
+
+@pytest.mark.parametrize("threshold", [0, 3, 30])
+def test_both_window_sum_methods_of_the_cpu_engine_agree(threshold: int) -> None:
+    """Few candidates: a window per candidate; many: running column sums. Same integers."""
+    from jfsim.analysis.engines import cpu
+
+    valid = np.ones((120, 160), dtype=bool)
+    valid[:, 70:74] = False
+    plan = synthetic_plan(_settings(photon_count_threshold=threshold), valid=valid)
+    prepared = cpu.prepare(plan)
+    frame = _noisy_frame(11)
+    n = cpu._candidates(
+        frame.reshape(-1), prepared.pixel_class, ERROR, SATURATION, threshold, prepared.candidates
+    )
+    assert n > 20
+    outputs = []
+    for test in (cpu._test_candidates, cpu._test_candidates_by_columns):
+        rows, cols, excess = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n)
+        found = test(
+            frame, prepared.pixel_class_2d, prepared.candidates, n, plan.spots.window_half_pxl,
+            ERROR, SATURATION, 3.0, plan.spots.min_window_pixels, rows, cols, excess,
+        )  # fmt: skip
+        outputs.append((rows[:found], cols[:found], excess[:found]))
+    for first, second in zip(*outputs, strict=True):
+        np.testing.assert_array_equal(first, second)
+    assert len(outputs[0][0]) > 10
