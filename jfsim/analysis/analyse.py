@@ -10,14 +10,13 @@ analyser per thread: the prepared engine holds scratch buffers.
 
 from __future__ import annotations
 
-import logging
 import time
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
+from jfsim import engines
 from jfsim.analysis.azimuthal import azimuthal_profile_from
 from jfsim.analysis.engines import cpu, gpu
 from jfsim.analysis.pixel_statistics import statistics_from_counts
@@ -25,32 +24,17 @@ from jfsim.analysis.plan import AnalysisPlan
 from jfsim.analysis.result import ImageAnalysis, ImageTiming
 from jfsim.analysis.roi import roi_results_from
 from jfsim.analysis.spot_finding import spots_from
-from jfsim.errors import ConfigError, EngineUnavailable
 
 __all__ = ["DEVICES", "ImageAnalyser", "select_engine"]
 
-_log = logging.getLogger(__name__)
-
 #: Allowed values of ``device`` / ``--device``.
-DEVICES = ("cpu", "gpu", "auto")
+DEVICES = engines.DEVICES
 _ENGINES: dict[str, ModuleType] = {cpu.NAME: cpu, gpu.NAME: gpu}
 
 
 def select_engine(device: str) -> ModuleType:
-    """The engine module for ``device``; only ``auto`` falls back."""
-    if device not in DEVICES:
-        raise ConfigError(f"--device: must be one of {', '.join(DEVICES)}, got {device!r}")
-    if device == "auto":
-        reason = gpu.probe()
-        if reason is None:
-            return gpu
-        _log.info("device auto: using the CPU engine (gpu: %s)", reason)
-        return cpu
-    engine = _ENGINES[device]
-    reason = engine.probe()
-    if reason is not None:
-        raise EngineUnavailable(f"{device}: {reason}; use --device cpu (or auto)")
-    return engine
+    """The analysis engine for ``device`` (:func:`jfsim.engines.select_engine`)."""
+    return engines.select_engine(device, _ENGINES)
 
 
 class ImageAnalyser:
@@ -97,8 +81,3 @@ class ImageAnalyser:
             candidates_truncated=output.truncated,
         )
         return result
-
-
-def frame_as_array(pixels: Any) -> npt.NDArray[Any]:
-    """``pixels`` as a C-contiguous numpy array (no copy when it already is one)."""
-    return np.ascontiguousarray(pixels)

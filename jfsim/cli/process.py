@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from jfsim.cli._progress import progress_printer
+
 _DEVICES = ("cpu", "gpu", "auto")  # jfsim.analysis.analyse.DEVICES, without importing numba
 
 _EPILOG = """\
@@ -130,23 +132,6 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     )
 
 
-def _progress_printer():  # type: ignore[no-untyped-def]
-    interactive = sys.stderr.isatty()
-    last_decile = [-1]
-
-    def show(done: int, total: int) -> None:
-        if interactive:
-            end = "\n" if done == total else ""
-            print(f"\rprocess: {done}/{total} images", end=end, file=sys.stderr, flush=True)
-            return
-        decile = done * 10 // total
-        if decile != last_decile[0]:
-            last_decile[0] = decile
-            print(f"process: {done}/{total} images", file=sys.stderr, flush=True)
-
-    return show
-
-
 def run(args: argparse.Namespace) -> int:
     from jfsim.analysis.process import process_run  # numba: imported only when processing
 
@@ -164,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         dask_scheduler=args.dask,
         overwrite=args.overwrite,
-        progress=None if args.json else _progress_printer(),
+        progress=None if args.json else progress_printer("process"),
     )
     report = summary.as_dict()
     status = 1 if summary.skipped else 0

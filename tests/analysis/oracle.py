@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
+
+from jfsim.geometry import Panel, poni_from_panel
 
 
 def _box_sums(values: np.ndarray, half: int) -> np.ndarray:
@@ -105,3 +108,21 @@ def reference_profile(
         raw = np.sqrt(np.maximum(squares / count - (total / count) ** 2, 0.0))
         std = np.where(count > 0, raw * count / norm, np.nan)
     return mean, std, count
+
+
+def pyfai_integrator(panel: Panel, wavelength_A: float) -> Any:
+    """pyFAI's AzimuthalIntegrator for a flat panel (its PONI from jfsim.geometry)."""
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    poni = poni_from_panel(panel)
+    return AzimuthalIntegrator(
+        dist=poni.dist_mm * 1e-3,
+        poni1=poni.poni1_mm * 1e-3,
+        poni2=poni.poni2_mm * 1e-3,
+        rot1=poni.rot1_rad,
+        rot2=poni.rot2_rad,
+        rot3=poni.rot3_rad,
+        pixel1=panel.pixel_size_mm * 1e-3,
+        pixel2=panel.pixel_size_mm * 1e-3,
+        wavelength=wavelength_A * 1e-10,
+    )

@@ -43,7 +43,7 @@ from jfsim.protocol import Compression, PixelArray, bslz4
 from jfsim.series import end_message, image_message, start_message
 from jfsim.sim import Renderer
 from jfsim.writer import SeriesState, SeriesWriter
-from tests.analysis.oracle import reference_spots
+from tests.analysis.oracle import pyfai_integrator, reference_spots
 
 PRESET = "lysozyme-stills-jf4m"
 N_FRAMES = 8
@@ -168,27 +168,13 @@ def test_bench_spot_finding_jf4m(benchmark, small_run: Path, settings: str) -> N
 
 @pytest.mark.benchmark
 def test_bench_azimuthal_integration_vs_pyfai_csr(benchmark, small_run: Path) -> None:
-    pyfai = pytest.importorskip("pyFAI.integrator.azimuthal")
-    from jfsim.geometry import poni_from_panel
-
+    pytest.importorskip("pyFAI")
     plan = _plan(small_run, "defaults")
     run = plan.run
     frame = FrameReader(run).read(0).pixels.copy()
     prepared = cpu.prepare(plan)
     azimuthal = plan.azimuthal
-    panel = run.geometry.modules[0].panel
-    poni = poni_from_panel(panel)
-    integrator = pyfai.AzimuthalIntegrator(
-        dist=poni.dist_mm * 1e-3,
-        poni1=poni.poni1_mm * 1e-3,
-        poni2=poni.poni2_mm * 1e-3,
-        rot1=poni.rot1_rad,
-        rot2=poni.rot2_rad,
-        rot3=poni.rot3_rad,
-        pixel1=panel.pixel_size_mm * 1e-3,
-        pixel2=panel.pixel_size_mm * 1e-3,
-        wavelength=run.geometry.wavelength_A * 1e-10,
-    )
+    integrator = pyfai_integrator(run.geometry.modules[0].panel, run.geometry.wavelength_A)
     low = float(plan.settings.azim_int.low_q_recip_a)
     spacing = float(plan.settings.azim_int.q_spacing)
     # pyFAI's CSR engine folds pixels below the range into its first bin: mask them

@@ -25,6 +25,7 @@ from jfsim.analysis.engines import EngineOutput
 from jfsim.analysis.pixel_statistics import new_statistics_accumulator
 from jfsim.analysis.plan import AnalysisPlan
 from jfsim.analysis.roi import new_roi_accumulator
+from jfsim.engines import cuda_probe
 
 __all__ = ["NAME", "GpuOptions", "PreparedGpu", "prepare", "probe", "run"]
 
@@ -42,13 +43,7 @@ class GpuOptions:
 
 def probe() -> str | None:
     """None when a CUDA device (or the numba CUDA simulator) is usable, else the reason."""
-    try:
-        available = cuda.is_available()
-    except Exception as error:  # a driver present but broken: report, do not crash
-        return f"CUDA driver error ({error})"
-    if not available:
-        return "no CUDA device found (numba.cuda.is_available() is false)"
-    return None
+    return cuda_probe()
 
 
 _KERNELS: dict[str, Any] = {}
