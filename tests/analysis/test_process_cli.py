@@ -178,26 +178,36 @@ def _one_line_error(result, *named: str) -> None:  # type: ignore[no-untyped-def
         assert name in lines[0]
 
 
-def test_bad_input_is_one_line_and_exit_2(tiny_stills: Path, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_and_exit_2(tiny_stills: Path, tmp_path: Path, capsys) -> None:
+    """Through the CLI's own main() (one real subprocess at the end): every refusal is one
+    line naming the input, exit status 2, and nothing is written."""
+    from jfsim.cli import main
+
+    def refused(*args: object) -> str:
+        status = main(["process", *(str(a) for a in args)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(lines) == 1, lines
+        assert lines[0].startswith("jfsim process: error: ")
+        return lines[0]
+
     not_hdf5 = tmp_path / "notes_master.h5"
     not_hdf5.write_text("hello", encoding="utf-8")
-    _one_line_error(run_cli("jfsim", "process", not_hdf5, "-o", tmp_path / "x"), "not an HDF5")
+    assert "not an HDF5" in refused(not_hdf5, "-o", tmp_path / "x")
     plain = tmp_path / "plain_master.h5"
     with h5py.File(plain, "w") as h5:
         h5.create_group("entry").attrs["NX_class"] = "NXentry"
-    _one_line_error(run_cli("jfsim", "process", plain, "-o", tmp_path / "x"), "not an NXmx")
+    assert "not an NXmx" in refused(plain, "-o", tmp_path / "x")
     unknown = tmp_path / "unknown.json"
     unknown.write_text('{"spot_finding": {"sigma": 3}}', encoding="utf-8")
-    result = run_cli("jfsim", "process", tiny_stills, "-o", tmp_path / "x", "--settings", unknown)
-    _one_line_error(result, "unknown.json", "'sigma'")
+    message = refused(tiny_stills, "-o", tmp_path / "x", "--settings", unknown)
+    assert "unknown.json" in message and "'sigma'" in message
     bad = tmp_path / "bad.json"
     bad.write_text('{"azim_int": {"q_spacing": -1}}', encoding="utf-8")
-    result = run_cli("jfsim", "process", tiny_stills, "-o", tmp_path / "x", "--settings", bad)
-    _one_line_error(result, "azim_int.q_spacing")
-    result = run_cli("jfsim", "process", tiny_stills, "-o", tmp_path / "x", "-s", "7")
-    _one_line_error(result, "only 3 images")
-    result = run_cli("jfsim", "process", tiny_stills, "-o", tmp_path / "x", "--spot-sigma", "-2")
-    _one_line_error(result, "signal_to_noise_threshold")
+    assert "azim_int.q_spacing" in refused(tiny_stills, "-o", tmp_path / "x", "--settings", bad)
+    assert "only 3 images" in refused(tiny_stills, "-o", tmp_path / "x", "-s", "7")
+    message = refused(tiny_stills, "-o", tmp_path / "x", "--spot-sigma", "-2")
+    assert "signal_to_noise_threshold" in message
+    assert "--settings-from" in refused(tiny_stills, "--settings-from", bad)
     assert not list(tmp_path.glob("x_process.h5*"))  # nothing written, not even a .tmp
     first = run_cli("jfsim", "process", tiny_stills, "-o", tmp_path / "y")
     assert first.returncode == 0, first.stderr
