@@ -10,6 +10,7 @@ one-line :class:`jfsim.errors.JfsimError` and leaves no file under the final nam
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,8 @@ from jfsim.analysis.settings import ProcessSettings
 from jfsim.writer.per_image import AnalysisBuffer
 
 __all__ = ["ProcessSummary", "ProgressCallback", "analyse_images", "process_run"]
+
+_log = logging.getLogger(__name__)
 
 #: Called as images complete with (images done, images in total).
 ProgressCallback = Callable[[int, int], None]
@@ -96,13 +99,13 @@ def analyse_images(
     ``image_numbers``."""
     if threads < 1:
         raise AnalysisInputError(f"-N: must be >= 1, got {threads}")
-    select_engine(device)  # an unusable explicit device fails before any work
+    chosen = str(select_engine(device).NAME)  # an unusable device fails before any work
     local = threading.local()
     reader = FrameReader(plan.run)
 
     def analyser() -> ImageAnalyser:
         if not hasattr(local, "analyser"):
-            local.analyser = ImageAnalyser(plan, device=device)
+            local.analyser = ImageAnalyser(plan, device=chosen)
         found: ImageAnalyser = local.analyser
         return found
 
@@ -155,7 +158,26 @@ def process_run(
     numbers = settings.images.image_numbers(run.n_images)
     with FrameReader(run) as reader:
         reader.check()
+    height, width = run.image_shape
+    _log.info(
+        "%s: %d images of %d x %d %s in %d data block(s); analysing %d",
+        master.name,
+        run.n_images,
+        width,
+        height,
+        run.image_dtype,
+        len(run.blocks),
+        len(numbers),
+    )
     plan = analysis_plan(run, settings)
+    _log.info(
+        "plan: %d q x %d phi bins, %d ROIs, %d sensitive pixels, %.1f s",
+        plan.azimuthal.n_q,
+        plan.azimuthal.n_phi,
+        plan.rois.n_rois,
+        plan.sensitive_pixels,
+        time.perf_counter() - started,
+    )
     buffer = AnalysisBuffer(
         len(numbers), max_spots=settings.max_spots, azint_shape=plan.azimuthal.shape
     )
@@ -190,6 +212,7 @@ def process_run(
         analysed = len(numbers) - len(skipped)
         engine = ",".join(sorted(engines)) or select_engine(device).NAME
         seconds = time.perf_counter() - started
+        _log.info("writing %s (%d images analysed, %d skipped)", output, analysed, len(skipped))
         writer.write(
             plan,
             numbers,
