@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from jfsim.cli._crystfel_stream import add_crystfel_options, run_crystfel
 from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
 from jfsim.stream import (
     DEFAULT_ENDPOINT,
@@ -23,6 +24,7 @@ from jfsim.stream import (
     parse_rate_hz,
     recording_source,
 )
+from jfsim.stream.crystfel import DEFAULT_CRYSTFEL_ENDPOINT
 from jfsim.stream.sources import FrameSource
 
 EXIT_INCOMPLETE = 1
@@ -36,6 +38,10 @@ examples:
   jfsim stream --recording run1.cbors --rate max --pool 100 --json
   jfsim stream --preset small-jf1m --endpoint tcp://0.0.0.0:5500 --endpoint tcp://0.0.0.0:5501 \\
       --preview tcp://0.0.0.0:5600 --metadata tcp://0.0.0.0:5601
+  jfsim stream --format crystfel --preset lysozyme-stills-jf4m --endpoint tcp://127.0.0.1:5002
+      answers each indexamajig request with one MessagePack frame; pair it with
+      jfsim geometry --crystfel lysozyme-stills-jf4m -o run.geom and
+      indexamajig --zmq-input=tcp://127.0.0.1:5002 --zmq-request=next -g run.geom ...
 
 Writers connect PULL sockets to the endpoints; with several endpoints each gets whole data
 files (file number modulo sockets) and all get start and end. A writer that cannot keep up
@@ -69,8 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--endpoint",
         action="append",
         metavar="ENDPOINT",
-        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT})",
+        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT}; "
+        f"with --format crystfel one REP/PUB socket, default {DEFAULT_CRYSTFEL_ENDPOINT})",
     )
+    add_crystfel_options(parser)
     parser.add_argument(
         "--rate", default="2kHz", help="images per second: 2kHz, 500Hz, 2000, 1.5kHz or max"
     )
@@ -234,6 +242,8 @@ def _rows(summary: StreamSummary) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "crystfel":
+        return run_crystfel(args, _source(args), _StatusLine(), _stop_on_signals)
     config = _config(args)
     status = _StatusLine()
     streamer = Streamer(config, _source(args), on_progress=None if args.json else status.stream)
