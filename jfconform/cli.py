@@ -62,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jfconform",
         description="Judge NXmx / Jungfraujoch HDF5 files against the specifications "
         "(NXmx, NXtransformations, NXreflections, CXI, Jungfraujoch layout, HDF5 mechanics, "
-        "reader needs) and, optionally, against simulator ground truth.",
-        epilog="Run 'jfconform check --help' or 'jfconform rules --help' for details.",
+        "reader needs) and, optionally, against simulator ground truth; judge live streams "
+        "and recordings of Stream V2 / Jungfraujoch CBOR messages.",
+        epilog="Run 'jfconform check --help', 'jfconform stream --help' or "
+        "'jfconform rules --help' for details.",
     )
     parser.add_argument("--version", action="version", version=f"jfconform {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -140,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--json", action="store_true", help="print JSON")
     rules.add_argument("--select", action="append", metavar="RULES", help="ID prefixes")
     rules.set_defaults(func=run_rules)
+
+    from jfconform.stream.command import add_stream_parser  # imports this module's helpers
+
+    add_stream_parser(commands)
     return parser
 
 
