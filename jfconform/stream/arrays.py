@@ -95,7 +95,7 @@ def check_array(
     element_type, element_bytes = ELEMENT_TYPES[typed.tag]
     expected = math.prod(dims) * element_bytes
     inner = typed.value
-    if isinstance(inner, (bytes, bytearray)):
+    if isinstance(inner, (bytes, bytearray, memoryview)):
         if len(inner) != expected:
             return [
                 (
@@ -133,7 +133,7 @@ def _check_compressed(
         and len(content) == 3
         and isinstance(content[0], str)
         and is_uint(content[1])
-        and isinstance(content[2], (bytes, bytearray))
+        and isinstance(content[2], (bytes, bytearray, memoryview))
     ):
         return [("STR-011", Issue(where, "tag 56500 does not hold [algorithm, modifier, bytes]"))]
     algorithm, modifier, payload = content
@@ -268,6 +268,6 @@ def _short(value: Any) -> str:
 def _what(value: Any) -> str:
     if isinstance(value, CBORTag):
         return f"tag {value.tag}"
-    if isinstance(value, (bytes, bytearray)):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return "a byte string"
     return type(value).__name__

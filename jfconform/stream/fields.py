@@ -216,7 +216,9 @@ def is_map(value: Any) -> bool:
 def is_array(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return True
-    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
+    return isinstance(value, Sequence) and not isinstance(
+        value, (str, bytes, bytearray, memoryview)
+    )
 
 
 def _rational_problem(value: Any) -> str | None:
@@ -294,7 +296,7 @@ def _describe(value: Any) -> str:
         return "a float"
     if isinstance(value, str):
         return "a text string"
-    if isinstance(value, (bytes, bytearray)):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return "a byte string"
     if isinstance(value, CBORTag):
         return f"tag {value.tag}"

@@ -114,7 +114,7 @@ class Received:
     """One message from a live socket, with its arrival time (monotonic seconds)."""
 
     socket: int
-    data: bytes
+    data: bytes | memoryview
     arrival_s: float
     frames: int
 
@@ -180,9 +180,10 @@ class LiveSockets:
         received = []
         for index, socket in enumerate(self._sockets):
             try:
-                data = socket.recv(zmq.NOBLOCK)
+                frame = socket.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 continue
+            data = frame.buffer  # a view of ZeroMQ's message: the pixels are never copied
             arrival = time.monotonic()
             frames = 1
             while socket.getsockopt(zmq.RCVMORE):  # a multi-part message: count its frames

@@ -8,7 +8,8 @@ rules from :mod:`jfconform.stream.arrays`. The order of a series (start, images,
 judged here, per socket and per series across sockets.
 
 Memory stays bounded whatever arrives. Image ids live in one bit per id, up to
-:data:`MAX_TRACKED_IDS`. At most :data:`MAX_SERIES` series are remembered. Each rule keeps
+:data:`~jfconform.stream.state.MAX_TRACKED_IDS`. At most :data:`MAX_SERIES` series are
+remembered (:mod:`jfconform.stream.state`). Each rule keeps
 ``max_findings_per_rule`` issues per socket and only counts the rest.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jfconform.model import Issue, Severity
@@ -30,24 +31,26 @@ from jfconform.stream.fields import (
     is_uint,
     kind_problem,
 )
+from jfconform.stream.state import (
+    FindingsLog,
+    SeriesKey,
+    SeriesState,
+    SocketState,
+    same_series,
+)
 from jfconform.stream.timing import ArrivalTimes
 from jfconform.stream.wire import decode_message
 
 __all__ = ["JudgeOptions", "JudgeResult", "StopReason", "StreamJudge"]
 
 Problem = tuple[str, Issue]
-SeriesKey = tuple[Any, Any]
 
-#: Image ids above this are not remembered (duplicates among them go unseen): 16 MiB of bits.
-MAX_TRACKED_IDS = 1 << 27
 #: Series remembered at once; older finished ones are forgotten.
 MAX_SERIES = 256
 #: hc in eV·Å (CODATA 2018), for incident_energy × incident_wavelength.
 HC_EV_ANGSTROM = 12398.419843320026
 #: Relative tolerance of energy × wavelength = hc.
 ENERGY_WAVELENGTH_TOLERANCE = 1e-3
-#: Missing image ids quoted in a finding.
-QUOTED_IDS = 8
 
 
 class StopReason:
@@ -83,119 +86,12 @@ class JudgeOptions:
     timeout_s: float | None = None
 
 
-class _IdSet:
-    """Image ids seen: one bit each, grown on demand up to ``MAX_TRACKED_IDS``."""
-
-    def __init__(self) -> None:
-        self._bits = bytearray()
-        self.count = 0
-
-    def add(self, image_id: int) -> bool:
-        """Record ``image_id``; False when it was there already."""
-        if image_id >= MAX_TRACKED_IDS:
-            self.count += 1
-            return True
-        byte, bit = divmod(image_id, 8)
-        if byte >= len(self._bits):
-            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
-        if self._bits[byte] >> bit & 1:
-            return False
-        self._bits[byte] |= 1 << bit
-        self.count += 1
-        return True
-
-    def missing_below(self, limit: int) -> tuple[int, list[int]]:
-        """How many ids in ``0 … limit − 1`` never arrived, and the first few of them."""
-        limit = min(limit, MAX_TRACKED_IDS)
-        missing: list[int] = []
-        n_missing = 0
-        for byte in range(-(-limit // 8)):
-            value = self._bits[byte] if byte < len(self._bits) else 0
-            if value == 0xFF:
-                continue
-            for bit in range(8):
-                image_id = byte * 8 + bit
-                if image_id < limit and not value >> bit & 1:
-                    n_missing += 1
-                    if len(missing) < QUOTED_IDS:
-                        missing.append(image_id)
-        return n_missing, missing
-
-
-@dataclass(slots=True)
-class _Series:
-    """One series as seen across all sockets."""
-
-    key: SeriesKey
-    started: bool = False
-    number_of_images: int | None = None
-    image_size: tuple[int, int] | None = None  # (height, width) = (image_size_y, image_size_x)
-    image_dtype: str | None = None
-    channels: tuple[str, ...] | None = None
-    ids: _IdSet = field(default_factory=_IdSet)
-    images_collected: int | None = None
-    end_where: tuple[int, str] | None = None  # (socket, label) of the first end message
-
-    @property
-    def label(self) -> str:
-        series_id, unique_id = self.key
-        return f"series {series_id} ({unique_id!r})"
-
-
-@dataclass(slots=True)
-class _SocketState:
-    """The order of messages on one socket."""
-
-    messages: int = 0
-    open: SeriesKey | None = None
-    #: The last image's id and series (ids increase within a series).
-    last_image_id: int | None = None
-    last_image_series: SeriesKey | None = None
-    closed: set[SeriesKey] = field(default_factory=set)
-    #: Series with images or an end on this socket but no start yet: first label, count.
-    before_start: dict[SeriesKey, tuple[str, int]] = field(default_factory=dict)
-    bytes: int = 0
-    types: Counter[str] = field(default_factory=Counter)
-    times: ArrivalTimes = field(default_factory=ArrivalTimes)
-
-
 @dataclass(slots=True)
 class JudgeResult:
     """Issues per socket (rule ID, issue) and the statistics of the run."""
 
     issues: list[list[Problem]]
     statistics: dict[str, Any]
-
-
-class _Findings:
-    """Issues per socket, at most ``limit`` per rule; the others only counted."""
-
-    def __init__(self, n_sockets: int, limit: int) -> None:
-        self.kept: list[list[Problem]] = [[] for _ in range(n_sockets)]
-        self._counts: list[Counter[str]] = [Counter() for _ in range(n_sockets)]
-        self._limit = limit
-
-    def add(self, socket: int, rule_id: str, issue: Issue) -> None:
-        counts = self._counts[socket]
-        counts[rule_id] += 1
-        if counts[rule_id] <= self._limit:
-            self.kept[socket].append((rule_id, issue))
-
-    def close(self) -> list[list[Problem]]:
-        for socket, counts in enumerate(self._counts):
-            for rule_id, count in sorted(counts.items()):
-                if count > self._limit:
-                    self.kept[socket].append(
-                        (
-                            rule_id,
-                            Issue(
-                                "(more)",
-                                f"{count - self._limit} more findings of this rule not listed "
-                                f"({count} in all)",
-                            ),
-                        )
-                    )
-        return self.kept
 
 
 class StreamJudge:
@@ -205,9 +101,9 @@ class StreamJudge:
         if n_sockets < 1:
             raise ValueError("the judge needs at least one socket")
         self.options = options or JudgeOptions()
-        self._findings = _Findings(n_sockets, self.options.max_findings_per_rule)
-        self._sockets = [_SocketState() for _ in range(n_sockets)]
-        self._series: dict[SeriesKey, _Series] = {}
+        self._findings = FindingsLog(n_sockets, self.options.max_findings_per_rule)
+        self._sockets = [SocketState() for _ in range(n_sockets)]
+        self._series: dict[SeriesKey, SeriesState] = {}
         self._times = ArrivalTimes()
 
     # ------------------------------------------------------------------ feeding
@@ -223,7 +119,12 @@ class StreamJudge:
         )
 
     def feed(
-        self, socket: int, data: bytes, arrival_s: float | None = None, *, parts: int = 1
+        self,
+        socket: int,
+        data: bytes | memoryview,
+        arrival_s: float | None = None,
+        *,
+        parts: int = 1,
     ) -> None:
         """Judge one message of ``socket`` (``arrival_s``: its arrival time, if live;
         ``parts``: its ZeroMQ frames, of which ``data`` is the first)."""
@@ -270,7 +171,7 @@ class StreamJudge:
         )
 
     def _arrival(
-        self, socket: int, state: _SocketState, now_s: float, is_image: bool, where: str
+        self, socket: int, state: SocketState, now_s: float, is_image: bool, where: str
     ) -> None:
         pause = self._times.add(now_s, is_image)
         state.times.add(now_s, is_image)
@@ -320,7 +221,7 @@ class StreamJudge:
     def _shape(
         self,
         socket: int,
-        series: _Series,
+        series: SeriesState,
         infos: Mapping[str, ArrayInfo | None],
         where: str,
         *,
@@ -354,13 +255,13 @@ class StreamJudge:
 
     # ------------------------------------------------------------------ series
 
-    def _series_of(self, key: SeriesKey) -> _Series:
+    def _series_of(self, key: SeriesKey) -> SeriesState:
         series = self._series.get(key)
         if series is None:
             if len(self._series) >= MAX_SERIES:
                 oldest = next(iter(self._series))
                 del self._series[oldest]
-            series = self._series[key] = _Series(key)
+            series = self._series[key] = SeriesState(key)
         return series
 
     @staticmethod
@@ -373,7 +274,7 @@ class StreamJudge:
         )
 
     def _start(
-        self, socket: int, state: _SocketState, fields: Mapping[str, Any], where: str
+        self, socket: int, state: SocketState, fields: Mapping[str, Any], where: str
     ) -> None:
         key = self._key(fields)
         if state.open is not None:
@@ -407,7 +308,7 @@ class StreamJudge:
         self._arrays(socket, fields.get("flatfield"), f"{where} flatfield")
 
     @staticmethod
-    def _learn_start(series: _Series, fields: Mapping[str, Any]) -> None:
+    def _learn_start(series: SeriesState, fields: Mapping[str, Any]) -> None:
         number = fields.get("number_of_images")
         series.number_of_images = number if is_uint(number) else None
         width, height = fields.get("image_size_x"), fields.get("image_size_y")
@@ -440,13 +341,13 @@ class StreamJudge:
                 self._add(socket, "STR-016", Issue(where, f"{name} is {value:g}; it must be > 0"))
 
     def _image(
-        self, socket: int, state: _SocketState, fields: Mapping[str, Any], where: str
+        self, socket: int, state: SocketState, fields: Mapping[str, Any], where: str
     ) -> None:
         key = self._key(fields)
         if state.open is None:
             self._outside_series(socket, state, key, where, "image")
         else:
-            if not _same_series(key, state.open):
+            if not same_series(key, state.open):
                 self._changed(socket, state.open, key, where)
             key = state.open
         series = self._series_of(key)
@@ -469,8 +370,8 @@ class StreamJudge:
     def _image_id(
         self,
         socket: int,
-        state: _SocketState,
-        series: _Series,
+        state: SocketState,
+        series: SeriesState,
         key: SeriesKey,
         image_id: int,
         where: str,
@@ -497,7 +398,7 @@ class StreamJudge:
         state.last_image_id = image_id
         state.last_image_series = key
 
-    def _end(self, socket: int, state: _SocketState, fields: Mapping[str, Any], where: str) -> None:
+    def _end(self, socket: int, state: SocketState, fields: Mapping[str, Any], where: str) -> None:
         key = self._key(fields)
         if state.open is None:
             if key in state.closed:
@@ -505,7 +406,7 @@ class StreamJudge:
             else:
                 self._outside_series(socket, state, key, where, "end")
         else:
-            if not _same_series(key, state.open):
+            if not same_series(key, state.open):
                 self._changed(socket, state.open, key, where)
             key = state.open
         state.open = None
@@ -518,7 +419,7 @@ class StreamJudge:
                 series.images_collected = collected
 
     def _calibration(
-        self, socket: int, state: _SocketState, fields: Mapping[str, Any], where: str
+        self, socket: int, state: SocketState, fields: Mapping[str, Any], where: str
     ) -> None:
         if state.open is None:
             self._add(
@@ -526,7 +427,7 @@ class StreamJudge:
             )
 
     def _metadata(
-        self, socket: int, state: _SocketState, fields: Mapping[str, Any], where: str
+        self, socket: int, state: SocketState, fields: Mapping[str, Any], where: str
     ) -> None:
         """A metadata message bundles the fields of several images (stream.md §6.5); their
         ``image_id`` values count as the images of the open series."""
@@ -545,7 +446,7 @@ class StreamJudge:
                 self._image_id(socket, state, series, key, image_id, f"{where} image {image_id}")
 
     def _outside_series(
-        self, socket: int, state: _SocketState, key: SeriesKey, where: str, what: str
+        self, socket: int, state: SocketState, key: SeriesKey, where: str, what: str
     ) -> None:
         if key in state.closed:
             self._add(socket, "STR-022", Issue(where, f"{what} after its series' end"))
@@ -626,7 +527,7 @@ class StreamJudge:
         self._rate()
         return JudgeResult(self._findings.close(), self._statistics(stop))
 
-    def _counts(self, series: _Series) -> None:
+    def _counts(self, series: SeriesState) -> None:
         """STR-023 and STR-025 for a series that was started and ended."""
         if not series.started or series.end_where is None:
             return
@@ -705,9 +606,3 @@ class StreamJudge:
             "pause_max_ms": times.pauses.longest_s * 1e3 if times.pauses.count else None,
             "decompressed": self.options.decompress,
         }
-
-
-def _same_series(key: SeriesKey, open_key: SeriesKey) -> bool:
-    """True when every id the message carries equals the open series' (a missing id is
-    STR-008's business, not a change of series)."""
-    return all(mine is None or mine == theirs for mine, theirs in zip(key, open_key, strict=True))

@@ -1,13 +1,13 @@
 """One message's bytes → its decoded map, with the encoding rules (STR-001 … STR-006).
 
-Decoding uses cbor2, never jfsim's decoder: the judge must not share a bug with the
-encoder it judges. cbor2 drops the self-described tag 55799 and does not say which key came
+Decoding uses cbor2 (through :mod:`jfconform.stream.cbor_views`, which spares the pixel
+bytes a copy), never jfsim's decoder: the judge must not share a bug with the encoder it
+judges. cbor2 drops the self-described tag 55799 and does not say which key came
 first, so both are checked on the bytes and the map order here.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import cbor2
 
 from jfconform.model import Issue
+from jfconform.stream.cbor_views import decode_item
 from jfconform.stream.fields import MESSAGE_TYPES
 
 __all__ = ["SELF_DESCRIBED_PREFIX", "DecodedMessage", "decode_message"]
@@ -45,7 +46,7 @@ def _first_line(error: BaseException) -> str:
     return text[:200]
 
 
-def decode_message(data: bytes, where: str) -> DecodedMessage:
+def decode_message(data: bytes | memoryview, where: str) -> DecodedMessage:
     """Decode ``data`` (one ZeroMQ message or one recorded item) and judge its encoding.
 
     ``where`` names the message in findings (e.g. ``#12``). Never raises for bad content.
@@ -65,30 +66,22 @@ def decode_message(data: bytes, where: str) -> DecodedMessage:
                 Issue(where, f"starts with {bytes(data[:3]).hex(' ')}, not the 55799 tag d9 d9 f7"),
             )
         )
-    stream = io.BytesIO(data)
-    stream.seek(start)
     try:
-        value = cbor2.CBORDecoder(stream, max_depth=MAX_NESTING).decode()
+        value, end = decode_item(data, start, MAX_NESTING)
     except Exception as error:  # cbor2 raises many types for hostile input; all mean "not CBOR"
         problems.append(
             (
                 "STR-001",
-                Issue(
-                    where,
-                    f"not well-formed CBOR at or before byte {stream.tell()} of {len(data)}: "
-                    f"{_first_line(error)}",
-                ),
+                Issue(where, f"not well-formed CBOR ({len(data)} bytes): {_first_line(error)}"),
             )
         )
         return result
-    if stream.tell() != len(data):
+    if end != len(data):
         problems.append(
             (
                 "STR-001",
                 Issue(
-                    where,
-                    f"{len(data) - stream.tell()} bytes follow the first CBOR item "
-                    f"(which ends at byte {stream.tell()})",
+                    where, f"{len(data) - end} bytes follow the first CBOR item (ending at {end})"
                 ),
             )
         )

@@ -14,8 +14,9 @@ from cbor2 import CBORTag
 
 from fixtures.stream_clean import SELF_DESCRIBED, StreamSpec, clean_maps, encode_map
 from jfconform.stream.inputs import group_files
-from jfconform.stream.judge import MAX_TRACKED_IDS, JudgeOptions, StreamJudge
+from jfconform.stream.judge import JudgeOptions, StreamJudge
 from jfconform.stream.run import RunOptions, judge_files
+from jfconform.stream.state import MAX_TRACKED_IDS
 
 
 def _judge(messages: list[bytes], **options) -> list[tuple[str, str, str]]:
