@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from jfsim.cli._summary import print_summary
 from jfsim.crystfel.frame import CrystfelDtype
 from jfsim.stream import parse_duration_s, parse_rate_hz
 from jfsim.stream.crystfel import (
@@ -140,13 +140,7 @@ def run_crystfel(
             summary = server.run()
         finally:
             status.done()
-    if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
-    else:
-        rows = _rows(summary)
-        width = max(len(key) for key in rows)
-        for key, value in rows.items():
-            print(f"{key:<{width}}  {value}")
+    print_summary(_rows(summary), summary.to_dict(), as_json=args.json)
     stopped_early = summary.stopped_by is not None and summary.stopped_by not in (
         "SIGINT",
         "SIGTERM",

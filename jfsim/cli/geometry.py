@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 import h5py
 
+from jfsim.cli._summary import print_summary
 from jfsim.crystfel.geometry import MASK_FILE_DATASET, GeometryTarget, crystfel_geometry
 from jfsim.errors import ConfigError
 from jfsim.experiment import Experiment, experiment_preset, experiment_preset_names, load_experiment
@@ -132,10 +132,6 @@ def run(args: argparse.Namespace) -> int:
         "panels": len(experiment.detector.modules),
         "target": target.value,
     }
-    if args.json:
-        print(json.dumps(written, indent=2))
-    else:
-        width = max(len(key) for key in written)
-        for key, value in written.items():
-            print(f"{key:<{width}}  {value if value is not None else '-'}")
+    rows = {key: "-" if value is None else value for key, value in written.items()}
+    print_summary(rows, written, as_json=args.json)
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 from jfsim.cli._crystfel_stream import add_crystfel_options, run_crystfel
 from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
+from jfsim.cli._summary import print_summary
 from jfsim.stream import (
     DEFAULT_ENDPOINT,
     OnSlow,
@@ -257,13 +257,7 @@ def run(args: argparse.Namespace) -> int:
             summary = streamer.run()
         finally:
             status.done()
-    if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
-    else:
-        rows = _rows(summary)
-        width = max(len(key) for key in rows)
-        for key, value in rows.items():
-            print(f"{key:<{width}}  {value}")
+    print_summary(_rows(summary), summary.to_dict(), as_json=args.json)
     stalled = summary.stopped_by is not None and summary.stopped_by not in ("SIGINT", "SIGTERM")
     if summary.images_dropped or not all(summary.end_delivered) or stalled:
         return EXIT_INCOMPLETE

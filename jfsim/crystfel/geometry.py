@@ -39,8 +39,7 @@ from jfsim.crystfel.frame import (
     bad_pixel_value,
 )
 from jfsim.detectors import MASK_VIRTUAL, Detector
-from jfsim.experiment import Experiment
-from jfsim.geometry import panel_from_position
+from jfsim.experiment import Experiment, detector_panel
 from jfsim.units import mm_to_m
 
 __all__ = [
@@ -105,17 +104,7 @@ def module_panels(experiment: Experiment) -> list[PanelLayout]:
     """One panel per module, placed with the experiment's beam centre, distance and tilts."""
     detector = experiment.detector
     position = experiment.position
-    panel = panel_from_position(
-        distance_mm=position.distance_mm,
-        beam_x_pxl=position.beam_x_pxl,
-        beam_y_pxl=position.beam_y_pxl,
-        pixel_size_mm=detector.pixel_size_mm,
-        width_pxl=detector.width_pxl,
-        height_pxl=detector.height_pxl,
-        poni_rot1_rad=position.poni_rot1_rad,
-        poni_rot2_rad=position.poni_rot2_rad,
-        poni_rot3_rad=position.poni_rot3_rad,
-    )
+    panel = detector_panel(experiment)
     pixel_mm = detector.pixel_size_mm
     panels = []
     for module in detector.modules:

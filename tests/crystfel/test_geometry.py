@@ -15,8 +15,7 @@ import pytest
 from jfsim.crystfel import FRAME_KEYS, GeometryTarget, crystfel_geometry
 from jfsim.crystfel.geometry import BAD_MASK_BITS, MASK_FILE_DATASET
 from jfsim.detectors import DETECTOR_PRESETS, MASK_GAP
-from jfsim.experiment import experiment_preset
-from jfsim.geometry import panel_from_position
+from jfsim.experiment import detector_panel, experiment_preset
 
 JFSIM = Path(sys.executable).with_name("jfsim")
 
@@ -76,18 +75,8 @@ def test_panel_corners_and_axes_reproduce_jfsim_pixel_positions(tilted: bool) ->
             experiment.position, poni_rot1_rad=0.02, poni_rot2_rad=-0.015, poni_rot3_rad=0.01
         )
         experiment = replace(experiment, position=position)
-    detector, position = experiment.detector, experiment.position
-    panel = panel_from_position(
-        distance_mm=position.distance_mm,
-        beam_x_pxl=position.beam_x_pxl,
-        beam_y_pxl=position.beam_y_pxl,
-        pixel_size_mm=detector.pixel_size_mm,
-        width_pxl=detector.width_pxl,
-        height_pxl=detector.height_pxl,
-        poni_rot1_rad=position.poni_rot1_rad,
-        poni_rot2_rad=position.poni_rot2_rad,
-        poni_rot3_rad=position.poni_rot3_rad,
-    )
+    position = experiment.position
+    panel = detector_panel(experiment)
     globals_, panels = parse_geometry(crystfel_geometry(experiment))
     pixel_m = 1.0 / float(globals_["res"])
     clen_m = position.distance_mm * 1e-3  # the stream's detector_distance key carries it
