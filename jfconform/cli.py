@@ -57,6 +57,34 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for v in values or [] for p in v.split(",") if p.strip())
 
 
+def add_report_options(parser: argparse.ArgumentParser, *, example_prefixes: str) -> None:
+    """The options every judging command shares: report format and file, the exit-status
+    policy, and rule selection by ID prefix."""
+    parser.add_argument("--format", choices=FORMATS, default="text", help="report format")
+    parser.add_argument("--json", action="store_true", help="alias of --format json")
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="OUT", help="write the report to OUT instead of stdout"
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default="error",
+        help="lowest severity that makes the exit status 1 (default error)",
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        metavar="RULES",
+        help=f"comma-separated rule-ID prefixes to run (e.g. {example_prefixes})",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        metavar="RULES",
+        help="comma-separated rule-ID prefixes to skip",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jfconform",
@@ -85,29 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX_truth.h5",
         help="score spots, lattices and intensities against this truth file",
     )
-    check.add_argument("--format", choices=FORMATS, default="text", help="report format")
-    check.add_argument("--json", action="store_true", help="alias of --format json")
-    check.add_argument(
-        "-o", "--output", type=Path, metavar="OUT", help="write the report to OUT instead of stdout"
-    )
-    check.add_argument(
-        "--fail-on",
-        choices=("error", "warning", "info"),
-        default="error",
-        help="lowest severity that makes the exit status 1 (default error)",
-    )
-    check.add_argument(
-        "--select",
-        action="append",
-        metavar="RULES",
-        help="comma-separated rule-ID prefixes to run (e.g. NXMX,H5-00)",
-    )
-    check.add_argument(
-        "--ignore",
-        action="append",
-        metavar="RULES",
-        help="comma-separated rule-ID prefixes to skip",
-    )
+    add_report_options(check, example_prefixes="NXMX,H5-00")
     check.add_argument(
         "--profile",
         action="append",

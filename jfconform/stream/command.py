@@ -7,10 +7,11 @@ import re
 import sys
 from pathlib import Path
 
+from jfconform.cli import UsageError, _split, _write, add_report_options
 from jfconform.engine import CheckOptions, FileReport, make_finding
 from jfconform.model import Severity
 from jfconform.registry import all_rules, get_rule, matches
-from jfconform.report import FORMATS, CheckRun, render
+from jfconform.report import CheckRun, render
 from jfconform.stream.inputs import InputError, group_files, is_endpoint
 from jfconform.stream.judge import JudgeOptions, JudgeResult
 from jfconform.stream.run import RunOptions, judge_endpoints, judge_files
@@ -128,28 +129,8 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="list at most N findings per rule and input; count the rest (default 100)",
     )
-    parser.add_argument("--format", choices=FORMATS, default="text", help="report format")
-    parser.add_argument("--json", action="store_true", help="alias of --format json")
-    parser.add_argument(
-        "-o", "--output", type=Path, metavar="OUT", help="write the report to OUT, not stdout"
-    )
-    parser.add_argument(
-        "--fail-on",
-        choices=("error", "warning", "info"),
-        default="error",
-        help="lowest severity that makes the exit status 1 (default error)",
-    )
-    parser.add_argument(
-        "--select", action="append", metavar="RULES", help="comma-separated rule-ID prefixes"
-    )
-    parser.add_argument(
-        "--ignore", action="append", metavar="RULES", help="comma-separated rule-ID prefixes"
-    )
+    add_report_options(parser, example_prefixes="STR-00,STR-012")
     parser.set_defaults(func=run_stream)
-
-
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(p.strip() for v in values or [] for p in v.split(",") if p.strip())
 
 
 def _run_options(args: argparse.Namespace) -> RunOptions:
@@ -191,8 +172,6 @@ def _progress(messages: int, elapsed_s: float) -> None:
 
 def run_stream(args: argparse.Namespace) -> int:
     """Judge the inputs, write the report; returns the exit status."""
-    from jfconform.cli import UsageError, _write
-
     select, ignore = _split(args.select), _split(args.ignore)
     stream_rules = [r.id for r in all_rules() if r.family == "STR"]
     for prefix in (*select, *ignore):
