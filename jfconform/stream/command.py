@@ -183,6 +183,8 @@ def run_stream(args: argparse.Namespace) -> int:
     files = [Path(text) for text in args.inputs if not is_endpoint(text)]
     if endpoints and files:
         raise UsageError("give endpoints or files, not both")
+    if files and (args.min_rate is not None or args.max_pause is not None):
+        raise UsageError("--min-rate and --max-pause judge arrival times: give endpoints")
     for path in files:
         if not path.is_file():
             raise UsageError(f"{path}: no such file; give a .cbors recording or .cbor messages")

@@ -100,6 +100,7 @@ def test_an_endpoint_that_never_sends_is_str_026(tcp_endpoint: str) -> None:
         (["--timeout", "soon", "tcp://127.0.0.1:5999"], "--timeout"),
         (["--max-messages", "0", "tcp://127.0.0.1:5999"], "--max-messages"),
         (["tcp://no-such-host-name.invalid:notaport"], "cannot connect"),
+        (["--min-rate", "1kHz", "x.cbors"], "give endpoints"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(arguments: list[str], says: str) -> None:
