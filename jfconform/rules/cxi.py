@@ -176,7 +176,9 @@ def peak_outside_image(ctx: FileContext) -> Iterator[Issue]:
     if table is None or frame is None:
         return
     counts, arrays = table
-    valid = _valid_mask(counts, arrays["peakXPosRaw"].shape[1])
+    width = arrays["peakXPosRaw"].shape[1]
+    valid = _valid_mask(counts, width)
+    valid[(counts < 0) | (counts > width)] = False  # impossible counts are CXI-004/005's
     x, y, intensity = (arrays[n][valid] for n in PEAK_ARRAYS)
     ny, nx = frame[-2], frame[-1]
     bad = ~np.isfinite(x) | ~np.isfinite(y) | ~np.isfinite(intensity)

@@ -110,35 +110,26 @@ def image_chunking(ctx: FileContext) -> Iterator[Issue]:
 )
 def image_filter(ctx: FileContext) -> Iterator[Issue]:
     for store in ctx.image_stores:
-        pipeline = filters_of(store.dataset)
-        if len(pipeline) != 1:
-            yield Issue(
-                store.dataset.name,
-                f"{len(pipeline)} filters {[f[0] for f in pipeline]}, expected exactly one",
-                file=store.file_name,
-            )
-            continue
-        code, values = pipeline[0]
-        if code == LZ4:
-            continue
-        if code != BITSHUFFLE:
-            yield Issue(
-                store.dataset.name,
-                f"filter {code} is neither bitshuffle nor LZ4",
-                file=store.file_name,
-            )
-        elif len(values) < 5 or values[4] not in (LZ4_IN_BITSHUFFLE, ZSTD_IN_BITSHUFFLE):
-            yield Issue(
-                store.dataset.name,
-                f"bitshuffle cd_values {values}: compression (index 4) must be 2 (LZ4) or 3 (Zstd)",
-                file=store.file_name,
-            )
-        elif values[2] != store.dataset.dtype.itemsize:
-            yield Issue(
-                store.dataset.name,
-                f"bitshuffle element size {values[2]} != {store.dataset.dtype.itemsize}",
-                file=store.file_name,
-            )
+        problem = image_filter_problem(store.dataset)
+        if problem is not None:
+            yield Issue(store.dataset.name, problem, file=store.file_name)
+
+
+def image_filter_problem(dataset: h5py.Dataset) -> str | None:
+    """What H5-003 finds wrong with an image dataset's filter pipeline, ``None`` if fine."""
+    pipeline = filters_of(dataset)
+    if len(pipeline) != 1:
+        return f"{len(pipeline)} filters {[f[0] for f in pipeline]}, expected exactly one"
+    code, values = pipeline[0]
+    if code == LZ4:
+        return None
+    if code != BITSHUFFLE:
+        return f"filter {code} is neither bitshuffle nor LZ4"
+    if len(values) < 5 or values[4] not in (LZ4_IN_BITSHUFFLE, ZSTD_IN_BITSHUFFLE):
+        return f"bitshuffle cd_values {values}: compression (index 4) must be 2 (LZ4) or 3 (Zstd)"
+    if values[2] != dataset.dtype.itemsize:
+        return f"bitshuffle element size {values[2]} != {dataset.dtype.itemsize}"
+    return None
 
 
 def written_frames(dataset: h5py.Dataset) -> np.ndarray | None:

@@ -329,7 +329,9 @@ def per_spot_sentinel(ctx: FileContext) -> Iterator[Issue]:
     if counts is None or np.asarray(counts).shape[0] != reference.shape[0]:
         return
     width = reference.shape[1]
-    padding = np.arange(width)[None, :] >= np.clip(np.asarray(counts), 0, width)[:, None]
+    counts = np.asarray(counts)
+    padding = np.arange(width)[None, :] >= np.clip(counts, 0, width)[:, None]
+    padding[(counts < 0) | (counts > width)] = False  # impossible counts are CXI-004/005's
     for name in MX_PER_SPOT:
         dataset = mx_dataset(ctx, name)
         if dataset is None or dataset.shape != reference.shape:

@@ -315,17 +315,40 @@ def char_not_string(ctx: FileContext) -> Iterator[Issue]:
     "signal-target",
     E,
     spec="NXdata @signal; dxtbx",
-    summary="NXdata @signal names an existing member (E); absent (W)",
+    summary="NXdata @signal names an existing member (E; W for 'data' in a legacy master); "
+    "absent (W)",
     hint="set NXdata/@signal to the name of the image dataset (e.g. 'data')",
 )
 def signal_target(ctx: FileContext) -> Iterator[Issue]:
     for path, group in _groups(ctx):
         if ctx.nx_class(group) != "NXdata":
             continue
+        members = ctx.member_names(group)
+        if not members:
+            continue  # nothing to signal: the missing data is NXMX-006's / JF-003's finding
         signal = ctx.attr_text(group, "signal")
         if signal is None:
             yield Issue(
                 path, "NXdata has no @signal; readers fall back to the first child", severity=W
             )
-        elif signal not in ctx.member_names(group):
-            yield Issue(path, f"@signal = {signal!r} names no readable member of the group")
+        elif signal not in members:
+            if _legacy_links_stand_in(ctx, group, signal):
+                yield Issue(
+                    path,
+                    "@signal = 'data' but this legacy master holds only data_NNNNNN links; "
+                    "readers follow the links (nxvalidate accepts it)",
+                    "point @signal at the first link, e.g. 'data_000001'",
+                    severity=W,
+                )
+            else:
+                yield Issue(path, f"@signal = {signal!r} names no readable member of the group")
+
+
+def _legacy_links_stand_in(ctx: FileContext, group: h5py.Group, signal: str) -> bool:
+    """A legacy master's ``/entry/data`` whose data_NNNNNN links stand in for ``data``."""
+    return (
+        signal == "data"
+        and ctx.layout == "legacy"
+        and ctx.data_group is not None
+        and group.id == ctx.data_group.id
+    )

@@ -12,6 +12,7 @@ from jfconform.model import E, I, Issue, W
 from jfconform.registry import rule
 from jfconform.rules._common import (
     DependsOn,
+    all_depends_on,
     apply_chain,
     float_vector,
     parse_iso8601,
@@ -123,9 +124,8 @@ def data_rank(ctx: FileContext) -> Iterator[Issue]:
     if group is None:
         return
     if ctx.image_dataset is None:
-        if not ctx.legacy_links:
-            yield Issue(group.name, "NXdata holds neither 'data' nor data_NNNNNN links")
-    elif ctx.image_dataset.ndim not in (3, 4):
+        return  # no image data at all is JF-003's finding; legacy links stand in for data
+    if ctx.image_dataset.ndim not in (3, 4):
         yield Issue(
             ctx.image_dataset.name,
             f"data has rank {ctx.image_dataset.ndim}, expected 3 or 4 ([nP, i, j(, k)])",
@@ -225,6 +225,8 @@ def scan_axis_not_in_chain(ctx: FileContext) -> Iterator[Issue]:
                 yield Issue(dep.name, f"depends_on is '.' but {moving[0]} moves during the scan")
             continue
         chain = walk_chain(ctx, DependsOn(dep.name, text, sample.name))
+        if chain.end != "dot":
+            continue  # a broken chain is NXT-001's / NXT-002's finding
         if n and n > 1 and moving and not set(moving) & set(chain.axes):
             yield Issue(dep.name, f"the sample chain does not contain the moving axis {moving[0]}")
 
@@ -415,12 +417,20 @@ def frame_count_consistent(ctx: FileContext) -> Iterator[Issue]:
     n = ctx.n_frames
     if not n:
         return
+    in_chains = {
+        axis.id
+        for start in all_depends_on(ctx)
+        for path in walk_chain(ctx, start).axes
+        if (axis := ctx.dataset(path)) is not None
+    }
     for sample in ctx.in_entry("NXsample"):
         for group in ctx.children_of_class(sample, "NXtransformations"):
             for name in ctx.member_names(group):
                 dataset = ctx.dataset(name, group)
                 if dataset is None or ctx.attr(dataset, "transformation_type") is None:
                     continue
+                if dataset.id in in_chains:
+                    continue  # axes in a depends_on chain are NXT-007's
                 if dataset.size not in (1, n):
                     yield Issue(dataset.name, f"{dataset.size} values for {n} frames")
 

@@ -1,7 +1,9 @@
 """Reader-profile rules (RD): what CrystFEL, DIALS/dxtbx, Neggia and Durin need (§5, §7.8).
 
 Warnings become errors under ``--profile`` for their reader, as do the I rules marked
-``raisable`` (Neggia's VDS and signed-data notes); the other I rules stay informational.
+``raisable``; the other I rules stay informational. A defect is a warning once: where a
+specification rule (or another reader's rule) already reports it at warning or above, the
+reader's restatement is information, still raised to an error by that reader's profile.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from jfconform.context import FileContext
 from jfconform.model import I, Issue, W
 from jfconform.registry import rule
 from jfconform.rules._common import all_depends_on, units_of, walk_chain
-from jfconform.rules.h5 import BITSHUFFLE, LZ4, ZSTD_IN_BITSHUFFLE, filters_of, single_chunk_index
+from jfconform.rules.h5 import (
+    BITSHUFFLE,
+    LZ4,
+    ZSTD_IN_BITSHUFFLE,
+    filters_of,
+    image_filter_problem,
+    single_chunk_index,
+)
 from jfconform.units import LENGTH
 
 DXTBX_MATERIALS = ("Si", "Silicon", "CdTe", "GaAs")
@@ -35,8 +44,8 @@ def _detector_specific(ctx: FileContext, name: str) -> h5py.Dataset | None:
 @rule(
     "RD-DIALS-001",
     "dials-wavelength-units",
-    W,
-    spec="DIALS nxmx (pint units)",
+    I,
+    spec="DIALS nxmx (pint units); restates NXG-006",
     summary="incident_wavelength units parse in pint ('angstrom' or 'Å', not 'Angstrom'/'A')",
     hint="write units='angstrom'",
     raisable=True,
@@ -89,8 +98,8 @@ def dials_units_present(ctx: FileContext) -> Iterator[Issue]:
 @rule(
     "RD-DIALS-003",
     "dials-beam-source-place",
-    W,
-    spec="DIALS nxmx find_classes",
+    I,
+    spec="DIALS nxmx find_classes; restates NXMX-027, NXMX-032",
     summary="NXbeam in NXinstrument; NXsource in NXentry",
     hint="DIALS looks for the beam only in the instrument and the source only in the entry",
     raisable=True,
@@ -107,8 +116,8 @@ def dials_beam_source_place(ctx: FileContext) -> Iterator[Issue]:
 @rule(
     "RD-DIALS-004",
     "dials-detector-depends-on",
-    W,
-    spec="DIALS nxmx (AttributeError on '.')",
+    I,
+    spec="DIALS nxmx (AttributeError on '.'); restates NXT-008",
     summary="NXdetector depends_on names a dataset (not '.')",
     hint="point detector/depends_on at an axis dataset",
     raisable=True,
@@ -174,27 +183,32 @@ def dxtbx_sensor_material(ctx: FileContext) -> Iterator[Issue]:
     "dxtbx-pixel-mask",
     W,
     spec="dxtbx static mask",
-    summary="NXdetector/pixel_mask exists and is 2-D",
+    summary="NXdetector/pixel_mask exists (I: NXMX-023 reports it) and is 2-D (W)",
     hint="write detector/pixel_mask [ny, nx]",
 )
 def dxtbx_pixel_mask(ctx: FileContext) -> Iterator[Issue]:
     for detector in ctx.detectors:
         mask = ctx.dataset("pixel_mask", detector)
-        if mask is None or mask.ndim != 2:
-            yield Issue(f"{detector.name}/pixel_mask", "no 2-D pixel_mask in the detector")
+        if mask is None:
+            yield Issue(f"{detector.name}/pixel_mask", "no pixel_mask in the detector", severity=I)
+        elif mask.ndim != 2:
+            yield Issue(mask.name, f"pixel_mask has rank {mask.ndim}; dxtbx needs 2-D")
 
 
 @rule(
     "RD-DXTBX-003",
     "dxtbx-signal",
-    W,
-    spec="dxtbx raw data lookup",
+    I,
+    spec="dxtbx raw data lookup; restates NXG-011",
     summary="NXdata @signal set (otherwise the first child by name is used)",
     hint="set /entry/data/@signal",
+    raisable=True,
 )
 def dxtbx_signal(ctx: FileContext) -> Iterator[Issue]:
     group = ctx.data_group
-    if group is not None and ctx.attr(group, "signal") is None:
+    if group is None or not ctx.member_names(group):
+        return  # nothing to signal: the missing data is JF-003's finding
+    if ctx.attr(group, "signal") is None:
         yield Issue(group.name, "no @signal; dxtbx takes the first child")
 
 
@@ -237,15 +251,18 @@ def neggia_pixel_mask(ctx: FileContext) -> Iterator[Issue]:
     if mask is None:
         yield Issue(f"{ctx.detectors[0].name}/detectorSpecific/pixel_mask", "missing")
         return
-    problems = []
-    if mask.ndim != 2 or mask.dtype.kind not in "iu" or mask.dtype.itemsize not in (1, 2, 4, 8):
-        problems.append(f"{mask.dtype} rank {mask.ndim}")
+    if mask.ndim != 2:
+        yield Issue(mask.name, f"rank {mask.ndim}")
+    elif ctx.frame_shape is not None and tuple(mask.shape) != tuple(ctx.frame_shape):
+        yield Issue(mask.name, f"shape {mask.shape} != frame {ctx.frame_shape}")
+    # Chunks and the element type are H5-009's and NXMX-026's findings: restated as info.
+    restated = []
+    if mask.dtype.kind not in "iu" or mask.dtype.itemsize not in (1, 2, 4, 8):
+        restated.append(f"{mask.dtype} elements")
     if mask.chunks is not None:
-        problems.append("chunked")
-    if ctx.frame_shape is not None and tuple(mask.shape) != tuple(ctx.frame_shape):
-        problems.append(f"shape {mask.shape} != frame {ctx.frame_shape}")
-    if problems:
-        yield Issue(mask.name, "; ".join(problems))
+        restated.append("chunked")
+    if restated:
+        yield Issue(mask.name, f"{'; '.join(restated)}: Neggia cannot read it", severity=I)
 
 
 @rule(
@@ -317,6 +334,8 @@ def neggia_filter(ctx: FileContext) -> Iterator[Issue]:
                 store.dataset.name,
                 f"filters {pipeline} are not readable by Neggia",
                 file=store.file_name,
+                # a pipeline H5-003 already rejects is restated; Zstd is Neggia's own problem
+                severity=None if image_filter_problem(store.dataset) is None else I,
             )
 
 
@@ -333,7 +352,13 @@ def neggia_pixel_size(ctx: FileContext) -> Iterator[Issue]:
         for name in ("x_pixel_size", "y_pixel_size"):
             dataset = ctx.dataset(name, detector)
             if dataset is None:
-                yield Issue(f"{detector.name}/{name}", "missing (Neggia passes 0 to XDS)")
+                # missing in detectorSpecific too: RD-DURIN-002's warning, restated here
+                elsewhere = ctx.dataset(f"detectorSpecific/{name}", detector) is not None
+                yield Issue(
+                    f"{detector.name}/{name}",
+                    "missing (Neggia passes 0 to XDS)",
+                    severity=None if elsewhere else I,
+                )
             elif dataset.dtype.kind != "f" or dataset.size != 1:
                 yield Issue(dataset.name, f"{name} is {dataset.dtype} {dataset.shape}")
             elif ctx.attr_text(dataset, "units") not in ("m", None):
@@ -343,8 +368,8 @@ def neggia_pixel_size(ctx: FileContext) -> Iterator[Issue]:
 @rule(
     "RD-NEGGIA-007",
     "neggia-chunk-index",
-    W,
-    spec="Neggia (no single-chunk index)",
+    I,
+    spec="Neggia (no single-chunk index); restates H5-005",
     summary="Chunk index is fixed/extensible array or B-tree (not single chunk)",
     hint="create image datasets with maxshape=(None, ny, nx)",
     raisable=True,
@@ -361,7 +386,7 @@ def neggia_chunk_index(ctx: FileContext) -> Iterator[Issue]:
     "durin-single-groups",
     W,
     spec="Durin H5Ovisit (last one wins)",
-    summary="Exactly one NXdata and one NXdetector reachable by hard links",
+    summary="At most one NXdata and one NXdetector reachable by hard links",
     hint="avoid extra NXdata/NXdetector groups; Durin takes the last one visited",
 )
 def durin_single_groups(ctx: FileContext) -> Iterator[Issue]:
@@ -370,7 +395,7 @@ def durin_single_groups(ctx: FileContext) -> Iterator[Issue]:
         if isinstance(obj, h5py.Group) and ctx.nx_class(obj) in counts:
             counts[ctx.nx_class(obj)].append(path)
     for name, paths in counts.items():
-        if len(paths) != 1:
+        if len(paths) > 1:  # none at all is NXMX-005's / NXMX-015's finding
             yield Issue("/", f"{len(paths)} {name} groups ({', '.join(paths[:3])})")
 
 
@@ -478,6 +503,8 @@ def durin_sign_extension(ctx: FileContext) -> Iterator[Issue]:
 def crystfel_geometry(ctx: FileContext) -> Iterator[Issue]:
     if ctx.entry is None or ctx.group("MX", ctx.entry) is None:
         return
+    if ctx.image_dataset is None and not ctx.legacy_links:
+        return  # no image data at all is JF-003's finding
     if ctx.image_dataset is None or ctx.image_dataset.ndim != 3:
         yield Issue("/entry/data", "/entry/MX exists but /entry/data/data is not a 3-D stack")
 

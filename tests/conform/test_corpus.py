@@ -20,13 +20,14 @@ def _ids(path: Path, minimum: Severity, options: CheckOptions | None = None) -> 
 
 
 @pytest.mark.parametrize("rule_id", sorted(BROKEN))
-def test_broken_fixture_triggers_its_rule_and_no_other_error(rule_id: str, tmp_path: Path) -> None:
+def test_broken_fixture_triggers_exactly_its_own_rule(rule_id: str, tmp_path: Path) -> None:
+    """Its own rule fires, and nothing else reaches warning or above (infos may come along)."""
     target = write_broken(tmp_path, rule_id)
     findings = check_file(target).findings
     fired = {f.rule for f in findings}
-    errors = {f.rule for f in findings if f.severity == Severity.ERROR}
+    serious = {f.rule for f in findings if f.severity >= Severity.WARNING}
     assert rule_id in fired
-    assert errors <= {rule_id}
+    assert serious <= {rule_id}, [str(f) for f in findings if f.rule in serious - {rule_id}]
 
 
 @pytest.mark.parametrize("layout", ["legacy", "vds", "integrated"])
