@@ -444,56 +444,77 @@ def frame_count_consistent(ctx: FileContext) -> Iterator[Issue]:
     hint="keep distance and beam centre equal to what the depends_on chains place",
 )
 def beam_center_geometry(ctx: FileContext) -> Iterator[Issue]:
+    """Every detector: where the beam meets each module against ``beam_center_x/_y``, and the
+    sample-to-beam-centre distance along the beam against ``distance``. Rotations anywhere in
+    the chains are applied; one detector's gaps never stop the others' checks."""
     for detector in ctx.detectors:
-        distance = ctx.dataset("distance", detector)
-        value = ctx.number(distance)
-        dep = ctx.text(ctx.dataset("depends_on", detector))
-        if value is None or dep is None or dep.strip() == ".":
-            continue
-        chain = walk_chain(ctx, DependsOn(f"{detector.name}/depends_on", dep, detector.name))
-        z_m = 0.0
-        for axis_path in chain.axes:
-            axis = ctx.dataset(axis_path)
-            if axis is None or ctx.attr_text(axis, "transformation_type") != "translation":
-                continue
-            vector = np.asarray(ctx.attr(axis, "vector"), dtype=float).reshape(-1)
-            _, unit = units_of(ctx, axis)
-            amount = ctx.number(axis)
-            if unit is None or amount is None or vector.size != 3:
-                return
-            z_m += amount * unit.to_si * vector[2]
-        _, unit = units_of(ctx, distance)
-        if unit is None or not chain.axes:
-            continue
-        if abs(value * unit.to_si - z_m) > 1e-4:
-            yield Issue(
-                distance.name,
-                f"distance {value * unit.to_si:.5f} m differs from the "
-                f"chain's {z_m:.5f} m along the beam",
-            )
-    yield from _beam_centre_from_modules(ctx)
+        hits = [
+            (module, _module_beam_centre(ctx, module))
+            for module in ctx.children_of_class(detector, "NXdetector_module")
+        ]
+        yield from _distance_against_chain(ctx, detector, [h for _m, h in hits if h is not None])
+        yield from _beam_centre_against_modules(ctx, detector, hits)
 
 
-def _beam_centre_from_modules(ctx: FileContext) -> Iterator[Issue]:
+def _distance_against_chain(
+    ctx: FileContext, detector: h5py.Group, hits: list[tuple[float, float, float]]
+) -> Iterator[Issue]:
+    distance = ctx.dataset("distance", detector)
+    value = ctx.number(distance)
+    _, unit = (None, None) if distance is None else units_of(ctx, distance)
+    if value is None or unit is None:
+        return
+    stated_m = value * unit.to_si
+    if hits:  # coplanar modules agree; for others take the module the value describes
+        placed_m = min((h[2] for h in hits), key=lambda t: abs(t - stated_m))
+        where = "where the beam meets the detector"
+    else:
+        placed_m = _chain_origin_z(ctx, detector)
+        where = "of the detector chain's origin along the beam"
+        if placed_m is None:
+            return
+    if abs(stated_m - placed_m) > 1e-4:
+        yield Issue(
+            distance.name,
+            f"distance {stated_m:.5f} m differs from the chain's {placed_m:.5f} m ({where})",
+        )
+
+
+def _chain_origin_z(ctx: FileContext, detector: h5py.Group) -> float | None:
+    dep = ctx.text(ctx.dataset("depends_on", detector))
+    if dep is None or dep.strip() == ".":
+        return None
+    chain = walk_chain(ctx, DependsOn(f"{detector.name}/depends_on", dep, detector.name))
+    placed = apply_chain(ctx, chain.axes, np.zeros(3)) if chain.end == "dot" else None
+    return None if placed is None else float(placed[0][2])
+
+
+def _beam_centre_against_modules(
+    ctx: FileContext,
+    detector: h5py.Group,
+    hits: list[tuple[h5py.Group, tuple[float, float, float] | None]],
+) -> Iterator[Issue]:
     """Where the beam (+z through the origin) meets each module, against beam_center_x/_y."""
-    for detector in ctx.detectors:
-        centre = [ctx.dataset(n, detector) for n in ("beam_center_x", "beam_center_y")]
-        if any(c is None or ctx.attr_text(c, "units") not in ("pixel", "pixels") for c in centre):
+    centre = [ctx.dataset(n, detector) for n in ("beam_center_x", "beam_center_y")]
+    if any(c is None or ctx.attr_text(c, "units") not in ("pixel", "pixels") for c in centre):
+        return
+    stated = [ctx.number(c) for c in centre]
+    if None in stated:
+        return
+    for module, found in hits:
+        if found is None:
             continue
-        stated = [ctx.number(c) for c in centre]
-        for module in ctx.children_of_class(detector, "NXdetector_module"):
-            found = _module_beam_centre(ctx, module)
-            if found is None or None in stated:
-                continue
-            if max(abs(found[0] - stated[0]), abs(found[1] - stated[1])) > 1.0:
-                yield Issue(
-                    module.name,
-                    f"the geometry puts the beam at ({found[0]:.2f}, {found[1]:.2f}) px, "
-                    f"beam_center_x/_y say ({stated[0]:.2f}, {stated[1]:.2f})",
-                )
+        if max(abs(found[0] - stated[0]), abs(found[1] - stated[1])) > 1.0:
+            yield Issue(
+                module.name,
+                f"the geometry puts the beam at ({found[0]:.2f}, {found[1]:.2f}) px, "
+                f"beam_center_x/_y say ({stated[0]:.2f}, {stated[1]:.2f})",
+            )
 
 
-def _module_beam_centre(ctx: FileContext, module: h5py.Group) -> tuple[float, float] | None:
+def _module_beam_centre(ctx: FileContext, module: h5py.Group) -> tuple[float, float, float] | None:
+    """(x, y) in pixels where the beam meets the module's plane, and the distance (m) from
+    the sample to that point along the beam; ``None`` when the geometry is incomplete."""
     fast, slow = (ctx.dataset(n, module) for n in ("fast_pixel_direction", "slow_pixel_direction"))
     origin = ctx.array(ctx.dataset("data_origin", module))
     if fast is None or slow is None or origin is None or origin.size < 2:
@@ -503,6 +524,8 @@ def _module_beam_centre(ctx: FileContext, module: h5py.Group) -> tuple[float, fl
         vector, pitch = float_vector(ctx.attr(axis, "vector")), ctx.number(axis)
         _, unit = units_of(ctx, axis)
         if vector is None or vector.size != 3 or pitch is None or unit is None:
+            return None
+        if not np.linalg.norm(vector):
             return None
         directions.append(vector / np.linalg.norm(vector) * pitch * unit.to_si)
     start = DependsOn(fast.name, ctx.attr_text(fast, "depends_on") or ".", module.name)
@@ -514,5 +537,5 @@ def _module_beam_centre(ctx: FileContext, module: h5py.Group) -> tuple[float, fl
     matrix = np.column_stack([rotation @ directions[0], rotation @ directions[1], [0, 0, -1.0]])
     if abs(np.linalg.det(matrix)) < 1e-12:
         return None
-    f, s, _t = np.linalg.solve(matrix, -corner)
-    return float(origin.reshape(-1)[-1] + f), float(origin.reshape(-1)[-2] + s)
+    f, s, t = np.linalg.solve(matrix, -corner)
+    return float(origin.reshape(-1)[-1] + f), float(origin.reshape(-1)[-2] + s), float(t)
