@@ -1,11 +1,19 @@
-"""Fixtures shared by every test area: the ../shared folder and free loopback ports."""
+"""Fixtures shared by every test area: the ../shared folder and free loopback ports.
+
+jfconform runs strict in the whole suite (in process and in the CLI subprocesses, which
+inherit the environment): an exception from a rule's own code fails the test instead of
+becoming a "could not evaluate" warning.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import pytest
+
+os.environ["JFCONFORM_STRICT"] = "1"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = PROJECT_ROOT.parent / "shared"

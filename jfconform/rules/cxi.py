@@ -72,8 +72,7 @@ def cxi_datasets_missing(ctx: FileContext) -> Iterator[Issue]:
     group = mx_group(ctx)
     if group is None:
         return
-    found = _cxi(ctx)
-    missing = [n for n in CXI_DATASETS if n not in found]
+    missing = [n for n in CXI_DATASETS if ctx.missing(n, group)]
     if missing:
         yield Issue(group.name, f"missing {', '.join(missing)}")
 

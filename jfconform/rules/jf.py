@@ -146,7 +146,7 @@ def image_nr_attributes(ctx: FileContext) -> Iterator[Issue]:
     if dataset is None or ctx.n_frames is None:
         return
     low, high = ctx.attr(dataset, "image_nr_low"), ctx.attr(dataset, "image_nr_high")
-    if low is None or high is None:
+    if not (ctx.has_attr(dataset, "image_nr_low") and ctx.has_attr(dataset, "image_nr_high")):
         yield Issue(dataset.name, "image_nr_low/image_nr_high attributes are missing")
     elif (
         int(np.asarray(low).reshape(-1)[0]) != 1

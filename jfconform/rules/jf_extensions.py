@@ -15,7 +15,7 @@ import numpy as np
 from jfconform.context import FileContext
 from jfconform.model import I, Issue, W
 from jfconform.registry import rule
-from jfconform.rules._common import DependsOn, leaf, units_of, walk_chain
+from jfconform.rules._common import DependsOn, leaf, walk_chain
 from jfconform.rules.cxi import mx_dataset, mx_group
 from jfconform.rules.h5 import written_frames
 
@@ -171,7 +171,7 @@ def _stored_frames(ctx: FileContext) -> int | None:
         written = written_frames(store.dataset)
         if written is None:
             return None
-        total += int(written.sum())
+        total += written.count()
     return total
 
 
@@ -312,7 +312,7 @@ def rotation_axis_summaries(ctx: FileContext) -> Iterator[Issue]:
                 axis = ctx.dataset(name, group)
                 if axis is None or ctx.attr_text(axis, "transformation_type") != "rotation":
                     continue
-                if n and axis.size == n and n > 1 and ctx.dataset(f"{name}_end", group) is None:
+                if n and axis.size == n and n > 1 and ctx.missing(f"{name}_end", group):
                     yield Issue(axis.name, f"{name}_end is missing")
                 average = ctx.number(ctx.dataset(f"{name}_range_average", group))
                 total = ctx.number(ctx.dataset(f"{name}_range_total", group))
@@ -370,7 +370,7 @@ def units_missing(ctx: FileContext) -> Iterator[Issue]:
         return
     for relative in UNITS_REQUIRED:
         dataset = ctx.dataset(relative, ctx.entry)
-        if dataset is not None and units_of(ctx, dataset)[0] is None:
+        if dataset is not None and not ctx.has_attr(dataset, "units"):
             yield Issue(dataset.name, "units attribute is missing")
 
 

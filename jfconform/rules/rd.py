@@ -33,6 +33,11 @@ DURIN_LENGTHS = frozenset(
 )
 
 
+def _specific_missing(ctx: FileContext, name: str) -> bool:
+    """Nothing named ``name`` in any detectorSpecific (unreadable is H5-013's, not missing)."""
+    return all(ctx.missing(f"detectorSpecific/{name}", d) for d in ctx.detectors)
+
+
 def _detector_specific(ctx: FileContext, name: str) -> h5py.Dataset | None:
     for detector in ctx.detectors:
         dataset = ctx.dataset(f"detectorSpecific/{name}", detector)
@@ -227,7 +232,7 @@ def neggia_nimages(ctx: FileContext) -> Iterator[Issue]:
     for name, required in (("nimages", True), ("ntrigger", False)):
         dataset = _detector_specific(ctx, name)
         if dataset is None:
-            if required:
+            if required and _specific_missing(ctx, name):
                 yield Issue(f"{ctx.detectors[0].name}/detectorSpecific/{name}", "missing")
             continue
         value = ctx.number(dataset)
@@ -249,7 +254,8 @@ def neggia_pixel_mask(ctx: FileContext) -> Iterator[Issue]:
         return
     mask = _detector_specific(ctx, "pixel_mask")
     if mask is None:
-        yield Issue(f"{ctx.detectors[0].name}/detectorSpecific/pixel_mask", "missing")
+        if _specific_missing(ctx, "pixel_mask"):
+            yield Issue(f"{ctx.detectors[0].name}/detectorSpecific/pixel_mask", "missing")
         return
     if mask.ndim != 2:
         yield Issue(mask.name, f"rank {mask.ndim}")
@@ -351,7 +357,7 @@ def neggia_pixel_size(ctx: FileContext) -> Iterator[Issue]:
     for detector in ctx.detectors:
         for name in ("x_pixel_size", "y_pixel_size"):
             dataset = ctx.dataset(name, detector)
-            if dataset is None:
+            if dataset is None and ctx.missing(name, detector):
                 # missing in detectorSpecific too: RD-DURIN-002's warning, restated here
                 elsewhere = ctx.dataset(f"detectorSpecific/{name}", detector) is not None
                 yield Issue(
@@ -415,7 +421,10 @@ def durin_pixel_size(ctx: FileContext) -> Iterator[Issue]:
             if dataset is None:
                 dataset = ctx.dataset(f"detectorSpecific/{name}", detector)
             if dataset is None:
-                yield Issue(f"{detector.name}/{name}", "missing; Durin cannot run")
+                if ctx.missing(name, detector) and ctx.missing(
+                    f"detectorSpecific/{name}", detector
+                ):
+                    yield Issue(f"{detector.name}/{name}", "missing; Durin cannot run")
             elif ctx.attr_text(dataset, "units") not in DURIN_LENGTHS:
                 yield Issue(
                     dataset.name,
