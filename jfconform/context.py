@@ -306,8 +306,14 @@ class FileContext:
             return False
         return virtual and any(source.dataset is None for source in self.vds_sources(dataset))
 
-    def rows(self, dataset: h5py.Dataset, start: int, stop: int) -> np.ndarray | None:
-        """Rows ``[start, stop)`` of a dataset (a slice within the read limit), or ``None``."""
+    def rows(
+        self, dataset: h5py.Dataset, start: int, stop: int, *, image_frames: bool = False
+    ) -> np.ndarray | None:
+        """Rows ``[start, stop)`` of a dataset (a slice within the read limit), or ``None``.
+
+        ``image_frames``: the rows are frames of an image store, whose decoding failures
+        are H5-004's finding (not recorded as unreadable objects).
+        """
         try:
             row_bytes = declared_nbytes(dataset.shape[1:], dataset.dtype)
             if row_bytes * max(0, stop - start) > self.read_limit_bytes:
@@ -320,7 +326,8 @@ class FileContext:
                 return None
             return np.asarray(dataset[start:stop])
         except (*_READ_ERRORS, MemoryError) as error:
-            self._note_unreadable(dataset.name, error, dataset)
+            if not image_frames:
+                self._note_unreadable(dataset.name, error, dataset)
             return None
 
     def array(self, dataset: h5py.Dataset | None) -> np.ndarray | None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import h5py
+import numpy as np
 
-from jfconform.context import FileContext
+from jfconform.context import FileContext, ImageStore
 from jfconform.model import I, Issue, W
 from jfconform.registry import rule
 from jfconform.rules._common import all_depends_on, units_of, walk_chain
@@ -23,6 +24,7 @@ from jfconform.rules.h5 import (
     filters_of,
     image_filter_problem,
     single_chunk_index,
+    written_frames,
 )
 from jfconform.units import LENGTH
 
@@ -290,8 +292,10 @@ def neggia_no_vds(ctx: FileContext) -> Iterator[Issue]:
     "neggia-image-type",
     W,
     spec="Neggia (unsigned 1/2/4-byte integers)",
-    summary="Image dtype integer of 1, 2 or 4 bytes (W); signed data read as unsigned (I)",
-    hint="Neggia reads pixels as unsigned; negative values become large counts",
+    summary="Image dtype integer of 1, 2 or 4 bytes (W); signed data with negative counts read "
+    "as unsigned (I, E under --profile neggia); only the error value negative (I)",
+    hint="Neggia reads pixels as unsigned: read this run with Durin for XDS, or store the "
+    "images unsigned (e.g. uint16 with the error value as 65535)",
     raisable=True,
     roles=("master", "data"),
 )
@@ -303,12 +307,70 @@ def neggia_image_type(ctx: FileContext) -> Iterator[Issue]:
                 store.dataset.name, f"image dtype {dtype} unsupported", file=store.file_name
             )
         elif dtype.kind == "i":
-            yield Issue(
-                store.dataset.name,
-                f"{dtype} images are read as unsigned by Neggia",
-                file=store.file_name,
-                severity=I,
-            )
+            yield _signed_images(ctx, store)
+
+
+def _signed_images(ctx: FileContext, store: ImageStore) -> Issue:
+    """Signed images: harmless for Neggia when the sampled frames hold no negative value but
+    the error sentinel (JUNGFRAU int16: −32768, read as 32768), else a real problem."""
+    dtype = store.dataset.dtype
+    error_value = _error_value(ctx, dtype)
+    frames, lowest = _sampled_negatives(ctx, store, error_value)
+    if frames and lowest is None:
+        as_unsigned = error_value % 2 ** (8 * dtype.itemsize)
+        return Issue(
+            store.dataset.name,
+            f"{dtype} images: no negative value but the error value {error_value} in "
+            f"{frames} sampled frame(s); Neggia reads it as {as_unsigned}",
+            "nothing to do for Neggia: keep those pixels in pixel_mask so XDS ignores them",
+            severity=I,
+            file=store.file_name,
+            profile_raises=False,
+        )
+    what = (
+        f"negative counts (lowest {lowest}) in {frames} sampled frame(s)"
+        if frames
+        else "frames that could not be sampled (--sample 0 or unreadable)"
+    )
+    return Issue(
+        store.dataset.name,
+        f"{dtype} images with {what}: Neggia reads them as large unsigned counts",
+        severity=I,
+        file=store.file_name,
+    )
+
+
+def _error_value(ctx: FileContext, dtype: np.dtype) -> int:
+    for detector in ctx.detectors:
+        value = ctx.number(ctx.dataset("error_value", detector))
+        if value is not None:
+            return int(value)
+    return int(np.iinfo(dtype).min)
+
+
+def _sampled_negatives(
+    ctx: FileContext, store: ImageStore, error_value: int
+) -> tuple[int, int | None]:
+    """(frames sampled, lowest negative count other than ``error_value`` or ``None``)."""
+    dataset = store.dataset
+    if dataset.ndim != 3:
+        return 0, None
+    written = written_frames(dataset)
+    if written is not None:
+        candidates = [int(f) for f in written.chunk_starts[: ctx.sample]]
+    else:
+        candidates = list(range(min(ctx.sample, int(dataset.shape[0]))))
+    sampled, lowest = 0, None
+    for frame in candidates:
+        pixels = ctx.rows(dataset, frame, frame + 1, image_frames=True)
+        if pixels is None:
+            continue
+        sampled += 1
+        negative = pixels[(pixels < 0) & (pixels != error_value)]
+        if negative.size:
+            found = int(negative.min())
+            lowest = found if lowest is None else min(lowest, found)
+    return sampled, lowest
 
 
 @rule(

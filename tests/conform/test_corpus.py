@@ -130,3 +130,18 @@ def test_beam_centre_against_the_geometry_chain(tmp_path: Path) -> None:
     with h5py.File(master, "r+") as h5:
         h5["/entry/instrument/detector/beam_center_x"][()] = 30.0
     assert "NXMX-034" in _ids(master, Severity.INFO)
+
+
+def test_legacy_master_signalling_data_through_its_links_is_a_warning(tmp_path: Path) -> None:
+    """@signal = 'data' beside data_NNNNNN links: nxvalidate and every reader accept it, so a
+    warning (with the fix), not an error; a name matching nothing else stays an error."""
+    master = write_run(tmp_path / "legacy", RunSpec(layout="legacy"))
+    with h5py.File(master, "r+") as h5:
+        h5["/entry/data"].attrs["signal"] = "data"
+    findings = [f for f in check_file(master).findings if f.rule == "NXG-011"]
+    assert [(f.severity, f.path) for f in findings] == [(Severity.WARNING, "/entry/data")]
+    assert "data_000001" in findings[0].hint
+    vds = write_run(tmp_path / "vds", RunSpec(layout="vds"))
+    with h5py.File(vds, "r+") as h5:
+        h5["/entry/data"].attrs["signal"] = "data_000001"
+    assert _ids(vds, Severity.ERROR) == {"NXG-011"}
