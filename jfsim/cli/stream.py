@@ -239,9 +239,8 @@ def run(args: argparse.Namespace) -> int:
     streamer = Streamer(config, _source(args), on_progress=None if args.json else status.stream)
     streamer.prepare(None if args.json else status.pool())
     status.done()
-    streamer.bind()
-    if not args.json:
-        status.show(f"stream: waiting for writers on {', '.join(config.endpoints)}")
+    bound = streamer.bind()  # '*' ports resolved: the line tells where to point writers
+    status.show(f"stream: waiting for writers on {', '.join(bound)}")
     with _stop_on_signals(streamer):
         try:
             summary = streamer.run()

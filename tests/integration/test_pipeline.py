@@ -59,10 +59,14 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["legacy", "vds", "integrated"])
-def test_stream_write_check(simulated: dict[str, Path], layout: str, free_tcp_port: int):
+def test_stream_write_check(simulated: dict[str, Path], layout: str, start_streamer):
     root = simulated["folder"] / f"files_{layout}"
     root.mkdir()
-    endpoint = f"tcp://127.0.0.1:{free_tcp_port}"
+    stream = start_streamer(
+        "--experiment", str(simulated[layout]), "--images", str(N_IMAGES),
+        "--pool", str(N_IMAGES), "--rate", "200Hz", "--on-slow", "block",
+        "--start-timeout", "60s", "--json",
+    )  # fmt: skip
     writer = subprocess.Popen(
         [
             str(BIN / "jfsim"),
@@ -73,34 +77,16 @@ def test_stream_write_check(simulated: dict[str, Path], layout: str, free_tcp_po
             "--json",
             "--timeout",
             "120",
-            endpoint,
+            stream.endpoints[0],
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        streamed = run(
-            BIN / "jfsim",
-            "stream",
-            "--experiment",
-            simulated[layout],
-            "--endpoint",
-            endpoint,
-            "--images",
-            N_IMAGES,
-            "--pool",
-            N_IMAGES,
-            "--rate",
-            "200Hz",
-            "--on-slow",
-            "block",
-            "--start-timeout",
-            "60s",
-            "--json",
-        )
-        assert streamed.returncode == 0, streamed.stderr
-        assert json.loads(streamed.stdout)["images_sent"] == N_IMAGES
+        streamed_code, streamed_out, streamed_err = stream.finish(180)
+        assert streamed_code == 0, streamed_err
+        assert json.loads(streamed_out)["images_sent"] == N_IMAGES
         out, err = writer.communicate(timeout=120)
     finally:
         writer.kill()

@@ -18,7 +18,7 @@ from jfsim.series import end_message, image_message, start_message
 JFSIM = Path(sys.executable).with_name("jfsim")
 
 
-def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endpoints):
+def test_two_writers_store_every_image_the_streamer_sends(tmp_path, start_streamer):
     experiment = experiment_preset("small-jf1m")
     dataset = dataclasses.replace(
         experiment.dataset, file_prefix="run/tiny", images_per_file=3, file_format="legacy"
@@ -37,10 +37,14 @@ def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endp
             )
         writer.write(end_message(experiment, 4))
 
-    endpoints = two_tcp_endpoints
+    stream = start_streamer(
+        "--recording", str(recording), "--images", "10",
+        "--rate", "500Hz", "--start-timeout", "60s", "--json",
+        sockets=2,
+    )  # fmt: skip
     roots = [tmp_path / "writer0", tmp_path / "writer1"]
     writers = []
-    for endpoint, root in zip(endpoints, roots, strict=True):
+    for endpoint, root in zip(stream.endpoints, roots, strict=True):
         root.mkdir()
         command = [str(JFSIM), "write", "-R", str(root), "--once", "--json", "--timeout", "60"]
         writers.append(
@@ -48,19 +52,15 @@ def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endp
                 [*command, endpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         )
-    command = [str(JFSIM), "stream", "--recording", str(recording), "--images", "10"]
-    options = ["--rate", "500Hz", "--start-timeout", "60s", "--json"]
-    for endpoint in endpoints:
-        options += ["--endpoint", endpoint]
-    stream = subprocess.run([*command, *options], capture_output=True, text=True, timeout=120)
+    stream_code, stream_stdout, stream_stderr = stream.finish(120)
     results = []
     for writer in writers:
         stdout, stderr = writer.communicate(timeout=120)
         assert writer.returncode == 0, stderr
         results.append(json.loads(stdout))
 
-    assert stream.returncode == 0, stream.stderr
-    assert json.loads(stream.stdout)["images_per_socket"] == [6, 4]  # files 0, 2 | 1, 3
+    assert stream_code == 0, stream_stderr
+    assert json.loads(stream_stdout)["images_per_socket"] == [6, 4]  # files 0, 2 | 1, 3
     for result in results:
         assert result["state"] == "completed"
         assert result["images_expected"] == 10
