@@ -134,6 +134,8 @@ def render_text(run: CheckRun) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
