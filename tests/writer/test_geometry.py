@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -15,17 +16,7 @@ import nxmx
 import pytest
 from writer_helpers import make_series, run_process, tiny_experiment
 
-from jfsim.detectors import grid_detector
-from jfsim.experiment import (
-    Background,
-    Beam,
-    Crystal,
-    Dataset,
-    DetectorPosition,
-    Experiment,
-    RotationScan,
-    UnitCell,
-)
+from jfsim.experiment import Experiment, experiment_preset
 from jfsim.geometry import rotation_matrix
 from jfsim.protocol import Message
 from jfsim.recording import read_recording
@@ -39,42 +30,15 @@ MAX_RAY_ERROR_DEG = 0.005
 
 
 def tilted_experiment() -> Experiment:
-    """A small detector tilted by every PONI rotation, in a short rotation sweep."""
-    detector = grid_detector(
-        name="TILTED",
-        description="two tilted test modules",
-        family="EIGER2",
-        n_modules=2,
-        modules_per_row=1,
-        module_fast_pxl=160,
-        module_slow_pxl=80,
-        gap_fast_pxl=0,
-        gap_slow_pxl=12,
-        image_dtype="int16",
-        pixel_size_mm=0.3,
+    """The small JUNGFRAU 1M preset, tilted by every PONI rotation, in a short sweep."""
+    experiment = experiment_preset("small-jf1m")
+    position = replace(
+        experiment.position, poni_rot1_rad=0.06, poni_rot2_rad=-0.09, poni_rot3_rad=0.25
     )
-    return Experiment(
-        detector=detector,
-        beam=Beam(energy_keV=12.398, divergence_rad=0.0),
-        position=DetectorPosition(
-            distance_mm=60.0,
-            beam_x_pxl=80.5,
-            beam_y_pxl=86.0,
-            poni_rot1_rad=0.06,
-            poni_rot2_rad=-0.09,
-            poni_rot3_rad=0.25,
-        ),
-        crystal=Crystal(
-            unit_cell=UnitCell(79.1, 79.1, 37.9, 90.0, 90.0, 90.0),
-            space_group_number=96,
-            resolution_limit_A=1.6,
-        ),
-        scan=RotationScan(start_rad=0.2, step_rad=math.radians(0.5)),
-        background=Background(poisson_noise=False),
-        dataset=Dataset(number_of_images=3, images_per_file=2, file_prefix="tilted"),
-        seed=5,
-        name="tilted",
+    dataset = replace(
+        experiment.dataset, number_of_images=3, images_per_file=2, file_prefix="tilted"
     )
+    return replace(experiment, position=position, dataset=dataset)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +115,7 @@ def test_detector_chain_has_the_seed_names_and_order(tilted_run, file_format):
         offset = detector["module/module_offset"].attrs["depends_on"]
         assert offset == "/entry/instrument/detector/transformations/rot3"
         assert detector["transformations/rot1"][()] == pytest.approx(0.06)
-        assert detector["transformations/translation"][()] == pytest.approx(0.060)
+        assert detector["transformations/translation"][()] == pytest.approx(0.080)
 
 
 def test_untilted_chain_uses_the_plain_axes(tmp_path):
