@@ -340,9 +340,9 @@ def test_calibration_goes_to_the_first_socket_only(start_stream, connect, make_s
     assert "calibration" not in [m["type"] for m in second]
 
 
-def test_a_recording_source_keeps_only_the_pool_in_memory(make_synthetic_messages):
-    source = MessageListSource(make_synthetic_messages(12), keep_images=3)
-    assert source.default_number_of_images() == 12
+def test_a_message_list_replays_every_image_unless_a_pool_is_chosen(make_synthetic_messages):
+    source = MessageListSource(make_synthetic_messages(12))
+    assert source.default_number_of_images() == 12 and source.default_pool_size() == 12
     assert len(source.build_pool(3, None)) == 3
 
 
