@@ -284,10 +284,9 @@ class RecordingSource(RecordedSeries):
         return len(self._recorded)
 
     def build_pool(self, pool_size: int, on_progress: PoolProgress | None) -> RecordedFrames:
+        """The first ``pool_size`` recorded images (indexed on opening: nothing to wait for)."""
         images = self._recorded[:pool_size]
         self._use_frames(len(images))
-        if on_progress is not None:
-            on_progress(len(images), len(images))
         return RecordedFrames(self._mapped, images, self.path)
 
     def _recorded_fields(self, frame: int) -> dict[str, Any]:
