@@ -38,12 +38,12 @@ examples:
       the ground truth of what was sent for jfconform check --truth
   jfsim stream --recording run1.cbors --rate max --json
       replays every recorded image, in order, from the file
+  jfsim stream --preset small-jf1m --endpoint tcp://0.0.0.0:5500 --endpoint tcp://0.0.0.0:5501 \\
+      --preview tcp://0.0.0.0:5600 --metadata tcp://0.0.0.0:5601
 
 Images beyond the distinct frames (--images larger than the recording, or than --pool)
 repeat frames; the run says so before it starts, and each repeat carries the pixels and
 analysis fields of the frame it repeats, with its own id and timing.
-  jfsim stream --preset small-jf1m --endpoint tcp://0.0.0.0:5500 --endpoint tcp://0.0.0.0:5501 \\
-      --preview tcp://0.0.0.0:5600 --metadata tcp://0.0.0.0:5601
 
 Writers connect PULL sockets to the endpoints; with several endpoints each gets whole data
 files (file number modulo sockets) and all get start and end. A writer that cannot keep up

@@ -194,9 +194,10 @@ class ReplayAssembler:
         entries = encoded_entries("image", image_fields)
         header = image_header(entries, 1 + len(image_fields) + image.n_pixel_entries + 1)
         buffer = self._buffers.acquire(len(header))
+        target = memoryview(buffer.data)  # one memcpy (bytearray slices would copy twice)
         position = buffer.reserve
         for start, end in (*image.pixel_spans, image.data_span):
-            buffer.data[position : position + end - start] = self._view[start:end]
+            target[position : position + end - start] = self._view[start:end]
             position += end - start
         self._pending = buffer
         return buffer.fill(header, position)
