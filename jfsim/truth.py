@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,42 +208,51 @@ class TruthWriter(CommitOnSuccess):
     def write(self, truth: ImageTruth, *, pixel_sha256: bytes | None = None) -> None:
         """Append one image's truth; ``pixel_sha256``: ``pixel_sha256(pixels,
         self.pixel_dtype)`` of the image the truth describes (None: not recorded)."""
-        if truth.n_lattices > self._max_lattices:
-            raise TruthError(
-                f"{self.path}: image {truth.image_id} has {truth.n_lattices} lattices, "
-                f"the file was opened for at most {self._max_lattices}"
-            )
-        images = self._file["images"]
-        row = self._n_images
-        for name in ("image_id", "n_lattices", "ub_matrix", "pixel_sha256"):
-            images[name].resize(row + 1, axis=0)
-        images["image_id"][row] = truth.image_id
-        images["n_lattices"][row] = truth.n_lattices
-        ub = np.full((self._max_lattices, 3, 3), np.nan)
-        ub[: truth.n_lattices] = truth.ub_matrices
-        images["ub_matrix"][row] = ub
-        if pixel_sha256 is not None:
-            if len(pixel_sha256) != SHA256_BYTES:
-                raise TruthError(
-                    f"{self.path}: a SHA-256 digest has 32 bytes, got {pixel_sha256!r}"
-                )
-            images["pixel_sha256"][row] = np.frombuffer(pixel_sha256, dtype=np.uint8)
-        self._n_images += 1
-        table = truth.reflections
-        count = len(table)
-        if count == 0:
+        self.write_many([truth], [pixel_sha256])
+
+    def write_many(
+        self, truths: Sequence[ImageTruth], pixel_sha256: Sequence[bytes | None]
+    ) -> None:
+        """Append several images' truth at once (one resize per dataset: much faster than
+        ``write`` per image for long series); ``pixel_sha256`` as for ``write``, per image."""
+        if len(truths) != len(pixel_sha256):
+            raise ValueError("write_many: one pixel_sha256 (or None) per truth")
+        if not truths:
             return
-        start = self._n_rows
-        group = self._file["reflections"]
-        for name, dtype, _ in REFLECTION_COLUMNS:
-            values = (
-                np.full(count, truth.image_id, dtype=np.int64)
+        n = len(truths)
+        ub = np.full((n, self._max_lattices, 3, 3), np.nan)
+        digests = np.zeros((n, SHA256_BYTES), dtype=np.uint8)
+        for index, (truth, digest) in enumerate(zip(truths, pixel_sha256, strict=True)):
+            if truth.n_lattices > self._max_lattices:
+                raise TruthError(
+                    f"{self.path}: image {truth.image_id} has {truth.n_lattices} lattices, "
+                    f"the file was opened for at most {self._max_lattices}"
+                )
+            ub[index, : truth.n_lattices] = truth.ub_matrices
+            if digest is not None:
+                if len(digest) != SHA256_BYTES:
+                    raise TruthError(f"{self.path}: a SHA-256 digest has 32 bytes, got {digest!r}")
+                digests[index] = np.frombuffer(digest, dtype=np.uint8)
+        per_image = {
+            "image_id": np.array([truth.image_id for truth in truths], dtype=np.int64),
+            "n_lattices": np.array([truth.n_lattices for truth in truths], dtype=np.int32),
+            "ub_matrix": ub,
+            "pixel_sha256": digests,
+        }
+        _append(self._file["images"], per_image, self._n_images)
+        self._n_images += n
+        tables = [truth.reflections for truth in truths]
+        counts = [len(table) for table in tables]
+        rows = {
+            name: (
+                np.repeat(per_image["image_id"], counts)
                 if name == "image_id"
-                else getattr(table, name).astype(dtype, copy=False)
+                else np.concatenate([getattr(t, name) for t in tables]).astype(dtype, copy=False)
             )
-            group[name].resize(start + count, axis=0)
-            group[name][start:] = values
-        self._n_rows += count
+            for name, dtype, _ in REFLECTION_COLUMNS
+        }
+        _append(self._file["reflections"], rows, self._n_rows)
+        self._n_rows += sum(counts)
 
     def close(self) -> Path:
         """Finish the file and rename it to its final name; returns that path."""
@@ -254,6 +264,14 @@ class TruthWriter(CommitOnSuccess):
         """Drop the partial file."""
         self._file.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def _append(group: h5py.Group, columns: dict[str, np.ndarray], start: int) -> None:
+    """Write each column's rows after row ``start`` of the dataset of the same name."""
+    for name, values in columns.items():
+        if len(values):
+            group[name].resize(start + len(values), axis=0)
+            group[name][start:] = values
 
 
 @dataclass(frozen=True, slots=True)

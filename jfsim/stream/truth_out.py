@@ -24,6 +24,9 @@ from jfsim.units import rad_to_deg
 
 __all__ = ["FrameTruth", "reused_truth", "write_streamed_truth"]
 
+#: Images whose truth is appended to the file at once (one resize per dataset).
+_IMAGES_PER_WRITE = 256
+
 
 @dataclass(frozen=True, slots=True)
 class FrameTruth:
@@ -64,10 +67,14 @@ def write_streamed_truth(
     dataset = dataclasses.replace(experiment.dataset, number_of_images=number_of_images)
     streamed = dataclasses.replace(experiment, dataset=dataset)
     with TruthWriter(path, streamed, max_lattices=max_lattices) as writer:
-        for image_id in range(number_of_images):
-            frame = frames[image_id % len(frames)]
-            truth = reused_truth(frame.truth, image_id, experiment)
-            writer.write(truth, pixel_sha256=frame.pixel_sha256)
+        for first in range(0, number_of_images, _IMAGES_PER_WRITE):
+            ids = range(first, min(first + _IMAGES_PER_WRITE, number_of_images))
+            sent = [frames[image_id % len(frames)] for image_id in ids]
+            truths = [
+                reused_truth(frame.truth, image_id, experiment)
+                for frame, image_id in zip(sent, ids, strict=True)
+            ]
+            writer.write_many(truths, [frame.pixel_sha256 for frame in sent])
             if on_progress is not None:
-                on_progress(image_id + 1, number_of_images)
+                on_progress(ids[-1] + 1, number_of_images)
     return Path(path)
