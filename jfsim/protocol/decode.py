@@ -431,13 +431,13 @@ def _rationals(message_type: str, fields: dict[str, Any]) -> None:
             fields[name] = Rational(value[0], value[1])
 
 
-def decode_at(
-    buffer: bytes | bytearray | memoryview, position: int = 0, *, strict: bool = True
-) -> tuple[Message, int]:
-    """Decode the message starting at ``position``; returns it and the offset just after."""
-    reader = _Reader(buffer, position)
+def _message_head(reader: _Reader) -> tuple[str, int, bool, int]:
+    """Read tags 55799, the map head and the ``type`` entry: (type, entries, indefinite,
+    number of 55799 tags)."""
     major, count, indefinite = reader.head()
+    prefixes = 0
     while major == 6 and count == 55799:
+        prefixes += 1
         major, count, indefinite = reader.head()
     if major != 5:
         raise ProtocolError(f"message is not a CBOR map (major type {major} at the top level)")
@@ -451,14 +451,31 @@ def decode_at(
     message_type = reader.value(1)
     if not isinstance(message_type, str):
         raise ProtocolError(f"message 'type' must be a text string, got {describe(message_type)}")
+    return message_type, count, indefinite, prefixes
+
+
+def _entry_key(reader: _Reader, message_type: str, indefinite: bool) -> str | None:
+    """The next entry's key; None at the break code of an indefinite-length map."""
+    key = reader.item(1)
+    if key is _BREAK and indefinite:
+        return None
+    if not isinstance(key, str):
+        raise ProtocolError(f"{message_type} message: key {key!r} is not a text string")
+    return key
+
+
+def decode_at(
+    buffer: bytes | bytearray | memoryview, position: int = 0, *, strict: bool = True
+) -> tuple[Message, int]:
+    """Decode the message starting at ``position``; returns it and the offset just after."""
+    reader = _Reader(buffer, position)
+    message_type, count, indefinite, _prefixes = _message_head(reader)
     fields: dict[str, Any] = {}
     index = 1
     while indefinite or index < count:
-        key = reader.item(1)
-        if key is _BREAK and indefinite:
+        key = _entry_key(reader, message_type, indefinite)
+        if key is None:
             break
-        if not isinstance(key, str):
-            raise ProtocolError(f"{message_type} message: key {key!r} is not a text string")
         try:
             fields[key] = reader.value(1)
         except ProtocolError as error:
@@ -525,31 +542,16 @@ def scan_message(
         ProtocolError: malformed CBOR, no ``type`` first, or a decoded value of a wrong type.
     """
     reader = _Reader(buffer, position)
-    major, count, indefinite = reader.head()
-    prefixes = 0
-    while major == 6 and count == 55799:
-        prefixes += 1
-        major, count, indefinite = reader.head()
-    if major != 5:
-        raise ProtocolError(f"message is not a CBOR map (major type {major} at the top level)")
-    if not indefinite and count == 0:
-        raise ProtocolError("message is an empty map; the first key must be 'type'")
-    if reader.item(1) != "type":
-        raise ProtocolError("the first key of the message must be 'type'")
-    message_type = reader.value(1)
-    if not isinstance(message_type, str):
-        raise ProtocolError(f"message 'type' must be a text string, got {describe(message_type)}")
+    message_type, count, indefinite, prefixes = _message_head(reader)
     as_array: np.ndarray | None = None
     entries: list[tuple[str, int, int]] = []
     values: dict[str, Any] = {}
     index = 1
     while indefinite or index < count:
         key_start = reader.position
-        key = reader.item(1)
-        if key is _BREAK and indefinite:
+        key = _entry_key(reader, message_type, indefinite)
+        if key is None:
             break
-        if not isinstance(key, str):
-            raise ProtocolError(f"{message_type} message: key {key!r} is not a text string")
         try:
             reader.need(1, "a value")
             if key in decode_keys:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, overload
+from typing import Any, Protocol
 
 import zmq
 
@@ -184,8 +184,8 @@ class Frames(Protocol):
     def assembler(self, *, messages_in_flight: int) -> Assembler: ...
 
 
-class FramePool(Sequence[PoolFrame]):
-    """Frames held in memory (rendered, or taken from a list of messages)."""
+class FramePool:
+    """Frames held in memory (rendered, or taken from a list of messages): ``Frames``."""
 
     def __init__(self, frames: Iterable[PoolFrame]) -> None:
         self._frames = tuple(frames)
@@ -193,13 +193,7 @@ class FramePool(Sequence[PoolFrame]):
     def __len__(self) -> int:
         return len(self._frames)
 
-    @overload
-    def __getitem__(self, index: int) -> PoolFrame: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[PoolFrame]: ...
-
-    def __getitem__(self, index: int | slice) -> PoolFrame | Sequence[PoolFrame]:
+    def __getitem__(self, index: int) -> PoolFrame:
         return self._frames[index]
 
     def assembler(self, *, messages_in_flight: int) -> ImageAssembler:

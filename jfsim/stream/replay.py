@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import zmq
 
@@ -108,8 +108,8 @@ def _index_image(layout: MessageLayout) -> RecordedImage:
     )
 
 
-class RecordedFrames(Sequence[PoolFrame]):
-    """The recorded images of a mapped recording, as the frames of a stream."""
+class RecordedFrames:
+    """The recorded images of a mapped recording, as the frames of a stream (``Frames``)."""
 
     def __init__(self, mapped: mmap.mmap, images: Sequence[RecordedImage], path: Path) -> None:
         self._mapped = mapped
@@ -119,16 +119,8 @@ class RecordedFrames(Sequence[PoolFrame]):
     def __len__(self) -> int:
         return len(self._images)
 
-    @overload
-    def __getitem__(self, index: int) -> PoolFrame: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[PoolFrame]: ...
-
-    def __getitem__(self, index: int | slice) -> PoolFrame | Sequence[PoolFrame]:
+    def __getitem__(self, index: int) -> PoolFrame:
         """Frame ``index`` decoded (pixels stay compressed): for tests and verification."""
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
         message = self.message(index)
         pixel_fields = {
             key: value
@@ -244,9 +236,7 @@ class RecordingSource(RecordedSeries):
         description = f"recording {self.path}"
         self._mapped = _map(self.path)
         view = memoryview(self._mapped)
-        start: Message | None = None
-        end: Message | None = None
-        calibration: list[Message] = []
+        others: list[Message] = []
         self._recorded: list[RecordedImage] = []
         position = index = 0
         try:
@@ -257,13 +247,7 @@ class RecordingSource(RecordedSeries):
                     if layout.type == "image":
                         self._recorded.append(_index_image(layout))
                     elif layout.type in ("start", "calibration", "end"):
-                        message, _ = decode_at(view, position)
-                        if message.type == "start":
-                            start = start or message
-                        elif message.type == "end":
-                            end = message
-                        else:
-                            calibration.append(message)
+                        others.append(decode_at(view, position)[0])
                 except ProtocolError as error:
                     problem = str(error)  # raised outside, so no traceback pins the mapping
                 if problem is not None:
@@ -274,15 +258,7 @@ class RecordingSource(RecordedSeries):
                 index += 1
         finally:
             view.release()
-        super().__init__(description, start, calibration, end, keep_dates=keep_dates)
-        if not self._recorded:
-            raise StreamOptionError(f"{description}: no image message to stream")
-
-    def default_number_of_images(self) -> int:
-        return len(self._recorded)
-
-    def default_pool_size(self) -> int:
-        return len(self._recorded)
+        super().__init__(description, others, len(self._recorded), keep_dates=keep_dates)
 
     def build_pool(self, pool_size: int, on_progress: PoolProgress | None) -> RecordedFrames:
         """The first ``pool_size`` recorded images (indexed on opening: nothing to wait for)."""

@@ -111,24 +111,43 @@ class RecordedSeries:
     def __init__(
         self,
         description: str,
-        start: Message | None,
-        calibration: Sequence[Message],
-        end: Message | None,
+        messages: Iterable[Message],
+        n_images: int,
         *,
         keep_dates: bool = False,
     ) -> None:
+        """``messages``: the series' start, calibration and end messages (images apart)."""
+        start: Message | None = None
+        end: Message | None = None
+        calibration: list[Message] = []
+        for message in messages:
+            if message.type == "start" and start is None:
+                start = message
+            elif message.type == "calibration":
+                calibration.append(message)
+            elif message.type == "end":
+                end = message
         if start is None:
             raise StreamOptionError(f"{description}: no start message; record a whole series")
+        if not n_images:
+            raise StreamOptionError(f"{description}: no image message to stream")
         self.description = description
         self._start = start
         self._calibration = tuple(calibration)
         self._end = end
+        self._n_images = n_images
         self._keep_dates = keep_dates
         self._n_frames: int | None = None
 
     def _recorded_fields(self, frame: int) -> dict[str, Any]:
         """The recorded per-image fields (``PER_IMAGE_FIELDS`` present) of one frame."""
         raise NotImplementedError
+
+    def default_number_of_images(self) -> int:
+        return self._n_images
+
+    def default_pool_size(self) -> int:
+        return self._n_images
 
     def images_per_file(self) -> int:
         return int(self._start.get("images_per_file") or 0)
@@ -195,28 +214,10 @@ class MessageListSource(RecordedSeries):
         description: str = "messages",
         keep_dates: bool = False,
     ) -> None:
-        start: Message | None = None
-        end: Message | None = None
-        calibration: list[Message] = []
-        self._images: list[Message] = []
-        for message in messages:
-            if message.type == "start" and start is None:
-                start = message
-            elif message.type == "image":
-                self._images.append(message)
-            elif message.type == "calibration":
-                calibration.append(message)
-            elif message.type == "end":
-                end = message
-        super().__init__(description, start, calibration, end, keep_dates=keep_dates)
-        if not self._images:
-            raise StreamOptionError(f"{description}: no image message to stream")
-
-    def default_number_of_images(self) -> int:
-        return len(self._images)
-
-    def default_pool_size(self) -> int:
-        return len(self._images)
+        messages = list(messages)
+        self._images = [message for message in messages if message.type == "image"]
+        others = (message for message in messages if message.type != "image")
+        super().__init__(description, others, len(self._images), keep_dates=keep_dates)
 
     def build_pool(self, pool_size: int, on_progress: PoolProgress | None) -> FramePool:
         images = self._images[:pool_size]

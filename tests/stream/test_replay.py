@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from jfsim.protocol import Message, Rational, decode, encode
+from jfsim.protocol import Message, decode, encode
 from jfsim.recording import RecordingError, RecordingWriter, iter_recording_frames
 from jfsim.stream import RecordingSource, StreamOptionError
 
@@ -106,7 +106,7 @@ def test_a_pool_smaller_than_the_recording_is_an_announced_choice(record, start_
 
 
 def test_metadata_of_a_replay_carries_each_images_own_fields(
-    record, start_stream, connect, stream_v2_check
+    record, start_stream, connect, expected_metadata_entries
 ):
     path, _recorded = record(12)
     source = RecordingSource(path)
@@ -123,20 +123,8 @@ def test_metadata_of_a_replay_carries_each_images_own_fields(
     connect(endpoint).receive_series()
     stream.result()
 
-    frames = []
-    while not frames or stream_v2_check(frames[-1])["type"] != "end":
-        frames.append(metadata.receive())
-    batches = [decode(f) for f in frames if stream_v2_check(f)["type"] == "metadata"]
-    entries = [entry for batch in batches for entry in batch["images"]]
-    pool = stream.streamer.prepare()
-    expected = [
-        {**source.image_fields(image_id), **pool[image_id % 12].pixel_fields}
-        for image_id in range(20)
-    ]
-    assert entries == [
-        {key: list(v) if isinstance(v, Rational) else v for key, v in entry.items()}
-        for entry in expected
-    ]
+    entries = [entry for batch in metadata.receive_metadata() for entry in batch["images"]]
+    assert entries == expected_metadata_entries(source, stream.streamer.prepare(), 20)
 
 
 def test_arm_and_end_dates_are_stamped_at_replay_time_unless_kept(

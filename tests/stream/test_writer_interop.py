@@ -13,6 +13,7 @@ import hdf5plugin  # noqa: F401 - registers the bitshuffle filter for reading
 import numpy as np
 import pytest
 
+from fixtures.clean import read_frames
 from jfsim.experiment import experiment_preset
 from jfsim.protocol import Compression, Message, PixelArray
 from jfsim.recording import RecordingWriter
@@ -141,14 +142,12 @@ def _written(master: Path) -> tuple[np.ndarray, np.ndarray]:
     """Every frame through the master (links or VDS) and the first spot's x of each frame."""
     with h5py.File(master, "r") as h5:
         group = h5["/entry/data"]
-        if "data" in group:
-            frames = group["data"][()]
-            spot_x = h5["/entry/MX/peakXPosRaw"][:, 0]
-            return frames, spot_x
         links = sorted(name for name in group if name.startswith("data_"))
-        frames = np.concatenate([group[name][()] for name in links])
-        spot_x = np.concatenate([group[name].file["/entry/MX/peakXPosRaw"][:, 0] for name in links])
-        return frames, spot_x
+        if links:  # legacy: /entry/MX lives in the data files
+            spots = [group[name].file["/entry/MX/peakXPosRaw"][:, 0] for name in links]
+        else:
+            spots = [h5["/entry/MX/peakXPosRaw"][:, 0]]
+    return read_frames(master), np.concatenate(spots)
 
 
 @pytest.mark.parametrize("layout", ["legacy", "vds", "integrated"])
