@@ -215,7 +215,9 @@ def test_max_rate_from_a_recording_larger_than_any_pool(benchmark, jf4m_series, 
             plain = _plain_pyzmq_sender(frames, start, end, RECORDING_IMAGES)
             best["plain"] = max(best["plain"], _bytes_per_s(plain))
             for name, path in jf4m_recordings.items():
-                result, summary = _run_source(RecordingSource(path), rate_hz=None)
+                result, summary = _run_source(
+                    RecordingSource(path), rate_hz=None, on_slow=OnSlow.BLOCK, send_timeout_s=60
+                )
                 assert result["images"] == summary.images_sent == RECORDING_IMAGES
                 best[name] = max(best[name], _bytes_per_s(result))
         return {
