@@ -153,7 +153,6 @@ class ReplayAssembler:
         self._pending: SendBuffer | None = None
         self._last: tuple[dict[str, Any], int] = ({}, 0)
         self._advised: tuple[int, int] = (0, 0)
-        self.images_as_recorded = 0
 
     def __len__(self) -> int:
         return len(self._images)
@@ -180,7 +179,6 @@ class ReplayAssembler:
         self._read_ahead(image)
         self._last = (image_fields, slot)
         if image.as_recorded and image_fields == image.recorded:
-            self.images_as_recorded += 1
             start, end = image.message
             return self._view[start:end]
         entries = encoded_entries("image", image_fields)
@@ -199,7 +197,10 @@ class ReplayAssembler:
         used (and again after a jump back, when a repetition starts over)."""
         start, end = image.message
         advised_start, advised_end = self._advised
-        if advised_start <= start and end + READ_AHEAD_BYTES // 2 <= advised_end:
+        ahead_enough = (
+            advised_end == len(self._mapped) or end + READ_AHEAD_BYTES // 2 <= advised_end
+        )
+        if advised_start <= start and ahead_enough:
             return
         first = start - start % mmap.PAGESIZE
         last = min(first + READ_AHEAD_BYTES, len(self._mapped))
