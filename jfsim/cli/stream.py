@@ -153,14 +153,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _source(args: argparse.Namespace) -> FrameSource:
+def _source(args: argparse.Namespace, progress: Callable[[int, int], None] | None) -> FrameSource:
+    """The source the options name; ``progress`` sees (bytes, total) while a recording is
+    indexed."""
     if args.recording:
         if args.truth_out is not None:
             raise StreamOptionError(
                 "--truth-out: only with --preset/--experiment/--broker-settings; a recording's "
                 "truth is the PREFIX_truth.h5 that jfsim simulate wrote beside it"
             )
-        return recording_source(args.recording, keep_dates=args.keep_arm_date)
+        return recording_source(args.recording, keep_dates=args.keep_arm_date, on_progress=progress)
     if args.keep_arm_date:
         raise StreamOptionError("--keep-arm-date: only with --recording (a dated recording)")
     if args.truth_out is not None and not args.truth_out.parent.is_dir():
@@ -216,25 +218,16 @@ class _StatusLine:
             print(file=sys.stderr, flush=True)
             self._open = False
 
-    def pool(self) -> Callable[[int, int], None]:
-        last_shown = [0.0]
-
-        def show(done: int, total: int) -> None:
-            now = time.monotonic()
-            if done == total or self.interactive or now - last_shown[0] >= 5.0:
-                last_shown[0] = now
-                self.show(f"stream: rendering pool {done}/{total} frames")
-
-        return show
-
-    def truth(self) -> Callable[[int, int], None]:
+    def counter(self, what: str, unit: str) -> Callable[[int, int], None]:
+        """A progress callback (done, total) shown at most twice a second on a terminal,
+        every 5 s otherwise, and at the end: ``stream: {what} {done}/{total} {unit}``."""
         last_shown = [0.0]
 
         def show(done: int, total: int) -> None:
             now = time.monotonic()
             if done == total or now - last_shown[0] >= (0.5 if self.interactive else 5.0):
                 last_shown[0] = now
-                self.show(f"stream: writing the truth of {done}/{total} images")
+                self.show(f"stream: {what} {done}/{total} {unit}")
 
         return show
 
@@ -286,9 +279,13 @@ def _rows(summary: StreamSummary) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     config = _config(args)
     status = _StatusLine()
-    source = _source(args)
+    indexing = status.counter("indexing the recording", "%")
+    source = _source(
+        args, None if args.json else lambda done, total: indexing(100 * done // total, 100)
+    )
+    status.done()
     streamer = Streamer(config, source, on_progress=None if args.json else status.stream)
-    streamer.prepare(None if args.json else status.pool())
+    streamer.prepare(None if args.json else status.counter("rendering pool", "frames"))
     status.done()
     announcement = streamer.frame_reuse.announcement()
     if announcement is not None:
@@ -307,7 +304,8 @@ def run(args: argparse.Namespace) -> int:
 
         assert isinstance(source, ExperimentSource)  # _source refuses --truth-out otherwise
         streamed = summary.images_sent + summary.images_dropped
-        path = source.write_truth(args.truth_out, streamed, None if args.json else status.truth())
+        progress = None if args.json else status.counter("writing the truth of", "images")
+        path = source.write_truth(args.truth_out, streamed, progress)
         status.done()
         document["truth_file"] = str(path)
     if args.json:

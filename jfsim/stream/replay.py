@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,8 @@ __all__ = ["READ_AHEAD_BYTES", "RecordedFrames", "RecordingSource", "recording_s
 
 #: How far ahead of the image being sent the kernel is asked to read the recording.
 READ_AHEAD_BYTES = 64 << 20
+#: Messages between two progress reports while a recording is indexed.
+_PROGRESS_EVERY = 256
 _MAJOR_MAP = 5
 
 
@@ -232,7 +234,14 @@ class RecordingSource(RecordedSeries):
     first K recorded images, reused in turn.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, keep_dates: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        keep_dates: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """``on_progress(bytes indexed, file size)`` is called while indexing (long files)."""
         self.path = Path(path)
         description = f"recording {self.path}"
         self._mapped = _map(self.path)
@@ -257,6 +266,10 @@ class RecordingSource(RecordedSeries):
                     )
                 position = layout.end
                 index += 1
+                if on_progress is not None and (
+                    index % _PROGRESS_EVERY == 0 or position == len(view)
+                ):
+                    on_progress(position, len(view))
         finally:
             view.release()
         super().__init__(description, others, len(self._recorded), keep_dates=keep_dates)
@@ -285,6 +298,11 @@ def _map(path: Path) -> mmap.mmap:
         raise RecordingError(f"{path}: cannot read recording: {error.strerror or error}") from None
 
 
-def recording_source(path: str | os.PathLike[str], *, keep_dates: bool = False) -> RecordingSource:
+def recording_source(
+    path: str | os.PathLike[str],
+    *,
+    keep_dates: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RecordingSource:
     """A source replaying the ``.cbors`` recording at ``path`` from its file."""
-    return RecordingSource(path, keep_dates=keep_dates)
+    return RecordingSource(path, keep_dates=keep_dates, on_progress=on_progress)

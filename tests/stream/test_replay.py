@@ -188,3 +188,13 @@ def _encode_unchecked(message: Message) -> bytes:
 def test_a_missing_recording_is_a_clear_error(tmp_path):
     with pytest.raises(StreamOptionError, match="no such file; make one with jfsim simulate"):
         RecordingSource(tmp_path / "nothing.cbors")
+
+
+def test_indexing_a_long_recording_reports_progress(record):
+    path, _recorded = record(600)
+    reports: list[tuple[int, int]] = []
+    RecordingSource(path, on_progress=lambda done, total: reports.append((done, total)))
+    size = path.stat().st_size
+    assert len(reports) == 3  # after 256 and 512 messages, and at the end
+    assert reports[-1] == (size, size)
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports)
