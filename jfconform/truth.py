@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from jfconform.context import FileContext
+from jfconform.frame_checksum import check_frames
 from jfconform.model import Issue
 from jfconform.rules._common import rotation_matrix
 from jfconform.rules.cxi import peak_table
@@ -232,6 +233,15 @@ def score(
                 ),
             )
         )
+    frame_issues, frames = check_frames(ctx, truth_path)
+    if frame_issues:  # other pixels than the truth describes: any score would mislead
+        return issues + frame_issues, {
+            "truth_file": str(truth_path),
+            "frames": frames,
+            "scores": {},
+            "thresholds": asdict(thresholds),
+            "passed": False,
+        }
     scores: dict[str, dict] = {}
     scores.update(_spot_scores(ctx, truth, thresholds))
     scores.update(_indexing_scores(ctx, truth, thresholds))
@@ -261,6 +271,7 @@ def score(
             )
     summary = {
         "truth_file": str(truth_path),
+        "frames": frames,
         "scores": scores,
         "thresholds": asdict(thresholds),
         "passed": not issues,
