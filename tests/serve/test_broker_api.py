@@ -76,6 +76,20 @@ def test_a_beamline_session_is_written_by_jfsim_write(tmp_path):
         )  # fmt: skip
         api.config_roi_put(roi)
         assert api.config_roi_get() == roi
+        for section in ("azim_int", "indexing", "instrument", "detector"):
+            value = getattr(api, f"config_{section}_get")()
+            getattr(api, f"config_{section}_put")(value)
+            assert getattr(api, f"config_{section}_get")() == value
+        preview_port = free_ports(1)[0]
+        preview = jc.ZeromqPreviewSettings(
+            enabled=True, period_ms=0, socket_address=f"tcp://127.0.0.1:{preview_port}"
+        )
+        api.config_zeromq_preview_put(preview)
+        assert api.config_zeromq_preview_get() == preview
+        detectors = api.config_select_detector_get()
+        assert detectors.detectors[detectors.current_id].description == "PSI JUNGFRAU 1M"
+        assert api.version_get().startswith("jfsim ")
+        assert api.detector_status_get().state == jc.DetectorState.IDLE
 
         settings = _dataset(
             ntrigger=20,
@@ -98,12 +112,6 @@ def test_a_beamline_session_is_written_by_jfsim_write(tmp_path):
         assert statistics.data_processing_settings == spot_finding
         assert statistics.file_writer_settings == file_writer
         assert api.statistics_data_collection_get() == measurement
-        written = tmp_path / "data" / "run1"
-        assert sorted(p.name for p in written.iterdir()) == [
-            "lyso_data_000001.h5",
-            "lyso_data_000002.h5",
-            "lyso_master.h5",
-        ]
 
         latest = bytes(api.image_buffer_image_cbor_get(id=-1))
         message = decode(latest)
@@ -136,6 +144,12 @@ def test_a_beamline_session_is_written_by_jfsim_write(tmp_path):
     assert serve_status == 0, log
     assert writer_status == 0, writer_log
     assert "completed" in summary and "run1/lyso" in summary
+    written = tmp_path / "data" / "run1"  # the master follows the announced data files
+    assert sorted(p.name for p in written.iterdir()) == [
+        "lyso_data_000001.h5",
+        "lyso_data_000002.h5",
+        "lyso_master.h5",
+    ]
 
 
 def test_refusals_name_the_problem_and_leave_a_running_series_alone(tcp_endpoint, puller):
@@ -192,9 +206,12 @@ def test_refusals_name_the_problem_and_leave_a_running_series_alone(tcp_endpoint
             alone_status, _, alone_log = serve_alone.stop()
         assert alone_status == 1, alone_log  # a series ended in Error: reported at exit
 
-        long_series = _dataset(ntrigger=100_000, image_time_us=5000, file_prefix="long/run")
+        long_series = _dataset(
+            ntrigger=100_000, image_time_us=5000, file_prefix="long/run", tokens=["s3cret"]
+        )
         api.start_post(long_series)
         assert api.status_get().state == "Measuring"
+        assert api.detector_status_get().state == jc.DetectorState.BUSY
         start = decode(puller.receive())
         assert start.type == "start" and start["number_of_images"] == 100_000
         status, error = _refused(api.start_post, _dataset(file_prefix="second"))
@@ -222,13 +239,18 @@ def test_refusals_name_the_problem_and_leave_a_running_series_alone(tcp_endpoint
         api.wait_till_done_post(timeout=30)
         broker = api.status_get()
         assert broker.state == "Idle" and "cancelled" in broker.message
-        measurement = api.statistics_data_collection_get()
+        status, _ = _refused(api.image_buffer_image_cbor_get, id=-1)
+        assert status == 401  # the series was started with tokens
+        assert api.statistics_get().measurement is None
+        bearer = {"Authorization": "Bearer s3cret"}
+        latest = bytes(api.image_buffer_image_cbor_get(id=-1, _headers=bearer))
+        assert latest == received[-1]  # exactly the bytes sent
+        measurement = api.statistics_data_collection_get(_headers=bearer)
         assert measurement.cancelled is True and measurement.images_sent == len(ids)
-        assert bytes(api.image_buffer_image_cbor_get(id=-1)) == received[-1]  # as sent
 
         api.image_buffer_clear_post()
         with pytest.raises(NotFoundException):
-            api.image_buffer_image_cbor_get(id=-1)
+            api.image_buffer_image_cbor_get(id=-1, _headers=bearer)
         api.deactivate_post()
         status, _ = _refused(api.wait_till_done_post, timeout=1)
         assert status == 502
@@ -241,7 +263,11 @@ def test_sigterm_ends_a_running_series_with_its_end_message(tcp_endpoint, puller
     serve = ServeProcess(*DETECTOR, "--endpoint", tcp_endpoint)
     try:
         serve.api.initialize_post()
-        serve.api.start_post(_dataset(ntrigger=100_000, image_time_us=5000, file_prefix="t/r"))
+        serve.api.start_post(
+            _dataset(ntrigger=100_000, image_time_us=5000, file_prefix="t/r", async_start=True)
+        )
+        serve.api.wait_until_running_post(timeout=60)
+        assert serve.api.status_get().state == "Measuring"
         assert decode(puller.receive()).type == "start"
         images = [puller.receive() for _ in range(5)]
     finally:

@@ -68,7 +68,7 @@ def test_the_readme_example_runs_as_printed(tmp_path):
     printed = result.stdout.strip()
     assert printed == "lyso/rot1: 100 images sent, 100 written, indexing rate 1.00"
     assert f"It prints `{printed}`" in README.read_text(encoding="utf-8")
-    assert (tmp_path / "data" / "lyso" / "rot1_master.h5").is_file()
     assert serve_status == 0, serve_log
     assert writer_status == 0, writer_log
+    assert (tmp_path / "data" / "lyso" / "rot1_master.h5").is_file()
     assert JFSIM.is_file()
