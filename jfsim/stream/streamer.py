@@ -121,10 +121,14 @@ class Streamer:
         source: FrameSource,
         *,
         on_progress: Callable[[StreamProgress], None] | None = None,
+        on_image_sent: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_image_sent(image_id)`` runs in the sending thread after each image is queued
+        on its socket (not for dropped ones); keep it to a few microseconds."""
         self.config = config
         self.source = source
         self.on_progress = on_progress
+        self.on_image_sent = on_image_sent
         self._stop = threading.Event()
         self._stop_reason: str | None = None
         self._pool: Frames | None = None
@@ -268,6 +272,7 @@ class Streamer:
     def _send_images(self, assembler: Assembler, stats: StreamStats) -> None:
         assert self._sockets is not None
         sockets, preview, metadata = self._sockets, self._preview, self._metadata
+        on_image_sent = self.on_image_sent
         n_sockets = len(sockets)
         images_per_file = self.source.images_per_file()
         pool_size = len(assembler)
@@ -306,6 +311,8 @@ class Streamer:
                     preview.offer_image(now, buffer)
                 if metadata is not None:
                     metadata.add_image(now, assembler.last_image_map())
+                if on_image_sent is not None:
+                    on_image_sent(image_id)
             if self.on_progress is not None and now >= next_progress:
                 next_progress = now + progress_interval
                 self.on_progress(stats.progress(now))
