@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from jfconform.context import FileContext
+from jfconform.frame_checksum import check_frames
 from jfconform.model import Issue
 from jfconform.rules._common import rotation_matrix
 from jfconform.rules.cxi import peak_table
@@ -80,6 +81,13 @@ LATTICE_THRESHOLDS = {
     "cell_error": "max_cell_error",
     "cell_angle_error_deg": "max_cell_angle_error_deg",
     "misorientation_deg": "max_misorientation_deg",
+}
+#: Every score ``--truth`` reports, in report order, with its threshold.
+SCORE_THRESHOLDS = {
+    "spot_recall": "min_spot_recall",
+    "spot_precision": "min_spot_precision",
+    **LATTICE_THRESHOLDS,
+    "intensity_cc": "min_intensity_cc",
 }
 #: Fewest matched reflections for which a correlation coefficient is reported.
 MIN_CORRELATED = 3
@@ -248,6 +256,19 @@ def score(
                 ),
             )
         )
+    frame_issues, frames = check_frames(ctx, truth_path)
+    if frame_issues:  # other pixels than the truth describes: any score would mislead
+        reason = "the file's frames differ from the truth's images (TRUTH-009)"
+        return issues + frame_issues, {
+            "truth_file": str(truth_path),
+            "frames": frames,
+            "scores": {
+                name: _skipped(getattr(thresholds, field), reason)
+                for name, field in SCORE_THRESHOLDS.items()
+            },
+            "thresholds": asdict(thresholds),
+            "passed": False,
+        }
     scores: dict[str, dict] = {}
     scores.update(_spot_scores(ctx, truth, thresholds))
     scores.update(_indexing_scores(ctx, truth, thresholds))
@@ -277,6 +298,7 @@ def score(
             )
     summary = {
         "truth_file": str(truth_path),
+        "frames": frames,
         "scores": scores,
         "thresholds": asdict(thresholds),
         "passed": not issues,

@@ -638,6 +638,8 @@ _BROKER_KEYS: dict[str, tuple[str, str]] = {
     "experiment_group": ("dataset", "experiment_group"),
     "header_appendix": ("dataset", "header_appendix"),
     "image_appendix": ("dataset", "image_appendix"),
+    "compression": ("dataset", "compression"),
+    "max_spot_count": ("dataset", "max_spot_count"),
 }
 #: Broker keys that are valid but do not change what jfsim simulates (accepted, ignored).
 _BROKER_KEYS_IGNORED = frozenset(
@@ -650,8 +652,22 @@ _BROKER_KEYS_IGNORED = frozenset(
         "spot_finding",
         "fpga_summation",
         "summation",
+        "async_start",
+        "tokens",
+        "beam_size_x_um",
+        "beam_size_y_um",
+        "ring_current_mA",
+        "sample_temperature_K",
+        "pixel_value_low_threshold",
+        "smargon",
+        "xray_fluorescence_spectrum",
     }
 )
+_BROKER_AXIS_KEYS_IGNORED = frozenset({"helical_step_um", "screening_wedge_deg"})
+#: jfjoch_broker's data-file size when ``images_per_file`` is omitted (DatasetSettings).
+_BROKER_IMAGES_PER_FILE = 1000
+#: A rotation sweep of at most this many images goes into one data file.
+_BROKER_SINGLE_FILE_SWEEP = 20000
 _BROKER_DEFAULT_CELL = {"a": 79.1, "b": 79.1, "c": 37.9, "alpha": 90.0, "beta": 90.0, "gamma": 90.0}
 
 
@@ -662,9 +678,12 @@ def experiment_from_broker_settings(
 
     ``ntrigger × images_per_trigger`` gives the number of images; ``image_time_us`` sets
     count and frame time; ``goniometer`` {name, start, step, vector} makes a rotation scan
-    (without it the run is serial stills); ``grid_scan`` {n_fast, n_slow, step_x_um,
-    step_y_um, snake, vertical} a grid scan. Without ``unit_cell`` jfsim simulates
-    tetragonal lysozyme.
+    (without it the run is serial stills); ``grid_scan`` {n_fast, step_x_um, step_y_um,
+    snake, vertical} a grid scan with as many rows (``n_slow``) as the images fill, whether
+    or not a ``goniometer`` states the spindle angle beside it. Without
+    ``unit_cell`` jfsim simulates tetragonal lysozyme. Without ``images_per_file`` the
+    broker's choice applies: one file for a sweep of up to 20000 images, whole fast-axis
+    rows per file for a grid, 1000 images otherwise.
     """
     if not isinstance(body, Mapping):
         raise ConfigError("dataset settings: expected a JSON object")
@@ -700,13 +719,24 @@ def experiment_from_broker_settings(
     sections["crystal"].setdefault("unit_cell", _BROKER_DEFAULT_CELL)
     sections["crystal"].setdefault("space_group_number", 96)
     document |= sections
-    if "goniometer" in body:
+    if "grid_scan" in body:  # a goniometer beside it only states the spindle angle
+        grid = body["grid_scan"]
+        if not isinstance(grid, Mapping):
+            raise ConfigError("dataset settings: grid_scan: expected an object")
+        document["scan"] = {"type": "grid", **grid}
+        if "n_slow" not in grid:
+            n_fast = integer("dataset settings: grid_scan.n_fast", grid.get("n_fast", 10))
+            if n_fast < 1:
+                raise ConfigError("dataset settings: grid_scan.n_fast: must be >= 1")
+            document["scan"]["n_slow"] = -(-ntrigger * per_trigger // n_fast)
+    elif "goniometer" in body:
         axis = body["goniometer"]
         if not isinstance(axis, Mapping):
             raise ConfigError(
                 "dataset settings: goniometer: expected an object {name, start, step, vector}"
             )
-        unknown = set(axis) - {"name", "start", "step", "vector"}
+        # helical_step_um and screening_wedge_deg are valid but not simulated (ignored)
+        unknown = set(axis) - {"name", "start", "step", "vector"} - _BROKER_AXIS_KEYS_IGNORED
         if unknown:
             raise ConfigError(f"dataset settings: goniometer.{sorted(unknown)[0]}: unknown key")
         scan: dict[str, Any] = {
@@ -719,14 +749,35 @@ def experiment_from_broker_settings(
         if "vector" in axis:
             scan["axis_vector"] = axis["vector"]
         document["scan"] = scan
-    elif "grid_scan" in body:
-        grid = body["grid_scan"]
-        if not isinstance(grid, Mapping):
-            raise ConfigError("dataset settings: grid_scan: expected an object")
-        document["scan"] = {"type": "grid", **grid}
     else:
         document["scan"] = {"type": "stills"}
-    return experiment_from_dict(document)
+    sections["dataset"].setdefault(
+        "images_per_file", _broker_images_per_file(document["scan"], ntrigger * per_trigger)
+    )
+    try:
+        return experiment_from_dict(document)
+    except ConfigError as error:
+        raise ConfigError(_in_broker_names(str(error))) from None
+
+
+def _in_broker_names(message: str) -> str:
+    """A message about ``[section] key`` restated with the DatasetSettings key it came from."""
+    for broker_key, (section, our_key) in _BROKER_KEYS.items():
+        ours = f"[{section}] {our_key}"
+        if message.startswith(ours + ":") or message.startswith(ours + "["):
+            return f"dataset settings: {broker_key}{message[len(ours) :]}"
+    return f"dataset settings: {message}"
+
+
+def _broker_images_per_file(scan: Mapping[str, Any], number_of_images: int) -> int:
+    """jfjoch_broker's data-file size for a ``/start`` body without ``images_per_file``."""
+    if scan["type"] == "rotation" and number_of_images <= _BROKER_SINGLE_FILE_SWEEP:
+        return number_of_images
+    if scan["type"] == "grid":
+        n_fast = scan.get("n_fast", 10)
+        if isinstance(n_fast, int) and n_fast > 0:
+            return n_fast * max(1, _BROKER_IMAGES_PER_FILE // n_fast)
+    return _BROKER_IMAGES_PER_FILE
 
 
 def load_broker_settings(path: str | Path, *, detector: str = "JF4M", seed: int = 1) -> Experiment:

@@ -16,7 +16,7 @@ def test_generate_writes_fixtures_and_refuses_a_full_folder(
     subset = {rule_id: BROKEN[rule_id] for rule_id in ("NXG-001", "H5-007")}
     monkeypatch.setattr(generate_module, "BROKEN", subset)  # the full corpus is tested elsewhere
     assert generate_module.main([str(tmp_path / "out")]) == 0
-    assert "7 fixtures written" in capsys.readouterr().out
+    assert "8 fixtures written" in capsys.readouterr().out
     assert (tmp_path / "out" / "clean" / "vds" / "clean_data_000002.h5").is_file()
     assert (tmp_path / "out" / "broken" / "H5-007" / "clean_master.h5").is_file()
     assert generate_module.main([str(tmp_path / "out")]) == 2

@@ -93,3 +93,27 @@ def test_bad_options_exit_2_with_a_clear_message(recording, option, value, expec
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert error_lines[-1].startswith("jfsim stream: error: ")
     assert expected in error_lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--truth-out", "t_truth.h5"], "--truth-out: only with --preset/--experiment"),
+        (["--pool", "0"], "pool: must be >= 1 frame"),
+    ],
+)
+def test_recording_only_options_are_checked(recording, arguments, expected, capsys):
+    assert main(["stream", "--recording", str(recording), *arguments]) == 2
+    assert expected in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--keep-arm-date"], "--keep-arm-date: only with --recording"),
+        (["--truth-out", "no/such/folder/t_truth.h5"], "folder no/such/folder does not exist"),
+    ],
+)
+def test_experiment_only_options_are_checked(arguments, expected, capsys):
+    assert main(["stream", "--preset", "small-jf1m", *arguments]) == 2
+    assert expected in capsys.readouterr().err.strip().splitlines()[-1]
