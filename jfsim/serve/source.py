@@ -87,6 +87,7 @@ class BrokerSource:
         self._inner = ExperimentSource(experiment, device=device)
         self.experiment = experiment
         self.description = self._inner.description
+        self.frame_noun = self._inner.frame_noun  # announcements name rendered frames
         self._device = device
         self._start_fields = dict(start_fields)
         self._start: tuple[int, Message] | None = None
