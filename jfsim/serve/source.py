@@ -17,7 +17,7 @@ from typing import Any
 from jfsim.experiment import Dataset, Experiment, experiment_to_dict
 from jfsim.protocol import Message
 from jfsim.serve.plots import FrameMetrics
-from jfsim.stream import PoolFrame
+from jfsim.stream import FramePool
 from jfsim.stream.experiment_source import ExperimentSource
 from jfsim.stream.sources import PoolProgress
 
@@ -48,7 +48,7 @@ class PoolCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: str | None = None
-        self._entry: tuple[list[PoolFrame], FrameMetrics] | None = None
+        self._entry: tuple[FramePool, FrameMetrics] | None = None
         self.hits = 0
 
     @staticmethod
@@ -60,14 +60,14 @@ class PoolCache:
         description = experiment_to_dict(dataclasses.replace(experiment, dataset=dataset))
         return json.dumps([description, pool_size, device], sort_keys=True, default=str)
 
-    def get(self, key: str) -> tuple[list[PoolFrame], FrameMetrics] | None:
+    def get(self, key: str) -> tuple[FramePool, FrameMetrics] | None:
         with self._lock:
             if key == self._key:
                 self.hits += 1
                 return self._entry
             return None
 
-    def put(self, key: str, pool: list[PoolFrame], metrics: FrameMetrics) -> None:
+    def put(self, key: str, pool: FramePool, metrics: FrameMetrics) -> None:
         with self._lock:
             self._key, self._entry = key, (pool, metrics)
 
@@ -75,6 +75,8 @@ class PoolCache:
 class BrokerSource:
     """A ``FrameSource``: an ``ExperimentSource`` whose start message is made once, with
     ``start_fields`` added (``overwrite``, a file format the experiment cannot name)."""
+
+    frame_noun = ExperimentSource.frame_noun
 
     def __init__(
         self,
@@ -87,7 +89,6 @@ class BrokerSource:
         self._inner = ExperimentSource(experiment, device=device)
         self.experiment = experiment
         self.description = self._inner.description
-        self.frame_noun = self._inner.frame_noun  # announcements name rendered frames
         self._device = device
         self._start_fields = dict(start_fields)
         self._start: tuple[int, Message] | None = None
@@ -96,6 +97,9 @@ class BrokerSource:
 
     def default_number_of_images(self) -> int:
         return self._inner.default_number_of_images()
+
+    def default_pool_size(self) -> int:
+        return self._inner.default_pool_size()
 
     def images_per_file(self) -> int:
         return self._inner.images_per_file()
@@ -113,7 +117,7 @@ class BrokerSource:
     def calibration_messages(self) -> Sequence[Message]:
         return self._inner.calibration_messages()
 
-    def build_pool(self, pool_size: int, on_progress: PoolProgress | None) -> list[PoolFrame]:
+    def build_pool(self, pool_size: int, on_progress: PoolProgress | None) -> FramePool:
         """The pool (reused when the last collection rendered the same frames); sets
         ``metrics``."""
         key = PoolCache.key(self.experiment, pool_size, self._device)
