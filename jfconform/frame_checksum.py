@@ -86,20 +86,25 @@ def frame_sha256(frame: np.ndarray, dtype: np.dtype) -> bytes | None:
     return hashlib.sha256(values.tobytes()).digest()
 
 
-def _frames(ctx: FileContext) -> Iterator[tuple[int, np.ndarray, set[Any]]]:
-    """(run frame index, pixels, fill values that mean "never written") for every frame."""
+def _frames(ctx: FileContext, wanted: list[int]) -> Iterator[tuple[int, np.ndarray, set[Any]]]:
+    """(run frame index, pixels, fill values that mean "never written") for each ``wanted``
+    frame the file holds: the truth's image ids bound the reads, not the frame count the
+    file declares (which a damaged header may put at 2³²)."""
     fills = {store.dataset.fillvalue for store in ctx.image_stores}
     if ctx.layout in ("integrated", "vds") and ctx.image_dataset is not None:
         dataset = ctx.image_dataset
         if dataset.ndim == 3:
             fills.add(dataset.fillvalue)
-            for index in range(dataset.shape[0]):
-                yield index, dataset[index], fills
+            for index in wanted:
+                if 0 <= index < dataset.shape[0]:
+                    yield index, dataset[index], fills
     elif ctx.layout == "legacy":
         for store in ctx.image_stores:
             if store.dataset.ndim == 3:
-                for index in range(store.dataset.shape[0]):
-                    yield store.first_frame + index, store.dataset[index], fills
+                last = store.first_frame + store.dataset.shape[0]
+                for index in wanted:
+                    if store.first_frame <= index < last:
+                        yield index, store.dataset[index - store.first_frame], fills
 
 
 def _ranges(values: list[int]) -> str:
@@ -139,9 +144,7 @@ def check_frames(
     missing: list[int] = []
     differing: list[int] = []
     other_images: list[tuple[int, int]] = []
-    for index, frame, fills in _frames(ctx):
-        if index not in expected:
-            continue
+    for index, frame, fills in _frames(ctx, sorted(expected)):
         digest = frame_sha256(frame, checksums.dtype)
         if digest == expected[index]:
             matching += 1

@@ -290,9 +290,8 @@ def run(args: argparse.Namespace) -> int:
     announcement = streamer.frame_reuse.announcement()
     if announcement is not None:
         print(f"stream: {announcement}", file=sys.stderr, flush=True)
-    streamer.bind()
-    if not args.json:
-        status.show(f"stream: waiting for writers on {', '.join(config.endpoints)}")
+    bound = streamer.bind()  # '*' ports resolved: the line tells where to point writers
+    status.show(f"stream: waiting for writers on {', '.join(bound)}")
     with _stop_on_signals(streamer):
         try:
             summary = streamer.run()

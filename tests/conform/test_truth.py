@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import h5py
@@ -150,11 +151,60 @@ def test_misorientation_ignores_the_basis_and_measures_the_turn(
     assert compare_lattices(observed, true)[2] == pytest.approx(angle_deg, abs=1e-5)
 
 
+#: Every score --truth reports; each is listed in every report, computed or skipped.
+ALL_SCORES = {
+    "spot_recall",
+    "spot_precision",
+    "indexing_rate",
+    "cell_error",
+    "cell_angle_error_deg",
+    "misorientation_deg",
+    "intensity_cc",
+}
+
+
+def test_scores_that_cannot_be_computed_are_listed_as_skipped(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path)
+    with h5py.File(master, "r+") as h5:
+        del h5["/entry/reflections"], h5["/entry/MX/latticeIndexed"]
+        if "/entry/sample/ub_matrix" in h5:
+            del h5["/entry/sample/ub_matrix"]
+    fired, summary = _score(master, truth)
+    scores = summary["scores"]
+    assert set(scores) == ALL_SCORES
+    assert "no per-image reflection table" in scores["intensity_cc"]["skipped"]
+    assert "no indexed lattice" in scores["misorientation_deg"]["skipped"]
+    assert scores["intensity_cc"]["passed"] is None and scores["intensity_cc"]["value"] is None
+    assert "skipped" not in scores["spot_recall"]
+    assert "TRUTH-008" not in fired  # a skipped score is not a failed one
+
+
+def test_skipped_scores_show_in_text_json_and_junit(run_cli, tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path)
+    with h5py.File(master, "r+") as h5:
+        del h5["/entry/reflections"]
+    text = run_cli("check", master, "--truth", truth)
+    assert "intensity_cc" in text.stdout and "skipped" in text.stdout
+    assert "skipped intensity_cc: the file has no per-image reflection table" in text.stdout
+    document = json.loads(run_cli("check", master, "--truth", truth, "--json").stdout)
+    assert set(document["truth"]["scores"]) == ALL_SCORES
+    assert document["truth"]["scores"]["intensity_cc"]["skipped"].startswith("the file has no")
+    out = tmp_path / "report.xml"
+    run_cli("check", master, "--truth", truth, "--format", "junit", "-o", out)
+    (suite,) = [s for s in ET.parse(out).getroot() if s.get("name", "").startswith("truth")]
+    cases = {case.get("name"): case for case in suite.findall("testcase")}
+    assert set(cases) == ALL_SCORES and suite.get("skipped") == "1"
+    skipped = cases["intensity_cc"].find("skipped")
+    assert skipped is not None and "reflection table" in skipped.get("message")
+    assert cases["spot_recall"].find("skipped") is None
+
+
 def test_substituted_frames_are_truth_009_and_nothing_is_scored(tmp_path: Path) -> None:
     master, truth = write_truth_run(tmp_path, substituted=True)
     fired, summary = _score(master, truth)
     assert fired == {"TRUTH-009"}
-    assert summary["passed"] is False and summary["scores"] == {}
+    assert summary["passed"] is False and set(summary["scores"]) == ALL_SCORES
+    assert all("frames differ" in score["skipped"] for score in summary["scores"].values())
     frames = summary["frames"]
     assert (frames["frames_compared"], frames["frames_matching"]) == (4, 2)
     assert (frames["frames_differing"], frames["frames_differing_list"]) == (2, "2–3")

@@ -7,7 +7,6 @@ itself, so an encoder bug that the project's own decoder shares cannot hide.
 from __future__ import annotations
 
 import math
-import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -257,19 +256,6 @@ class Receiver:
             self._monitor.close()
             self._monitor = None
         self.socket.close()
-
-
-@pytest.fixture
-def two_tcp_endpoints() -> list[str]:
-    """Two loopback endpoints on ports that were free a moment ago (found together)."""
-    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(2)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [f"tcp://127.0.0.1:{probe.getsockname()[1]}" for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 @pytest.fixture

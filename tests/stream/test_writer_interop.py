@@ -22,7 +22,7 @@ from jfsim.series import ImageAnalysis, end_message, image_message, start_messag
 JFSIM = Path(sys.executable).with_name("jfsim")
 
 
-def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endpoints):
+def test_two_writers_store_every_image_the_streamer_sends(tmp_path, start_streamer):
     experiment = experiment_preset("small-jf1m")
     dataset = dataclasses.replace(
         experiment.dataset, file_prefix="run/tiny", images_per_file=3, file_format="legacy"
@@ -41,10 +41,14 @@ def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endp
             )
         writer.write(end_message(experiment, 4))
 
-    endpoints = two_tcp_endpoints
+    stream = start_streamer(
+        "--recording", str(recording), "--images", "10",
+        "--rate", "500Hz", "--start-timeout", "60s", "--json",
+        sockets=2,
+    )  # fmt: skip
     roots = [tmp_path / "writer0", tmp_path / "writer1"]
     writers = []
-    for endpoint, root in zip(endpoints, roots, strict=True):
+    for endpoint, root in zip(stream.endpoints, roots, strict=True):
         root.mkdir()
         command = [str(JFSIM), "write", "-R", str(root), "--once", "--json", "--timeout", "60"]
         writers.append(
@@ -52,19 +56,15 @@ def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endp
                 [*command, endpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         )
-    command = [str(JFSIM), "stream", "--recording", str(recording), "--images", "10"]
-    options = ["--rate", "500Hz", "--start-timeout", "60s", "--json"]
-    for endpoint in endpoints:
-        options += ["--endpoint", endpoint]
-    stream = subprocess.run([*command, *options], capture_output=True, text=True, timeout=120)
+    stream_code, stream_stdout, stream_stderr = stream.finish(120)
     results = []
     for writer in writers:
         stdout, stderr = writer.communicate(timeout=120)
         assert writer.returncode == 0, stderr
         results.append(json.loads(stdout))
 
-    assert stream.returncode == 0, stream.stderr
-    assert json.loads(stream.stdout)["images_per_socket"] == [6, 4]  # files 0, 2 | 1, 3
+    assert stream_code == 0, stream_stderr
+    assert json.loads(stream_stdout)["images_per_socket"] == [6, 4]  # files 0, 2 | 1, 3
     for result in results:
         assert result["state"] == "completed"
         assert result["images_expected"] == 10
@@ -111,31 +111,34 @@ def long_recording(tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 
 def _stream_into_writers(
-    recording: Path, roots: list[Path], endpoints: list[str], layout: str, *extra: str
+    start_streamer, recording: Path, roots: list[Path], layout: str, *extra: str
 ) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Replay ``recording`` through one image socket per root, each into a ``jfsim write``
+    connected to the port the streamer bound (and keeps)."""
+    stream = start_streamer(
+        "--recording", str(recording), "--rate", "max", "--on-slow", "block",
+        "--start-timeout", "60s", "--json", *extra,
+        sockets=len(roots),
+    )  # fmt: skip
     writers = []
-    for root, endpoint in zip(roots, endpoints, strict=True):
+    for root, endpoint in zip(roots, stream.endpoints, strict=True):
         command = [str(JFSIM), "write", "-R", str(root), "--once", "--json"]
         command += ["--timeout", "120", "--format", layout, endpoint]
         writers.append(
             subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         )
-    command = [str(JFSIM), "stream", "--recording", str(recording), "--rate", "max"]
-    command += ["--on-slow", "block", "--start-timeout", "60s", "--json", *extra]
-    for endpoint in endpoints:
-        command += ["--endpoint", endpoint]
     try:
-        stream = subprocess.run(command, capture_output=True, text=True, timeout=180)
+        code, stdout, stderr = stream.finish(180)
         results = []
         for writer in writers:
-            stdout, stderr = writer.communicate(timeout=180)
-            assert writer.returncode == 0, stderr
-            results.append(json.loads(stdout))
+            out, err = writer.communicate(timeout=180)
+            assert writer.returncode == 0, err
+            results.append(json.loads(out))
     finally:
         for writer in writers:
             writer.kill()
-    assert stream.returncode == 0, stream.stderr
-    return stream, results
+    assert code == 0, stderr
+    return subprocess.CompletedProcess(stream.process.args, code, stdout, stderr), results
 
 
 def _written(master: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -152,10 +155,10 @@ def _written(master: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("layout", ["legacy", "vds", "integrated"])
 def test_a_long_recording_is_written_pixel_for_pixel_in_every_layout(
-    tmp_path, long_recording, tcp_endpoint, layout
+    tmp_path, long_recording, start_streamer, layout
 ):
     recording, pixels = long_recording
-    stream, (result,) = _stream_into_writers(recording, [tmp_path], [tcp_endpoint], layout)
+    stream, (result,) = _stream_into_writers(start_streamer, recording, [tmp_path], layout)
 
     assert json.loads(stream.stdout)["repeated_images"] == 0
     assert "repeat" not in stream.stderr
@@ -168,11 +171,11 @@ def test_a_long_recording_is_written_pixel_for_pixel_in_every_layout(
 
 
 def test_a_long_recording_into_two_writers_keeps_every_image(
-    tmp_path, long_recording, two_tcp_endpoints
+    tmp_path, long_recording, start_streamer
 ):
     recording, pixels = long_recording
     stream, results = _stream_into_writers(
-        recording, [tmp_path, tmp_path], two_tcp_endpoints, "legacy"
+        start_streamer, recording, [tmp_path, tmp_path], "legacy"
     )
 
     assert json.loads(stream.stdout)["images_per_socket"] == [50, 50]  # files 1, 3 | 2, 4
@@ -183,11 +186,11 @@ def test_a_long_recording_into_two_writers_keeps_every_image(
 
 
 def test_more_images_than_recorded_repeat_announced_with_their_analysis(
-    tmp_path, long_recording, tcp_endpoint
+    tmp_path, long_recording, start_streamer
 ):
     recording, pixels = long_recording
     stream, (result,) = _stream_into_writers(
-        recording, [tmp_path], [tcp_endpoint], "integrated", "--images", "300"
+        start_streamer, recording, [tmp_path], "integrated", "--images", "300"
     )
 
     assert (
