@@ -122,16 +122,17 @@ def render_text(run: CheckRun) -> str:
     if run.truth is not None:
         lines.append("")
         lines.append("Truth scores")
+        scores = run.truth.get("scores", {})
         rows = [
-            [
-                name,
-                _fmt(score.get("value")),
-                score.get("threshold", ""),
-                "pass" if score.get("passed") else "FAIL",
-            ]
-            for name, score in run.truth.get("scores", {}).items()
+            [name, _fmt(score.get("value")), score.get("threshold", ""), _verdict(score)]
+            for name, score in scores.items()
         ]
         lines += _table(rows, ["score", "value", "threshold", "result"])
+        lines += [
+            f"  skipped {name}: {score['skipped']}"
+            for name, score in scores.items()
+            if score.get("skipped")
+        ]
     if run.stream is not None:
         lines.append("")
         lines.append("Stream statistics")
@@ -146,7 +147,15 @@ def render_text(run: CheckRun) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _verdict(score: dict[str, Any]) -> str:
+    if score.get("skipped"):
+        return "skipped"
+    return "pass" if score.get("passed") else "FAIL"
 
 
 def _stream_rows(statistics: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -205,7 +214,36 @@ def render_junit(run: CheckRun) -> str:
         if not report.opened:
             unreadable = "input cannot be read" if run.stream else "file cannot be opened as HDF5"
             ET.SubElement(suite, "error", message=unreadable)
+    if run.truth is not None:
+        _truth_suite(suites, run.truth)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _truth_suite(suites: ET.Element, truth: dict[str, Any]) -> None:
+    """One test case per truth score: failed, skipped (with the reason) or passed."""
+    scores = truth.get("scores", {})
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"truth: {truth.get('truth_file', '')}",
+        tests=str(len(scores)),
+        failures=str(sum(score.get("passed") is False for score in scores.values())),
+        skipped=str(sum(bool(score.get("skipped")) for score in scores.values())),
+        errors="1" if truth.get("error") else "0",
+    )
+    if truth.get("error"):
+        ET.SubElement(suite, "error", message=str(truth["error"]))
+    for name, score in scores.items():
+        case = ET.SubElement(suite, "testcase", classname="truth", name=name)
+        if score.get("skipped"):
+            ET.SubElement(case, "skipped", message=str(score["skipped"]))
+        elif score.get("passed") is False:
+            ET.SubElement(
+                case,
+                "failure",
+                type="truth",
+                message=f"{name} = {_fmt(score.get('value'))}, threshold {score['threshold']}",
+            )
 
 
 def render(run: CheckRun, format_name: str) -> str:

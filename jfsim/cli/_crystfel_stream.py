@@ -26,7 +26,7 @@ from jfsim.stream.sources import FrameSource
 EXIT_INCOMPLETE = 1
 
 #: Options of the Jungfraujoch image stream that a CrystFEL feed does not have.
-_JUNGFRAUJOCH_ONLY = ("preview", "metadata")
+_JUNGFRAUJOCH_ONLY = ("preview", "metadata", "truth_out")
 
 
 class StatusLine(Protocol):
@@ -34,7 +34,7 @@ class StatusLine(Protocol):
 
     def done(self) -> None: ...
 
-    def pool(self) -> Callable[[int, int], None]: ...
+    def counter(self, what: str, unit: str) -> Callable[[int, int], None]: ...
 
 
 def add_crystfel_options(parser: argparse.ArgumentParser) -> None:
@@ -73,8 +73,8 @@ def _config(args: argparse.Namespace) -> CrystfelConfig:
     for name in _JUNGFRAUJOCH_ONLY:
         if getattr(args, name) is not None:
             raise StreamOptionError(
-                f"--{name} is for the Jungfraujoch image stream; leave it out with "
-                "--format crystfel"
+                f"--{name.replace('_', '-')} is for the Jungfraujoch image stream; leave it "
+                "out with --format crystfel"
             )
     endpoints = args.endpoint or [DEFAULT_CRYSTFEL_ENDPOINT]
     if len(endpoints) != 1:
@@ -129,12 +129,11 @@ def run_crystfel(
         )
 
     server = CrystfelServer(config, source, on_progress=None if args.json else progress)
-    server.prepare(None if args.json else status.pool())
+    server.prepare(None if args.json else status.counter("rendering pool", "frames"))
     status.done()
-    endpoint = server.bind()
-    if not args.json:
-        wait_for = "a request" if config.mode is CrystfelMode.REP else "a subscriber"
-        status.show(f"stream: waiting for {wait_for} on {endpoint}")
+    endpoint = server.bind()  # '*' ports resolved: the line tells where to point CrystFEL
+    wait_for = "a request" if config.mode is CrystfelMode.REP else "a subscriber"
+    status.show(f"stream: waiting for {wait_for} on {endpoint}")
     with stop_on_signals(server):
         try:
             summary = server.run()

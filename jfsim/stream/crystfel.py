@@ -31,7 +31,7 @@ import zmq
 from jfsim.crystfel.frame import CrystfelDtype, frame_map, pack_frame, pixels_for_crystfel
 from jfsim.protocol import Message
 from jfsim.stream.errors import NoWriterError, StreamOptionError
-from jfsim.stream.frames import PoolFrame
+from jfsim.stream.frames import Frames
 from jfsim.stream.pacing import Pacer
 from jfsim.stream.pusher import bind_socket
 from jfsim.stream.sources import FrameSource, PoolProgress
@@ -75,7 +75,8 @@ class CrystfelConfig:
         mode: ``rep`` or ``pub``.
         rate_hz: at most this many images per second (None: as fast as asked or sent).
         number_of_images: images to serve (None: as many as the source holds).
-        pool_size: distinct frames to cycle.
+        pool_size: distinct frames to cycle (None: as many as the source suggests, e.g. every
+            image of a recording).
         dtype: pixel type of the frames (``int32`` ``<i4`` or ``float32`` ``<f4``).
         start_timeout_s: wait this long for the first request or subscription.
         idle_timeout_s: rep only: stop when no request has come for this long (None: wait).
@@ -87,7 +88,7 @@ class CrystfelConfig:
     mode: CrystfelMode = CrystfelMode.REP
     rate_hz: float | None = None
     number_of_images: int | None = None
-    pool_size: int = 32
+    pool_size: int | None = None
     dtype: CrystfelDtype = CrystfelDtype.INT32
     start_timeout_s: float = 5.0
     idle_timeout_s: float | None = None
@@ -99,7 +100,7 @@ class CrystfelConfig:
             raise StreamOptionError(f"rate: must be > 0 Hz or max, got {self.rate_hz}")
         if self.number_of_images is not None and self.number_of_images < 0:
             raise StreamOptionError(f"images: must be >= 0, got {self.number_of_images}")
-        if self.pool_size < 1:
+        if self.pool_size is not None and self.pool_size < 1:
             raise StreamOptionError(f"pool: must be >= 1 frame, got {self.pool_size}")
         for name in ("start_timeout_s", "end_timeout_s", "progress_interval_s"):
             if getattr(self, name) < 0:
@@ -209,7 +210,7 @@ class CrystfelServer:
         self.on_progress = on_progress
         self._stop = threading.Event()
         self._stop_reason: str | None = None
-        self._pool: list[PoolFrame] | None = None
+        self._pool: Frames | None = None
         self._context: zmq.Context | None = None
         self._socket: zmq.Socket | None = None
         self.bound_endpoint: str | None = None
@@ -226,10 +227,11 @@ class CrystfelServer:
             self._stop_reason = reason
         self._stop.set()
 
-    def prepare(self, on_pool_progress: PoolProgress | None = None) -> list[PoolFrame]:
+    def prepare(self, on_pool_progress: PoolProgress | None = None) -> Frames:
         """Render or load the frame pool (slow; done once)."""
         if self._pool is None:
-            pool_size = max(1, min(self.config.pool_size, self.number_of_images))
+            pool_size = self.config.pool_size or self.source.default_pool_size()
+            pool_size = max(1, min(pool_size, self.number_of_images))
             self._pool = self.source.build_pool(pool_size, on_pool_progress)
         return self._pool
 

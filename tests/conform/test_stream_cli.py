@@ -82,8 +82,8 @@ def test_max_messages_stops_early_without_blaming_the_sender(clean: str) -> None
     assert {f["rule"]: f["severity"] for f in report["findings"]} == {"STR-024": "info"}
 
 
-def test_an_endpoint_that_never_sends_is_str_026(tcp_endpoint: str) -> None:
-    done = run(tcp_endpoint, "--timeout", "1s", "--json")
+def test_an_endpoint_that_never_sends_is_str_026(silent_tcp_endpoint: str) -> None:
+    done = run(silent_tcp_endpoint, "--timeout", "1s", "--json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert [f["rule"] for f in report["findings"]] == ["STR-026"]

@@ -8,6 +8,7 @@ topic and the map.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -32,6 +33,7 @@ from jfsim.stream.errors import NoWriterError
 from .conftest import ERROR_VALUE, SHAPE, crystfel_series
 
 JFSIM = Path(sys.executable).with_name("jfsim")
+WAITING = re.compile(r"^stream: waiting for a request on (\S+)$", re.MULTILINE)
 TIMEOUT_MS = 60_000
 
 
@@ -141,36 +143,52 @@ def test_no_client_within_the_start_timeout_is_a_clear_error(crystfel_source) ->
         serving.result()
 
 
-def test_cli_serves_a_recording_and_prints_a_json_summary(tmp_path, tcp_endpoint) -> None:
+def test_cli_serves_a_recording_and_prints_a_json_summary(tmp_path) -> None:
     recording = tmp_path / "series.cbors"
     with RecordingWriter(recording) as writer:
         for message in crystfel_series(3):
             writer.write(message)
-    process = subprocess.Popen(
-        [
-            str(JFSIM), "stream", "--format", "crystfel", "--recording", str(recording),
-            "--endpoint", tcp_endpoint, "--start-timeout", "120s", "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    stderr_path = tmp_path / "stream.stderr"
+    with stderr_path.open("w", encoding="utf-8") as stderr:
+        process = subprocess.Popen(
+            [
+                str(JFSIM), "stream", "--format", "crystfel", "--recording", str(recording),
+                "--endpoint", "tcp://127.0.0.1:*", "--start-timeout", "120s", "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )  # fmt: skip
     try:
+        endpoint = _bound_endpoint(process, stderr_path)
         with zmq.Context() as context, context.socket(zmq.REQ) as request:
             request.setsockopt(zmq.LINGER, 0)
-            request.connect(tcp_endpoint)
+            request.connect(endpoint)
             for image_id in range(3):
                 request.send(b"next")
                 assert request.poll(120_000), "no reply from jfsim stream"
                 _check_frame(msgpack.unpackb(request.recv()), image_id)
-        stdout, stderr = process.communicate(timeout=120)
+        stdout, _ = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 0, stderr
+    assert process.returncode == 0, stderr_path.read_text()
     summary = json.loads(stdout)
     assert summary["mode"] == "rep"
+    assert summary["endpoint"] == endpoint
     assert summary["images_sent"] == 3
     assert summary["pixel_type"] == "<i4"
+
+
+def _bound_endpoint(process: subprocess.Popen, stderr_path: Path) -> str:
+    """The endpoint ``jfsim stream`` bound ('*' resolved), from its waiting line."""
+    waiting = threading.Event()
+    for _ in range(2400):
+        found = WAITING.search(stderr_path.read_text(encoding="utf-8"))
+        if found:
+            return found.group(1)
+        assert process.poll() is None, stderr_path.read_text()
+        waiting.wait(0.05)
+    raise AssertionError("jfsim stream --format crystfel did not bind")
 
 
 def test_cli_refuses_options_of_the_jungfraujoch_stream(tmp_path) -> None:
