@@ -6,16 +6,19 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from dataclasses import fields
 from pathlib import Path
 
 import h5py
 
-from jfconform.context import FileContext
+from jfconform.context import DEFAULT_READ_LIMIT_BYTES, FileContext
 from jfconform.engine import (
     EXIT_UNREADABLE,
     PROFILES,
+    STRICT_ENV,
     CheckOptions,
+    RuleError,
     check_files,
     make_finding,
 )
@@ -32,8 +35,12 @@ examples:
   jfconform check run_master.h5 --select NXMX,NXT --ignore NXMX-014 --json
   jfconform check run_master.h5 --truth run_truth.h5 --min-spot-recall 0.8
 
-exit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable file
+exit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable file,
+3 a rule itself failed (only with --strict)
 """
+
+#: Exit status when a rule's own code fails under --strict (a bug in jfconform).
+EXIT_RULE_ERROR = 3
 
 THRESHOLD_HELP = {
     "min_spot_recall": "fraction of true spots found within the radius (default %(default)s)",
@@ -59,13 +66,43 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for v in values or [] for p in v.split(",") if p.strip())
 
 
+def add_report_options(parser: argparse.ArgumentParser, *, example_prefixes: str) -> None:
+    """The options every judging command shares: report format and file, the exit-status
+    policy, and rule selection by ID prefix."""
+    parser.add_argument("--format", choices=FORMATS, default="text", help="report format")
+    parser.add_argument("--json", action="store_true", help="alias of --format json")
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="OUT", help="write the report to OUT instead of stdout"
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default="error",
+        help="lowest severity that makes the exit status 1 (default error)",
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        metavar="RULES",
+        help=f"comma-separated rule-ID prefixes to run (e.g. {example_prefixes})",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        metavar="RULES",
+        help="comma-separated rule-ID prefixes to skip",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jfconform",
         description="Judge NXmx / Jungfraujoch HDF5 files against the specifications "
         "(NXmx, NXtransformations, NXreflections, CXI, Jungfraujoch layout, HDF5 mechanics, "
-        "reader needs) and, optionally, against simulator ground truth.",
-        epilog="Run 'jfconform check --help' or 'jfconform rules --help' for details.",
+        "reader needs) and, optionally, against simulator ground truth; judge live streams "
+        "and recordings of Stream V2 / Jungfraujoch CBOR messages.",
+        epilog="Run 'jfconform check --help', 'jfconform stream --help' or "
+        "'jfconform rules --help' for details.",
     )
     parser.add_argument("--version", action="version", version=f"jfconform {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -85,29 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX_truth.h5",
         help="score spots, lattices and intensities against this truth file",
     )
-    check.add_argument("--format", choices=FORMATS, default="text", help="report format")
-    check.add_argument("--json", action="store_true", help="alias of --format json")
-    check.add_argument(
-        "-o", "--output", type=Path, metavar="OUT", help="write the report to OUT instead of stdout"
-    )
-    check.add_argument(
-        "--fail-on",
-        choices=("error", "warning", "info"),
-        default="error",
-        help="lowest severity that makes the exit status 1 (default error)",
-    )
-    check.add_argument(
-        "--select",
-        action="append",
-        metavar="RULES",
-        help="comma-separated rule-ID prefixes to run (e.g. NXMX,H5-00)",
-    )
-    check.add_argument(
-        "--ignore",
-        action="append",
-        metavar="RULES",
-        help="comma-separated rule-ID prefixes to skip",
-    )
+    add_report_options(check, example_prefixes="NXMX,H5-00")
     check.add_argument(
         "--profile",
         action="append",
@@ -120,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=2,
         metavar="N",
         help="frames per image dataset that pixel-level rules decode (default 2)",
+    )
+    check.add_argument(
+        "--max-read-mb",
+        type=float,
+        default=DEFAULT_READ_LIMIT_BYTES / 2**20,
+        metavar="MB",
+        help="read no dataset larger than this whole (default %(default)g MiB); larger ones "
+        "are listed as H5-014 with the rules that skipped them",
+    )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="stop with a traceback when a rule itself fails (a jfconform bug) instead of "
+        f"reporting 'could not evaluate'; also on with {STRICT_ENV}=1",
     )
     truth = check.add_argument_group("truth thresholds (with --truth)")
     for spec_field in fields(TruthThresholds):
@@ -142,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--json", action="store_true", help="print JSON")
     rules.add_argument("--select", action="append", metavar="RULES", help="ID prefixes")
     rules.set_defaults(func=run_rules)
+
+    from jfconform.stream.command import add_stream_parser  # imports this module's helpers
+
+    add_stream_parser(commands)
     return parser
 
 
@@ -175,6 +209,8 @@ def run_check(args: argparse.Namespace) -> int:
             raise UsageError("--truth scores one run: give exactly one FILE")
     if args.sample < 0:
         raise UsageError(f"--sample must be >= 0, got {args.sample}")
+    if not args.max_read_mb > 0:
+        raise UsageError(f"--max-read-mb must be > 0, got {args.max_read_mb:g}")
     for name, allowed in THRESHOLD_RANGES.items():
         if not allowed.admits(getattr(args, name)):
             option = f"--{name.replace('_', '-')}"
@@ -186,8 +222,14 @@ def run_check(args: argparse.Namespace) -> int:
     for prefix in (*select, *ignore):
         if not any(matches(rule_id, [prefix]) for rule_id in known):
             raise UsageError(f"no rule ID starts with {prefix!r}; see 'jfconform rules'")
+    strict = {} if args.strict is None else {"strict": True}
     options = CheckOptions(
-        select=select, ignore=ignore, profiles=tuple(args.profile or ()), sample=args.sample
+        select=select,
+        ignore=ignore,
+        profiles=tuple(args.profile or ()),
+        sample=args.sample,
+        read_limit_bytes=max(1, int(args.max_read_mb * 2**20)),
+        **strict,
     )
     show_progress = len(args.files) > 1 and sys.stderr.isatty()
     reports = check_files(args.files, options, _progress if show_progress else None)
@@ -197,7 +239,12 @@ def run_check(args: argparse.Namespace) -> int:
             **{f.name: getattr(args, f.name) for f in fields(TruthThresholds)}
         )
         with h5py.File(args.files[0], "r") as h5:
-            context = FileContext(args.files[0], h5, sample=args.sample)
+            context = FileContext(
+                args.files[0],
+                h5,
+                sample=args.sample,
+                read_limit_bytes=options.read_limit_bytes,
+            )
             try:
                 issues, truth_summary = score(context, args.truth, thresholds)
             finally:
@@ -257,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"jfconform {args.command}: error: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
+    except RuleError as error:  # strict mode: a rule's own code failed (a jfconform bug)
+        traceback.print_exception(error)
+        print(f"jfconform {args.command}: internal error: {error}", file=sys.stderr)
+        return EXIT_RULE_ERROR
     except KeyboardInterrupt:
         print(f"jfconform {args.command}: interrupted", file=sys.stderr)
         return 130

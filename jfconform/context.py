@@ -1,15 +1,19 @@
-"""Read-only, crash-proof access to one checked file and the data files it reaches.
+"""Read-only, crash-proof, bounded access to one checked file and the data files it reaches.
 
-Rules never touch h5py directly for lookups: every helper here returns ``None`` when an
-object is absent *or* unreadable, so a broken link or a truncated data file becomes a
-finding of the rule that cares, never a traceback.
+Rules never touch h5py directly for lookups. Every helper returns ``None`` when an object is
+absent, unreadable or too large to read, and the context keeps the three apart: ``exists``
+tells absent from present, objects that exist but cannot be read are recorded with their
+HDF5 error (reported once, as H5-013, never as "missing"), and datasets larger than the
+read limit are not read at all but recorded (reported as H5-014). So a broken link, a
+truncated data file or a dataset declared with 10⁹ elements becomes a finding, never a
+traceback or gigabytes of memory.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,33 @@ PROCESS_NAME = re.compile(r"^(?P<prefix>.+)_process\.h5$")
 LEGACY_LINK = re.compile(r"^data_(\d{6})$")
 
 _READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+
+#: The most bytes one whole-dataset read may take (``--max-read-mb``); per-image arrays of
+#: runs up to ~60 000 images with 250 spots fit. Larger datasets are skipped and reported.
+DEFAULT_READ_LIMIT_BYTES = 64 * 2**20
+#: The most bytes one attribute read may take (attributes hold metadata, never arrays of
+#: frames); a larger declared attribute is reported as unreadable.
+ATTRIBUTE_LIMIT_BYTES = 2**20
+#: The most frames a VDS mapping or chunk map is enumerated for, one index each.
+MAX_INDEXED_FRAMES = 2**24
+
+
+def declared_nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes a whole read of this shape allocates (exact Python integers, no overflow)."""
+    count = 1
+    for n in shape:
+        count *= int(n)
+    return count * max(1, int(dtype.itemsize))
+
+
+@dataclass(slots=True)
+class ReadProblem:
+    """An object that exists but was not read: unreadable (HDF5 error) or too large."""
+
+    path: str
+    file_name: str | None  # a linked file's name as the master spells it; None: checked file
+    detail: str  # the HDF5 error, or the declared size
+    rules: set[str] = field(default_factory=set)  # the rules that wanted it
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +118,18 @@ class FileContext:
         sample: how many frames pixel-level rules may decode per image store.
     """
 
-    def __init__(self, path: Path, h5: h5py.File, *, sample: int = 2) -> None:
+    def __init__(
+        self,
+        path: Path,
+        h5: h5py.File,
+        *,
+        sample: int = 2,
+        read_limit_bytes: int = DEFAULT_READ_LIMIT_BYTES,
+    ) -> None:
         self.path = path
         self.h5 = h5
         self.sample = sample
+        self.read_limit_bytes = read_limit_bytes
         self.name = path.name
         self._opened: dict[Path, h5py.File | None] = {}
         #: Per-file memo for values several rules derive (chains, axis lists).
@@ -98,6 +137,11 @@ class FileContext:
         self._objects: dict[tuple[Any, str], Any] = {}
         self._attrs: dict[tuple[Any, str], Any] = {}
         self.open_errors: dict[Path, str] = {}
+        #: Objects that exist but cannot be read, and datasets too large to read, by place.
+        self.unreadable: dict[tuple[str | None, str], ReadProblem] = {}
+        self.too_large: dict[tuple[str | None, str], ReadProblem] = {}
+        #: The rule being evaluated (set by the engine), so read problems name who wanted it.
+        self.current_rule: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -117,20 +161,69 @@ class FileContext:
                 self.open_errors[key] = str(error).splitlines()[0]
         return self._opened[key]
 
+    # -- read problems ---------------------------------------------------------------------
+    def _file_name_of(self, obj: h5py.HLObject) -> str | None:
+        try:
+            name = Path(obj.file.filename).name
+        except _READ_ERRORS:
+            return None
+        return None if name == self.name else name
+
+    def _note(
+        self,
+        table: dict[tuple[str | None, str], ReadProblem],
+        path: str,
+        file_name: str | None,
+        detail: str,
+    ) -> None:
+        problem = table.setdefault((file_name, path), ReadProblem(path, file_name, detail))
+        if self.current_rule is not None:
+            problem.rules.add(self.current_rule)
+
+    def _note_unreadable(
+        self, path: str, error: BaseException, where: h5py.HLObject | None = None
+    ) -> None:
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        file_name = None if where is None else self._file_name_of(where)
+        self._note(self.unreadable, path, file_name, first)
+
     # -- lookups ---------------------------------------------------------------------------
     def get(self, path: str, base: h5py.Group | None = None) -> h5py.Group | h5py.Dataset | None:
-        """The object at ``path`` (absolute, or relative to ``base``), ``None`` if unreachable.
+        """The object at ``path`` (absolute, or relative to ``base``), ``None`` if it is absent
+        or cannot be opened (then recorded as unreadable, unless an external link: H5-007's).
 
         Lookups are memoised: the files are read-only for the whole check.
         """
         root = self.h5 if base is None else base
         key = (root.id, path)
         if key not in self._objects:
-            try:
-                self._objects[key] = root.get(path)
-            except _READ_ERRORS:
-                self._objects[key] = None
+            self._objects[key] = self._open(root, path)
         return self._objects[key]
+
+    def _open(self, root: h5py.Group, path: str) -> h5py.Group | h5py.Dataset | None:
+        try:
+            return root[path]
+        except _READ_ERRORS as error:
+            if not self.exists(path, root):
+                return None
+            link = self.link(root, path)
+            if not isinstance(link, h5py.ExternalLink):  # a missing link target is H5-007's
+                where = path if path.startswith("/") else f"{root.name.rstrip('/')}/{path}"
+                self._note_unreadable(where, error, root)
+            return None
+
+    def exists(self, path: str, base: h5py.Group | None = None) -> bool:
+        """Whether a link named ``path`` exists, whether or not its object can be read: an
+        object that exists but fails to open is unreadable, not missing."""
+        root = self.h5 if base is None else base
+        try:
+            return path in root
+        except _READ_ERRORS:
+            return False
+
+    def missing(self, path: str, base: h5py.Group | None = None) -> bool:
+        """True only when nothing is linked at ``path`` (the "required field is missing" case)."""
+        return not self.exists(path, base)
 
     def dataset(self, path: str, base: h5py.Group | None = None) -> h5py.Dataset | None:
         obj = self.get(path, base)
@@ -146,25 +239,98 @@ class FileContext:
         except _READ_ERRORS:
             return None
 
+    def has_attr(self, obj: h5py.HLObject, name: str) -> bool:
+        """Whether the attribute exists, readable or not (absent is not unreadable)."""
+        try:
+            return name in obj.attrs
+        except _READ_ERRORS:
+            return False
+
     def attr(self, obj: h5py.HLObject, name: str) -> Any:
-        """An attribute value, ``None`` if absent or unreadable (memoised)."""
+        """An attribute value, ``None`` if absent, unreadable or implausibly large (memoised;
+        the last two are recorded as unreadable)."""
         key = (obj.id, name)
         if key not in self._attrs:
-            try:
-                self._attrs[key] = obj.attrs[name] if name in obj.attrs else None
-            except _READ_ERRORS:
-                self._attrs[key] = None
+            self._attrs[key] = self._read_attr(obj, name)
         return self._attrs[key]
+
+    def _read_attr(self, obj: h5py.HLObject, name: str) -> Any:
+        if not self.has_attr(obj, name):
+            return None
+        where = f"{obj.name}@{name}"
+        try:
+            attribute = obj.attrs.get_id(name)
+            size = declared_nbytes(attribute.shape or (), attribute.dtype)
+            if size > ATTRIBUTE_LIMIT_BYTES:
+                self._note(
+                    self.unreadable,
+                    where,
+                    self._file_name_of(obj),
+                    f"attribute declares {size} bytes; metadata attributes hold far less",
+                )
+                return None
+            return obj.attrs[name]
+        except _READ_ERRORS as error:
+            self._note_unreadable(where, error, obj)
+            return None
 
     def attr_text(self, obj: h5py.HLObject, name: str) -> str | None:
         return decode_text(self.attr(obj, name))
 
-    @staticmethod
-    def value(dataset: h5py.Dataset) -> Any:
-        """The whole dataset (metadata-sized reads only), ``None`` if it cannot be read."""
+    def fits(self, dataset: h5py.Dataset) -> bool:
+        """Whether a whole read of ``dataset`` stays within the read limit; when it does not,
+        the dataset is recorded as too large (reported as H5-014, naming the current rule)."""
+        try:
+            size = declared_nbytes(dataset.shape or (), dataset.dtype)
+        except _READ_ERRORS as error:
+            self._note_unreadable(dataset.name, error, dataset)
+            return False
+        if size <= self.read_limit_bytes:
+            return True
+        self._note(self.too_large, dataset.name, self._file_name_of(dataset), f"{size} bytes")
+        return False
+
+    def value(self, dataset: h5py.Dataset) -> Any:
+        """The whole dataset, ``None`` if it cannot be read (recorded as unreadable) or is
+        larger than the read limit (recorded as too large; nothing is allocated)."""
+        if not self.fits(dataset):
+            return None
         try:
             return dataset[()]
+        except (*_READ_ERRORS, MemoryError) as error:
+            if not self._source_missing(dataset):  # a lost VDS source is H5-001's / H5-006's
+                self._note_unreadable(dataset.name, error, dataset)
+            return None
+
+    def _source_missing(self, dataset: h5py.Dataset) -> bool:
+        try:
+            virtual = dataset.is_virtual
         except _READ_ERRORS:
+            return False
+        return virtual and any(source.dataset is None for source in self.vds_sources(dataset))
+
+    def rows(
+        self, dataset: h5py.Dataset, start: int, stop: int, *, image_frames: bool = False
+    ) -> np.ndarray | None:
+        """Rows ``[start, stop)`` of a dataset (a slice within the read limit), or ``None``.
+
+        ``image_frames``: the rows are frames of an image store, whose decoding failures
+        are H5-004's finding (not recorded as unreadable objects).
+        """
+        try:
+            row_bytes = declared_nbytes(dataset.shape[1:], dataset.dtype)
+            if row_bytes * max(0, stop - start) > self.read_limit_bytes:
+                self._note(
+                    self.too_large,
+                    dataset.name,
+                    self._file_name_of(dataset),
+                    f"{row_bytes * (stop - start)} bytes for rows {start}..{stop}",
+                )
+                return None
+            return np.asarray(dataset[start:stop])
+        except (*_READ_ERRORS, MemoryError) as error:
+            if not image_frames:
+                self._note_unreadable(dataset.name, error, dataset)
             return None
 
     def array(self, dataset: h5py.Dataset | None) -> np.ndarray | None:
@@ -210,15 +376,29 @@ class FileContext:
 
     @cached_property
     def _walked(self) -> list[tuple[str, h5py.Group | h5py.Dataset]]:
+        """Pre-order, members by name, each object once (as HDF5's visit does), but an
+        object that cannot be opened is recorded as unreadable and the walk goes on."""
         found: list[tuple[str, h5py.Group | h5py.Dataset]] = []
-
-        def visit(name: str, obj: h5py.Group | h5py.Dataset) -> None:
-            found.append(("/" + name, obj))
-
-        try:
-            self.h5.visititems(visit)
-        except _READ_ERRORS:
-            pass
+        seen = {self.h5.id}
+        stack: list[tuple[str, h5py.Group, Iterator[str]]] = [
+            ("", self.h5, iter(self.member_names(self.h5)))
+        ]
+        while stack:
+            prefix, group, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                stack.pop()
+                continue
+            if not isinstance(self.link(group, name), h5py.HardLink):
+                continue
+            child = self.get(name, group)
+            if child is None or child.id in seen:
+                continue
+            seen.add(child.id)
+            path = f"{prefix}/{name}"
+            found.append((path, child))
+            if isinstance(child, h5py.Group):
+                stack.append((path, child, iter(self.member_names(child))))
         return found
 
     # -- the NXmx skeleton -------------------------------------------------------------------
@@ -429,7 +609,7 @@ class FileContext:
                     resolved,
                     target,
                     frames,
-                    int(frames[0]) if frames.size else 0,
+                    _first_frame(mapping.vspace, frames),
                     _npoints(mapping.vspace),
                     source_points,
                 )
@@ -465,10 +645,19 @@ class VdsSource:
     dset_name: str
     resolved: Path | None
     dataset: h5py.Dataset | None
-    frames: np.ndarray  # virtual frame indices this mapping covers (first axis)
+    frames: np.ndarray | None  # virtual frame indices it covers; None: too many to list
     first_frame: int
     virtual_points: int
     source_points: int
+
+
+def _first_frame(space: h5py.h5s.SpaceID, frames: np.ndarray | None) -> int:
+    if frames is not None:
+        return int(frames[0]) if frames.size else 0
+    try:
+        return int(space.get_select_bounds()[0][0])
+    except _READ_ERRORS:
+        return 0
 
 
 def _npoints(space: h5py.h5s.SpaceID) -> int:
@@ -485,17 +674,24 @@ def _is_select_all(space: h5py.h5s.SpaceID) -> bool:
         return False
 
 
-def _selected_frames(space: h5py.h5s.SpaceID) -> np.ndarray:
-    """Indices along the first axis touched by a (regular) hyperslab selection."""
+def _selected_frames(space: h5py.h5s.SpaceID) -> np.ndarray | None:
+    """Indices along the first axis touched by a (regular) hyperslab selection; ``None`` when
+    there are more than ``MAX_INDEXED_FRAMES`` of them (not enumerated: bounded memory)."""
     try:
         if space.get_select_type() == h5py.h5s.SEL_ALL:
-            return np.arange(space.shape[0])
+            return _bounded_range(0, int(space.shape[0]))
         start, stride, count, block = space.get_regular_hyperslab()
     except _READ_ERRORS:
         try:
             low, high = space.get_select_bounds()
-            return np.arange(low[0], high[0] + 1)
+            return _bounded_range(int(low[0]), int(high[0]) + 1)
         except _READ_ERRORS:
             return np.empty(0, dtype=np.int64)
+    if int(count[0]) * int(block[0]) > MAX_INDEXED_FRAMES:
+        return None
     base = start[0] + stride[0] * np.arange(count[0])
     return (base[:, None] + np.arange(block[0])[None, :]).reshape(-1)
+
+
+def _bounded_range(low: int, high: int) -> np.ndarray | None:
+    return None if high - low > MAX_INDEXED_FRAMES else np.arange(low, high)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 
-from jfconform.context import FileContext
+from jfconform.context import DEFAULT_READ_LIMIT_BYTES, FileContext, ReadProblem
 from jfconform.model import Finding, Issue, Severity
-from jfconform.registry import Rule, iter_selected
+from jfconform.registry import Rule, get_rule, iter_selected
+
+#: ``JFCONFORM_STRICT=1`` makes strict the default (the test suite sets it).
+STRICT_ENV = "JFCONFORM_STRICT"
+#: Where h5py's own code lives: an exception raised in there is the file's fault.
+_H5PY_DIR = str(Path(h5py.__file__).resolve().parent)
 
 #: Reader profiles and the RD groups each one raises to error (conformance.md §7.8).
 PROFILES: dict[str, tuple[str, ...]] = {
@@ -24,6 +31,17 @@ PROFILES: dict[str, tuple[str, ...]] = {
 
 #: Rule that records a file which cannot be opened at all (conformance.md §7.7 H5-001).
 UNREADABLE_RULE = "H5-001"
+#: Rules the engine reports from what the context recorded while the other rules read.
+UNREADABLE_OBJECT_RULE = "H5-013"
+READ_LIMIT_RULE = "H5-014"
+
+
+class RuleError(Exception):
+    """A rule raised on content it should have handled: a bug in jfconform (strict mode)."""
+
+
+def _strict_default() -> bool:
+    return os.environ.get(STRICT_ENV, "") == "1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +53,19 @@ class CheckOptions:
         ignore: rule-ID prefixes to skip.
         profiles: reader profiles whose RD warnings become errors.
         sample: frames per image store that pixel-level rules may decode.
+        read_limit_bytes: the most bytes one whole-dataset read may allocate; larger
+            datasets are not read (H5-014 lists them).
+        strict: re-raise an exception from a rule's own code (a jfconform bug) as
+            :class:`RuleError` instead of reporting "could not evaluate"; exceptions raised
+            inside h5py (the file's fault) stay findings. Default: ``JFCONFORM_STRICT=1``.
     """
 
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
     sample: int = 2
+    read_limit_bytes: int = DEFAULT_READ_LIMIT_BYTES
+    strict: bool = field(default_factory=_strict_default)
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.profiles if p not in PROFILES]
@@ -48,14 +73,17 @@ class CheckOptions:
             raise ValueError(f"unknown profile {unknown[0]!r}; use one of: {', '.join(PROFILES)}")
         if self.sample < 0:
             raise ValueError(f"sample must be >= 0, got {self.sample}")
+        if self.read_limit_bytes < 1:
+            raise ValueError(f"read_limit_bytes must be >= 1, got {self.read_limit_bytes}")
 
     def rules(self) -> list[Rule]:
         return list(iter_selected(list(self.select), list(self.ignore)))
 
-    def effective_severity(self, rule_obj: Rule, severity: Severity) -> Severity:
+    def effective_severity(self, rule_obj: Rule, issue: Issue) -> Severity:
+        severity = issue.severity or rule_obj.severity
         group = rule_obj.profile_group
         raised = {g for p in self.profiles for g in PROFILES[p]}
-        if rule_obj.profile_raises and group in raised:
+        if rule_obj.profile_raises and issue.profile_raises and group in raised:
             return Severity.ERROR
         return severity
 
@@ -72,7 +100,7 @@ class FileReport:
 
 
 def make_finding(rule_obj: Rule, issue: Issue, file_label: str, options: CheckOptions) -> Finding:
-    severity = options.effective_severity(rule_obj, issue.severity or rule_obj.severity)
+    severity = options.effective_severity(rule_obj, issue)
     file_name = file_label
     if issue.file is not None:  # a linked data file, named as the master names it
         file_name = str(Path(file_label).parent / issue.file)
@@ -107,31 +135,86 @@ def check_file(path: Path, options: CheckOptions | None = None) -> FileReport:
             report.findings.append(make_finding(unreadable[0], issue, label, options))
         return report
     report.opened = True
-    context = FileContext(path, h5, sample=options.sample)
+    context = FileContext(
+        path, h5, sample=options.sample, read_limit_bytes=options.read_limit_bytes
+    )
     try:
         report.role = context.role
         report.layout = context.layout if context.role == "master" else None
         for rule_obj in rules:
             if rule_obj.check is None or context.role not in rule_obj.roles:
                 continue
-            for issue in _run_rule(rule_obj, context):
+            context.current_rule = rule_obj.id
+            for issue in _run_rule(rule_obj, context, strict=options.strict):
                 report.findings.append(make_finding(rule_obj, issue, label, options))
+        context.current_rule = None
+        selected = {r.id for r in rules}
+        for rule_id, issues in (
+            (UNREADABLE_OBJECT_RULE, _unreadable_issues(context)),
+            (READ_LIMIT_RULE, _read_limit_issues(context)),
+        ):
+            if rule_id in selected:
+                rule_obj = get_rule(rule_id)
+                report.findings += [make_finding(rule_obj, i, label, options) for i in issues]
     finally:
         context.close()
         h5.close()
     return report
 
 
-def _run_rule(rule_obj: Rule, context: FileContext) -> list[Issue]:
+def _needed_by(problem: ReadProblem) -> str:
+    return f" (needed by {', '.join(sorted(problem.rules))})" if problem.rules else ""
+
+
+def _unreadable_issues(context: FileContext) -> list[Issue]:
+    """H5-013: every object that exists but could not be read, with the HDF5 error."""
+    return [
+        Issue(
+            problem.path,
+            f"cannot read: {problem.detail}{_needed_by(problem)}",
+            file=problem.file_name,
+        )
+        for problem in context.unreadable.values()
+    ]
+
+
+def _read_limit_issues(context: FileContext) -> list[Issue]:
+    """H5-014: every dataset not read because it declares more than the read limit."""
+    limit_mb = context.read_limit_bytes / 2**20
+    return [
+        Issue(
+            problem.path,
+            f"declares {problem.detail}, over the {limit_mb:.4g} MiB read limit: not "
+            f"checked{_needed_by(problem)}",
+            file=problem.file_name,
+        )
+        for problem in context.too_large.values()
+    ]
+
+
+def _raised_inside_h5py(error: BaseException) -> bool:
+    """Whether the exception comes from h5py reading the file (the file's fault), not from
+    a rule's own code."""
+    for frame, _line in traceback.walk_tb(error.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.startswith(_H5PY_DIR) or filename.startswith("h5py/"):
+            return True
+    return False
+
+
+def _run_rule(rule_obj: Rule, context: FileContext, *, strict: bool = False) -> list[Issue]:
     """Run one rule, keeping what it found before any failure.
 
-    A rule that cannot evaluate (unreadable content, or h5py failing, even with
+    A rule that cannot evaluate (h5py failing on damaged content, even with
     ``MemoryError``) becomes a warning that says so: it must not fail a file on its own.
+    In ``strict`` mode an exception from the rule's own code is a bug and is re-raised.
     """
     issues: list[Issue] = []
     try:
         issues.extend(rule_obj.check(context))
     except Exception as error:
+        if strict and not _raised_inside_h5py(error):
+            raise RuleError(f"{rule_obj.id} raised on {context.path}: {error!r}") from error
         first_line = (str(error).splitlines() or [type(error).__name__])[0]
         issues.append(
             Issue(

@@ -43,6 +43,8 @@ class Issue:
 
     ``severity`` is left ``None`` to use the rule's default; a rule whose catalogue entry has
     two levels (e.g. NXT-004: E for a bad vector, W for a non-unit one) sets it.
+    ``profile_raises`` False keeps a reader rule's note at its severity under ``--profile``
+    (the reader copes with what it describes).
     """
 
     path: str
@@ -50,6 +52,7 @@ class Issue:
     hint: str | None = None
     severity: Severity | None = None
     file: str | None = None
+    profile_raises: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from jfconform.context import FileContext
+from jfconform.frame_checksum import check_frames
 from jfconform.model import Issue
 from jfconform.rules._common import rotation_matrix
 from jfconform.rules.cxi import peak_table
@@ -79,6 +80,24 @@ THRESHOLD_RANGES: dict[str, ThresholdRange] = {
 
 #: Path, below the NXmx detector, of each row's image number in the original run.
 IMAGE_NUMBER_PATH = "detectorSpecific/number"
+
+
+#: The lattice scores and the threshold each is judged against.
+LATTICE_THRESHOLDS = {
+    "indexing_rate": "min_indexing_rate",
+    "cell_error": "max_cell_error",
+    "cell_angle_error_deg": "max_cell_angle_error_deg",
+    "misorientation_deg": "max_misorientation_deg",
+}
+#: Every score ``--truth`` reports, in report order, with its threshold.
+SCORE_THRESHOLDS = {
+    "spot_recall": "min_spot_recall",
+    "spot_precision": "min_spot_precision",
+    **LATTICE_THRESHOLDS,
+    "intensity_cc": "min_intensity_cc",
+}
+#: Fewest matched reflections for which a correlation coefficient is reported.
+MIN_CORRELATED = 3
 
 
 class TruthFileError(Exception):
@@ -197,10 +216,15 @@ def _match_count(observed: np.ndarray, true: np.ndarray, radius: float) -> int:
     return matched
 
 
+def _skipped(threshold: float, reason: str) -> dict:
+    """A score that cannot be computed for this file: listed, with the reason, never dropped."""
+    return {"value": None, "threshold": threshold, "passed": None, "skipped": reason}
+
+
 def _score(value: float | None, threshold: float, higher_is_better: bool, **extra: Any) -> dict:
     """A JSON-safe score record; ``inf`` (no comparable lattice) fails with value null."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return {"value": None, "threshold": threshold, "passed": None, **extra}
+        return _skipped(threshold, "undefined for this file")
     if math.isinf(value):
         return {"value": None, "threshold": threshold, "passed": False, **extra}
     passed = value >= threshold if higher_is_better else value <= threshold
@@ -253,6 +277,19 @@ def score(
                 ),
             )
         )
+    frame_issues, frames = check_frames(ctx, truth_path, numbers)
+    if frame_issues:  # other pixels than the truth describes: any score would mislead
+        reason = "the file's frames differ from the truth's images (TRUTH-009)"
+        return issues + frame_issues, {
+            "truth_file": str(truth_path),
+            "frames": frames,
+            "scores": {
+                name: _skipped(getattr(thresholds, field), reason)
+                for name, field in SCORE_THRESHOLDS.items()
+            },
+            "thresholds": asdict(thresholds),
+            "passed": False,
+        }
     scores: dict[str, dict] = {}
     scores.update(_spot_scores(ctx, truth, thresholds, numbers))
     scores.update(_indexing_scores(ctx, truth, thresholds))
@@ -282,6 +319,7 @@ def score(
             )
     summary = {
         "truth_file": str(truth_path),
+        "frames": frames,
         "scores": scores,
         "thresholds": asdict(thresholds),
         "passed": not issues,
@@ -318,7 +356,11 @@ def _spot_scores(
 ) -> dict[str, dict]:
     table = peak_table(ctx)
     if table is None:
-        return {}
+        reason = "no readable CXI peak list (/entry/MX nPeaks, peakXPosRaw, peakYPosRaw, ...)"
+        return {
+            "spot_recall": _skipped(limits.min_spot_recall, reason),
+            "spot_precision": _skipped(limits.min_spot_precision, reason),
+        }
     counts, arrays = table
     refl = truth.reflections
     real = ~refl["masked"].astype(bool)
@@ -347,11 +389,18 @@ def _spot_scores(
         matched_real += _match_count(observed, pool, limits.spot_radius_px)
         n_true += len(true)
         n_observed += len(observed)
-    recall = matched / n_true if n_true else None
-    precision = matched_real / n_observed if n_observed else None
     return {
-        "spot_recall": _score(recall, limits.min_spot_recall, True, n=n_true),
-        "spot_precision": _score(precision, limits.min_spot_precision, True, n=n_observed),
+        "spot_recall": _score(matched / n_true, limits.min_spot_recall, True, n=n_true)
+        if n_true
+        else _skipped(
+            limits.min_spot_recall,
+            "no true reflection on an unmasked pixel reaches --min-true-photons",
+        ),
+        "spot_precision": _score(
+            matched_real / n_observed, limits.min_spot_precision, True, n=n_observed
+        )
+        if n_observed
+        else _skipped(limits.min_spot_precision, "the peak list holds no spot"),
     }
 
 
@@ -390,12 +439,21 @@ def _holds_lattices(ctx: FileContext) -> bool:
 
 
 def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
-    if not _holds_lattices(ctx):
-        return {}  # no indexing in the file (e.g. spot finding only): nothing to score
+    if not _holds_lattices(ctx):  # e.g. a spot-finding-only _process.h5
+        return {
+            name: _skipped(
+                getattr(limits, threshold),
+                "the file holds no indexing result (no /entry/MX/latticeIndexed, no ub_matrix)",
+            )
+            for name, threshold in LATTICE_THRESHOLDS.items()
+        }
     lattices, per_image = _observed_lattices(ctx, truth.n_images)
     hits = [i for i in range(truth.n_images) if truth.n_lattices[i] > 0]
     if not hits:
-        return {}
+        return {
+            name: _skipped(getattr(limits, threshold), "the truth has no image with a crystal")
+            for name, threshold in LATTICE_THRESHOLDS.items()
+        }
     good, cell_errors, angle_errors, misorientations = 0, [], [], []
     for image in hits:
         if image not in lattices:
@@ -429,7 +487,7 @@ def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) ->
             return math.inf
         return float(np.median(finite)) if finite else None
 
-    return {
+    scores = {
         "indexing_rate": _score(good / len(hits), limits.min_indexing_rate, True, n=len(hits)),
         "cell_error": _score(median(cell_errors), limits.max_cell_error, False),
         "cell_angle_error_deg": _score(
@@ -437,6 +495,11 @@ def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) ->
         ),
         "misorientation_deg": _score(median(misorientations), limits.max_misorientation_deg, False),
     }
+    if not cell_errors:  # nothing to compare: the file holds no lattice for a hit image
+        reason = "no indexed lattice in the file for an image with a crystal"
+        for name in ("cell_error", "cell_angle_error_deg", "misorientation_deg"):
+            scores[name] = _skipped(getattr(limits, LATTICE_THRESHOLDS[name]), reason)
+    return scores
 
 
 def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
@@ -453,7 +516,7 @@ def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -
     ):
         key = (int(image), int(h), int(k), int(ell))
         true_index[key] = true_index.get(key, 0.0) + float(value)
-    observed, expected = [], []
+    observed, expected, groups = [], [], 0
     for name, group in reflection_groups(ctx):
         match = IMAGE_GROUP.match(name)
         columns = [ctx.dataset(c, group) for c in ("h", "k", "l", "int_sum")]
@@ -463,13 +526,20 @@ def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -
         arrays = [ctx.array(c) for c in columns]
         if any(a is None for a in arrays):
             continue
+        groups += 1
         h, k, ell, intensity = arrays
         for hh, kk, ll, value in zip(h, k, ell, intensity, strict=False):
             key = (image, int(hh), int(kk), int(ll))
             if key in true_index and np.isfinite(value):
                 observed.append(float(value))
                 expected.append(true_index[key])
-    if len(observed) < 3:
-        return {}
+    if len(observed) < MIN_CORRELATED:
+        reason = (
+            "the file has no per-image reflection table with h, k, l, int_sum"
+            if not groups
+            else f"{len(observed)} integrated reflections match true ones; "
+            f"{MIN_CORRELATED} are needed"
+        )
+        return {"intensity_cc": _skipped(limits.min_intensity_cc, reason)}
     cc = float(np.corrcoef(observed, expected)[0, 1])
     return {"intensity_cc": _score(cc, limits.min_intensity_cc, True, n=len(observed))}

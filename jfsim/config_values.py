@@ -1,8 +1,10 @@
 """Parsing of configuration values with units, shared by every experiment loader.
 
 A key names its unit (``distance_mm``); its value is a number in that unit, or a string
-with an explicit unit of the same kind (``"0.12 m"``), converted here. Every parser takes
-``where`` (``"[section] key"``) so that its ``ConfigError`` names the offending key.
+with an explicit unit of the same kind (``"0.12 m"``), converted here. The key's unit is
+declared with its parser (``quantity("mm")``), never guessed from the key's text; keys
+without a unit (``flux_photons_per_s``, ``hit_rate``) take plain numbers (``number``). Every
+parser takes ``where`` (``"[section] key"``) so that its ``ConfigError`` names the key.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 
 from jfsim.errors import ConfigError
 
-_UNIT_SUFFIXES: dict[str, tuple[str, float]] = {
-    # key suffix → (kind of quantity, size of the suffix unit in SI)
+#: The units a key's name may carry → (kind of quantity, size of the unit in SI).
+KEY_UNITS: dict[str, tuple[str, float]] = {
     "mm": ("length", 1e-3),
     "m": ("length", 1.0),
     "um": ("length", 1e-6),
@@ -30,7 +32,8 @@ _UNIT_SUFFIXES: dict[str, tuple[str, float]] = {
     "us": ("time", 1e-6),
     "ms": ("time", 1e-3),
 }
-_UNIT_WORDS: dict[str, tuple[str, float]] = {
+#: The units a value string may name → (kind of quantity, size of the unit in SI).
+UNIT_WORDS: dict[str, tuple[str, float]] = {
     "m": ("length", 1.0),
     "mm": ("length", 1e-3),
     "um": ("length", 1e-6),
@@ -57,7 +60,7 @@ _QUANTITY = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(\S+)\
 
 
 def number(where: str, value: Any) -> float:
-    """A plain number, or a quantity string converted to the unit of the key's suffix."""
+    """A plain, finite number (for keys without a unit: counts, fractions, factors)."""
     if isinstance(value, bool):
         raise ConfigError(f"{where}: expected a number, got a boolean")
     if isinstance(value, int | float):
@@ -65,22 +68,35 @@ def number(where: str, value: Any) -> float:
             raise ConfigError(f"{where}: must be finite, got {value}")
         return float(value)
     if isinstance(value, str):
-        suffix = where.rsplit("_", 1)[-1] if "_" in where else ""
+        raise ConfigError(f"{where}: expected a plain number (this key has no unit), got {value!r}")
+    raise ConfigError(f"{where}: expected a number, got {type(value).__name__}")
+
+
+def quantity(key_unit: str) -> Callable[[str, Any], float]:
+    """A parser for a key in ``key_unit``: a number in that unit, or a string with a unit of
+    the same kind (``"0.12 m"`` for a ``_mm`` key), converted to ``key_unit``."""
+    kind, key_si = KEY_UNITS[key_unit]
+
+    def parse(where: str, value: Any) -> float:
+        if not isinstance(value, str):
+            return number(where, value)
         match = _QUANTITY.match(value)
-        if match is None or suffix not in _UNIT_SUFFIXES:
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if match is None:
+            raise ConfigError(
+                f"{where}: expected a number or a {kind} such as '1.5 {key_unit}', got {value!r}"
+            )
         magnitude, unit = float(match.group(1)), match.group(2)
-        kind, target_si = _UNIT_SUFFIXES[suffix]
-        if unit not in _UNIT_WORDS:
+        if unit not in UNIT_WORDS:
             raise ConfigError(f"{where}: unknown unit {unit!r} in {value!r}")
-        unit_kind, unit_si = _UNIT_WORDS[unit]
+        unit_kind, unit_si = UNIT_WORDS[unit]
         if unit_kind != kind:
             raise ConfigError(
                 f"{where}: {value!r} is {_article(unit_kind)} {unit_kind}, but this key takes "
-                f"{_article(kind)} {kind} in {suffix}"
+                f"{_article(kind)} {kind} in {key_unit}"
             )
-        return magnitude * unit_si / target_si
-    raise ConfigError(f"{where}: expected a number, got {type(value).__name__}")
+        return magnitude * unit_si / key_si
+
+    return parse
 
 
 def _article(word: str) -> str:
@@ -131,6 +147,13 @@ def matrix3(where: str, value: Any) -> tuple[tuple[float, float, float], ...]:
     product = [[sum(rows[k][i] * rows[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
     if any(abs(product[i][j] - (i == j)) > 1e-6 for i in range(3) for j in range(3)):
         raise ConfigError(f"{where}: is not a rotation matrix (UᵀU ≠ 1)")
+    (a, b, c), (d, e, f), (g, h, i) = rows
+    determinant = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    if determinant < 0:
+        raise ConfigError(
+            f"{where}: has determinant {determinant:.3g}, an improper rotation that mirrors the "
+            "crystal (the wrong hand for chiral space groups); give a proper rotation, det = +1"
+        )
     return rows  # type: ignore[return-value]
 
 

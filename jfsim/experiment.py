@@ -17,6 +17,7 @@ Unknown keys, out-of-range values and values of the wrong kind of unit are rejec
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
@@ -36,12 +37,14 @@ from jfsim.config_values import (
     number,
     one_of,
     positive,
+    quantity,
     text,
     vector3,
 )
 from jfsim.detectors import DETECTOR_PRESETS, Detector, Module, detector_preset
 from jfsim.errors import ConfigError
-from jfsim.units import deg_to_rad, kev_to_angstrom, rad_to_deg, us_to_s
+from jfsim.geometry.panel import Panel, panel_from_position
+from jfsim.units import angstrom_to_kev, deg_to_rad, kev_to_angstrom, rad_to_deg, us_to_s
 
 __all__ = [
     "DETECTOR_PRESETS",
@@ -57,6 +60,7 @@ __all__ = [
     "RotationScan",
     "StillsScan",
     "UnitCell",
+    "detector_panel",
     "detector_preset",
     "experiment_from_broker_settings",
     "experiment_from_dict",
@@ -220,6 +224,24 @@ class Experiment:
     name: str = "custom"
 
 
+def detector_panel(experiment: Experiment) -> Panel:
+    """The assembled detector as one flat panel in the lab frame, from the experiment's
+    detector and position (beam centre, distance, PONI tilts). The renderer places its
+    pixels with it, and so do the CrystFEL geometry files."""
+    detector, position = experiment.detector, experiment.position
+    return panel_from_position(
+        distance_mm=position.distance_mm,
+        beam_x_pxl=position.beam_x_pxl,
+        beam_y_pxl=position.beam_y_pxl,
+        pixel_size_mm=detector.pixel_size_mm,
+        width_pxl=detector.width_pxl,
+        height_pxl=detector.height_pxl,
+        poni_rot1_rad=position.poni_rot1_rad,
+        poni_rot2_rad=position.poni_rot2_rad,
+        poni_rot3_rad=position.poni_rot3_rad,
+    )
+
+
 def _cell(where: str, value: Any) -> UnitCell:
     if isinstance(value, Mapping):
         names = ("a", "b", "c", "alpha", "beta", "gamma")
@@ -240,35 +262,63 @@ def _cell(where: str, value: Any) -> UnitCell:
     return UnitCell(*numbers)
 
 
+#: Photon energies jfsim simulates (keV), whichever key gives them.
+ENERGY_RANGE_keV = (1.0, 100.0)
+
+
+def _energy_in_range(energy_keV: float) -> str | None:
+    low, high = ENERGY_RANGE_keV
+    if low <= energy_keV <= high:
+        return None
+    return f"must be within [{low:g}, {high:g}] keV, got {energy_keV:g}"
+
+
+def _wavelength_to_energy(wavelength_A: float) -> float:
+    """keV of a wavelength; NaN for a non-positive one (refused by the range check)."""
+    return angstrom_to_kev(wavelength_A) if wavelength_A > 0 else math.nan
+
+
+def _wavelength_in_range(energy_keV: float) -> str | None:
+    """The energy range, said in Å (the check sees the converted energy)."""
+    low, high = ENERGY_RANGE_keV
+    if low <= energy_keV <= high:
+        return None
+    shortest_A, longest_A = kev_to_angstrom(high), kev_to_angstrom(low)
+    given = "a non-positive value" if math.isnan(energy_keV) else f"{kev_to_angstrom(energy_keV):g}"
+    return (
+        f"must be within [{shortest_A:.4g}, {longest_A:.4g}] Å ({low:g}–{high:g} keV), got {given}"
+    )
+
+
 _SECTIONS: dict[str, dict[str, KeySpec]] = {
     "beam": {
-        "energy_keV": KeySpec(
-            "energy_keV",
-            number,
-            check=lambda v: None if 1 <= v <= 100 else f"must be within [1, 100] keV, got {v}",
+        "energy_keV": KeySpec("energy_keV", quantity("keV"), check=_energy_in_range),
+        "wavelength_A": KeySpec(
+            "energy_keV", quantity("A"), convert=_wavelength_to_energy, check=_wavelength_in_range
         ),
-        "wavelength_A": KeySpec("energy_keV", number, convert=kev_to_angstrom, check=positive),
         "flux_photons_per_s": KeySpec("flux_photons_per_s", number, check=positive),
         "polarization_factor": KeySpec(
             "polarization_factor",
             number,
             check=lambda v: None if -1 <= v <= 1 else f"must be within [-1, 1], got {v}",
         ),
-        "divergence_deg": KeySpec("divergence_rad", number, convert=deg_to_rad, check=non_negative),
-        "divergence_rad": KeySpec("divergence_rad", number, check=non_negative),
+        "divergence_deg": KeySpec(
+            "divergence_rad", quantity("deg"), convert=deg_to_rad, check=non_negative
+        ),
+        "divergence_rad": KeySpec("divergence_rad", quantity("rad"), check=non_negative),
         "bandwidth_fraction": KeySpec("bandwidth_fraction", number, check=fraction),
         "transmission": KeySpec("transmission", number, check=fraction),
     },
     "position": {
-        "distance_mm": KeySpec("distance_mm", number, check=positive),
+        "distance_mm": KeySpec("distance_mm", quantity("mm"), check=positive),
         "beam_x_pxl": KeySpec("beam_x_pxl", number),
         "beam_y_pxl": KeySpec("beam_y_pxl", number),
-        "poni_rot1_rad": KeySpec("poni_rot1_rad", number),
-        "poni_rot2_rad": KeySpec("poni_rot2_rad", number),
-        "poni_rot3_rad": KeySpec("poni_rot3_rad", number),
-        "poni_rot1_deg": KeySpec("poni_rot1_rad", number, convert=deg_to_rad),
-        "poni_rot2_deg": KeySpec("poni_rot2_rad", number, convert=deg_to_rad),
-        "poni_rot3_deg": KeySpec("poni_rot3_rad", number, convert=deg_to_rad),
+        "poni_rot1_rad": KeySpec("poni_rot1_rad", quantity("rad")),
+        "poni_rot2_rad": KeySpec("poni_rot2_rad", quantity("rad")),
+        "poni_rot3_rad": KeySpec("poni_rot3_rad", quantity("rad")),
+        "poni_rot1_deg": KeySpec("poni_rot1_rad", quantity("deg"), convert=deg_to_rad),
+        "poni_rot2_deg": KeySpec("poni_rot2_rad", quantity("deg"), convert=deg_to_rad),
+        "poni_rot3_deg": KeySpec("poni_rot3_rad", quantity("deg"), convert=deg_to_rad),
     },
     "crystal": {
         "unit_cell": KeySpec("unit_cell", _cell),
@@ -277,19 +327,21 @@ _SECTIONS: dict[str, dict[str, KeySpec]] = {
             integer,
             check=lambda v: None if 1 <= v <= 230 else f"must be within [1, 230], got {v}",
         ),
-        "mosaicity_deg": KeySpec("mosaicity_rad", number, convert=deg_to_rad, check=non_negative),
-        "domain_size_A": KeySpec("domain_size_A", number, check=positive),
-        "b_factor_A2": KeySpec("b_factor_A2", number),
+        "mosaicity_deg": KeySpec(
+            "mosaicity_rad", quantity("deg"), convert=deg_to_rad, check=non_negative
+        ),
+        "domain_size_A": KeySpec("domain_size_A", quantity("A"), check=positive),
+        "b_factor_A2": KeySpec("b_factor_A2", quantity("A2")),
         "orientation": KeySpec("orientation", matrix3),
         "intensity_model": KeySpec("intensity_model", text, check=one_of("wilson", "flat")),
         "intensity_scale_photons": KeySpec("intensity_scale_photons", number, check=positive),
-        "resolution_limit_A": KeySpec("resolution_limit_A", number, check=positive),
+        "resolution_limit_A": KeySpec("resolution_limit_A", quantity("A"), check=positive),
     },
     "rotation": {
-        "start_deg": KeySpec("start_rad", number, convert=deg_to_rad),
+        "start_deg": KeySpec("start_rad", quantity("deg"), convert=deg_to_rad),
         "step_deg": KeySpec(
             "step_rad",
-            number,
+            quantity("deg"),
             convert=deg_to_rad,
             check=lambda v: None if v != 0 else "must not be 0",
         ),
@@ -307,8 +359,8 @@ _SECTIONS: dict[str, dict[str, KeySpec]] = {
     "grid": {
         "n_fast": KeySpec("n_fast", integer, check=positive),
         "n_slow": KeySpec("n_slow", integer, check=positive),
-        "step_x_um": KeySpec("step_x_um", number, check=positive),
-        "step_y_um": KeySpec("step_y_um", number, check=positive),
+        "step_x_um": KeySpec("step_x_um", quantity("um"), check=positive),
+        "step_y_um": KeySpec("step_y_um", quantity("um"), check=positive),
         "snake": KeySpec("snake", flag),
         "vertical": KeySpec("vertical", flag),
         "hit_rate": KeySpec("hit_rate", number, check=fraction),
@@ -325,8 +377,8 @@ _SECTIONS: dict[str, dict[str, KeySpec]] = {
         "number_of_images": KeySpec("number_of_images", integer, check=positive),
         "images_per_trigger": KeySpec("images_per_trigger", integer, check=positive),
         "images_per_file": KeySpec("images_per_file", integer, check=positive),
-        "count_time_s": KeySpec("count_time_s", number, check=positive),
-        "frame_time_s": KeySpec("frame_time_s", number, check=positive),
+        "count_time_s": KeySpec("count_time_s", quantity("s"), check=positive),
+        "frame_time_s": KeySpec("frame_time_s", quantity("s"), check=positive),
         "file_prefix": KeySpec("file_prefix", text),
         "series_id": KeySpec("series_id", integer, check=non_negative),
         "series_unique_id": KeySpec("series_unique_id", text),
@@ -380,7 +432,7 @@ def _detector_from_table(table: Mapping[str, Any]) -> Detector:
     if "image_dtype" in table:
         detector = detector.with_image_dtype(text("[detector] image_dtype", table["image_dtype"]))
     if "sensor_thickness_mm" in table:
-        thickness = number("[detector] sensor_thickness_mm", table["sensor_thickness_mm"])
+        thickness = quantity("mm")("[detector] sensor_thickness_mm", table["sensor_thickness_mm"])
         if thickness <= 0:
             raise ConfigError(f"[detector] sensor_thickness_mm: must be > 0, got {thickness}")
         detector = replace(detector, sensor_thickness_mm=thickness)
@@ -606,6 +658,8 @@ _BROKER_KEYS: dict[str, tuple[str, str]] = {
     "experiment_group": ("dataset", "experiment_group"),
     "header_appendix": ("dataset", "header_appendix"),
     "image_appendix": ("dataset", "image_appendix"),
+    "compression": ("dataset", "compression"),
+    "max_spot_count": ("dataset", "max_spot_count"),
 }
 #: Broker keys that are valid but do not change what jfsim simulates (accepted, ignored).
 _BROKER_KEYS_IGNORED = frozenset(
@@ -618,8 +672,22 @@ _BROKER_KEYS_IGNORED = frozenset(
         "spot_finding",
         "fpga_summation",
         "summation",
+        "async_start",
+        "tokens",
+        "beam_size_x_um",
+        "beam_size_y_um",
+        "ring_current_mA",
+        "sample_temperature_K",
+        "pixel_value_low_threshold",
+        "smargon",
+        "xray_fluorescence_spectrum",
     }
 )
+_BROKER_AXIS_KEYS_IGNORED = frozenset({"helical_step_um", "screening_wedge_deg"})
+#: jfjoch_broker's data-file size when ``images_per_file`` is omitted (DatasetSettings).
+_BROKER_IMAGES_PER_FILE = 1000
+#: A rotation sweep of at most this many images goes into one data file.
+_BROKER_SINGLE_FILE_SWEEP = 20000
 _BROKER_DEFAULT_CELL = {"a": 79.1, "b": 79.1, "c": 37.9, "alpha": 90.0, "beta": 90.0, "gamma": 90.0}
 
 
@@ -630,9 +698,12 @@ def experiment_from_broker_settings(
 
     ``ntrigger × images_per_trigger`` gives the number of images; ``image_time_us`` sets
     count and frame time; ``goniometer`` {name, start, step, vector} makes a rotation scan
-    (without it the run is serial stills); ``grid_scan`` {n_fast, n_slow, step_x_um,
-    step_y_um, snake, vertical} a grid scan. Without ``unit_cell`` jfsim simulates
-    tetragonal lysozyme.
+    (without it the run is serial stills); ``grid_scan`` {n_fast, step_x_um, step_y_um,
+    snake, vertical} a grid scan with as many rows (``n_slow``) as the images fill, whether
+    or not a ``goniometer`` states the spindle angle beside it. Without
+    ``unit_cell`` jfsim simulates tetragonal lysozyme. Without ``images_per_file`` the
+    broker's choice applies: one file for a sweep of up to 20000 images, whole fast-axis
+    rows per file for a grid, 1000 images otherwise.
     """
     if not isinstance(body, Mapping):
         raise ConfigError("dataset settings: expected a JSON object")
@@ -660,7 +731,7 @@ def experiment_from_broker_settings(
         raise ConfigError("dataset settings: ntrigger and images_per_trigger must be >= 1")
     sections["dataset"]["number_of_images"] = ntrigger * per_trigger
     if "image_time_us" in body:
-        image_time_us = number("dataset settings: image_time_us", body["image_time_us"])
+        image_time_us = quantity("us")("dataset settings: image_time_us", body["image_time_us"])
         if image_time_us <= 0:
             raise ConfigError(f"dataset settings: image_time_us: must be > 0, got {image_time_us}")
         sections["dataset"]["count_time_s"] = us_to_s(image_time_us)
@@ -668,13 +739,24 @@ def experiment_from_broker_settings(
     sections["crystal"].setdefault("unit_cell", _BROKER_DEFAULT_CELL)
     sections["crystal"].setdefault("space_group_number", 96)
     document |= sections
-    if "goniometer" in body:
+    if "grid_scan" in body:  # a goniometer beside it only states the spindle angle
+        grid = body["grid_scan"]
+        if not isinstance(grid, Mapping):
+            raise ConfigError("dataset settings: grid_scan: expected an object")
+        document["scan"] = {"type": "grid", **grid}
+        if "n_slow" not in grid:
+            n_fast = integer("dataset settings: grid_scan.n_fast", grid.get("n_fast", 10))
+            if n_fast < 1:
+                raise ConfigError("dataset settings: grid_scan.n_fast: must be >= 1")
+            document["scan"]["n_slow"] = -(-ntrigger * per_trigger // n_fast)
+    elif "goniometer" in body:
         axis = body["goniometer"]
         if not isinstance(axis, Mapping):
             raise ConfigError(
                 "dataset settings: goniometer: expected an object {name, start, step, vector}"
             )
-        unknown = set(axis) - {"name", "start", "step", "vector"}
+        # helical_step_um and screening_wedge_deg are valid but not simulated (ignored)
+        unknown = set(axis) - {"name", "start", "step", "vector"} - _BROKER_AXIS_KEYS_IGNORED
         if unknown:
             raise ConfigError(f"dataset settings: goniometer.{sorted(unknown)[0]}: unknown key")
         scan: dict[str, Any] = {
@@ -687,14 +769,35 @@ def experiment_from_broker_settings(
         if "vector" in axis:
             scan["axis_vector"] = axis["vector"]
         document["scan"] = scan
-    elif "grid_scan" in body:
-        grid = body["grid_scan"]
-        if not isinstance(grid, Mapping):
-            raise ConfigError("dataset settings: grid_scan: expected an object")
-        document["scan"] = {"type": "grid", **grid}
     else:
         document["scan"] = {"type": "stills"}
-    return experiment_from_dict(document)
+    sections["dataset"].setdefault(
+        "images_per_file", _broker_images_per_file(document["scan"], ntrigger * per_trigger)
+    )
+    try:
+        return experiment_from_dict(document)
+    except ConfigError as error:
+        raise ConfigError(_in_broker_names(str(error))) from None
+
+
+def _in_broker_names(message: str) -> str:
+    """A message about ``[section] key`` restated with the DatasetSettings key it came from."""
+    for broker_key, (section, our_key) in _BROKER_KEYS.items():
+        ours = f"[{section}] {our_key}"
+        if message.startswith(ours + ":") or message.startswith(ours + "["):
+            return f"dataset settings: {broker_key}{message[len(ours) :]}"
+    return f"dataset settings: {message}"
+
+
+def _broker_images_per_file(scan: Mapping[str, Any], number_of_images: int) -> int:
+    """jfjoch_broker's data-file size for a ``/start`` body without ``images_per_file``."""
+    if scan["type"] == "rotation" and number_of_images <= _BROKER_SINGLE_FILE_SWEEP:
+        return number_of_images
+    if scan["type"] == "grid":
+        n_fast = scan.get("n_fast", 10)
+        if isinstance(n_fast, int) and n_fast > 0:
+            return n_fast * max(1, _BROKER_IMAGES_PER_FILE // n_fast)
+    return _BROKER_IMAGES_PER_FILE
 
 
 def load_broker_settings(path: str | Path, *, detector: str = "JF4M", seed: int = 1) -> Experiment:

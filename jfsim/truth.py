@@ -12,6 +12,9 @@ Plain HDF5, readable with h5py alone (format "jfsim-truth", version 1):
       image_id int64 [n_images]; n_lattices int32 [n_images] (0 = no crystal hit)
       ub_matrix float64 [n_images, max_lattices, 3, 3]  (Å⁻¹, r_lab = UB·h at scan angle 0;
                                                          NaN for absent lattices)
+      pixel_sha256 uint8 [n_images, 32]  SHA-256 of the image's pixels (``pixel_sha256``);
+                                         attrs dtype (e.g. "<i2"), definition; all zeros =
+                                         not recorded (files written before it: absent)
     /reflections      one row per predicted reflection, all columns the same length:
       image_id int64, lattice int32, h, k, l int32, x_pxl, y_pxl float64 (continuous),
       phi_deg (NaN for stills), excitation_error_invA (NaN for rotation), partiality,
@@ -25,9 +28,11 @@ renamed when complete, so a file under the final name is always whole.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,7 @@ __all__ = [
     "TruthError",
     "TruthFile",
     "TruthWriter",
+    "pixel_sha256",
     "read_truth",
     "truth_path",
 ]
@@ -82,6 +88,13 @@ REFLECTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
 OPTIONAL_COLUMNS = ("sigma_pxl", "background_photons")
 _ROW_CHUNK = 16384
 _IMAGE_CHUNK = 64
+SHA256_BYTES = 32
+#: The checksum as the truth file states it (``/images/pixel_sha256`` attribute).
+PIXEL_SHA256_DEFINITION = (
+    "SHA-256 of the image's pixel values after decompression: the [height, width] array in "
+    "C order (fast axis varying fastest), each value stored in the little-endian integer "
+    "type named by the dtype attribute; all zeros = not recorded"
+)
 
 
 class TruthError(JfsimError):
@@ -91,6 +104,20 @@ class TruthError(JfsimError):
 def truth_path(prefix: str | Path) -> Path:
     """``<prefix>_truth.h5``."""
     return Path(f"{prefix}_truth.h5")
+
+
+def pixel_sha256(pixels: np.ndarray, dtype: np.dtype | str) -> bytes:
+    """The truth file's content checksum of one image (``PIXEL_SHA256_DEFINITION``).
+
+    Args:
+        pixels: the image, [height, width], any integer type holding the values.
+        dtype: the integer type the values are hashed in (byte order is forced little-endian).
+    """
+    little = np.dtype(dtype).newbyteorder("<")
+    values = np.ascontiguousarray(pixels, dtype=little)
+    if values.shape != pixels.shape or not np.array_equal(values, pixels):
+        raise ValueError(f"pixel values do not fit {little.str}")
+    return hashlib.sha256(values.tobytes()).digest()
 
 
 def _scalar(group: h5py.Group, name: str, value: Any, units: str) -> None:
@@ -106,6 +133,8 @@ class TruthWriter(CommitOnSuccess):
 
     def __init__(self, path: str | Path, experiment: Experiment, *, max_lattices: int) -> None:
         self.path = Path(path)
+        #: The dtype image checksums are computed in: the detector's, little-endian.
+        self.pixel_dtype = np.dtype(experiment.detector.image_dtype).newbyteorder("<")
         self._tmp = self.path.with_name(self.path.name + ".tmp")
         self._max_lattices = max(1, max_lattices)
         try:
@@ -165,6 +194,16 @@ class TruthWriter(CommitOnSuccess):
             chunks=(_IMAGE_CHUNK, lattices, 3, 3),
         )
         images["ub_matrix"].attrs["units"] = "1/angstrom"
+        checksums = images.create_dataset(
+            "pixel_sha256",
+            shape=(0, SHA256_BYTES),
+            maxshape=(None, SHA256_BYTES),
+            dtype="uint8",
+            chunks=(_IMAGE_CHUNK, SHA256_BYTES),
+        )
+        checksums.attrs["units"] = "1"
+        checksums.attrs["dtype"] = self.pixel_dtype.str
+        checksums.attrs["definition"] = PIXEL_SHA256_DEFINITION
         reflections = root.create_group("reflections")
         for name, dtype, units in REFLECTION_COLUMNS:
             reflections.create_dataset(
@@ -172,38 +211,54 @@ class TruthWriter(CommitOnSuccess):
             )
             reflections[name].attrs["units"] = units
 
-    def write(self, truth: ImageTruth) -> None:
-        """Append one image's truth."""
-        if truth.n_lattices > self._max_lattices:
-            raise TruthError(
-                f"{self.path}: image {truth.image_id} has {truth.n_lattices} lattices, "
-                f"the file was opened for at most {self._max_lattices}"
-            )
-        images = self._file["images"]
-        row = self._n_images
-        for name in ("image_id", "n_lattices", "ub_matrix"):
-            images[name].resize(row + 1, axis=0)
-        images["image_id"][row] = truth.image_id
-        images["n_lattices"][row] = truth.n_lattices
-        ub = np.full((self._max_lattices, 3, 3), np.nan)
-        ub[: truth.n_lattices] = truth.ub_matrices
-        images["ub_matrix"][row] = ub
-        self._n_images += 1
-        table = truth.reflections
-        count = len(table)
-        if count == 0:
+    def write(self, truth: ImageTruth, *, pixel_sha256: bytes | None = None) -> None:
+        """Append one image's truth; ``pixel_sha256``: ``pixel_sha256(pixels,
+        self.pixel_dtype)`` of the image the truth describes (None: not recorded)."""
+        self.write_many([truth], [pixel_sha256])
+
+    def write_many(
+        self, truths: Sequence[ImageTruth], pixel_sha256: Sequence[bytes | None]
+    ) -> None:
+        """Append several images' truth at once (one resize per dataset: much faster than
+        ``write`` per image for long series); ``pixel_sha256`` as for ``write``, per image."""
+        if len(truths) != len(pixel_sha256):
+            raise ValueError("write_many: one pixel_sha256 (or None) per truth")
+        if not truths:
             return
-        start = self._n_rows
-        group = self._file["reflections"]
-        for name, dtype, _ in REFLECTION_COLUMNS:
-            values = (
-                np.full(count, truth.image_id, dtype=np.int64)
+        n = len(truths)
+        ub = np.full((n, self._max_lattices, 3, 3), np.nan)
+        digests = np.zeros((n, SHA256_BYTES), dtype=np.uint8)
+        for index, (truth, digest) in enumerate(zip(truths, pixel_sha256, strict=True)):
+            if truth.n_lattices > self._max_lattices:
+                raise TruthError(
+                    f"{self.path}: image {truth.image_id} has {truth.n_lattices} lattices, "
+                    f"the file was opened for at most {self._max_lattices}"
+                )
+            ub[index, : truth.n_lattices] = truth.ub_matrices
+            if digest is not None:
+                if len(digest) != SHA256_BYTES:
+                    raise TruthError(f"{self.path}: a SHA-256 digest has 32 bytes, got {digest!r}")
+                digests[index] = np.frombuffer(digest, dtype=np.uint8)
+        per_image = {
+            "image_id": np.array([truth.image_id for truth in truths], dtype=np.int64),
+            "n_lattices": np.array([truth.n_lattices for truth in truths], dtype=np.int32),
+            "ub_matrix": ub,
+            "pixel_sha256": digests,
+        }
+        _append(self._file["images"], per_image, self._n_images)
+        self._n_images += n
+        tables = [truth.reflections for truth in truths]
+        counts = [len(table) for table in tables]
+        rows = {
+            name: (
+                np.repeat(per_image["image_id"], counts)
                 if name == "image_id"
-                else getattr(table, name).astype(dtype, copy=False)
+                else np.concatenate([getattr(t, name) for t in tables]).astype(dtype, copy=False)
             )
-            group[name].resize(start + count, axis=0)
-            group[name][start:] = values
-        self._n_rows += count
+            for name, dtype, _ in REFLECTION_COLUMNS
+        }
+        _append(self._file["reflections"], rows, self._n_rows)
+        self._n_rows += sum(counts)
 
     def close(self) -> Path:
         """Finish the file and rename it to its final name; returns that path."""
@@ -217,6 +272,14 @@ class TruthWriter(CommitOnSuccess):
         self._tmp.unlink(missing_ok=True)
 
 
+def _append(group: h5py.Group, columns: dict[str, np.ndarray], start: int) -> None:
+    """Write each column's rows after row ``start`` of the dataset of the same name."""
+    for name, values in columns.items():
+        if len(values):
+            group[name].resize(start + len(values), axis=0)
+            group[name][start:] = values
+
+
 @dataclass(frozen=True, slots=True)
 class TruthFile:
     """A truth file read into memory."""
@@ -228,6 +291,8 @@ class TruthFile:
     n_lattices: np.ndarray
     ub_matrix: np.ndarray
     reflections: dict[str, np.ndarray]
+    #: [n_images, 32] uint8 per-image pixel checksums (None in files written before them).
+    pixel_sha256: np.ndarray | None = None
 
     def image_reflections(self, image_id: int) -> ReflectionTable:
         """The reflection rows of one image."""
@@ -260,6 +325,9 @@ def read_truth(path: str | Path) -> TruthFile:
                 n_lattices=file["images/n_lattices"][()],
                 ub_matrix=file["images/ub_matrix"][()],
                 reflections=_read_reflections(file["reflections"]),
+                pixel_sha256=(
+                    file["images/pixel_sha256"][()] if "pixel_sha256" in file["images"] else None
+                ),
             )
     except OSError as error:
         raise TruthError(f"{path}: cannot read the truth file ({error})") from error

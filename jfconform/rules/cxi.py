@@ -72,8 +72,7 @@ def cxi_datasets_missing(ctx: FileContext) -> Iterator[Issue]:
     group = mx_group(ctx)
     if group is None:
         return
-    found = _cxi(ctx)
-    missing = [n for n in CXI_DATASETS if n not in found]
+    missing = [n for n in CXI_DATASETS if ctx.missing(n, group)]
     if missing:
         yield Issue(group.name, f"missing {', '.join(missing)}")
 
@@ -176,7 +175,9 @@ def peak_outside_image(ctx: FileContext) -> Iterator[Issue]:
     if table is None or frame is None:
         return
     counts, arrays = table
-    valid = _valid_mask(counts, arrays["peakXPosRaw"].shape[1])
+    width = arrays["peakXPosRaw"].shape[1]
+    valid = _valid_mask(counts, width)
+    valid[(counts < 0) | (counts > width)] = False  # impossible counts are CXI-004/005's
     x, y, intensity = (arrays[n][valid] for n in PEAK_ARRAYS)
     ny, nx = frame[-2], frame[-1]
     bad = ~np.isfinite(x) | ~np.isfinite(y) | ~np.isfinite(intensity)

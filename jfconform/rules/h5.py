@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
-from jfconform.context import LEGACY_LINK, FileContext
+from jfconform.context import LEGACY_LINK, MAX_INDEXED_FRAMES, FileContext
 from jfconform.model import E, I, Issue, W
-from jfconform.registry import DATA, MASTER, rule
+from jfconform.registry import DATA, MASTER, Rule, register, rule
 
 BITSHUFFLE = 32008
 LZ4 = 32004
@@ -110,61 +112,84 @@ def image_chunking(ctx: FileContext) -> Iterator[Issue]:
 )
 def image_filter(ctx: FileContext) -> Iterator[Issue]:
     for store in ctx.image_stores:
-        pipeline = filters_of(store.dataset)
-        if len(pipeline) != 1:
-            yield Issue(
-                store.dataset.name,
-                f"{len(pipeline)} filters {[f[0] for f in pipeline]}, expected exactly one",
-                file=store.file_name,
-            )
-            continue
-        code, values = pipeline[0]
-        if code == LZ4:
-            continue
-        if code != BITSHUFFLE:
-            yield Issue(
-                store.dataset.name,
-                f"filter {code} is neither bitshuffle nor LZ4",
-                file=store.file_name,
-            )
-        elif len(values) < 5 or values[4] not in (LZ4_IN_BITSHUFFLE, ZSTD_IN_BITSHUFFLE):
-            yield Issue(
-                store.dataset.name,
-                f"bitshuffle cd_values {values}: compression (index 4) must be 2 (LZ4) or 3 (Zstd)",
-                file=store.file_name,
-            )
-        elif values[2] != store.dataset.dtype.itemsize:
-            yield Issue(
-                store.dataset.name,
-                f"bitshuffle element size {values[2]} != {store.dataset.dtype.itemsize}",
-                file=store.file_name,
-            )
+        problem = image_filter_problem(store.dataset)
+        if problem is not None:
+            yield Issue(store.dataset.name, problem, file=store.file_name)
 
 
-def written_frames(dataset: h5py.Dataset) -> np.ndarray | None:
-    """Per frame, whether any of its chunks is allocated; ``None`` when that cannot be told.
+def image_filter_problem(dataset: h5py.Dataset) -> str | None:
+    """What H5-003 finds wrong with an image dataset's filter pipeline, ``None`` if fine."""
+    pipeline = filters_of(dataset)
+    if len(pipeline) != 1:
+        return f"{len(pipeline)} filters {[f[0] for f in pipeline]}, expected exactly one"
+    code, values = pipeline[0]
+    if code == LZ4:
+        return None
+    if code != BITSHUFFLE:
+        return f"filter {code} is neither bitshuffle nor LZ4"
+    if len(values) < 5 or values[4] not in (LZ4_IN_BITSHUFFLE, ZSTD_IN_BITSHUFFLE):
+        return f"bitshuffle cd_values {values}: compression (index 4) must be 2 (LZ4) or 3 (Zstd)"
+    if values[2] != dataset.dtype.itemsize:
+        return f"bitshuffle element size {values[2]} != {dataset.dtype.itemsize}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenFrames:
+    """Which frames of a chunked image dataset have allocated chunks, kept as the sorted
+    first frames of those chunks (never one flag per declared frame: a damaged header may
+    declare 2³² frames of which four were written)."""
+
+    n_frames: int
+    frames_per_chunk: int
+    chunk_starts: np.ndarray  # sorted first frame of each allocated chunk row
+
+    def count(self) -> int:
+        """Frames with an allocated chunk."""
+        ends = np.minimum(self.chunk_starts + self.frames_per_chunk, self.n_frames)
+        return int(np.sum(ends - self.chunk_starts))
+
+    def all_written(self) -> bool:
+        return self.count() == self.n_frames
+
+    def first_missing(self, limit: int) -> np.ndarray:
+        """Up to ``limit`` frames without an allocated chunk, in order."""
+        missing: list[int] = []
+        expected = 0
+        for start in (*self.chunk_starts.tolist(), self.n_frames):
+            while expected < min(start, self.n_frames) and len(missing) < limit:
+                missing.append(expected)
+                expected += 1
+            if len(missing) >= limit:
+                break
+            expected = max(expected, start + self.frames_per_chunk)
+        return np.asarray(missing, dtype=np.int64)
+
+
+def written_frames(dataset: h5py.Dataset) -> WrittenFrames | None:
+    """The frames whose chunks are allocated; ``None`` when that cannot be told.
 
     A writer that misses images leaves their chunks unallocated: they read as the fill value
-    (the documented Jungfraujoch behaviour), which is not a storage fault.
+    (the documented Jungfraujoch behaviour), which is not a storage fault. The work is
+    bounded by the chunks in the file, not by the frames the header declares.
     """
     if dataset.ndim != 3 or dataset.chunks is None or dataset.is_virtual:
         return None
-    written = np.zeros(dataset.shape[0], dtype=bool)
+    n_frames = int(dataset.shape[0])
     frames_per_chunk = int(dataset.chunks[0])
     grid = [-(-int(n) // int(c)) for n, c in zip(dataset.shape, dataset.chunks, strict=True)]
     try:
         allocated = dataset.id.get_num_chunks()
         if allocated == 0:
-            return written
-        if allocated == int(np.prod(grid)):  # the usual case: every chunk written
-            return ~written
-        offsets: list[tuple[int, ...]] = []
-        dataset.id.chunk_iter(lambda info: offsets.append(info.chunk_offset))
+            return WrittenFrames(n_frames, frames_per_chunk, np.empty(0, dtype=np.int64))
+        if allocated == math.prod(grid):  # the usual case: every chunk written
+            starts = np.arange(0, n_frames, frames_per_chunk, dtype=np.int64)
+            return WrittenFrames(n_frames, frames_per_chunk, starts)
+        offsets: list[int] = []
+        dataset.id.chunk_iter(lambda info: offsets.append(int(info.chunk_offset[0])))
     except (*_ERRORS, NotImplementedError, MemoryError):
         return None
-    for offset in offsets:
-        written[offset[0] : offset[0] + frames_per_chunk] = True
-    return written
+    return WrittenFrames(n_frames, frames_per_chunk, np.unique(np.asarray(offsets, np.int64)))
 
 
 def _frame_list(frames: np.ndarray, shown: int = 5) -> str:
@@ -194,11 +219,9 @@ def chunk_decode(ctx: FileContext) -> Iterator[Issue]:
                 file=store.file_name,
             )
             continue
-        frames_per_chunk = int(dataset.chunks[0])
         expected = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
         pipeline = [f[0] for f in filters_of(dataset)]
-        chunk_starts = np.flatnonzero(written[::frames_per_chunk]) * frames_per_chunk
-        for frame in chunk_starts[: ctx.sample]:
+        for frame in written.chunk_starts[: ctx.sample]:
             frame = int(frame)
             where = f"{frame} (run frame {store.first_frame + frame})"
             try:
@@ -261,14 +284,18 @@ def vds_source(ctx: FileContext) -> Iterator[Issue]:
         if not isinstance(obj, h5py.Dataset) or not obj.is_virtual:
             continue
         sources = ctx.vds_sources(obj)
-        coverage = np.zeros(obj.shape[0] if obj.ndim else 1, dtype=np.int64)
-        frame_points = int(np.prod(obj.shape[1:])) if obj.ndim > 1 else 1
-        whole_frames = True  # module-wise mappings (part of a frame each) are not tiled here
+        n_frames = int(obj.shape[0]) if obj.ndim else 1
+        # Tiling is checked frame by frame only for extents that can be enumerated.
+        tiled = n_frames <= MAX_INDEXED_FRAMES and all(s.frames is not None for s in sources)
+        coverage = np.zeros(n_frames if tiled else 0, dtype=np.int64)
+        frame_points = math.prod(int(n) for n in obj.shape[1:]) if obj.ndim > 1 else 1
+        whole_frames = tiled  # module-wise mappings (part of a frame each) are not tiled here
         for source in sources:
             where = f"{source.file_name}:{source.dset_name}"
-            frames = source.frames[(source.frames >= 0) & (source.frames < coverage.size)]
-            np.add.at(coverage, frames, 1)
-            whole_frames &= source.virtual_points == len(source.frames) * frame_points
+            if tiled:
+                frames = source.frames[(source.frames >= 0) & (source.frames < coverage.size)]
+                np.add.at(coverage, frames, 1)
+                whole_frames &= source.virtual_points == len(source.frames) * frame_points
             if source.file_name.startswith("/"):
                 yield Issue(path, f"source file name {source.file_name!r} is absolute")
             if source.resolved is None or not source.resolved.is_file():
@@ -445,16 +472,46 @@ def legacy_not_hdf5_1_8(ctx: FileContext) -> Iterator[Issue]:
 def frames_never_written(ctx: FileContext) -> Iterator[Issue]:
     for store in ctx.image_stores:
         written = written_frames(store.dataset)
-        if written is None or written.all():
+        if written is None or written.all_written():
             continue
-        missing = np.flatnonzero(~written)
+        shown = 5
+        missing = written.first_missing(shown + 1)
+        n_missing = written.n_frames - written.count()
         which = (
-            f"frames {_frame_list(missing)} of this file"
+            f"frames {_frame_list(missing, shown)} of this file"
             if ctx.role == DATA
-            else f"run frames {_frame_list(missing + store.first_frame)}"
+            else f"run frames {_frame_list(missing + store.first_frame, shown)}"
         )
         yield Issue(
             store.dataset.name,
-            f"{len(missing)} of {len(written)} frames were never written (fill value): {which}",
+            f"{n_missing} of {written.n_frames} frames were never written (fill value): {which}",
             file=store.file_name,
         )
+
+
+# Reported by the engine from what the context recorded while every other rule read the
+# file (no check function of their own: they must see all the other rules' reads).
+register(
+    Rule(
+        "H5-013",
+        "object-unreadable",
+        E,
+        "HDF5 object headers and data; conformance.md §7.7",
+        "Objects that exist can be read (else the HDF5 error, never 'missing')",
+        "the object is damaged: rewrite the file (or restore it from a good copy)",
+        None,
+        (MASTER, DATA),
+    )
+)
+register(
+    Rule(
+        "H5-014",
+        "read-limit",
+        I,
+        "jfconform read bounds (--max-read-mb)",
+        "Datasets larger than the read limit are not read; the rules that needed them say so",
+        "raise --max-read-mb to check it, or repair a dataset declared larger than its content",
+        None,
+        (MASTER, DATA),
+    )
+)

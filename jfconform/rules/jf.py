@@ -155,7 +155,7 @@ def image_nr_attributes(ctx: FileContext) -> Iterator[Issue]:
     if dataset is None or ctx.n_frames is None:
         return
     low, high = ctx.attr(dataset, "image_nr_low"), ctx.attr(dataset, "image_nr_high")
-    if low is None or high is None:
+    if not (ctx.has_attr(dataset, "image_nr_low") and ctx.has_attr(dataset, "image_nr_high")):
         yield Issue(dataset.name, "image_nr_low/image_nr_high attributes are missing")
     elif (
         int(np.asarray(low).reshape(-1)[0]) != 1
@@ -338,7 +338,9 @@ def per_spot_sentinel(ctx: FileContext) -> Iterator[Issue]:
     if counts is None or np.asarray(counts).shape[0] != reference.shape[0]:
         return
     width = reference.shape[1]
-    padding = np.arange(width)[None, :] >= np.clip(np.asarray(counts), 0, width)[:, None]
+    counts = np.asarray(counts)
+    padding = np.arange(width)[None, :] >= np.clip(counts, 0, width)[:, None]
+    padding[(counts < 0) | (counts > width)] = False  # impossible counts are CXI-004/005's
     for name in MX_PER_SPOT:
         dataset = mx_dataset(ctx, name)
         if dataset is None or dataset.shape != reference.shape:

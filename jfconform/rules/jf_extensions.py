@@ -15,7 +15,7 @@ import numpy as np
 from jfconform.context import FileContext
 from jfconform.model import I, Issue, W
 from jfconform.registry import rule
-from jfconform.rules._common import units_of
+from jfconform.rules._common import DependsOn, leaf, walk_chain
 from jfconform.rules.cxi import mx_dataset, mx_group
 from jfconform.rules.h5 import written_frames
 
@@ -171,7 +171,7 @@ def _stored_frames(ctx: FileContext) -> int | None:
         written = written_frames(store.dataset)
         if written is None:
             return None
-        total += int(written.sum())
+        total += written.count()
     return total
 
 
@@ -259,19 +259,41 @@ def detector_extension_fields(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(f"{detector.name}/acquisition_type", f"is {kind!r}, expected 'triggered'")
 
 
+#: Jungfraujoch's detector chain (HDF5.md §3), from the detector's depends_on outwards,
+#: with each axis's transformation type: depends_on → rot3 → rot2 → rot1 → translation → ".".
+JUNGFRAUJOCH_DETECTOR_CHAIN = (
+    ("rot3", "rotation"),
+    ("rot2", "rotation"),
+    ("rot1", "rotation"),
+    ("translation", "translation"),
+)
+
+
 @rule(
     "JF-026",
     "detector-chain-names",
     I,
     spec="Jungfraujoch HDF5.md §3 (PONI axes)",
-    summary="Detector chain translation → rot1 → rot2 → rot3; depends_on → rot3",
-    hint="Jungfraujoch names the detector axes translation, rot1, rot2, rot3",
+    summary="Detector chain depends_on → rot3 → rot2 → rot1 → translation → '.'",
+    hint="Jungfraujoch names the detector axes rot3 → rot2 → rot1 → translation (PONI)",
 )
 def detector_chain_names(ctx: FileContext) -> Iterator[Issue]:
+    expected = " → ".join(name for name, _kind in JUNGFRAUJOCH_DETECTOR_CHAIN)
     for detector in ctx.detectors:
         text = ctx.text(ctx.dataset("depends_on", detector))
-        if text is not None and not text.rstrip("/").endswith("rot3"):
-            yield Issue(f"{detector.name}/depends_on", f"points at {text!r}, not .../rot3")
+        if text is None or text.strip() == ".":
+            continue
+        chain = walk_chain(ctx, DependsOn(f"{detector.name}/depends_on", text, detector.name))
+        found = [leaf(path) for path in chain.axes]
+        kinds = [ctx.attr_text(ctx.dataset(path), "transformation_type") for path in chain.axes]
+        if chain.end != "dot" or list(zip(found, kinds, strict=True)) != list(
+            JUNGFRAUJOCH_DETECTOR_CHAIN
+        ):
+            shown = " → ".join(f"{name} ({kind})" for name, kind in zip(found, kinds, strict=True))
+            yield Issue(
+                f"{detector.name}/depends_on",
+                f"chain is {shown or 'empty'}, not {expected} → '.'",
+            )
 
 
 @rule(
@@ -290,7 +312,7 @@ def rotation_axis_summaries(ctx: FileContext) -> Iterator[Issue]:
                 axis = ctx.dataset(name, group)
                 if axis is None or ctx.attr_text(axis, "transformation_type") != "rotation":
                     continue
-                if n and axis.size == n and n > 1 and ctx.dataset(f"{name}_end", group) is None:
+                if n and axis.size == n and n > 1 and ctx.missing(f"{name}_end", group):
                     yield Issue(axis.name, f"{name}_end is missing")
                 average = ctx.number(ctx.dataset(f"{name}_range_average", group))
                 total = ctx.number(ctx.dataset(f"{name}_range_total", group))
@@ -348,7 +370,7 @@ def units_missing(ctx: FileContext) -> Iterator[Issue]:
         return
     for relative in UNITS_REQUIRED:
         dataset = ctx.dataset(relative, ctx.entry)
-        if dataset is not None and units_of(ctx, dataset)[0] is None:
+        if dataset is not None and not ctx.has_attr(dataset, "units"):
             yield Issue(dataset.name, "units attribute is missing")
 
 

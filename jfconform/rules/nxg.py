@@ -142,15 +142,14 @@ def nx_class_unknown(ctx: FileContext) -> Iterator[Issue]:
     hint="set root attributes file_name (final base name) and file_time (ISO 8601 with zone)",
 )
 def root_file_attributes(ctx: FileContext) -> Iterator[Issue]:
+    for name in ("file_name", "file_time"):
+        if not ctx.has_attr(ctx.h5, name):  # unreadable is H5-013's finding, not missing
+            yield Issue("/", f"root attribute {name} is missing")
     file_name = ctx.attr_text(ctx.h5, "file_name")
     file_time = ctx.attr_text(ctx.h5, "file_time")
-    if file_name is None:
-        yield Issue("/", "root attribute file_name is missing")
-    elif file_name.rsplit("/", 1)[-1] != ctx.name:
+    if file_name is not None and file_name.rsplit("/", 1)[-1] != ctx.name:
         yield Issue("/", f"root file_name {file_name!r} differs from the file's name {ctx.name!r}")
-    if file_time is None:
-        yield Issue("/", "root attribute file_time is missing")
-    elif parse_iso8601(file_time) is None:
+    if file_time is not None and parse_iso8601(file_time) is None:
         yield Issue("/", f"root file_time {file_time!r} is not ISO 8601 with a zone")
 
 
@@ -315,17 +314,40 @@ def char_not_string(ctx: FileContext) -> Iterator[Issue]:
     "signal-target",
     E,
     spec="NXdata @signal; dxtbx",
-    summary="NXdata @signal names an existing member (E); absent (W)",
+    summary="NXdata @signal names an existing member (E; W for 'data' in a legacy master); "
+    "absent (W)",
     hint="set NXdata/@signal to the name of the image dataset (e.g. 'data')",
 )
 def signal_target(ctx: FileContext) -> Iterator[Issue]:
     for path, group in _groups(ctx):
         if ctx.nx_class(group) != "NXdata":
             continue
+        members = ctx.member_names(group)
+        if not members:
+            continue  # nothing to signal: the missing data is NXMX-006's / JF-003's finding
         signal = ctx.attr_text(group, "signal")
         if signal is None:
             yield Issue(
                 path, "NXdata has no @signal; readers fall back to the first child", severity=W
             )
-        elif signal not in ctx.member_names(group):
-            yield Issue(path, f"@signal = {signal!r} names no readable member of the group")
+        elif signal not in members:
+            if _legacy_links_stand_in(ctx, group, signal):
+                yield Issue(
+                    path,
+                    "@signal = 'data' but this legacy master holds only data_NNNNNN links; "
+                    "readers follow the links (nxvalidate accepts it)",
+                    "point @signal at the first link, e.g. 'data_000001'",
+                    severity=W,
+                )
+            else:
+                yield Issue(path, f"@signal = {signal!r} names no readable member of the group")
+
+
+def _legacy_links_stand_in(ctx: FileContext, group: h5py.Group, signal: str) -> bool:
+    """A legacy master's ``/entry/data`` whose data_NNNNNN links stand in for ``data``."""
+    return (
+        signal == "data"
+        and ctx.layout == "legacy"
+        and ctx.data_group is not None
+        and group.id == ctx.data_group.id
+    )

@@ -12,6 +12,7 @@ from jfconform.model import E, I, Issue, W
 from jfconform.registry import rule
 from jfconform.rules._common import (
     DependsOn,
+    all_depends_on,
     apply_chain,
     float_vector,
     parse_iso8601,
@@ -47,7 +48,7 @@ def definition_not_nxmx(ctx: FileContext) -> Iterator[Issue]:
 
 
 def _required_entry_field(ctx: FileContext, name: str) -> Iterator[Issue]:
-    if ctx.entry is not None and ctx.dataset(name, ctx.entry) is None:
+    if ctx.entry is not None and ctx.missing(name, ctx.entry):
         yield Issue(f"{_entry_path(ctx)}/{name}", f"required field {name} is missing")
 
 
@@ -123,9 +124,8 @@ def data_rank(ctx: FileContext) -> Iterator[Issue]:
     if group is None:
         return
     if ctx.image_dataset is None:
-        if not ctx.legacy_links:
-            yield Issue(group.name, "NXdata holds neither 'data' nor data_NNNNNN links")
-    elif ctx.image_dataset.ndim not in (3, 4):
+        return  # no image data at all is JF-003's finding; legacy links stand in for data
+    if ctx.image_dataset.ndim not in (3, 4):
         yield Issue(
             ctx.image_dataset.name,
             f"data has rank {ctx.image_dataset.ndim}, expected 3 or 4 ([nP, i, j(, k)])",
@@ -172,7 +172,7 @@ def sample_name_missing(ctx: FileContext) -> Iterator[Issue]:
     if ctx.entry is not None and not samples:
         yield Issue(_entry_path(ctx), "the entry has no NXsample group")
     for sample in samples:
-        if ctx.dataset("name", sample) is None:
+        if ctx.missing("name", sample):
             yield Issue(f"{sample.name}/name", "required field sample name is missing")
 
 
@@ -186,7 +186,7 @@ def sample_name_missing(ctx: FileContext) -> Iterator[Issue]:
 )
 def sample_depends_on_missing(ctx: FileContext) -> Iterator[Issue]:
     for sample in ctx.in_entry("NXsample"):
-        if ctx.dataset("depends_on", sample) is None:
+        if ctx.missing("depends_on", sample):
             yield Issue(f"{sample.name}/depends_on", "required field depends_on is missing")
 
 
@@ -225,6 +225,8 @@ def scan_axis_not_in_chain(ctx: FileContext) -> Iterator[Issue]:
                 yield Issue(dep.name, f"depends_on is '.' but {moving[0]} moves during the scan")
             continue
         chain = walk_chain(ctx, DependsOn(dep.name, text, sample.name))
+        if chain.end != "dot":
+            continue  # a broken chain is NXT-001's / NXT-002's finding
         if n and n > 1 and moving and not set(moving) & set(chain.axes):
             yield Issue(dep.name, f"the sample chain does not contain the moving axis {moving[0]}")
 
@@ -241,7 +243,7 @@ def instrument_name_missing(ctx: FileContext) -> Iterator[Issue]:
     if ctx.entry is not None and not ctx.instruments:
         yield Issue(_entry_path(ctx), "the entry has no NXinstrument group")
     for instrument in ctx.instruments:
-        if ctx.dataset("name", instrument) is None:
+        if ctx.missing("name", instrument):
             yield Issue(f"{instrument.name}/name", "required field instrument name is missing")
 
 
@@ -256,9 +258,9 @@ def instrument_name_missing(ctx: FileContext) -> Iterator[Issue]:
 def time_zone(ctx: FileContext) -> Iterator[Issue]:
     for instrument in ctx.instruments:
         dataset = ctx.dataset("time_zone", instrument)
-        if dataset is None:
+        if ctx.missing("time_zone", instrument):
             yield Issue(f"{instrument.name}/time_zone", "recommended field time_zone is missing")
-        else:
+        elif dataset is not None:
             yield Issue(
                 dataset.name,
                 "time_zone is declared NX_DATE_TIME; validators reject a bare offset here",
@@ -313,9 +315,11 @@ def incident_wavelength(ctx: FileContext) -> Iterator[Issue]:
     for instrument in ctx.instruments:
         for beam in ctx.children_of_class(instrument, "NXbeam"):
             dataset = ctx.dataset("incident_wavelength", beam)
-            if dataset is None:
+            if ctx.missing("incident_wavelength", beam):
                 yield Issue(f"{beam.name}/incident_wavelength", "required field is missing")
                 continue
+            if dataset is None:
+                continue  # unreadable: H5-013
             if dataset.dtype.kind != "f":
                 yield Issue(dataset.name, f"incident_wavelength is not float ({dataset.dtype})")
             text, unit = units_of(ctx, dataset)
@@ -399,7 +403,7 @@ def source_missing(ctx: FileContext) -> Iterator[Issue]:
     if not sources:
         yield Issue(_entry_path(ctx), "the entry has no NXsource group")
     for source in sources:
-        if ctx.dataset("name", source) is None:
+        if ctx.missing("name", source):
             yield Issue(f"{source.name}/name", "required field source name is missing")
 
 
@@ -415,12 +419,20 @@ def frame_count_consistent(ctx: FileContext) -> Iterator[Issue]:
     n = ctx.n_frames
     if not n:
         return
+    in_chains = {
+        axis.id
+        for start in all_depends_on(ctx)
+        for path in walk_chain(ctx, start).axes
+        if (axis := ctx.dataset(path)) is not None
+    }
     for sample in ctx.in_entry("NXsample"):
         for group in ctx.children_of_class(sample, "NXtransformations"):
             for name in ctx.member_names(group):
                 dataset = ctx.dataset(name, group)
                 if dataset is None or ctx.attr(dataset, "transformation_type") is None:
                     continue
+                if dataset.id in in_chains:
+                    continue  # axes in a depends_on chain are NXT-007's
                 if dataset.size not in (1, n):
                     yield Issue(dataset.name, f"{dataset.size} values for {n} frames")
 
@@ -434,56 +446,77 @@ def frame_count_consistent(ctx: FileContext) -> Iterator[Issue]:
     hint="keep distance and beam centre equal to what the depends_on chains place",
 )
 def beam_center_geometry(ctx: FileContext) -> Iterator[Issue]:
+    """Every detector: where the beam meets each module against ``beam_center_x/_y``, and the
+    sample-to-beam-centre distance along the beam against ``distance``. Rotations anywhere in
+    the chains are applied; one detector's gaps never stop the others' checks."""
     for detector in ctx.detectors:
-        distance = ctx.dataset("distance", detector)
-        value = ctx.number(distance)
-        dep = ctx.text(ctx.dataset("depends_on", detector))
-        if value is None or dep is None or dep.strip() == ".":
-            continue
-        chain = walk_chain(ctx, DependsOn(f"{detector.name}/depends_on", dep, detector.name))
-        z_m = 0.0
-        for axis_path in chain.axes:
-            axis = ctx.dataset(axis_path)
-            if axis is None or ctx.attr_text(axis, "transformation_type") != "translation":
-                continue
-            vector = np.asarray(ctx.attr(axis, "vector"), dtype=float).reshape(-1)
-            _, unit = units_of(ctx, axis)
-            amount = ctx.number(axis)
-            if unit is None or amount is None or vector.size != 3:
-                return
-            z_m += amount * unit.to_si * vector[2]
-        _, unit = units_of(ctx, distance)
-        if unit is None or not chain.axes:
-            continue
-        if abs(value * unit.to_si - z_m) > 1e-4:
-            yield Issue(
-                distance.name,
-                f"distance {value * unit.to_si:.5f} m differs from the "
-                f"chain's {z_m:.5f} m along the beam",
-            )
-    yield from _beam_centre_from_modules(ctx)
+        hits = [
+            (module, _module_beam_centre(ctx, module))
+            for module in ctx.children_of_class(detector, "NXdetector_module")
+        ]
+        yield from _distance_against_chain(ctx, detector, [h for _m, h in hits if h is not None])
+        yield from _beam_centre_against_modules(ctx, detector, hits)
 
 
-def _beam_centre_from_modules(ctx: FileContext) -> Iterator[Issue]:
+def _distance_against_chain(
+    ctx: FileContext, detector: h5py.Group, hits: list[tuple[float, float, float]]
+) -> Iterator[Issue]:
+    distance = ctx.dataset("distance", detector)
+    value = ctx.number(distance)
+    _, unit = (None, None) if distance is None else units_of(ctx, distance)
+    if value is None or unit is None:
+        return
+    stated_m = value * unit.to_si
+    if hits:  # coplanar modules agree; for others take the module the value describes
+        placed_m = min((h[2] for h in hits), key=lambda t: abs(t - stated_m))
+        where = "where the beam meets the detector"
+    else:
+        placed_m = _chain_origin_z(ctx, detector)
+        where = "of the detector chain's origin along the beam"
+        if placed_m is None:
+            return
+    if abs(stated_m - placed_m) > 1e-4:
+        yield Issue(
+            distance.name,
+            f"distance {stated_m:.5f} m differs from the chain's {placed_m:.5f} m ({where})",
+        )
+
+
+def _chain_origin_z(ctx: FileContext, detector: h5py.Group) -> float | None:
+    dep = ctx.text(ctx.dataset("depends_on", detector))
+    if dep is None or dep.strip() == ".":
+        return None
+    chain = walk_chain(ctx, DependsOn(f"{detector.name}/depends_on", dep, detector.name))
+    placed = apply_chain(ctx, chain.axes, np.zeros(3)) if chain.end == "dot" else None
+    return None if placed is None else float(placed[0][2])
+
+
+def _beam_centre_against_modules(
+    ctx: FileContext,
+    detector: h5py.Group,
+    hits: list[tuple[h5py.Group, tuple[float, float, float] | None]],
+) -> Iterator[Issue]:
     """Where the beam (+z through the origin) meets each module, against beam_center_x/_y."""
-    for detector in ctx.detectors:
-        centre = [ctx.dataset(n, detector) for n in ("beam_center_x", "beam_center_y")]
-        if any(c is None or ctx.attr_text(c, "units") not in ("pixel", "pixels") for c in centre):
+    centre = [ctx.dataset(n, detector) for n in ("beam_center_x", "beam_center_y")]
+    if any(c is None or ctx.attr_text(c, "units") not in ("pixel", "pixels") for c in centre):
+        return
+    stated = [ctx.number(c) for c in centre]
+    if None in stated:
+        return
+    for module, found in hits:
+        if found is None:
             continue
-        stated = [ctx.number(c) for c in centre]
-        for module in ctx.children_of_class(detector, "NXdetector_module"):
-            found = _module_beam_centre(ctx, module)
-            if found is None or None in stated:
-                continue
-            if max(abs(found[0] - stated[0]), abs(found[1] - stated[1])) > 1.0:
-                yield Issue(
-                    module.name,
-                    f"the geometry puts the beam at ({found[0]:.2f}, {found[1]:.2f}) px, "
-                    f"beam_center_x/_y say ({stated[0]:.2f}, {stated[1]:.2f})",
-                )
+        if max(abs(found[0] - stated[0]), abs(found[1] - stated[1])) > 1.0:
+            yield Issue(
+                module.name,
+                f"the geometry puts the beam at ({found[0]:.2f}, {found[1]:.2f}) px, "
+                f"beam_center_x/_y say ({stated[0]:.2f}, {stated[1]:.2f})",
+            )
 
 
-def _module_beam_centre(ctx: FileContext, module: h5py.Group) -> tuple[float, float] | None:
+def _module_beam_centre(ctx: FileContext, module: h5py.Group) -> tuple[float, float, float] | None:
+    """(x, y) in pixels where the beam meets the module's plane, and the distance (m) from
+    the sample to that point along the beam; ``None`` when the geometry is incomplete."""
     fast, slow = (ctx.dataset(n, module) for n in ("fast_pixel_direction", "slow_pixel_direction"))
     origin = ctx.array(ctx.dataset("data_origin", module))
     if fast is None or slow is None or origin is None or origin.size < 2:
@@ -493,6 +526,8 @@ def _module_beam_centre(ctx: FileContext, module: h5py.Group) -> tuple[float, fl
         vector, pitch = float_vector(ctx.attr(axis, "vector")), ctx.number(axis)
         _, unit = units_of(ctx, axis)
         if vector is None or vector.size != 3 or pitch is None or unit is None:
+            return None
+        if not np.linalg.norm(vector):
             return None
         directions.append(vector / np.linalg.norm(vector) * pitch * unit.to_si)
     start = DependsOn(fast.name, ctx.attr_text(fast, "depends_on") or ".", module.name)
@@ -504,5 +539,5 @@ def _module_beam_centre(ctx: FileContext, module: h5py.Group) -> tuple[float, fl
     matrix = np.column_stack([rotation @ directions[0], rotation @ directions[1], [0, 0, -1.0]])
     if abs(np.linalg.det(matrix)) < 1e-12:
         return None
-    f, s, _t = np.linalg.solve(matrix, -corner)
-    return float(origin.reshape(-1)[-1] + f), float(origin.reshape(-1)[-2] + s)
+    f, s, t = np.linalg.solve(matrix, -corner)
+    return float(origin.reshape(-1)[-1] + f), float(origin.reshape(-1)[-2] + s), float(t)

@@ -57,9 +57,7 @@ def detector_group(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(instrument.name, "recommended NXdetector_group is missing")
         for group in groups:
             missing = [
-                n
-                for n in ("group_names", "group_index", "group_parent")
-                if ctx.dataset(n, group) is None
+                n for n in ("group_names", "group_index", "group_parent") if ctx.missing(n, group)
             ]
             if missing:
                 yield Issue(group.name, f"missing {', '.join(missing)}")
@@ -127,9 +125,11 @@ def module_origin_size(ctx: FileContext) -> Iterator[Issue]:
     for module in ctx.modules:
         for name in ("data_origin", "data_size"):
             dataset = ctx.dataset(name, module)
-            if dataset is None:
+            if ctx.missing(name, module):
                 yield Issue(f"{module.name}/{name}", f"required field {name} is missing")
                 continue
+            if dataset is None:
+                continue  # unreadable: H5-013
             vector = _int_vector(ctx, dataset)
             if vector is None:
                 yield Issue(dataset.name, f"{name} is not an integer array ({dataset.dtype})")
@@ -204,9 +204,11 @@ def pixel_direction(ctx: FileContext) -> Iterator[Issue]:
     for module in ctx.modules:
         for name in ("fast_pixel_direction", "slow_pixel_direction"):
             dataset = ctx.dataset(name, module)
-            if dataset is None:
+            if ctx.missing(name, module):
                 yield Issue(f"{module.name}/{name}", f"required field {name} is missing")
                 continue
+            if dataset is None:
+                continue  # unreadable: H5-013
             problems = _check_translation_field(ctx, dataset)
             if problems:
                 yield Issue(dataset.name, "; ".join(problems))
@@ -239,8 +241,7 @@ def module_offset(ctx: FileContext) -> Iterator[Issue]:
 )
 def sensor_material_missing(ctx: FileContext) -> Iterator[Issue]:
     for detector in ctx.detectors:
-        dataset = ctx.dataset("sensor_material", detector)
-        if dataset is None:
+        if ctx.missing("sensor_material", detector):
             yield Issue(f"{detector.name}/sensor_material", "required field is missing")
 
 
@@ -254,10 +255,12 @@ def sensor_material_missing(ctx: FileContext) -> Iterator[Issue]:
 )
 def sensor_thickness_missing(ctx: FileContext) -> Iterator[Issue]:
     for detector in ctx.detectors:
-        dataset = ctx.dataset("sensor_thickness", detector)
-        if dataset is None:
+        if ctx.missing("sensor_thickness", detector):
             yield Issue(f"{detector.name}/sensor_thickness", "required field is missing")
             continue
+        dataset = ctx.dataset("sensor_thickness", detector)
+        if dataset is None:
+            continue  # unreadable: H5-013
         text, unit = units_of(ctx, dataset)
         if unit is None or unit.dimension != LENGTH:
             yield Issue(dataset.name, f"sensor_thickness units {text!r} are not a length")

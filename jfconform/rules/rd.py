@@ -1,7 +1,9 @@
 """Reader-profile rules (RD): what CrystFEL, DIALS/dxtbx, Neggia and Durin need (§5, §7.8).
 
 Warnings become errors under ``--profile`` for their reader, as do the I rules marked
-``raisable`` (Neggia's VDS and signed-data notes); the other I rules stay informational.
+``raisable``; the other I rules stay informational. A defect is a warning once: where a
+specification rule (or another reader's rule) already reports it at warning or above, the
+reader's restatement is information, still raised to an error by that reader's profile.
 """
 
 from __future__ import annotations
@@ -9,12 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import h5py
+import numpy as np
 
-from jfconform.context import FileContext
+from jfconform.context import FileContext, ImageStore
 from jfconform.model import I, Issue, W
 from jfconform.registry import rule
 from jfconform.rules._common import all_depends_on, units_of, walk_chain
-from jfconform.rules.h5 import BITSHUFFLE, LZ4, ZSTD_IN_BITSHUFFLE, filters_of, single_chunk_index
+from jfconform.rules.h5 import (
+    BITSHUFFLE,
+    LZ4,
+    ZSTD_IN_BITSHUFFLE,
+    filters_of,
+    image_filter_problem,
+    single_chunk_index,
+    written_frames,
+)
 from jfconform.units import LENGTH
 
 DXTBX_MATERIALS = ("Si", "Silicon", "CdTe", "GaAs")
@@ -22,6 +33,11 @@ DURIN_LENGTHS = frozenset(
     """m metres meters metre meter cm centimetres centimeters mm millimetres millimeters um
     microns micrometres micrometers""".split()
 )
+
+
+def _specific_missing(ctx: FileContext, name: str) -> bool:
+    """Nothing named ``name`` in any detectorSpecific (unreadable is H5-013's, not missing)."""
+    return all(ctx.missing(f"detectorSpecific/{name}", d) for d in ctx.detectors)
 
 
 def _detector_specific(ctx: FileContext, name: str) -> h5py.Dataset | None:
@@ -35,8 +51,8 @@ def _detector_specific(ctx: FileContext, name: str) -> h5py.Dataset | None:
 @rule(
     "RD-DIALS-001",
     "dials-wavelength-units",
-    W,
-    spec="DIALS nxmx (pint units)",
+    I,
+    spec="DIALS nxmx (pint units); restates NXG-006",
     summary="incident_wavelength units parse in pint ('angstrom' or 'Å', not 'Angstrom'/'A')",
     hint="write units='angstrom'",
     raisable=True,
@@ -89,8 +105,8 @@ def dials_units_present(ctx: FileContext) -> Iterator[Issue]:
 @rule(
     "RD-DIALS-003",
     "dials-beam-source-place",
-    W,
-    spec="DIALS nxmx find_classes",
+    I,
+    spec="DIALS nxmx find_classes; restates NXMX-027, NXMX-032",
     summary="NXbeam in NXinstrument; NXsource in NXentry",
     hint="DIALS looks for the beam only in the instrument and the source only in the entry",
     raisable=True,
@@ -107,8 +123,8 @@ def dials_beam_source_place(ctx: FileContext) -> Iterator[Issue]:
 @rule(
     "RD-DIALS-004",
     "dials-detector-depends-on",
-    W,
-    spec="DIALS nxmx (AttributeError on '.')",
+    I,
+    spec="DIALS nxmx (AttributeError on '.'); restates NXT-008",
     summary="NXdetector depends_on names a dataset (not '.')",
     hint="point detector/depends_on at an axis dataset",
     raisable=True,
@@ -174,27 +190,32 @@ def dxtbx_sensor_material(ctx: FileContext) -> Iterator[Issue]:
     "dxtbx-pixel-mask",
     W,
     spec="dxtbx static mask",
-    summary="NXdetector/pixel_mask exists and is 2-D",
+    summary="NXdetector/pixel_mask exists (I: NXMX-023 reports it) and is 2-D (W)",
     hint="write detector/pixel_mask [ny, nx]",
 )
 def dxtbx_pixel_mask(ctx: FileContext) -> Iterator[Issue]:
     for detector in ctx.detectors:
         mask = ctx.dataset("pixel_mask", detector)
-        if mask is None or mask.ndim != 2:
-            yield Issue(f"{detector.name}/pixel_mask", "no 2-D pixel_mask in the detector")
+        if mask is None:
+            yield Issue(f"{detector.name}/pixel_mask", "no pixel_mask in the detector", severity=I)
+        elif mask.ndim != 2:
+            yield Issue(mask.name, f"pixel_mask has rank {mask.ndim}; dxtbx needs 2-D")
 
 
 @rule(
     "RD-DXTBX-003",
     "dxtbx-signal",
-    W,
-    spec="dxtbx raw data lookup",
+    I,
+    spec="dxtbx raw data lookup; restates NXG-011",
     summary="NXdata @signal set (otherwise the first child by name is used)",
     hint="set /entry/data/@signal",
+    raisable=True,
 )
 def dxtbx_signal(ctx: FileContext) -> Iterator[Issue]:
     group = ctx.data_group
-    if group is not None and ctx.attr(group, "signal") is None:
+    if group is None or not ctx.member_names(group):
+        return  # nothing to signal: the missing data is JF-003's finding
+    if ctx.attr(group, "signal") is None:
         yield Issue(group.name, "no @signal; dxtbx takes the first child")
 
 
@@ -213,7 +234,7 @@ def neggia_nimages(ctx: FileContext) -> Iterator[Issue]:
     for name, required in (("nimages", True), ("ntrigger", False)):
         dataset = _detector_specific(ctx, name)
         if dataset is None:
-            if required:
+            if required and _specific_missing(ctx, name):
                 yield Issue(f"{ctx.detectors[0].name}/detectorSpecific/{name}", "missing")
             continue
         value = ctx.number(dataset)
@@ -235,17 +256,21 @@ def neggia_pixel_mask(ctx: FileContext) -> Iterator[Issue]:
         return
     mask = _detector_specific(ctx, "pixel_mask")
     if mask is None:
-        yield Issue(f"{ctx.detectors[0].name}/detectorSpecific/pixel_mask", "missing")
+        if _specific_missing(ctx, "pixel_mask"):
+            yield Issue(f"{ctx.detectors[0].name}/detectorSpecific/pixel_mask", "missing")
         return
-    problems = []
-    if mask.ndim != 2 or mask.dtype.kind not in "iu" or mask.dtype.itemsize not in (1, 2, 4, 8):
-        problems.append(f"{mask.dtype} rank {mask.ndim}")
+    if mask.ndim != 2:
+        yield Issue(mask.name, f"rank {mask.ndim}")
+    elif ctx.frame_shape is not None and tuple(mask.shape) != tuple(ctx.frame_shape):
+        yield Issue(mask.name, f"shape {mask.shape} != frame {ctx.frame_shape}")
+    # Chunks and the element type are H5-009's and NXMX-026's findings: restated as info.
+    restated = []
+    if mask.dtype.kind not in "iu" or mask.dtype.itemsize not in (1, 2, 4, 8):
+        restated.append(f"{mask.dtype} elements")
     if mask.chunks is not None:
-        problems.append("chunked")
-    if ctx.frame_shape is not None and tuple(mask.shape) != tuple(ctx.frame_shape):
-        problems.append(f"shape {mask.shape} != frame {ctx.frame_shape}")
-    if problems:
-        yield Issue(mask.name, "; ".join(problems))
+        restated.append("chunked")
+    if restated:
+        yield Issue(mask.name, f"{'; '.join(restated)}: Neggia cannot read it", severity=I)
 
 
 @rule(
@@ -267,8 +292,10 @@ def neggia_no_vds(ctx: FileContext) -> Iterator[Issue]:
     "neggia-image-type",
     W,
     spec="Neggia (unsigned 1/2/4-byte integers)",
-    summary="Image dtype integer of 1, 2 or 4 bytes (W); signed data read as unsigned (I)",
-    hint="Neggia reads pixels as unsigned; negative values become large counts",
+    summary="Image dtype integer of 1, 2 or 4 bytes (W); signed data with negative counts read "
+    "as unsigned (I, E under --profile neggia); only the error value negative (I)",
+    hint="Neggia reads pixels as unsigned: read this run with Durin for XDS, or store the "
+    "images unsigned (e.g. uint16 with the error value as 65535)",
     raisable=True,
     roles=("master", "data"),
 )
@@ -280,12 +307,70 @@ def neggia_image_type(ctx: FileContext) -> Iterator[Issue]:
                 store.dataset.name, f"image dtype {dtype} unsupported", file=store.file_name
             )
         elif dtype.kind == "i":
-            yield Issue(
-                store.dataset.name,
-                f"{dtype} images are read as unsigned by Neggia",
-                file=store.file_name,
-                severity=I,
-            )
+            yield _signed_images(ctx, store)
+
+
+def _signed_images(ctx: FileContext, store: ImageStore) -> Issue:
+    """Signed images: harmless for Neggia when the sampled frames hold no negative value but
+    the error sentinel (JUNGFRAU int16: −32768, read as 32768), else a real problem."""
+    dtype = store.dataset.dtype
+    error_value = _error_value(ctx, dtype)
+    frames, lowest = _sampled_negatives(ctx, store, error_value)
+    if frames and lowest is None:
+        as_unsigned = error_value % 2 ** (8 * dtype.itemsize)
+        return Issue(
+            store.dataset.name,
+            f"{dtype} images: no negative value but the error value {error_value} in "
+            f"{frames} sampled frame(s); Neggia reads it as {as_unsigned}",
+            "nothing to do for Neggia: keep those pixels in pixel_mask so XDS ignores them",
+            severity=I,
+            file=store.file_name,
+            profile_raises=False,
+        )
+    what = (
+        f"negative counts (lowest {lowest}) in {frames} sampled frame(s)"
+        if frames
+        else "frames that could not be sampled (--sample 0 or unreadable)"
+    )
+    return Issue(
+        store.dataset.name,
+        f"{dtype} images with {what}: Neggia reads them as large unsigned counts",
+        severity=I,
+        file=store.file_name,
+    )
+
+
+def _error_value(ctx: FileContext, dtype: np.dtype) -> int:
+    for detector in ctx.detectors:
+        value = ctx.number(ctx.dataset("error_value", detector))
+        if value is not None:
+            return int(value)
+    return int(np.iinfo(dtype).min)
+
+
+def _sampled_negatives(
+    ctx: FileContext, store: ImageStore, error_value: int
+) -> tuple[int, int | None]:
+    """(frames sampled, lowest negative count other than ``error_value`` or ``None``)."""
+    dataset = store.dataset
+    if dataset.ndim != 3:
+        return 0, None
+    written = written_frames(dataset)
+    if written is not None:
+        candidates = [int(f) for f in written.chunk_starts[: ctx.sample]]
+    else:
+        candidates = list(range(min(ctx.sample, int(dataset.shape[0]))))
+    sampled, lowest = 0, None
+    for frame in candidates:
+        pixels = ctx.rows(dataset, frame, frame + 1, image_frames=True)
+        if pixels is None:
+            continue
+        sampled += 1
+        negative = pixels[(pixels < 0) & (pixels != error_value)]
+        if negative.size:
+            found = int(negative.min())
+            lowest = found if lowest is None else min(lowest, found)
+    return sampled, lowest
 
 
 @rule(
@@ -317,6 +402,8 @@ def neggia_filter(ctx: FileContext) -> Iterator[Issue]:
                 store.dataset.name,
                 f"filters {pipeline} are not readable by Neggia",
                 file=store.file_name,
+                # a pipeline H5-003 already rejects is restated; Zstd is Neggia's own problem
+                severity=None if image_filter_problem(store.dataset) is None else I,
             )
 
 
@@ -332,8 +419,14 @@ def neggia_pixel_size(ctx: FileContext) -> Iterator[Issue]:
     for detector in ctx.detectors:
         for name in ("x_pixel_size", "y_pixel_size"):
             dataset = ctx.dataset(name, detector)
-            if dataset is None:
-                yield Issue(f"{detector.name}/{name}", "missing (Neggia passes 0 to XDS)")
+            if dataset is None and ctx.missing(name, detector):
+                # missing in detectorSpecific too: RD-DURIN-002's warning, restated here
+                elsewhere = ctx.dataset(f"detectorSpecific/{name}", detector) is not None
+                yield Issue(
+                    f"{detector.name}/{name}",
+                    "missing (Neggia passes 0 to XDS)",
+                    severity=None if elsewhere else I,
+                )
             elif dataset.dtype.kind != "f" or dataset.size != 1:
                 yield Issue(dataset.name, f"{name} is {dataset.dtype} {dataset.shape}")
             elif ctx.attr_text(dataset, "units") not in ("m", None):
@@ -343,8 +436,8 @@ def neggia_pixel_size(ctx: FileContext) -> Iterator[Issue]:
 @rule(
     "RD-NEGGIA-007",
     "neggia-chunk-index",
-    W,
-    spec="Neggia (no single-chunk index)",
+    I,
+    spec="Neggia (no single-chunk index); restates H5-005",
     summary="Chunk index is fixed/extensible array or B-tree (not single chunk)",
     hint="create image datasets with maxshape=(None, ny, nx)",
     raisable=True,
@@ -361,7 +454,7 @@ def neggia_chunk_index(ctx: FileContext) -> Iterator[Issue]:
     "durin-single-groups",
     W,
     spec="Durin H5Ovisit (last one wins)",
-    summary="Exactly one NXdata and one NXdetector reachable by hard links",
+    summary="At most one NXdata and one NXdetector reachable by hard links",
     hint="avoid extra NXdata/NXdetector groups; Durin takes the last one visited",
 )
 def durin_single_groups(ctx: FileContext) -> Iterator[Issue]:
@@ -370,7 +463,7 @@ def durin_single_groups(ctx: FileContext) -> Iterator[Issue]:
         if isinstance(obj, h5py.Group) and ctx.nx_class(obj) in counts:
             counts[ctx.nx_class(obj)].append(path)
     for name, paths in counts.items():
-        if len(paths) != 1:
+        if len(paths) > 1:  # none at all is NXMX-005's / NXMX-015's finding
             yield Issue("/", f"{len(paths)} {name} groups ({', '.join(paths[:3])})")
 
 
@@ -390,7 +483,10 @@ def durin_pixel_size(ctx: FileContext) -> Iterator[Issue]:
             if dataset is None:
                 dataset = ctx.dataset(f"detectorSpecific/{name}", detector)
             if dataset is None:
-                yield Issue(f"{detector.name}/{name}", "missing; Durin cannot run")
+                if ctx.missing(name, detector) and ctx.missing(
+                    f"detectorSpecific/{name}", detector
+                ):
+                    yield Issue(f"{detector.name}/{name}", "missing; Durin cannot run")
             elif ctx.attr_text(dataset, "units") not in DURIN_LENGTHS:
                 yield Issue(
                     dataset.name,
@@ -478,6 +574,8 @@ def durin_sign_extension(ctx: FileContext) -> Iterator[Issue]:
 def crystfel_geometry(ctx: FileContext) -> Iterator[Issue]:
     if ctx.entry is None or ctx.group("MX", ctx.entry) is None:
         return
+    if ctx.image_dataset is None and not ctx.legacy_links:
+        return  # no image data at all is JF-003's finding
     if ctx.image_dataset is None or ctx.image_dataset.ndim != 3:
         yield Issue("/entry/data", "/entry/MX exists but /entry/data/data is not a 3-D stack")
 

@@ -55,6 +55,14 @@ _TRUTH_RULES = (
         "Pearson correlation of integrated and true intensities reaches --min-intensity-cc",
         "integrated intensities do not track the truth: check integration and scaling",
     ),
+    (
+        "TRUTH-009",
+        "truth-frames-substituted",
+        "Every frame holds the truth's image with the same id (pixel SHA-256)",
+        "the file holds other pixels than the truth describes (e.g. a stream that cycled a "
+        "frame pool): score it against the truth of what was sent (jfsim stream --truth-out) "
+        "or stream every recorded image",
+    ),
 )
 
 for _id, _symbol, _summary, _hint in _TRUTH_RULES:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from jfsim.cli._crystfel_stream import add_crystfel_options, run_crystfel
 from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
+from jfsim.cli._summary import print_summary
 from jfsim.stream import (
     DEFAULT_ENDPOINT,
     OnSlow,
@@ -23,6 +25,8 @@ from jfsim.stream import (
     parse_rate_hz,
     recording_source,
 )
+from jfsim.stream.crystfel import DEFAULT_CRYSTFEL_ENDPOINT
+from jfsim.stream.errors import StreamOptionError
 from jfsim.stream.sources import FrameSource
 
 EXIT_INCOMPLETE = 1
@@ -30,12 +34,22 @@ EXIT_INCOMPLETE = 1
 _EPILOG = """\
 examples:
   jfsim stream --preset lysozyme-rotation-jf4m --endpoint tcp://0.0.0.0:5500 \\
-      --rate 2kHz --images 20000
+      --rate 2kHz --images 20000 --truth-out run_truth.h5
       renders a pool of 32 frames, waits for a writer (e.g. jfsim write tcp://HOST:5500),
-      then sends start, 20000 images at 2 kHz, and end
-  jfsim stream --recording run1.cbors --rate max --pool 100 --json
+      then sends start, 20000 images at 2 kHz (image k: frame k mod 32), and end; writes
+      the ground truth of what was sent for jfconform check --truth
+  jfsim stream --recording run1.cbors --rate max --json
+      replays every recorded image, in order, from the file
   jfsim stream --preset small-jf1m --endpoint tcp://0.0.0.0:5500 --endpoint tcp://0.0.0.0:5501 \\
       --preview tcp://0.0.0.0:5600 --metadata tcp://0.0.0.0:5601
+  jfsim stream --format crystfel --preset lysozyme-stills-jf4m --endpoint tcp://127.0.0.1:5002
+      answers each indexamajig request with one MessagePack frame; pair it with
+      jfsim geometry --crystfel lysozyme-stills-jf4m -o run.geom and
+      indexamajig --zmq-input=tcp://127.0.0.1:5002 --zmq-request=next -g run.geom ...
+
+Images beyond the distinct frames (--images larger than the recording, or than --pool)
+repeat frames; the run says so before it starts, and each repeat carries the pixels and
+analysis fields of the frame it repeats, with its own id and timing.
 
 Writers connect PULL sockets to the endpoints; with several endpoints each gets whole data
 files (file number modulo sockets) and all get start and end. A writer that cannot keep up
@@ -53,9 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Act as jfjoch_broker's image stream: bind PUSH sockets, send the start message "
             "once a writer is connected, then the images on an absolute schedule, then the "
-            "end message. Images come from a pool of K pre-rendered, pre-compressed frames "
-            "reused in turn (each message keeps its own image id and timing), so the rate is "
-            "limited by the transport, not by rendering."
+            "end message. A recording is replayed image by image from its file; an "
+            "experiment is rendered into a pool of K pre-compressed frames reused in turn "
+            "(each message keeps its own image id and timing), so the rate is limited by the "
+            "transport, not by rendering."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -69,8 +84,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--endpoint",
         action="append",
         metavar="ENDPOINT",
-        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT})",
+        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT}; "
+        f"with --format crystfel one REP/PUB socket, default {DEFAULT_CRYSTFEL_ENDPOINT})",
     )
+    add_crystfel_options(parser)
     parser.add_argument(
         "--rate", default="2kHz", help="images per second: 2kHz, 500Hz, 2000, 1.5kHz or max"
     )
@@ -78,7 +95,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--images", type=int, metavar="N", help="images to send (default: the source's number)"
     )
     parser.add_argument(
-        "--pool", type=int, default=32, metavar="K", help="distinct frames to cycle (default 32)"
+        "--pool",
+        type=int,
+        metavar="K",
+        help="distinct frames: --preset/--experiment render K (default 32); --recording "
+        "replays every recorded image unless K keeps only the first K",
+    )
+    parser.add_argument(
+        "--truth-out",
+        type=Path,
+        metavar="PREFIX_truth.h5",
+        help="with --preset/--experiment: write the ground truth of the images as streamed "
+        "(image k = frame k mod K), for jfconform check --truth",
+    )
+    parser.add_argument(
+        "--keep-arm-date",
+        action="store_true",
+        help="with --recording: keep the recorded arm_date and end_date (default: stamp "
+        "both at replay time)",
     )
     parser.add_argument(
         "--device",
@@ -127,9 +161,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _source(args: argparse.Namespace) -> FrameSource:
+def _source(args: argparse.Namespace, progress: Callable[[int, int], None] | None) -> FrameSource:
+    """The source the options name; ``progress`` sees (bytes, total) while a recording is
+    indexed."""
     if args.recording:
-        return recording_source(args.recording, pool_size=args.pool)
+        if args.truth_out is not None:
+            raise StreamOptionError(
+                "--truth-out: only with --preset/--experiment/--broker-settings; a recording's "
+                "truth is the PREFIX_truth.h5 that jfsim simulate wrote beside it"
+            )
+        return recording_source(args.recording, keep_dates=args.keep_arm_date, on_progress=progress)
+    if args.keep_arm_date:
+        raise StreamOptionError("--keep-arm-date: only with --recording (a dated recording)")
+    if args.truth_out is not None and not args.truth_out.parent.is_dir():
+        raise StreamOptionError(
+            f"--truth-out {args.truth_out}: folder {args.truth_out.parent} does not exist; "
+            "create it or choose another path"
+        )
     from jfsim.stream.experiment_source import ExperimentSource
 
     return ExperimentSource(experiment_from_options(args), device=args.device)
@@ -178,14 +226,16 @@ class _StatusLine:
             print(file=sys.stderr, flush=True)
             self._open = False
 
-    def pool(self) -> Callable[[int, int], None]:
+    def counter(self, what: str, unit: str) -> Callable[[int, int], None]:
+        """A progress callback (done, total) shown at most twice a second on a terminal,
+        every 5 s otherwise, and at the end: ``stream: {what} {done}/{total} {unit}``."""
         last_shown = [0.0]
 
         def show(done: int, total: int) -> None:
             now = time.monotonic()
-            if done == total or self.interactive or now - last_shown[0] >= 5.0:
+            if done == total or now - last_shown[0] >= (0.5 if self.interactive else 5.0):
                 last_shown[0] = now
-                self.show(f"stream: rendering pool {done}/{total} frames")
+                self.show(f"stream: {what} {done}/{total} {unit}")
 
         return show
 
@@ -227,6 +277,7 @@ def _rows(summary: StreamSummary) -> dict[str, Any]:
         "bytes sent": f"{summary.bytes_sent} ({summary.gbytes_per_s:.3f} GB/s)",
         "duration": f"{summary.duration_s:.3f} s",
         "pool": f"{summary.pool_size} frames",
+        "repeated images": summary.repeated_images,
         "end delivered": " / ".join("yes" if ok else "NO" for ok in summary.end_delivered),
         "preview / metadata messages": f"{summary.preview_messages} / {summary.metadata_messages}",
         "stopped by": summary.stopped_by or "-",
@@ -234,26 +285,40 @@ def _rows(summary: StreamSummary) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "crystfel":
+        return run_crystfel(args, _source(args, None), _StatusLine(), _stop_on_signals)
     config = _config(args)
     status = _StatusLine()
-    streamer = Streamer(config, _source(args), on_progress=None if args.json else status.stream)
-    streamer.prepare(None if args.json else status.pool())
+    indexing = status.counter("indexing the recording", "%")
+    source = _source(
+        args, None if args.json else lambda done, total: indexing(100 * done // total, 100)
+    )
     status.done()
-    streamer.bind()
-    if not args.json:
-        status.show(f"stream: waiting for writers on {', '.join(config.endpoints)}")
+    streamer = Streamer(config, source, on_progress=None if args.json else status.stream)
+    streamer.prepare(None if args.json else status.counter("rendering pool", "frames"))
+    status.done()
+    announcement = streamer.frame_reuse.announcement()
+    if announcement is not None:
+        print(f"stream: {announcement}", file=sys.stderr, flush=True)
+    bound = streamer.bind()  # '*' ports resolved: the line tells where to point writers
+    status.show(f"stream: waiting for writers on {', '.join(bound)}")
     with _stop_on_signals(streamer):
         try:
             summary = streamer.run()
         finally:
             status.done()
-    if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
-    else:
-        rows = _rows(summary)
-        width = max(len(key) for key in rows)
-        for key, value in rows.items():
-            print(f"{key:<{width}}  {value}")
+    document = summary.to_dict()
+    rows = _rows(summary)
+    if args.truth_out is not None:
+        from jfsim.stream.experiment_source import ExperimentSource
+
+        assert isinstance(source, ExperimentSource)  # _source refuses --truth-out otherwise
+        streamed = summary.images_sent + summary.images_dropped
+        progress = None if args.json else status.counter("writing the truth of", "images")
+        path = source.write_truth(args.truth_out, streamed, progress)
+        status.done()
+        document["truth_file"] = rows["truth file"] = str(path)
+    print_summary(rows, document, as_json=args.json)
     stalled = summary.stopped_by is not None and summary.stopped_by not in ("SIGINT", "SIGTERM")
     if summary.images_dropped or not all(summary.end_delivered) or stalled:
         return EXIT_INCOMPLETE

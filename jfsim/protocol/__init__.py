@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from jfsim.protocol.decode import decode, decode_at, item_end
+from jfsim.protocol.decode import MessageLayout, decode, decode_at, item_end, scan_message
 from jfsim.protocol.encode import encode, encode_parts
 from jfsim.protocol.errors import ProtocolError
 from jfsim.protocol.message import MESSAGE_TYPES, Message, Rational
@@ -23,6 +23,7 @@ __all__ = [
     "MESSAGE_TYPES",
     "Compression",
     "Message",
+    "MessageLayout",
     "PixelArray",
     "ProtocolError",
     "Rational",
@@ -31,6 +32,7 @@ __all__ = [
     "encode",
     "encode_parts",
     "iter_sequence",
+    "scan_message",
     "split_sequence",
 ]
 

@@ -12,6 +12,8 @@ as ``cbor2.CBORTag``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,13 +21,13 @@ import cbor2
 import numpy as np
 
 from jfsim.protocol.errors import ProtocolError
-from jfsim.protocol.map_scan import decode_flat_map_array
+from jfsim.protocol.map_scan import decode_flat_map_array, scan_flat_map_array
 from jfsim.protocol.message import Message, Rational
 from jfsim.protocol.pixels import MAX_DIMENSIONS, TAG_TO_DTYPE, Compression, PixelArray
 from jfsim.protocol.schema import SCHEMA, WireType
 from jfsim.protocol.validate import check_message, describe
 
-__all__ = ["decode", "decode_at", "item_end"]
+__all__ = ["MessageLayout", "decode", "decode_at", "item_end", "scan_message"]
 
 MAX_DEPTH = 32
 _HALF = struct.Struct(">e")
@@ -429,13 +431,13 @@ def _rationals(message_type: str, fields: dict[str, Any]) -> None:
             fields[name] = Rational(value[0], value[1])
 
 
-def decode_at(
-    buffer: bytes | bytearray | memoryview, position: int = 0, *, strict: bool = True
-) -> tuple[Message, int]:
-    """Decode the message starting at ``position``; returns it and the offset just after."""
-    reader = _Reader(buffer, position)
+def _message_head(reader: _Reader) -> tuple[str, int, bool, int]:
+    """Read tags 55799, the map head and the ``type`` entry: (type, entries, indefinite,
+    number of 55799 tags)."""
     major, count, indefinite = reader.head()
+    prefixes = 0
     while major == 6 and count == 55799:
+        prefixes += 1
         major, count, indefinite = reader.head()
     if major != 5:
         raise ProtocolError(f"message is not a CBOR map (major type {major} at the top level)")
@@ -449,14 +451,31 @@ def decode_at(
     message_type = reader.value(1)
     if not isinstance(message_type, str):
         raise ProtocolError(f"message 'type' must be a text string, got {describe(message_type)}")
+    return message_type, count, indefinite, prefixes
+
+
+def _entry_key(reader: _Reader, message_type: str, indefinite: bool) -> str | None:
+    """The next entry's key; None at the break code of an indefinite-length map."""
+    key = reader.item(1)
+    if key is _BREAK and indefinite:
+        return None
+    if not isinstance(key, str):
+        raise ProtocolError(f"{message_type} message: key {key!r} is not a text string")
+    return key
+
+
+def decode_at(
+    buffer: bytes | bytearray | memoryview, position: int = 0, *, strict: bool = True
+) -> tuple[Message, int]:
+    """Decode the message starting at ``position``; returns it and the offset just after."""
+    reader = _Reader(buffer, position)
+    message_type, count, indefinite, _prefixes = _message_head(reader)
     fields: dict[str, Any] = {}
     index = 1
     while indefinite or index < count:
-        key = reader.item(1)
-        if key is _BREAK and indefinite:
+        key = _entry_key(reader, message_type, indefinite)
+        if key is None:
             break
-        if not isinstance(key, str):
-            raise ProtocolError(f"{message_type} message: key {key!r} is not a text string")
         try:
             fields[key] = reader.value(1)
         except ProtocolError as error:
@@ -486,6 +505,80 @@ def decode(buffer: bytes | bytearray | memoryview, *, strict: bool = True) -> Me
             f"{message.type} message: {size - end} trailing bytes after the message"
         )
     return message
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLayout:
+    """Where the entries of one encoded message lie, found without decoding their values.
+
+    Offsets are into the buffer given to :func:`scan_message`. ``entries`` holds every entry
+    but ``type``, in wire order, as (key, offset of the key, offset after the value);
+    ``values`` the decoded values of the keys that were asked for. ``canonical_head``: the
+    message is tag 55799 + a definite-length map whose first key is ``type``, the head that
+    ``encode`` writes and Stream V2 asks for.
+    """
+
+    type: str
+    start: int
+    end: int
+    canonical_head: bool
+    entries: tuple[tuple[str, int, int], ...]
+    values: dict[str, Any]
+
+
+def scan_message(
+    buffer: bytes | bytearray | memoryview,
+    position: int = 0,
+    *,
+    decode_keys: Collection[str] = (),
+) -> MessageLayout:
+    """Find the entries of the message at ``position``; decode only ``decode_keys``.
+
+    Every length is checked as in :func:`decode` (values that are skipped are walked, not
+    built: a pixel array costs a few head reads whatever its size). The decoded values are
+    type-checked against the schema and rationals come back as ``Rational``.
+
+    Raises:
+        ProtocolError: malformed CBOR, no ``type`` first, or a decoded value of a wrong type.
+    """
+    reader = _Reader(buffer, position)
+    message_type, count, indefinite, prefixes = _message_head(reader)
+    as_array: np.ndarray | None = None
+    entries: list[tuple[str, int, int]] = []
+    values: dict[str, Any] = {}
+    index = 1
+    while indefinite or index < count:
+        key_start = reader.position
+        key = _entry_key(reader, message_type, indefinite)
+        if key is None:
+            break
+        try:
+            reader.need(1, "a value")
+            if key in decode_keys:
+                values[key] = reader.value(1)
+            elif 0x80 <= reader.data[reader.position] < 0x9C:  # an array: spots, reflections
+                if as_array is None:
+                    as_array = np.frombuffer(reader.data, dtype=np.uint8)
+                end = scan_flat_map_array(as_array, reader.position)
+                if end < 0 and not _skip(reader, 1):
+                    raise ProtocolError("unexpected break code")
+                reader.position = max(end, reader.position)
+            elif not _skip(reader, 1):
+                raise ProtocolError("unexpected break code")
+        except ProtocolError as error:
+            raise ProtocolError(f"{message_type} message: field '{key}': {error}") from None
+        entries.append((key, key_start, reader.position))
+        index += 1
+    _rationals(message_type, values)
+    check_message(Message(message_type, values), required=False)
+    return MessageLayout(
+        type=message_type,
+        start=position,
+        end=reader.position,
+        canonical_head=prefixes == 1 and not indefinite,
+        entries=tuple(entries),
+        values=values,
+    )
 
 
 def item_end(buffer: bytes | bytearray | memoryview, position: int = 0) -> int:

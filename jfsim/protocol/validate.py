@@ -104,15 +104,16 @@ def _problem(wire_type: WireType, value: Any) -> str | None:
     return f"expected {wire_type.value}, got {describe(value)}{shown}"
 
 
-def check_message(message: Message) -> None:
+def check_message(message: Message, *, required: bool = True) -> None:
     """Raise ``ProtocolError`` for a missing required field or a known field of the wrong type.
 
     Unknown message types and unknown keys pass: receivers must ignore them (stream.md §9).
+    ``required=False`` checks only the types of the fields present (a part of a message).
     """
     table = SCHEMA.get(message.type)
     if table is None:
         return
-    for name in required_fields(message.type):
+    for name in required_fields(message.type) if required else ():
         if name not in message.fields:
             raise ProtocolError(f"{message.type} message: required field '{name}' is missing")
     for name, value in message.fields.items():

@@ -20,7 +20,7 @@ from jfsim.recording import RecordingWriter
 from jfsim.series import end_message, image_message, start_message
 from jfsim.sim.render import Renderer
 from jfsim.sim.truth_analysis import analysis_from_truth
-from jfsim.truth import TruthWriter, truth_path
+from jfsim.truth import TruthWriter, pixel_sha256, truth_path
 
 #: Called after each image with (images done, images in total).
 ProgressCallback = Callable[[int, int], None]
@@ -106,7 +106,8 @@ def write_simulation(
             analysis = analysis_from_truth(image.truth, experiment)
             pixels = PixelArray.from_numpy(image.pixels, compression)
             recording.write(image_message(experiment, image_id, pixels, analysis))
-            truth_file.write(image.truth)
+            checksum = pixel_sha256(image.pixels, truth_file.pixel_dtype)
+            truth_file.write(image.truth, pixel_sha256=checksum)
             reflections += len(image.truth.reflections)
             spots += len(analysis.spot_x_pxl)
             if progress is not None:

@@ -9,21 +9,36 @@ right-aligned just in front of them and the whole is sent zero-copy. The result 
 ``jfsim.protocol.encode`` of the message with its keys in that order (``message_for`` builds
 that message; the tests compare both). A buffer is rewritten only once ZeroMQ has released it
 (``zmq.MessageTracker``), otherwise another buffer for the same frame is used.
+
+A source hands the streamer its distinct frames as ``Frames``: a ``FramePool`` held in
+memory (this module), or a recording replayed from its file (``jfsim.stream.replay``). Each
+makes the assembler that puts its frames on the wire.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import zmq
 
 from jfsim.protocol import Message, PixelArray, encode
 from jfsim.protocol.validate import coerce_floats
 
-__all__ = ["ImageAssembler", "PoolFrame", "cbor_head", "encoded_entries"]
+__all__ = [
+    "Assembler",
+    "FramePool",
+    "Frames",
+    "ImageAssembler",
+    "PoolFrame",
+    "SendBuffer",
+    "SendBuffers",
+    "cbor_head",
+    "encoded_entries",
+    "image_header",
+]
 
 SELF_DESCRIBED_PREFIX = b"\xd9\xd9\xf7"
 #: A message type without schema, so that ``encode`` checks no required field.
@@ -80,20 +95,26 @@ def _type_entry(message_type: str) -> bytes:
     return cbor_head(3, len(key)) + key + cbor_head(3, len(value)) + value
 
 
-class _SlotBuffers:
-    """Buffers of one pool frame: [free room | pixel fields | data], reused when released.
+_IMAGE_TYPE_ENTRY = _type_entry("image")
 
-    Buffers are kept oldest-sent first; ZeroMQ releases messages in the order it sends them,
-    so only the oldest needs checking: if it is still in flight, a new buffer is made.
+
+class SendBuffers:
+    """Send buffers [free room | tail] of one kind, reused once ZeroMQ has released them.
+
+    ``tail`` is copied into every new buffer (a pool frame's pre-encoded entries); with
+    ``tail_size`` alone the room is left for the caller to fill before each send. Buffers are
+    kept oldest-sent first; ZeroMQ releases messages in the order it sends them, so only the
+    oldest needs checking: if it is still in flight, a new buffer is made.
     """
 
-    def __init__(self, tail: bytes, n_buffers: int) -> None:
+    def __init__(self, n_buffers: int, *, tail: bytes = b"", tail_size: int = 0) -> None:
         self.tail = tail
-        self._in_flight: deque[tuple[_Buffer, zmq.MessageTracker]] = deque()
+        self.tail_size = max(tail_size, len(tail))
+        self._in_flight: deque[tuple[SendBuffer, zmq.MessageTracker]] = deque()
         self.n_buffers = 0
         self._idle = [self._new_buffer(HEADER_RESERVE_BYTES) for _ in range(n_buffers)]
 
-    def acquire(self, header_length: int) -> _Buffer:
+    def acquire(self, header_length: int) -> SendBuffer:
         if self._in_flight and self._in_flight[0][1].done:
             self._idle.append(self._in_flight.popleft()[0])
         while self._idle:
@@ -103,13 +124,13 @@ class _SlotBuffers:
             self.n_buffers -= 1  # too small for this header: let it go
         return self._new_buffer(max(HEADER_RESERVE_BYTES, 2 * header_length))
 
-    def _new_buffer(self, reserve: int) -> _Buffer:
-        data = bytearray(reserve + len(self.tail))
-        data[reserve:] = self.tail
+    def _new_buffer(self, reserve: int) -> SendBuffer:
+        data = bytearray(reserve + self.tail_size)
+        data[reserve : reserve + len(self.tail)] = self.tail
         self.n_buffers += 1
-        return _Buffer(data, reserve)
+        return SendBuffer(data, reserve)
 
-    def release(self, buffer: _Buffer, tracker: zmq.MessageTracker | None) -> None:
+    def release(self, buffer: SendBuffer, tracker: zmq.MessageTracker | None) -> None:
         if tracker is None or tracker.done:
             self._idle.append(buffer)
         else:
@@ -117,14 +138,66 @@ class _SlotBuffers:
 
 
 @dataclass(frozen=True, slots=True)
-class _Buffer:
+class SendBuffer:
+    """One buffer: ``reserve`` bytes of room for a header, then the tail."""
+
     data: bytearray
     reserve: int
 
-    def fill(self, header: bytes) -> memoryview:
+    def fill(self, header: bytes, end: int | None = None) -> memoryview:
+        """Write ``header`` just before the tail; the message runs up to ``end`` (default:
+        the buffer's end)."""
         start = self.reserve - len(header)
         self.data[start : self.reserve] = header
-        return memoryview(self.data)[start:]
+        return memoryview(self.data)[start:end]
+
+
+def image_header(entries: bytes, n_entries: int) -> bytes:
+    """Prefix, map head of ``n_entries`` (``type`` included), ``type: image`` and ``entries``."""
+    return SELF_DESCRIBED_PREFIX + cbor_head(_MAJOR_MAP, n_entries) + _IMAGE_TYPE_ENTRY + entries
+
+
+class Assembler(Protocol):
+    """Builds the wire bytes of image ``k`` from its per-image fields and one frame."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def n_buffers(self) -> int: ...
+
+    def verify(self, image_fields: dict[str, Any], slot: int) -> None: ...
+
+    def assemble(self, image_fields: dict[str, Any], slot: int) -> memoryview: ...
+
+    def last_image_map(self) -> bytes: ...
+
+    def sent(self, tracker: zmq.MessageTracker | None) -> None: ...
+
+
+class Frames(Protocol):
+    """The distinct frames of a stream, in order; image ``k`` sends frame ``k % len``."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> PoolFrame: ...
+
+    def assembler(self, *, messages_in_flight: int) -> Assembler: ...
+
+
+class FramePool:
+    """Frames held in memory (rendered, or taken from a list of messages): ``Frames``."""
+
+    def __init__(self, frames: Iterable[PoolFrame]) -> None:
+        self._frames = tuple(frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index: int) -> PoolFrame:
+        return self._frames[index]
+
+    def assembler(self, *, messages_in_flight: int) -> ImageAssembler:
+        return ImageAssembler(self._frames, messages_in_flight=messages_in_flight)
 
 
 class ImageAssembler:
@@ -136,16 +209,15 @@ class ImageAssembler:
         if not pool:
             raise ValueError("the frame pool is empty")
         self.pool = tuple(pool)
-        self._slots: list[_SlotBuffers] = []
+        self._slots: list[SendBuffers] = []
         self._pixel_entries: list[bytes] = []
         buffers_per_frame = -(-messages_in_flight // len(self.pool)) + 1
         for frame in self.pool:
             pixel_entries = encoded_entries("image", frame.pixel_fields)
             data_entry = encoded_entries("image", {"data": _data_field(frame)})
             self._pixel_entries.append(pixel_entries)
-            self._slots.append(_SlotBuffers(pixel_entries + data_entry, buffers_per_frame))
-        self._type_entry = _type_entry("image")
-        self._pending: tuple[int, _Buffer] | None = None
+            self._slots.append(SendBuffers(buffers_per_frame, tail=pixel_entries + data_entry))
+        self._pending: tuple[int, SendBuffer] | None = None
         self._last_image: tuple[int, bytes, int] = (0, b"", 0)
 
     def __len__(self) -> int:
@@ -173,9 +245,7 @@ class ImageAssembler:
         entries = encoded_entries("image", image_fields)
         n_entries = 1 + len(image_fields) + len(self.pool[slot].pixel_fields) + 1
         self._last_image = (len(image_fields), entries, slot)
-        header = (
-            SELF_DESCRIBED_PREFIX + cbor_head(_MAJOR_MAP, n_entries) + self._type_entry + entries
-        )
+        header = image_header(entries, n_entries)
         buffer = self._slots[slot].acquire(len(header))
         self._pending = (slot, buffer)
         return buffer.fill(header)

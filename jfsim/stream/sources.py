@@ -1,23 +1,31 @@
-"""Where a stream's messages come from: a list of messages (a recording) or an experiment.
+"""Where a stream's messages come from: a recorded series (messages or a file) or an experiment.
 
-A source gives the start, calibration and end messages, renders and compresses the pool of
-K distinct frames up front, and says which fields change from image to image (id, timing).
-Image ``k`` uses pool frame ``k % K``; the fields tied to the pixels (analysis results)
-travel with the frame.
+A source gives the start, calibration and end messages, prepares its distinct frames (a
+recording: every recorded image; an experiment: a pool of K rendered frames) and says which
+fields change from image to image (id, timing). Image ``k`` sends frame ``k % n_frames``; the
+fields tied to the pixels (analysis results) travel with the frame. Frames are reused only
+when more images are asked for than there are frames, and ``FrameReuse`` says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from jfsim.protocol import Message, Rational
 from jfsim.series import now_ms
 from jfsim.stream.errors import StreamOptionError
-from jfsim.stream.frames import PoolFrame
+from jfsim.stream.frames import FramePool, Frames, PoolFrame
 
-__all__ = ["FrameSource", "MessageListSource", "PoolProgress", "recording_source"]
+__all__ = [
+    "PER_IMAGE_FIELDS",
+    "FrameReuse",
+    "FrameSource",
+    "MessageListSource",
+    "PoolProgress",
+    "RecordedSeries",
+]
 
 #: Called after each pool frame is ready: (frames done, frames total).
 PoolProgress = Callable[[int, int], None]
@@ -34,11 +42,19 @@ PER_IMAGE_FIELDS = (
 
 
 class FrameSource(Protocol):
-    """What the streamer needs from wherever the images come from."""
+    """What the streamer needs from wherever the images come from.
+
+    ``frame_noun`` names one distinct frame in announcements ("recorded image",
+    "rendered frame"); ``default_pool_size`` is how many of them ``build_pool`` makes when
+    the user did not choose.
+    """
 
     description: str
+    frame_noun: str
 
     def default_number_of_images(self) -> int: ...
+
+    def default_pool_size(self) -> int: ...
 
     def images_per_file(self) -> int: ...
 
@@ -46,91 +62,118 @@ class FrameSource(Protocol):
 
     def calibration_messages(self) -> Sequence[Message]: ...
 
-    def build_pool(self, pool_size: int, on_progress: PoolProgress | None) -> list[PoolFrame]: ...
+    def build_pool(self, pool_size: int, on_progress: PoolProgress | None) -> Frames: ...
 
     def image_fields(self, image_id: int) -> dict[str, Any]: ...
 
     def end_message(self, images_collected: int) -> Message: ...
 
 
-class MessageListSource:
-    """Replays messages (e.g. a recording): its images become the pool, cycled as needed.
+@dataclass(frozen=True, slots=True)
+class FrameReuse:
+    """Which images of a stream reuse which frames: image ``k`` sends frame ``k % n_frames``."""
 
-    Image ids are renumbered from 0; ``start_time``/``stop_time`` follow the start message's
-    ``frame_time`` when the recorded images carry them; ``number_of_images`` in the start
-    message and ``images_collected`` in the end message are set to what is streamed.
+    n_images: int
+    n_frames: int
+    frame_noun: str = "frame"
+
+    @property
+    def repeated_images(self) -> int:
+        """Images that send a frame an earlier image already sent."""
+        return max(0, self.n_images - self.n_frames)
+
+    def announcement(self) -> str | None:
+        """One line for the start of a run that repeats frames; None when none repeats."""
+        if not self.repeated_images:
+            return None
+        frames = self.n_frames
+        which = f"{self.frame_noun} 0" if frames == 1 else f"{self.frame_noun}s 0–{frames - 1}"
+        return (
+            f"images {frames}–{self.n_images - 1} repeat {which}: image k carries the pixels "
+            f"and analysis fields of {self.frame_noun} k mod {frames}, with its own id and "
+            "timing"
+        )
+
+
+class RecordedSeries:
+    """Start, calibration, end and per-image fields of a recorded series, replayed.
+
+    Image ids are renumbered from 0 in recorded order; ``start_time``/``stop_time`` follow
+    the start message's ``frame_time`` when the recorded images carry them; ``series_id``
+    and ``series_unique_id`` are the start message's. The start message's
+    ``number_of_images`` and the end message's ``images_collected`` are what is streamed.
+    ``arm_date`` (start) and ``end_date`` (end) are stamped at replay time, so that they
+    frame the replay, unless ``keep_dates`` keeps the recorded ones.
     """
+
+    frame_noun = "recorded image"
 
     def __init__(
         self,
+        description: str,
         messages: Iterable[Message],
+        n_images: int,
         *,
-        description: str = "messages",
-        keep_images: int | None = None,
+        keep_dates: bool = False,
     ) -> None:
-        """``keep_images``: hold at most this many image messages (the largest pool that
-        will be asked for); the others are only counted."""
-        self.description = description
+        """``messages``: the series' start, calibration and end messages (images apart)."""
         start: Message | None = None
-        self._end: Message | None = None
-        self._calibration: list[Message] = []
-        self._images: list[Message] = []
-        self._n_images = 0
+        end: Message | None = None
+        calibration: list[Message] = []
         for message in messages:
             if message.type == "start" and start is None:
                 start = message
-            elif message.type == "image":
-                if keep_images is None or len(self._images) < keep_images:
-                    self._images.append(message)
-                self._n_images += 1
             elif message.type == "calibration":
-                self._calibration.append(message)
+                calibration.append(message)
             elif message.type == "end":
-                self._end = message
+                end = message
         if start is None:
             raise StreamOptionError(f"{description}: no start message; record a whole series")
-        if not self._images:
+        if not n_images:
             raise StreamOptionError(f"{description}: no image message to stream")
-        self._start: Message = start
-        self._templates: list[Message] = []
+        self.description = description
+        self._start = start
+        self._calibration = tuple(calibration)
+        self._end = end
+        self._n_images = n_images
+        self._keep_dates = keep_dates
+        self._n_frames: int | None = None
+
+    def _recorded_fields(self, frame: int) -> dict[str, Any]:
+        """The recorded per-image fields (``PER_IMAGE_FIELDS`` present) of one frame."""
+        raise NotImplementedError
 
     def default_number_of_images(self) -> int:
+        return self._n_images
+
+    def default_pool_size(self) -> int:
         return self._n_images
 
     def images_per_file(self) -> int:
         return int(self._start.get("images_per_file") or 0)
 
     def start_message(self, number_of_images: int) -> Message:
-        return Message("start", {**self._start.fields, "number_of_images": number_of_images})
+        fields = {**self._start.fields, "number_of_images": number_of_images}
+        if not self._keep_dates:
+            fields["arm_date"] = now_ms()
+        return Message("start", fields)
 
     def calibration_messages(self) -> Sequence[Message]:
-        return tuple(self._calibration)
+        return self._calibration
 
-    def build_pool(self, pool_size: int, on_progress: PoolProgress | None) -> list[PoolFrame]:
-        self._templates = self._images[:pool_size]
-        pool = []
-        for done, image in enumerate(self._templates, start=1):
-            pixel_fields = {
-                key: value
-                for key, value in image.fields.items()
-                if key not in PER_IMAGE_FIELDS and key != "data"
-            }
-            pool.append(PoolFrame(pixels=image["data"]["default"], pixel_fields=pixel_fields))
-            if on_progress is not None:
-                on_progress(done, len(self._templates))
-        return pool
+    def _use_frames(self, n_frames: int) -> None:
+        self._n_frames = n_frames
 
     def image_fields(self, image_id: int) -> dict[str, Any]:
-        template = self._templates[image_id % len(self._templates)]
-        fields: dict[str, Any] = {}
-        for key in PER_IMAGE_FIELDS:
-            if key in template.fields:
-                fields[key] = template[key]
+        if self._n_frames is None:
+            raise RuntimeError(f"{self.description}: build_pool must come before image_fields")
+        recorded = self._recorded_fields(image_id % self._n_frames)
+        fields = dict(recorded)
         fields["image_id"] = image_id
         for key in ("series_id", "series_unique_id"):
             if key in fields and key in self._start.fields:
                 fields[key] = self._start[key]
-        start, stop = template.get("start_time"), template.get("stop_time")
+        start, stop = recorded.get("start_time"), recorded.get("stop_time")
         frame_time_s = self._start.get("frame_time")
         if isinstance(start, Rational) and isinstance(stop, Rational) and frame_time_s:
             period = round(float(frame_time_s) * start.denominator)
@@ -152,21 +195,45 @@ class MessageListSource:
         fields = dict(self._end.fields)
         if "images_collected" in fields:
             fields["images_collected"] = images_collected
-        if "end_date" in fields:
+        if "end_date" in fields and not self._keep_dates:
             fields["end_date"] = now_ms()
         return Message("end", fields)
 
 
-def recording_source(path: str | Path, *, pool_size: int | None = None) -> MessageListSource:
-    """A source replaying a ``.cbors`` recording (CBOR sequence of start, images, end);
-    only the first ``pool_size`` images are kept in memory."""
-    from jfsim.recording import read_recording
+class MessageListSource(RecordedSeries):
+    """Replays messages held in memory (e.g. made in a test): every image, in order.
 
-    path = Path(path)
-    if not path.is_file():
-        raise StreamOptionError(
-            f"recording {path}: no such file; make one with jfsim simulate -o PREFIX"
-        )
-    return MessageListSource(
-        read_recording(path), description=f"recording {path}", keep_images=pool_size
-    )
+    See ``RecordedSeries`` for the fields that are rewritten. ``build_pool(K)`` with K
+    smaller than the number of images keeps only the first K, reused in turn.
+    """
+
+    def __init__(
+        self,
+        messages: Iterable[Message],
+        *,
+        description: str = "messages",
+        keep_dates: bool = False,
+    ) -> None:
+        messages = list(messages)
+        self._images = [message for message in messages if message.type == "image"]
+        others = (message for message in messages if message.type != "image")
+        super().__init__(description, others, len(self._images), keep_dates=keep_dates)
+
+    def build_pool(self, pool_size: int, on_progress: PoolProgress | None) -> FramePool:
+        images = self._images[:pool_size]
+        pool = []
+        for done, image in enumerate(images, start=1):
+            pixel_fields = {
+                key: value
+                for key, value in image.fields.items()
+                if key not in PER_IMAGE_FIELDS and key != "data"
+            }
+            pool.append(PoolFrame(pixels=image["data"]["default"], pixel_fields=pixel_fields))
+            if on_progress is not None:
+                on_progress(done, len(images))
+        self._use_frames(len(pool))
+        return FramePool(pool)
+
+    def _recorded_fields(self, frame: int) -> dict[str, Any]:
+        image = self._images[frame]
+        return {key: image[key] for key in PER_IMAGE_FIELDS if key in image.fields}

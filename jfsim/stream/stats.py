@@ -96,6 +96,7 @@ class StreamSummary:
     stopped_by: str | None = None
     preview_messages: int = 0
     metadata_messages: int = 0
+    repeated_images: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)

@@ -1,4 +1,4 @@
-"""One series on the wire: start, K-frame pool replayed at a paced rate, end.
+"""One series on the wire: start, the source's frames at a paced rate, end.
 
 ``Streamer(config, source).run()`` is everything ``jfsim stream`` does; it returns a
 ``StreamSummary`` and never prints. ``request_stop`` (safe from a signal handler or another
@@ -17,11 +17,11 @@ import zmq
 
 from jfsim.protocol import Message, encode
 from jfsim.stream.errors import StreamOptionError, WriterStalledError
-from jfsim.stream.frames import ImageAssembler, PoolFrame
+from jfsim.stream.frames import Assembler, Frames
 from jfsim.stream.pacing import Pacer
 from jfsim.stream.publisher import MetadataPublisher, PreviewPublisher
 from jfsim.stream.pusher import ImageSockets, OnSlow, SendOutcome
-from jfsim.stream.sources import FrameSource, PoolProgress
+from jfsim.stream.sources import FrameReuse, FrameSource, PoolProgress
 from jfsim.stream.stats import StreamProgress, StreamStats, StreamSummary
 
 __all__ = ["DEFAULT_ENDPOINT", "StreamConfig", "Streamer", "image_socket_index"]
@@ -43,13 +43,15 @@ class StreamConfig:
     """How to stream. ``rate_hz=None`` means as fast as the transport takes it.
 
     ``number_of_images=None`` streams as many images as the source holds;
+    ``pool_size=None`` lets the source choose its distinct frames (a recording: every
+    recorded image; an experiment: 32 rendered frames);
     ``send_timeout_s=None`` means 1 s with ``on_slow=DROP`` and 10 s with ``BLOCK``.
     """
 
     endpoints: tuple[str, ...] = (DEFAULT_ENDPOINT,)
     rate_hz: float | None = 2000.0
     number_of_images: int | None = None
-    pool_size: int = 32
+    pool_size: int | None = None
     sndhwm: int = 100
     on_slow: OnSlow = OnSlow.DROP
     send_timeout_s: float | None = None
@@ -68,7 +70,7 @@ class StreamConfig:
             raise StreamOptionError(f"rate: must be > 0 Hz or max, got {self.rate_hz}")
         if self.number_of_images is not None and self.number_of_images < 0:
             raise StreamOptionError(f"images: must be >= 0, got {self.number_of_images}")
-        if self.pool_size < 1:
+        if self.pool_size is not None and self.pool_size < 1:
             raise StreamOptionError(f"pool: must be >= 1 frame, got {self.pool_size}")
         low, high = SNDHWM_RANGE
         if not low <= self.sndhwm <= high:
@@ -119,14 +121,18 @@ class Streamer:
         source: FrameSource,
         *,
         on_progress: Callable[[StreamProgress], None] | None = None,
+        on_image_sent: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_image_sent(image_id)`` runs in the sending thread after each image is queued
+        on its socket (not for dropped ones); keep it to a few microseconds."""
         self.config = config
         self.source = source
         self.on_progress = on_progress
+        self.on_image_sent = on_image_sent
         self._stop = threading.Event()
         self._stop_reason: str | None = None
-        self._pool: list[PoolFrame] | None = None
-        self._assembler: ImageAssembler | None = None
+        self._pool: Frames | None = None
+        self._assembler: Assembler | None = None
         self._context: zmq.Context | None = None
         self._sockets: ImageSockets | None = None
         self._preview: PreviewPublisher | None = None
@@ -144,18 +150,26 @@ class Streamer:
             self._stop_reason = reason
         self._stop.set()
 
-    def prepare(self, on_pool_progress: PoolProgress | None = None) -> list[PoolFrame]:
-        """Render and compress the frame pool and its send buffers (slow; done once)."""
+    def prepare(self, on_pool_progress: PoolProgress | None = None) -> Frames:
+        """Make the source's frames (render a pool, index a recording) and the send buffers
+        (slow; done once)."""
         if self._pool is None:
             config = self.config
-            pool_size = max(1, min(config.pool_size, self.number_of_images))
+            pool_size = config.pool_size or self.source.default_pool_size()
+            pool_size = max(1, min(pool_size, self.number_of_images))
             self._pool = self.source.build_pool(pool_size, on_pool_progress)
             in_flight = min(
                 len(config.endpoints) * (config.sndhwm + MESSAGES_BEYOND_HWM),
                 PREALLOCATED_MESSAGES_MAX,
             )
-            self._assembler = ImageAssembler(self._pool, messages_in_flight=in_flight)
+            self._assembler = self._pool.assembler(messages_in_flight=in_flight)
         return self._pool
+
+    @property
+    def frame_reuse(self) -> FrameReuse:
+        """Which images reuse which frames (after ``prepare``); announce its text first."""
+        n_frames = len(self.prepare())
+        return FrameReuse(self.number_of_images, n_frames, self.source.frame_noun)
 
     def bind(self) -> list[str]:
         """Bind every socket now; returns the image endpoints as bound (``*`` ports resolved)."""
@@ -245,6 +259,7 @@ class Streamer:
                 endpoints=tuple(config.endpoints),
                 target_rate_hz=config.rate_hz,
                 pool_size=len(pool),
+                repeated_images=self.frame_reuse.repeated_images,
                 end_delivered=end_delivered,
                 stopped_by=self._stop_reason,
                 preview_messages=self._preview.messages_sent if self._preview else 0,
@@ -254,9 +269,10 @@ class Streamer:
             self._close(linger_s=config.end_timeout_s if any(end_delivered) else 0.0)
         return summary
 
-    def _send_images(self, assembler: ImageAssembler, stats: StreamStats) -> None:
+    def _send_images(self, assembler: Assembler, stats: StreamStats) -> None:
         assert self._sockets is not None
         sockets, preview, metadata = self._sockets, self._preview, self._metadata
+        on_image_sent = self.on_image_sent
         n_sockets = len(sockets)
         images_per_file = self.source.images_per_file()
         pool_size = len(assembler)
@@ -295,6 +311,8 @@ class Streamer:
                     preview.offer_image(now, buffer)
                 if metadata is not None:
                     metadata.add_image(now, assembler.last_image_map())
+                if on_image_sent is not None:
+                    on_image_sent(image_id)
             if self.on_progress is not None and now >= next_progress:
                 next_progress = now + progress_interval
                 self.on_progress(stats.progress(now))

@@ -17,6 +17,7 @@ import hdf5plugin
 import numpy as np
 
 from jfsim import __version__
+from jfsim.geometry import rotation_matrix
 from jfsim.protocol import Compression, PixelArray, ProtocolError
 from jfsim.units import ev_to_kev, kev_to_angstrom
 from jfsim.writer.datafile import set_nx_class
@@ -27,15 +28,18 @@ DETECTOR_TRANSFORMATIONS = f"{DETECTOR}/transformations"
 MODULE = f"{DETECTOR}/module"
 FAST_PIXEL_VECTOR = (-1.0, 0.0, 0.0)
 SLOW_PIXEL_VECTOR = (0.0, -1.0, 0.0)
-#: PONI rotations as NeXus rotation axes (McStas, right-handed, active). pyFAI rotates the
-#: detector about the sample, rot1 first: X = R(rot3)·R(rot2)·R(rot1)·(D ẑ + p). Its axes
-#: (t1 slow, t2 fast, t3 beam) map to McStas by a mirror for the default orientation
-#: (t1 → -y, t2 → -x), which flips the sense of rot3 (checked against jfsim.geometry).
+#: pyFAI's PONI rotation axes in McStas (right-handed, active). pyFAI rotates the detector
+#: about the sample, rot1 first: X = R(rot3)·R(rot2)·R(rot1)·(D ẑ + p). Its axes (t1 slow,
+#: t2 fast, t3 beam) map to McStas by a mirror for the default orientation (t1 → -y,
+#: t2 → -x), which flips the sense of rot3 (checked against jfsim.geometry).
 PONI_ROTATION_VECTORS = {
     "rot1": (0.0, -1.0, 0.0),
     "rot2": (-1.0, 0.0, 0.0),
     "rot3": (0.0, 0.0, -1.0),
 }
+#: The detector chain in Jungfraujoch's names and order (seed 001 §3), from the detector's
+#: ``depends_on`` outwards: rot3 → rot2 → rot1 → translation → ``.``.
+DETECTOR_CHAIN = ("rot3", "rot2", "rot1", "translation")
 DEFAULT_ROTATION_VECTOR = (-1.0, 0.0, 0.0)
 
 
@@ -208,7 +212,7 @@ def _write_beam(instrument: h5py.Group, start: Mapping[str, Any], plan: SeriesPl
 
 
 def _write_detector(detector: h5py.Group, start: Mapping[str, Any], plan: SeriesPlan) -> None:
-    _put(detector, "depends_on", f"{DETECTOR_TRANSFORMATIONS}/translation")
+    _put(detector, "depends_on", f"{DETECTOR_TRANSFORMATIONS}/{DETECTOR_CHAIN[0]}")
     _put(detector, "description", str(start.get("detector_description") or "jfsim detector"))
     _put_if(detector, "serial_number", start, "detector_serial_number")
     _put_if(detector, "detector_number", start, "detector_number")
@@ -308,32 +312,56 @@ def _write_detector_specific(
     detector["pixel_mask"] = specific["pixel_mask"]
 
 
+def poni_chain_axes(
+    rot1_rad: float, rot2_rad: float, rot3_rad: float
+) -> dict[str, tuple[float, float, float]]:
+    """Unit vectors of Jungfraujoch's detector chain that reproduce pyFAI's geometry exactly.
+
+    NeXus applies ``depends_on`` → rot3 → rot2 → rot1 → translation as
+    X = T·R(v1, rot1)·R(v2, rot2)·R(v3, rot3)·p, the reverse of pyFAI's R3·R2·R1. Since
+    R(Q·e, a) = Q·R(e, a)·Qᵀ, the product equals pyFAI's when each axis is pyFAI's carried
+    through the rotations pyFAI applies after it: v3 = e3, v2 = R3·e2, v1 = R3·R2·e1. The
+    translation then points along R·ẑ, so that the PONI sits at distance D from the sample.
+    Untilted, these are the plain axes and ẑ.
+    """
+    turn3 = rotation_matrix(PONI_ROTATION_VECTORS["rot3"], rot3_rad)
+    turn32 = turn3 @ rotation_matrix(PONI_ROTATION_VECTORS["rot2"], rot2_rad)
+    turn321 = turn32 @ rotation_matrix(PONI_ROTATION_VECTORS["rot1"], rot1_rad)
+    vectors = {
+        "rot3": np.asarray(PONI_ROTATION_VECTORS["rot3"]),
+        "rot2": turn3 @ PONI_ROTATION_VECTORS["rot2"],
+        "rot1": turn32 @ PONI_ROTATION_VECTORS["rot1"],
+        "translation": turn321 @ np.array([0.0, 0.0, 1.0]),
+    }
+    return {name: tuple(float(v) for v in vector) for name, vector in vectors.items()}
+
+
+def _poni_angle_rad(start: Mapping[str, Any], name: str) -> float:
+    angle_rad = start.get(f"poni_{name}", 0.0)
+    return float(angle_rad) if isinstance(angle_rad, (int, float)) else 0.0
+
+
 def _write_detector_geometry(
     detector: h5py.Group, start: Mapping[str, Any], plan: SeriesPlan
 ) -> None:
     transformations = _group(detector, "transformations", "NXtransformations")
-    outer = "."
-    for name in ("rot3", "rot2", "rot1"):  # outermost first: rot1 is applied first
-        angle_rad = start.get(f"poni_{name}", 0.0)
+    angles_rad = {name: _poni_angle_rad(start, name) for name in ("rot1", "rot2", "rot3")}
+    vectors = poni_chain_axes(angles_rad["rot1"], angles_rad["rot2"], angles_rad["rot3"])
+    for name, outer in zip(DETECTOR_CHAIN, (*DETECTOR_CHAIN[1:], None), strict=True):
+        depends_on = "." if outer is None else f"{DETECTOR_TRANSFORMATIONS}/{outer}"
+        if name == "translation":
+            value, kind, units = float(start.get("detector_distance", 0.0)), "translation", "m"
+        else:
+            value, kind, units = angles_rad[name], "rotation", "rad"
         _axis(
             transformations,
             name,
-            float(angle_rad) if isinstance(angle_rad, (int, float)) else 0.0,
-            kind="rotation",
-            vector=PONI_ROTATION_VECTORS[name],
-            units="rad",
-            depends_on=outer,
+            value,
+            kind=kind,
+            vector=vectors[name],
+            units=units,
+            depends_on=depends_on,
         )
-        outer = f"{DETECTOR_TRANSFORMATIONS}/{name}"
-    _axis(
-        transformations,
-        "translation",
-        float(start.get("detector_distance", 0.0)),
-        kind="translation",
-        vector=(0.0, 0.0, 1.0),
-        units="m",
-        depends_on=outer,
-    )
     module = _group(detector, "module", "NXdetector_module")
     height, width = plan.image_shape
     _put(module, "data_origin", np.array([0, 0], dtype="i4"))
@@ -357,7 +385,7 @@ def _write_detector_geometry(
         kind="translation",
         vector=tuple(corner_direction),
         units="m",
-        depends_on=f"{DETECTOR_TRANSFORMATIONS}/translation",
+        depends_on=f"{DETECTOR_TRANSFORMATIONS}/{DETECTOR_CHAIN[0]}",
     )
     for name, vector, size_m in (
         ("fast_pixel_direction", FAST_PIXEL_VECTOR, pixel_x_m),
@@ -396,10 +424,27 @@ def _write_sample(entry: h5py.Group, start: Mapping[str, Any], plan: SeriesPlan)
         sample["goniometer"] = sample["transformations"]
 
 
+def scan_axis(goniometer: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """The goniometer axis the series scans: the first with a non-zero ``increment``.
+
+    DECTRIS start messages list every axis (``chi``, ``kappa``, ``omega``, ``phi``,
+    ``two_theta``) and only the scanned one moves; when none moves (a still), ``omega`` if
+    listed, else the first axis.
+    """
+    axes = {
+        str(name): axis if isinstance(axis, Mapping) else {} for name, axis in goniometer.items()
+    }
+    for name, axis in axes.items():
+        increment = axis.get("increment", 0.0)
+        if isinstance(increment, (int, float)) and increment != 0:
+            return name, axis
+    name = "omega" if "omega" in axes else next(iter(axes))
+    return name, axes[name]
+
+
 def _write_rotation(sample: h5py.Group, goniometer: Mapping[str, Any], plan: SeriesPlan) -> str:
-    name, axis = next(iter(goniometer.items()))
-    name = str(name) if str(name).isidentifier() else "omega"
-    axis = axis if isinstance(axis, Mapping) else {}
+    name, axis = scan_axis(goniometer)
+    name = name if name.isidentifier() else "omega"
     start_deg = float(axis.get("start", 0.0))
     increment_deg = float(axis.get("increment", 0.0))
     vector = axis.get("vector", DEFAULT_ROTATION_VECTOR)

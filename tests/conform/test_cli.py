@@ -6,9 +6,11 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import h5py
 import pytest
 
 from fixtures.broken import write_broken
+from fixtures.clean import RunSpec, write_run
 from jfconform.truth import TruthThresholds
 
 JSON_FINDING_KEYS = {"rule", "symbol", "severity", "file", "path", "message", "hint"}
@@ -61,8 +63,30 @@ def test_junit_output_parses_and_marks_failures(run_cli, tmp_path: Path, clean_r
 def test_profile_option_raises_reader_rules(run_cli, clean_runs) -> None:
     assert run_cli("check", clean_runs["vds"], "--profile", "neggia").returncode == 1
     assert run_cli("check", clean_runs["vds"], "--profile", "dials").returncode == 0
-    signed = run_cli("check", clean_runs["legacy"], "--profile", "neggia")
-    assert signed.returncode == 1 and "RD-NEGGIA-004" in signed.stdout  # int16 read as unsigned
+
+
+def test_neggia_profile_passes_int16_images_whose_only_negative_is_the_error_value(
+    run_cli, clean_runs
+) -> None:
+    """JUNGFRAU int16 files for Neggia: −32768 (the error value) is read as 32768, which the
+    pixel mask covers; nothing else is negative, so the profile has nothing to raise."""
+    signed = run_cli("check", clean_runs["legacy"], "--profile", "neggia", "--json")
+    assert signed.returncode == 0, signed.stdout[-2000:]
+    (note,) = [f for f in json.loads(signed.stdout)["findings"] if f["rule"] == "RD-NEGGIA-004"]
+    assert (
+        note["severity"] == "info" and "no negative value but the error value" in (note["message"])
+    )
+
+
+def test_neggia_profile_fails_negative_counts_and_says_what_to_do(run_cli, tmp_path) -> None:
+    master = write_run(tmp_path, RunSpec(layout="legacy"))
+    with h5py.File(tmp_path / "clean_data_000001.h5", "r+") as h5:
+        h5["/entry/data/data"][0, 3, 4] = -5
+    result = run_cli("check", master, "--profile", "neggia", "--json")
+    assert result.returncode == 1
+    (error,) = [f for f in json.loads(result.stdout)["findings"] if f["rule"] == "RD-NEGGIA-004"]
+    assert error["severity"] == "error" and "lowest -5" in error["message"]
+    assert "Durin" in error["hint"] and "unsigned" in error["hint"]
 
 
 def test_select_and_ignore_on_the_command_line(run_cli, tmp_path: Path) -> None:

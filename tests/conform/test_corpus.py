@@ -20,18 +20,31 @@ def _ids(path: Path, minimum: Severity, options: CheckOptions | None = None) -> 
 
 
 @pytest.mark.parametrize("rule_id", sorted(BROKEN))
-def test_broken_fixture_triggers_its_rule_and_no_other_error(rule_id: str, tmp_path: Path) -> None:
+def test_broken_fixture_triggers_exactly_its_own_rule(rule_id: str, tmp_path: Path) -> None:
+    """Its own rule fires, and nothing else reaches warning or above (infos may come along)."""
     target = write_broken(tmp_path, rule_id)
     findings = check_file(target).findings
     fired = {f.rule for f in findings}
-    errors = {f.rule for f in findings if f.severity == Severity.ERROR}
+    serious = {f.rule for f in findings if f.severity >= Severity.WARNING}
     assert rule_id in fired
-    assert errors <= {rule_id}
+    assert serious <= {rule_id}, [str(f) for f in findings if f.rule in serious - {rule_id}]
+
+
+#: The notes (infos) a clean run gets, each a true statement about a deliberate choice of
+#: the Jungfraujoch layout (upper-case names, bare time-zone offset, int16 sentinels, ...).
+CLEAN_NOTES = {
+    "legacy": {"CXI-010", "NXG-005", "NXMX-012", "RD-CFL-003", "RD-NEGGIA-004"},
+    "vds": {"NXG-005", "NXMX-012", "NXR-004", "RD-CFL-003", "RD-NEGGIA-003", "RD-NEGGIA-004"},
+    "integrated": {"NXG-005", "NXMX-012", "NXR-004", "RD-CFL-003", "RD-NEGGIA-004"},
+}
 
 
 @pytest.mark.parametrize("layout", ["legacy", "vds", "integrated"])
-def test_clean_run_has_no_errors_and_no_warnings(clean_runs: dict[str, Path], layout: str) -> None:
+def test_clean_run_has_no_errors_no_warnings_and_only_the_documented_notes(
+    clean_runs: dict[str, Path], layout: str
+) -> None:
     assert _ids(clean_runs[layout], Severity.WARNING) == set()
+    assert _ids(clean_runs[layout], Severity.INFO) == CLEAN_NOTES[layout]  # no JF-026
 
 
 def test_clean_data_file_checked_alone_is_clean(clean_runs: dict[str, Path]) -> None:
@@ -129,3 +142,18 @@ def test_beam_centre_against_the_geometry_chain(tmp_path: Path) -> None:
     with h5py.File(master, "r+") as h5:
         h5["/entry/instrument/detector/beam_center_x"][()] = 30.0
     assert "NXMX-034" in _ids(master, Severity.INFO)
+
+
+def test_legacy_master_signalling_data_through_its_links_is_a_warning(tmp_path: Path) -> None:
+    """@signal = 'data' beside data_NNNNNN links: nxvalidate and every reader accept it, so a
+    warning (with the fix), not an error; a name matching nothing else stays an error."""
+    master = write_run(tmp_path / "legacy", RunSpec(layout="legacy"))
+    with h5py.File(master, "r+") as h5:
+        h5["/entry/data"].attrs["signal"] = "data"
+    findings = [f for f in check_file(master).findings if f.rule == "NXG-011"]
+    assert [(f.severity, f.path) for f in findings] == [(Severity.WARNING, "/entry/data")]
+    assert "data_000001" in findings[0].hint
+    vds = write_run(tmp_path / "vds", RunSpec(layout="vds"))
+    with h5py.File(vds, "r+") as h5:
+        h5["/entry/data"].attrs["signal"] = "data_000001"
+    assert _ids(vds, Severity.ERROR) == {"NXG-011"}

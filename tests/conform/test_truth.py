@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import h5py
@@ -14,6 +16,9 @@ from hypothesis import strategies as st
 
 from fixtures.truth import rotation, write_truth_run
 from jfconform.context import FileContext
+from jfconform.engine import check_file
+from jfconform.frame_checksum import frame_sha256
+from jfconform.model import Severity
 from jfconform.truth import TruthThresholds, compare_lattices, score
 
 
@@ -144,3 +149,115 @@ def test_misorientation_ignores_the_basis_and_measures_the_turn(
     turn = rotation(np.asarray(axis), math.radians(angle_deg))
     observed = change @ true @ turn.T
     assert compare_lattices(observed, true)[2] == pytest.approx(angle_deg, abs=1e-5)
+
+
+#: Every score --truth reports; each is listed in every report, computed or skipped.
+ALL_SCORES = {
+    "spot_recall",
+    "spot_precision",
+    "indexing_rate",
+    "cell_error",
+    "cell_angle_error_deg",
+    "misorientation_deg",
+    "intensity_cc",
+}
+
+
+def test_scores_that_cannot_be_computed_are_listed_as_skipped(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path)
+    with h5py.File(master, "r+") as h5:
+        del h5["/entry/reflections"], h5["/entry/MX/latticeIndexed"]
+        if "/entry/sample/ub_matrix" in h5:
+            del h5["/entry/sample/ub_matrix"]
+    fired, summary = _score(master, truth)
+    scores = summary["scores"]
+    assert set(scores) == ALL_SCORES
+    assert "no per-image reflection table" in scores["intensity_cc"]["skipped"]
+    assert "no indexed lattice" in scores["misorientation_deg"]["skipped"]
+    assert scores["intensity_cc"]["passed"] is None and scores["intensity_cc"]["value"] is None
+    assert "skipped" not in scores["spot_recall"]
+    assert "TRUTH-008" not in fired  # a skipped score is not a failed one
+
+
+def test_skipped_scores_show_in_text_json_and_junit(run_cli, tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path)
+    with h5py.File(master, "r+") as h5:
+        del h5["/entry/reflections"]
+    text = run_cli("check", master, "--truth", truth)
+    assert "intensity_cc" in text.stdout and "skipped" in text.stdout
+    assert "skipped intensity_cc: the file has no per-image reflection table" in text.stdout
+    document = json.loads(run_cli("check", master, "--truth", truth, "--json").stdout)
+    assert set(document["truth"]["scores"]) == ALL_SCORES
+    assert document["truth"]["scores"]["intensity_cc"]["skipped"].startswith("the file has no")
+    out = tmp_path / "report.xml"
+    run_cli("check", master, "--truth", truth, "--format", "junit", "-o", out)
+    (suite,) = [s for s in ET.parse(out).getroot() if s.get("name", "").startswith("truth")]
+    cases = {case.get("name"): case for case in suite.findall("testcase")}
+    assert set(cases) == ALL_SCORES and suite.get("skipped") == "1"
+    skipped = cases["intensity_cc"].find("skipped")
+    assert skipped is not None and "reflection table" in skipped.get("message")
+    assert cases["spot_recall"].find("skipped") is None
+
+
+def test_substituted_frames_are_truth_009_and_nothing_is_scored(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path, substituted=True)
+    fired, summary = _score(master, truth)
+    assert fired == {"TRUTH-009"}
+    assert summary["passed"] is False and set(summary["scores"]) == ALL_SCORES
+    assert all("frames differ" in score["skipped"] for score in summary["scores"].values())
+    frames = summary["frames"]
+    assert (frames["frames_compared"], frames["frames_matching"]) == (4, 2)
+    assert (frames["frames_differing"], frames["frames_differing_list"]) == (2, "2–3")
+
+
+def test_substituted_fixture_fails_only_truth_009_through_the_cli(run_cli, tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path, substituted=True)
+    assert not {f.rule for f in check_file(master).findings if f.severity == Severity.ERROR}
+    result = run_cli("check", master, "--truth", truth, "--json")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    errors = {f["rule"] for f in document["findings"] if f["severity"] == "error"}
+    assert errors == {"TRUTH-009"}
+    (finding,) = [f for f in document["findings"] if f["rule"] == "TRUTH-009"]
+    assert "frames 2–3" in finding["message"] and "frame 2 = image 0" in finding["message"]
+
+
+@pytest.mark.parametrize("layout", ["legacy", "vds", "integrated"])
+def test_frames_of_every_layout_are_checked_against_the_checksums(
+    tmp_path: Path, layout: str
+) -> None:
+    master, truth = write_truth_run(tmp_path, layout=layout)
+    fired, summary = _score(master, truth)
+    assert "TRUTH-009" not in fired
+    assert summary["frames"]["frames_matching"] == summary["frames"]["frames_compared"] == 4
+
+
+def test_the_checksum_is_the_documented_sha256(tmp_path: Path) -> None:
+    """docs/conform.md: SHA-256 of the [height, width] values as little-endian <dtype>, C order."""
+    frame = np.arange(-6, 6, dtype=">i2").reshape(3, 4)  # big-endian in memory
+    documented = hashlib.sha256(bytes(v for x in frame.ravel() for v in int(x).to_bytes(
+        2, "little", signed=True))).digest()  # fmt: skip
+    assert frame_sha256(frame, np.dtype("<i2")) == documented
+    assert frame_sha256(frame.astype(np.int32), np.dtype("<i2")) == documented
+    assert frame_sha256(frame.astype(np.int32) * 10000, np.dtype("<i2")) is None
+
+
+def test_missing_frames_are_not_substitutions(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path)
+    with h5py.File(master, "r+") as h5:
+        data = h5["/entry/data/data"]
+        data[3] = np.full(data.shape[1:], data.fillvalue, data.dtype)
+    fired, summary = _score(master, truth)
+    assert "TRUTH-009" not in fired
+    assert summary["frames"]["frames_missing"] == 1
+
+
+def test_a_truth_without_checksums_is_scored_and_says_frames_were_not_checked(
+    tmp_path: Path,
+) -> None:
+    master, truth = write_truth_run(tmp_path, substituted=True)
+    with h5py.File(truth, "r+") as h5:
+        del h5["images/pixel_sha256"]
+    fired, summary = _score(master, truth)
+    assert "TRUTH-009" not in fired
+    assert summary["frames"]["checked"] is False and summary["scores"]

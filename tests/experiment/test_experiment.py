@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from jfsim.config_values import KEY_UNITS, UNIT_WORDS
 from jfsim.detectors import MASK_GAP, MASK_VIRTUAL
 from jfsim.errors import ConfigError
 from jfsim.experiment import (
@@ -146,12 +149,98 @@ frame_time_s = "0.5 ms"
             },
             r"not a rotation",
         ),
+        (
+            {
+                **MINIMAL,
+                "crystal": {
+                    **MINIMAL["crystal"],
+                    "orientation": [[1, 0, 0], [0, 1, 0], [0, 0, -1]],
+                },
+            },
+            r"\[crystal\] orientation: has determinant -1, an improper rotation",
+        ),
+        ({**MINIMAL, "beam": {"wavelength_A": 50.0}}, r"\[beam\] wavelength_A: must be within"),
+        ({**MINIMAL, "beam": {"wavelength_A": 0.01}}, r"\[beam\] wavelength_A: must be within"),
+        ({**MINIMAL, "beam": {"wavelength_A": -1.0}}, r"wavelength_A: .* got a non-positive"),
+        ({**MINIMAL, "beam": {"flux_photons_per_s": "5 ms"}}, r"flux_photons_per_s: expected a"),
         ({**MINIMAL, "detectors": {}}, r"detectors: unknown section"),
     ],
 )
 def test_bad_documents_name_the_key(document: dict, message: str):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as refused:
         experiment_from_dict(document)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_proper_orientation_is_kept():
+    turn = [[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    crystal = {**MINIMAL["crystal"], "orientation": turn}
+    assert experiment_from_dict({"crystal": crystal}).crystal.orientation == tuple(
+        tuple(row) for row in turn
+    )
+
+
+#: Every key that names a unit, where it lives, and what kind of quantity that unit is.
+UNIT_KEYS = {
+    ("position", "distance_mm"): "length",
+    ("position", "poni_rot1_rad"): "angle",
+    ("position", "poni_rot2_deg"): "angle",
+    ("beam", "energy_keV"): "energy",
+    ("beam", "wavelength_A"): "length",
+    ("beam", "divergence_deg"): "angle",
+    ("crystal", "mosaicity_deg"): "angle",
+    ("crystal", "domain_size_A"): "length",
+    ("crystal", "b_factor_A2"): "area",
+    ("crystal", "resolution_limit_A"): "length",
+    ("dataset", "count_time_s"): "time",
+    ("dataset", "frame_time_s"): "time",
+}
+#: Keys without a unit: a value string with any unit is refused.
+PLAIN_KEYS = [
+    ("beam", "flux_photons_per_s"),
+    ("beam", "polarization_factor"),
+    ("beam", "transmission"),
+    ("position", "beam_x_pxl"),
+    ("crystal", "intensity_scale_photons"),
+    ("background", "constant_photons"),
+]
+
+
+def _document(section: str, key: str, value: object) -> dict:
+    document = {**MINIMAL, section: {key: value}}
+    if section == "crystal":
+        document["crystal"] = {**MINIMAL["crystal"], key: value}
+    return document
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    target=st.sampled_from(sorted(UNIT_KEYS) + PLAIN_KEYS),
+    unit=st.sampled_from(sorted(UNIT_WORDS)),
+    magnitude=st.floats(min_value=1e-3, max_value=1e3, allow_nan=False),
+)
+def test_unit_strings_of_the_wrong_kind_are_refused_naming_the_key(target, unit, magnitude):
+    """A value string is accepted only when its unit is of the key's kind, converted exactly;
+    otherwise the one-line error names the key (as it does for an out-of-range value)."""
+    section, key = target
+    kind = UNIT_KEYS.get(target)
+    text = f"{magnitude!r} {unit}"
+    try:
+        experiment = experiment_from_dict(_document(section, key, text))
+    except ConfigError as refused:
+        message = str(refused)
+        assert key in message and "\n" not in message, message
+        if kind != UNIT_WORDS[unit][0]:
+            assert message.startswith(f"[{section}] {key}:"), message
+            return  # refused for its kind: what this test is about
+        assert "must be" in message or "exceeds" in message, message  # a range check
+        return
+    assert kind == UNIT_WORDS[unit][0], f"{text!r} accepted for {key}"
+    if key == "distance_mm":
+        expected_mm = magnitude * UNIT_WORDS[unit][1] / KEY_UNITS["mm"][1]
+        assert experiment.position.distance_mm == pytest.approx(expected_mm)
+    if key == "count_time_s":
+        assert experiment.dataset.count_time_s == pytest.approx(magnitude * UNIT_WORDS[unit][1])
 
 
 def test_invalid_toml_names_the_file(tmp_path: Path):

@@ -59,10 +59,14 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["legacy", "vds", "integrated"])
-def test_stream_write_check(simulated: dict[str, Path], layout: str, free_tcp_port: int):
+def test_stream_write_check(simulated: dict[str, Path], layout: str, start_streamer):
     root = simulated["folder"] / f"files_{layout}"
     root.mkdir()
-    endpoint = f"tcp://127.0.0.1:{free_tcp_port}"
+    stream = start_streamer(
+        "--experiment", str(simulated[layout]), "--images", str(N_IMAGES),
+        "--pool", str(N_IMAGES), "--rate", "200Hz", "--on-slow", "block",
+        "--start-timeout", "60s", "--json",
+    )  # fmt: skip
     writer = subprocess.Popen(
         [
             str(BIN / "jfsim"),
@@ -73,34 +77,16 @@ def test_stream_write_check(simulated: dict[str, Path], layout: str, free_tcp_po
             "--json",
             "--timeout",
             "120",
-            endpoint,
+            stream.endpoints[0],
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        streamed = run(
-            BIN / "jfsim",
-            "stream",
-            "--experiment",
-            simulated[layout],
-            "--endpoint",
-            endpoint,
-            "--images",
-            N_IMAGES,
-            "--pool",
-            N_IMAGES,
-            "--rate",
-            "200Hz",
-            "--on-slow",
-            "block",
-            "--start-timeout",
-            "60s",
-            "--json",
-        )
-        assert streamed.returncode == 0, streamed.stderr
-        assert json.loads(streamed.stdout)["images_sent"] == N_IMAGES
+        streamed_code, streamed_out, streamed_err = stream.finish(180)
+        assert streamed_code == 0, streamed_err
+        assert json.loads(streamed_out)["images_sent"] == N_IMAGES
         out, err = writer.communicate(timeout=120)
     finally:
         writer.kill()
@@ -146,3 +132,50 @@ def test_stream_write_check(simulated: dict[str, Path], layout: str, free_tcp_po
     errors = [f for f in report["findings"] if f["severity"] == "error"]
     assert checked.returncode == 0, errors or checked.stderr
     assert report["truth"] is not None
+
+
+@pytest.mark.slow
+def test_pooled_stream_is_scored_against_the_truth_of_what_it_sent(
+    simulated: dict[str, Path], start_streamer
+):
+    """Six images from a pool of three: image k sends frame k mod 3. ``--truth-out`` writes
+    that truth, and the written files score perfectly against it; against the simulation's
+    truth (six different images) frames 3-5 are caught as substitutions (TRUTH-009)."""
+    root = simulated["folder"] / "pooled"
+    root.mkdir()
+    truth_out = simulated["folder"] / "pooled_truth.h5"
+    stream = start_streamer(
+        "--experiment", str(simulated["integrated"]), "--images", str(N_IMAGES),
+        "--pool", "3", "--rate", "200Hz", "--on-slow", "block", "--start-timeout", "60s",
+        "--truth-out", str(truth_out), "--json",
+    )  # fmt: skip
+    writer = subprocess.Popen(
+        [str(BIN / "jfsim"), "write", "-R", str(root), "--once", "--json", "--timeout", "120",
+         stream.endpoints[0]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        streamed_code, streamed_out, streamed_err = stream.finish(180)
+        assert streamed_code == 0, streamed_err
+        assert "images 3–5 repeat rendered frames 0–2" in streamed_err
+        assert json.loads(streamed_out)["truth_file"] == str(truth_out)
+        _out, err = writer.communicate(timeout=120)
+    finally:
+        writer.kill()
+    assert writer.returncode == 0, err
+    master = root / "integrated" / "run_master.h5"
+
+    own = run(BIN / "jfconform", "check", master, "--truth", truth_out, "--format", "json")
+    report = json.loads(own.stdout)
+    assert own.returncode == 0, [f for f in report["findings"] if f["severity"] == "error"]
+    assert report["truth"]["frames"]["frames_matching"] == N_IMAGES
+    assert report["truth"]["scores"]["spot_recall"]["value"] == 1.0
+    assert report["truth"]["scores"]["misorientation_deg"]["value"] < 1e-3
+
+    simulation = run(
+        BIN / "jfconform", "check", master, "--truth", simulated["truth"], "--format", "json"
+    )
+    errors = [f for f in json.loads(simulation.stdout)["findings"] if f["severity"] == "error"]
+    assert simulation.returncode == 1
+    assert [f["rule"] for f in errors] == ["TRUTH-009"]
+    assert "frames 3–5" in errors[0]["message"] and "frame 3 = image 0" in errors[0]["message"]

@@ -202,8 +202,8 @@ def test_sub_socket_receives_from_a_publisher(make_image_message) -> None:
     assert json.loads(stdout.decode().splitlines()[0])["image_id"] == 5
 
 
-def test_idle_timeout_stops_a_silent_socket(free_tcp_port: int, run_jfsim) -> None:
-    result = run_jfsim("dump", f"tcp://127.0.0.1:{free_tcp_port}", "--timeout", "0.3")
+def test_idle_timeout_stops_a_silent_socket(silent_tcp_endpoint: str, run_jfsim) -> None:
+    result = run_jfsim("dump", silent_tcp_endpoint, "--timeout", "0.3")
     assert result.returncode == 0
     assert "no message from" in result.stderr.decode()
     assert "total" in result.stdout.decode()

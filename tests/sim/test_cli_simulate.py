@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -71,6 +72,9 @@ def test_simulate_writes_recording_and_truth(tmp_path: Path) -> None:
         assert spots[0]["y"] == pytest.approx(table.y_pxl[brightest] - 0.5)
         assert (spots[0]["h"], spots[0]["k"], spots[0]["l"]) == tuple(table.hkl[brightest])
         assert len(message["indexing_lattice"]) == 9
+        # the truth's content checksum: SHA-256 of the recorded pixels as little-endian int16
+        digest = hashlib.sha256(frame.astype("<i2").tobytes()).digest()
+        assert truth.pixel_sha256 is not None and bytes(truth.pixel_sha256[image_id]) == digest
 
 
 def test_simulate_from_an_experiment_file_reports_progress_and_a_summary_table(

@@ -64,12 +64,18 @@ def test_cuda_kernels_on_a_real_gpu_match_the_cpu_engine() -> None:
 
 
 def test_render_parity_of_cpu_and_auto_on_this_machine(rotation_experiment) -> None:
-    """``auto`` picks an engine that gives the CPU engine's pixels (the GPU twin or the CPU)."""
+    """Where ``auto`` picks the GPU engine, it gives the CPU engine's pixels (rotation scan)."""
     from jfsim.sim import Renderer
 
+    auto = Renderer(rotation_experiment, device="auto")
+    if auto.engine_name != "gpu":
+        pytest.skip(
+            "auto falls back to the CPU engine here (no CUDA device): comparing the CPU with "
+            "itself proves nothing; the CUDA-simulator twin test covers the kernels"
+        )
     cpu_image = Renderer(rotation_experiment, device="cpu").render(1)
-    auto_image = Renderer(rotation_experiment, device="auto").render(1)
-    assert auto_image.engine in ("cpu", "gpu")
+    auto_image = auto.render(1)
+    assert auto_image.engine == "gpu"
     difference = cpu_image.pixels.astype(int) - auto_image.pixels.astype(int)
     assert np.count_nonzero(difference) <= 0.001 * difference.size
 

@@ -72,6 +72,11 @@ def test_rotation_truth_file_layout_with_plain_h5py(
         assert list(images["n_lattices"][()]) == [1, 1, 1]
         assert images["n_lattices"].dtype == np.int32
         np.testing.assert_allclose(images["ub_matrix"][1, 0], truths[1].ub_matrices[0])
+        # no pixels were given: the checksum rows say "not recorded" (zeros)
+        assert images["pixel_sha256"].shape == (3, 32) and images["pixel_sha256"].dtype == np.uint8
+        assert not images["pixel_sha256"][()].any()
+        assert images["pixel_sha256"].attrs["dtype"] == "<i2"
+        assert "SHA-256" in images["pixel_sha256"].attrs["definition"]
         lengths = set()
         for name, dtype in REFLECTION_COLUMNS.items():
             dataset = f["reflections"][name]

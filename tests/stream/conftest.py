@@ -7,7 +7,6 @@ itself, so an encoder bug that the project's own decoder shares cannot hide.
 from __future__ import annotations
 
 import math
-import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 import zmq
 
-from jfsim.protocol import Compression, Message, PixelArray, Rational
+from jfsim.protocol import Compression, Message, PixelArray, Rational, decode
 from jfsim.stream import MessageListSource, StreamConfig, Streamer, StreamSummary
 
 RECEIVE_TIMEOUT_S = 10.0
@@ -244,25 +243,19 @@ class Receiver:
             if message["type"] == "end":
                 return messages
 
+    def receive_metadata(self) -> list[Message]:
+        """The ``metadata`` messages of a series, each checked, up to the end message."""
+        frames: list[bytes] = []
+        while not frames or check_stream_v2(frames[-1])["type"] != "end":
+            frames.append(self.receive())
+        return [decode(f) for f in frames if check_stream_v2(f)["type"] == "metadata"]
+
     def close(self) -> None:
         if self._monitor is not None:
             self.socket.disable_monitor()
             self._monitor.close()
             self._monitor = None
         self.socket.close()
-
-
-@pytest.fixture
-def two_tcp_endpoints() -> list[str]:
-    """Two loopback endpoints on ports that were free a moment ago (found together)."""
-    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(2)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [f"tcp://127.0.0.1:{probe.getsockname()[1]}" for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 @pytest.fixture
@@ -341,6 +334,25 @@ def synthetic_messages(
         )
     end = Message("end", {"series_id": 7, "series_unique_id": "7:synthetic", "images_collected": 0})
     return [start, *images, end]
+
+
+@pytest.fixture
+def expected_metadata_entries() -> Callable[[Any, Any, int], list[dict[str, Any]]]:
+    """What the metadata messages list for images 0…n−1 of ``source`` streaming ``frames``:
+    each image's own fields and those of the frame it sends (a Rational is a plain
+    [numerator, denominator] list inside metadata entries)."""
+
+    def expected(source: Any, frames: Any, n_images: int) -> list[dict[str, Any]]:
+        entries = []
+        for image_id in range(n_images):
+            frame = frames[image_id % len(frames)]
+            fields = {**source.image_fields(image_id), **frame.pixel_fields}
+            entries.append(
+                {k: list(v) if isinstance(v, Rational) else v for k, v in fields.items()}
+            )
+        return entries
+
+    return expected
 
 
 @pytest.fixture

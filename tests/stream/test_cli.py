@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,27 +25,14 @@ def recording(tmp_path, synthetic_messages_list):
     return path
 
 
-def _start(*arguments: str) -> subprocess.Popen:
-    """Start ``jfsim stream``; the long start timeout covers a slow start on a loaded machine."""
-    return subprocess.Popen(
-        [str(JFSIM), "stream", "--start-timeout", "120s", *arguments],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def test_cli_streams_a_recording_and_prints_a_json_summary(recording, tcp_endpoint, connect):
-    process = _start(
-        "--recording", str(recording), "--endpoint", tcp_endpoint,
+def test_cli_streams_a_recording_and_prints_a_json_summary(recording, start_streamer, connect):
+    streamer = start_streamer(
+        "--start-timeout", "120s", "--recording", str(recording),
         "--rate", "1kHz", "--images", "25", "--pool", "3", "--json",
     )  # fmt: skip
-    try:
-        messages = connect(tcp_endpoint).receive_series(timeout_s=120.0)
-        stdout, stderr = process.communicate(timeout=PROCESS_TIMEOUT_S)
-    finally:
-        process.kill()
-    assert process.returncode == 0, stderr
+    messages = connect(streamer.endpoints[0]).receive_series(timeout_s=120.0)
+    code, stdout, stderr = streamer.finish(PROCESS_TIMEOUT_S)
+    assert code == 0, stderr
     assert [m["image_id"] for m in messages[1:-1]] == list(range(25))
     summary = json.loads(stdout)
     assert summary["images_sent"] == 25
@@ -57,38 +43,33 @@ def test_cli_streams_a_recording_and_prints_a_json_summary(recording, tcp_endpoi
 
 
 def test_sigterm_still_sends_the_end_message_and_prints_the_summary(
-    recording, tcp_endpoint, connect, stream_v2_check
+    recording, start_streamer, connect, stream_v2_check
 ):
-    process = _start(
-        "--recording", str(recording), "--endpoint", tcp_endpoint,
+    streamer = start_streamer(
+        "--start-timeout", "120s", "--recording", str(recording),
         "--rate", "200Hz", "--images", "1000000",
     )  # fmt: skip
-    try:
-        receiver = connect(tcp_endpoint)
-        assert stream_v2_check(receiver.receive(timeout_s=120.0))["type"] == "start"
-        for _ in range(3):
-            assert stream_v2_check(receiver.receive())["type"] == "image"
-        process.send_signal(signal.SIGTERM)
-        messages = receiver.receive_series()
-        stdout, stderr = process.communicate(timeout=PROCESS_TIMEOUT_S)
-    finally:
-        process.kill()
-    assert process.returncode == 0, stderr
+    receiver = connect(streamer.endpoints[0])
+    assert stream_v2_check(receiver.receive(timeout_s=120.0))["type"] == "start"
+    for _ in range(3):
+        assert stream_v2_check(receiver.receive())["type"] == "image"
+    streamer.process.send_signal(signal.SIGTERM)
+    messages = receiver.receive_series()
+    code, stdout, stderr = streamer.finish(PROCESS_TIMEOUT_S)
+    assert code == 0, stderr
     assert messages[-1]["type"] == "end"
     assert "stopped by" in stdout and "SIGTERM" in stdout
     assert "images sent" in stdout and "of 1000000" in stdout
 
 
-def test_no_writer_is_a_one_line_error_with_exit_status_2(recording, tcp_endpoint):
-    process = _start(
-        "--recording", str(recording), "--endpoint", tcp_endpoint, "--start-timeout", "200ms",
-    )  # fmt: skip
-    _, stderr = process.communicate(timeout=PROCESS_TIMEOUT_S)
-    assert process.returncode == 2
+def test_no_writer_is_a_one_line_error_with_exit_status_2(recording, start_streamer):
+    streamer = start_streamer("--recording", str(recording), "--start-timeout", "200ms")
+    code, _stdout, stderr = streamer.finish(PROCESS_TIMEOUT_S)
+    assert code == 2
     assert (
         stderr.strip()
         .splitlines()[-1]
-        .startswith(f"jfsim stream: error: no writer connected to {tcp_endpoint} within 0.2 s")
+        .startswith("jfsim stream: error: no writer connected to tcp://127.0.0.1:* within 0.2 s")
     )
 
 
@@ -112,3 +93,27 @@ def test_bad_options_exit_2_with_a_clear_message(recording, option, value, expec
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert error_lines[-1].startswith("jfsim stream: error: ")
     assert expected in error_lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--truth-out", "t_truth.h5"], "--truth-out: only with --preset/--experiment"),
+        (["--pool", "0"], "pool: must be >= 1 frame"),
+    ],
+)
+def test_recording_only_options_are_checked(recording, arguments, expected, capsys):
+    assert main(["stream", "--recording", str(recording), *arguments]) == 2
+    assert expected in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--keep-arm-date"], "--keep-arm-date: only with --recording"),
+        (["--truth-out", "no/such/folder/t_truth.h5"], "folder no/such/folder does not exist"),
+    ],
+)
+def test_experiment_only_options_are_checked(arguments, expected, capsys):
+    assert main(["stream", "--preset", "small-jf1m", *arguments]) == 2
+    assert expected in capsys.readouterr().err.strip().splitlines()[-1]

@@ -8,7 +8,7 @@ import time
 import pytest
 import zmq
 
-from jfsim.protocol import Message, Rational, decode
+from jfsim.protocol import Message, decode
 from jfsim.stream import (
     MessageListSource,
     NoWriterError,
@@ -264,7 +264,9 @@ def test_stop_request_still_sends_the_end_message(
     assert 5 <= summary.images_sent < 100_000
 
 
-def test_preview_and_metadata_publishers(synthetic_source, start_stream, connect, stream_v2_check):
+def test_preview_and_metadata_publishers(
+    synthetic_source, start_stream, connect, expected_metadata_entries
+):
     source = synthetic_source(3)
     stream, (endpoint,) = start_stream(
         source,
@@ -287,21 +289,9 @@ def test_preview_and_metadata_publishers(synthetic_source, start_stream, connect
 
     preview_series = preview.receive_series()
     assert [m["type"] for m in preview_series] == ["start"] + ["image"] * 30 + ["end"]
-    metadata_frames = []
-    while not metadata_frames or stream_v2_check(metadata_frames[-1])["type"] != "end":
-        metadata_frames.append(metadata.receive())
-    batches = [decode(f) for f in metadata_frames if stream_v2_check(f)["type"] == "metadata"]
+    batches = metadata.receive_metadata()
     entries = [entry for batch in batches for entry in batch["images"]]
-    pool = stream.streamer.prepare()
-    # inside metadata entries a Rational decodes as a plain [numerator, denominator] list
-    expected = [
-        {**source.image_fields(image_id), **pool[image_id % 3].pixel_fields}
-        for image_id in range(30)
-    ]
-    assert entries == [
-        {key: list(v) if isinstance(v, Rational) else v for key, v in entry.items()}
-        for entry in expected
-    ]
+    assert entries == expected_metadata_entries(source, stream.streamer.prepare(), 30)
     assert batches[0]["series_id"] == 7 and batches[0]["series_unique_id"] == "7:synthetic"
     assert summary.preview_messages == 32
     assert summary.metadata_messages == len(batches) + 2
@@ -340,9 +330,9 @@ def test_calibration_goes_to_the_first_socket_only(start_stream, connect, make_s
     assert "calibration" not in [m["type"] for m in second]
 
 
-def test_a_recording_source_keeps_only_the_pool_in_memory(make_synthetic_messages):
-    source = MessageListSource(make_synthetic_messages(12), keep_images=3)
-    assert source.default_number_of_images() == 12
+def test_a_message_list_replays_every_image_unless_a_pool_is_chosen(make_synthetic_messages):
+    source = MessageListSource(make_synthetic_messages(12))
+    assert source.default_number_of_images() == 12 and source.default_pool_size() == 12
     assert len(source.build_pool(3, None)) == 3
 
 

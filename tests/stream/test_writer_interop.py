@@ -8,17 +8,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import hdf5plugin  # noqa: F401 - registers the bitshuffle filter for reading
 import numpy as np
+import pytest
 
+from fixtures.clean import read_frames
 from jfsim.experiment import experiment_preset
-from jfsim.protocol import Compression, PixelArray
+from jfsim.protocol import Compression, Message, PixelArray
 from jfsim.recording import RecordingWriter
-from jfsim.series import end_message, image_message, start_message
+from jfsim.series import ImageAnalysis, end_message, image_message, start_message
 
 JFSIM = Path(sys.executable).with_name("jfsim")
 
 
-def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endpoints):
+def test_two_writers_store_every_image_the_streamer_sends(tmp_path, start_streamer):
     experiment = experiment_preset("small-jf1m")
     dataset = dataclasses.replace(
         experiment.dataset, file_prefix="run/tiny", images_per_file=3, file_format="legacy"
@@ -37,10 +41,14 @@ def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endp
             )
         writer.write(end_message(experiment, 4))
 
-    endpoints = two_tcp_endpoints
+    stream = start_streamer(
+        "--recording", str(recording), "--images", "10",
+        "--rate", "500Hz", "--start-timeout", "60s", "--json",
+        sockets=2,
+    )  # fmt: skip
     roots = [tmp_path / "writer0", tmp_path / "writer1"]
     writers = []
-    for endpoint, root in zip(endpoints, roots, strict=True):
+    for endpoint, root in zip(stream.endpoints, roots, strict=True):
         root.mkdir()
         command = [str(JFSIM), "write", "-R", str(root), "--once", "--json", "--timeout", "60"]
         writers.append(
@@ -48,19 +56,15 @@ def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endp
                 [*command, endpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         )
-    command = [str(JFSIM), "stream", "--recording", str(recording), "--images", "10"]
-    options = ["--rate", "500Hz", "--start-timeout", "60s", "--json"]
-    for endpoint in endpoints:
-        options += ["--endpoint", endpoint]
-    stream = subprocess.run([*command, *options], capture_output=True, text=True, timeout=120)
+    stream_code, stream_stdout, stream_stderr = stream.finish(120)
     results = []
     for writer in writers:
         stdout, stderr = writer.communicate(timeout=120)
         assert writer.returncode == 0, stderr
         results.append(json.loads(stdout))
 
-    assert stream.returncode == 0, stream.stderr
-    assert json.loads(stream.stdout)["images_per_socket"] == [6, 4]  # files 0, 2 | 1, 3
+    assert stream_code == 0, stream_stderr
+    assert json.loads(stream_stdout)["images_per_socket"] == [6, 4]  # files 0, 2 | 1, 3
     for result in results:
         assert result["state"] == "completed"
         assert result["images_expected"] == 10
@@ -69,3 +73,133 @@ def test_two_writers_store_every_image_the_streamer_sends(tmp_path, two_tcp_endp
         [name for name in result["files"] if name.endswith("_master.h5")] for result in results
     ]
     assert masters == [["run/tiny_master.h5"], []]
+
+
+# --------------------------------------------- a recording longer than any pool, replayed
+
+N_RECORDED = 100
+IMAGES_PER_FILE = 25
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """100 distinct JF1M images, each with one spot at x = its image id, and no file_format
+    in the start message (the writer's --format chooses the layout)."""
+    experiment = experiment_preset("small-jf1m")
+    dataset = dataclasses.replace(
+        experiment.dataset, file_prefix="run/long", images_per_file=IMAGES_PER_FILE
+    )
+    experiment = dataclasses.replace(experiment, dataset=dataset)
+    rng = np.random.default_rng(16)
+    pixels = rng.integers(0, 4, (N_RECORDED, *experiment.detector.shape), dtype=np.int16)
+    path = tmp_path_factory.mktemp("long") / "long.cbors"
+    with RecordingWriter(path) as writer:
+        start = start_message(experiment)
+        writer.write(
+            Message("start", {k: v for k, v in start.fields.items() if k != "file_format"})
+        )
+        for image_id, image in enumerate(pixels):
+            analysis = ImageAnalysis(
+                spot_x_pxl=np.array([float(image_id)]),
+                spot_y_pxl=np.array([2.0]),
+                spot_intensity=np.array([100.0]),
+            )
+            compressed = PixelArray.from_numpy(image, Compression.BSLZ4)
+            writer.write(image_message(experiment, image_id, compressed, analysis))
+        writer.write(end_message(experiment, N_RECORDED))
+    return path, pixels
+
+
+def _stream_into_writers(
+    start_streamer, recording: Path, roots: list[Path], layout: str, *extra: str
+) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Replay ``recording`` through one image socket per root, each into a ``jfsim write``
+    connected to the port the streamer bound (and keeps)."""
+    stream = start_streamer(
+        "--recording", str(recording), "--rate", "max", "--on-slow", "block",
+        "--start-timeout", "60s", "--json", *extra,
+        sockets=len(roots),
+    )  # fmt: skip
+    writers = []
+    for root, endpoint in zip(roots, stream.endpoints, strict=True):
+        command = [str(JFSIM), "write", "-R", str(root), "--once", "--json"]
+        command += ["--timeout", "120", "--format", layout, endpoint]
+        writers.append(
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    try:
+        code, stdout, stderr = stream.finish(180)
+        results = []
+        for writer in writers:
+            out, err = writer.communicate(timeout=180)
+            assert writer.returncode == 0, err
+            results.append(json.loads(out))
+    finally:
+        for writer in writers:
+            writer.kill()
+    assert code == 0, stderr
+    return subprocess.CompletedProcess(stream.process.args, code, stdout, stderr), results
+
+
+def _written(master: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame through the master (links or VDS) and the first spot's x of each frame."""
+    with h5py.File(master, "r") as h5:
+        group = h5["/entry/data"]
+        links = sorted(name for name in group if name.startswith("data_"))
+        if links:  # legacy: /entry/MX lives in the data files
+            spots = [group[name].file["/entry/MX/peakXPosRaw"][:, 0] for name in links]
+        else:
+            spots = [h5["/entry/MX/peakXPosRaw"][:, 0]]
+    return read_frames(master), np.concatenate(spots)
+
+
+@pytest.mark.parametrize("layout", ["legacy", "vds", "integrated"])
+def test_a_long_recording_is_written_pixel_for_pixel_in_every_layout(
+    tmp_path, long_recording, start_streamer, layout
+):
+    recording, pixels = long_recording
+    stream, (result,) = _stream_into_writers(start_streamer, recording, [tmp_path], layout)
+
+    assert json.loads(stream.stdout)["repeated_images"] == 0
+    assert "repeat" not in stream.stderr
+    assert result["images_written"] == N_RECORDED
+    frames, spot_x = _written(tmp_path / "run" / "long_master.h5")
+    assert frames.shape == pixels.shape
+    for image_id in range(N_RECORDED):
+        np.testing.assert_array_equal(frames[image_id], pixels[image_id], err_msg=f"{image_id}")
+    np.testing.assert_array_equal(spot_x, np.arange(N_RECORDED))  # analysis follows pixels
+
+
+def test_a_long_recording_into_two_writers_keeps_every_image(
+    tmp_path, long_recording, start_streamer
+):
+    recording, pixels = long_recording
+    stream, results = _stream_into_writers(
+        start_streamer, recording, [tmp_path, tmp_path], "legacy"
+    )
+
+    assert json.loads(stream.stdout)["images_per_socket"] == [50, 50]  # files 1, 3 | 2, 4
+    assert [result["images_written"] for result in results] == [50, 50]
+    frames, spot_x = _written(tmp_path / "run" / "long_master.h5")
+    np.testing.assert_array_equal(frames, pixels)
+    np.testing.assert_array_equal(spot_x, np.arange(N_RECORDED))
+
+
+def test_more_images_than_recorded_repeat_announced_with_their_analysis(
+    tmp_path, long_recording, start_streamer
+):
+    recording, pixels = long_recording
+    stream, (result,) = _stream_into_writers(
+        start_streamer, recording, [tmp_path], "integrated", "--images", "300"
+    )
+
+    assert (
+        "stream: images 100–299 repeat recorded images 0–99: image k carries the pixels and "
+        "analysis fields of recorded image k mod 100" in stream.stderr
+    )
+    assert json.loads(stream.stdout)["repeated_images"] == 200
+    assert result["images_written"] == 300
+    frames, spot_x = _written(tmp_path / "run" / "long_master.h5")
+    for image_id in range(300):
+        np.testing.assert_array_equal(frames[image_id], pixels[image_id % N_RECORDED])
+    np.testing.assert_array_equal(spot_x, np.arange(300) % N_RECORDED)

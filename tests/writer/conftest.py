@@ -13,8 +13,9 @@ from writer_helpers import Sender
 
 
 @pytest.fixture
-def sender(tcp_endpoint: str):
-    """A PUSH socket bound at ``tcp_endpoint``; the writer under test connects to it."""
-    push = Sender(tcp_endpoint)
+def sender():
+    """A PUSH socket bound on a loopback port it keeps; the writer connects to
+    ``sender.endpoint``."""
+    push = Sender()
     yield push
     push.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 from writer_helpers import (
     Sender,
-    free_port,
     jfsim_command,
     make_series,
     run_process,
@@ -25,6 +25,8 @@ from writer_helpers import (
 from jfsim.recording import RecordingWriter
 
 PROCESS_TIMEOUT_S = 120
+#: The writer's start-up log line names the HTTP port it bound (``-H 0``: any free port).
+HTTP_PORT = re.compile(r"http port (\d+)")
 
 
 def start_writer(*args: str) -> subprocess.Popen:
@@ -64,12 +66,10 @@ def wait_for(predicate, timeout_s: float = 60.0) -> None:
 
 
 @pytest.mark.parametrize("file_format", ["legacy", "vds", "integrated"])
-def test_cli_writes_one_series_and_prints_a_json_summary(
-    tmp_path, tcp_endpoint, sender, file_format
-):
+def test_cli_writes_one_series_and_prints_a_json_summary(tmp_path, sender, file_format):
     series = make_series(tiny_experiment(file_format=""), extras=False)
     process = start_writer(
-        "-R", str(tmp_path), "--format", file_format, "--once", "--json", tcp_endpoint
+        "-R", str(tmp_path), "--format", file_format, "--once", "--json", sender.endpoint
     )
     sender.send_all(series.encoded())
     code, out, err = finish(process)
@@ -86,39 +86,42 @@ def test_cli_writes_one_series_and_prints_a_json_summary(
     assert np.array_equal(images, np.stack(series.pixels))
 
 
-def test_sigkill_mid_series_leaves_only_tmp_files_and_a_restart_works(
-    tmp_path, tcp_endpoint, sender
-):
-    http_port = free_port()
+def test_sigkill_mid_series_leaves_only_tmp_files_and_a_restart_works(tmp_path, sender):
     series = make_series(tiny_experiment(file_format="vds"), extras=False)
     frames = series.encoded()
-    process = start_writer("-R", str(tmp_path), "-H", str(http_port), tcp_endpoint)
+    root = tmp_path / "files"
+    root.mkdir()
+    log = tmp_path / "writer.log"
+    command = [*jfsim_command(), "write", "-R", str(root), "-H", "0", sender.endpoint]
+    with log.open("w", encoding="utf-8") as stderr:  # -H 0: the writer logs the port it got
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     try:
+        wait_for(lambda: HTTP_PORT.search(log.read_text(encoding="utf-8")) is not None)
+        http_port = int(HTTP_PORT.search(log.read_text(encoding="utf-8")).group(1))
         sender.send_all(frames[:3])  # start + images 0 and 1: data file 1 stays open
         wait_for(lambda: (http_status(http_port) or {}).get("images_written") == 2)
     finally:
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=PROCESS_TIMEOUT_S)
-    names = tree(tmp_path)
+    names = tree(root)
     assert names and all(name.endswith(".tmp") for name in names), names
     # A fresh detector socket: the old one may still route to the killed writer's pipe.
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    second_sender = Sender(endpoint)
+    second_sender = Sender()
     try:
-        restarted = start_writer("-R", str(tmp_path), "--once", "--json", endpoint)
+        restarted = start_writer("-R", str(root), "--once", "--json", second_sender.endpoint)
         second_sender.send_all(frames)  # the same series again: .tmp leftovers block nothing
         code, out, err = finish(restarted)
     finally:
         second_sender.close()
     assert code == 0, err
     assert json.loads(out)["images_written"] == 7
-    finals = [name for name in tree(tmp_path) if not name.endswith(".tmp")]
+    finals = [name for name in tree(root) if not name.endswith(".tmp")]
     assert finals == [f"run/tiny_data_00000{k}.h5" for k in (1, 2, 3)] + ["run/tiny_master.h5"]
 
 
-def test_sigterm_closes_the_open_series_consistently(tmp_path, tcp_endpoint, sender):
+def test_sigterm_closes_the_open_series_consistently(tmp_path, sender):
     series = make_series(tiny_experiment(file_format="integrated"), extras=False)
-    process = start_writer("-R", str(tmp_path), "--json", tcp_endpoint)
+    process = start_writer("-R", str(tmp_path), "--json", sender.endpoint)
     sender.send_all(series.encoded()[:3])
     wait_for(lambda: any(name.endswith(".tmp") for name in tree(tmp_path)))
     process.send_signal(signal.SIGTERM)
@@ -129,11 +132,11 @@ def test_sigterm_closes_the_open_series_consistently(tmp_path, tcp_endpoint, sen
 
 
 @pytest.mark.parametrize("prefix", ["/abs/path", "a/../../b"])
-def test_cli_refuses_unsafe_prefixes(tmp_path, tcp_endpoint, sender, prefix):
+def test_cli_refuses_unsafe_prefixes(tmp_path, sender, prefix):
     series = make_series(tiny_experiment(file_prefix=prefix, number_of_images=1), extras=False)
     root = tmp_path / "root"
     root.mkdir()
-    process = start_writer("-R", str(root), "--once", "--json", tcp_endpoint)
+    process = start_writer("-R", str(root), "--once", "--json", sender.endpoint)
     sender.send_all(series.encoded())
     code, out, err = finish(process)
     assert code == 1
@@ -143,20 +146,19 @@ def test_cli_refuses_unsafe_prefixes(tmp_path, tcp_endpoint, sender, prefix):
     assert tree(tmp_path) == []
 
 
-def test_cli_refuses_existing_files_unless_overwrite(tmp_path, tcp_endpoint, sender):
+def test_cli_refuses_existing_files_unless_overwrite(tmp_path, sender):
     series = make_series(tiny_experiment(file_format="legacy", number_of_images=2), extras=False)
     (tmp_path / "run").mkdir()
     (tmp_path / "run/tiny_master.h5").write_bytes(b"older data")
-    process = start_writer("-R", str(tmp_path), "--once", "--json", tcp_endpoint)
+    process = start_writer("-R", str(tmp_path), "--once", "--json", sender.endpoint)
     sender.send_all(series.encoded())
     code, out, _err = finish(process)
     assert code == 1 and json.loads(out)["state"] == "refused"
     assert (tmp_path / "run/tiny_master.h5").read_bytes() == b"older data"
     assert tree(tmp_path) == ["run/tiny_master.h5"]
-    endpoint = f"tcp://127.0.0.1:{free_port()}"  # a fresh detector socket for the new writer
-    second_sender = Sender(endpoint)
+    second_sender = Sender()  # a fresh detector socket for the new writer
     try:
-        process = start_writer("-R", str(tmp_path), "--once", "--overwrite", endpoint)
+        process = start_writer("-R", str(tmp_path), "--once", "--overwrite", second_sender.endpoint)
         second_sender.send_all(series.encoded())
         code, _out, err = finish(process)
     finally:
@@ -179,7 +181,7 @@ def test_help_teaches_and_bad_options_fail_clearly(tmp_path):
     assert nonsense.returncode == 2 and "tcp://HOST:PORT" in nonsense.stderr
 
 
-def test_jfsim_stream_to_jfsim_write(tmp_path, tcp_endpoint):
+def test_jfsim_stream_to_jfsim_write(tmp_path, start_streamer):
     """The two tools end to end: a recording replayed by ``jfsim stream`` is written
     bit-identical, analysis included."""
     series = make_series(tiny_experiment(file_format="vds"))
@@ -189,27 +191,14 @@ def test_jfsim_stream_to_jfsim_write(tmp_path, tcp_endpoint):
             writer.write_encoded(frame)
     root = tmp_path / "out"
     root.mkdir()
-    process = start_writer("-R", str(root), "--once", "--json", tcp_endpoint)
-    streamed = run_process(
-        [
-            *jfsim_command(),
-            "stream",
-            "--recording",
-            str(recording),
-            "--endpoint",
-            tcp_endpoint,
-            "--rate",
-            "max",
-            "--on-slow",
-            "block",
-            "--start-timeout",
-            "60s",
-            "--json",
-        ],
-        timeout_s=PROCESS_TIMEOUT_S,
-    )
-    assert streamed.returncode == 0, streamed.stderr
-    assert json.loads(streamed.stdout)["images_sent"] == 7
+    stream = start_streamer(
+        "--recording", str(recording), "--rate", "max", "--on-slow", "block",
+        "--start-timeout", "60s", "--json",
+    )  # fmt: skip
+    process = start_writer("-R", str(root), "--once", "--json", stream.endpoints[0])
+    streamed_code, streamed_out, streamed_err = stream.finish(PROCESS_TIMEOUT_S)
+    assert streamed_code == 0, streamed_err
+    assert json.loads(streamed_out)["images_sent"] == 7
     code, out, err = finish(process)
     assert code == 0, err
     assert json.loads(out)["images_written"] == 7
@@ -220,7 +209,7 @@ def test_jfsim_stream_to_jfsim_write(tmp_path, tcp_endpoint):
 
 
 @pytest.mark.parametrize("file_format", ["legacy", "vds"])
-def test_two_writers_on_one_root_behind_a_two_socket_stream(tmp_path, file_format):
+def test_two_writers_on_one_root_behind_a_two_socket_stream(tmp_path, file_format, start_streamer):
     """jfjoch_broker's split (one writer per image socket, whole data files per socket):
     the first writer writes the master and its files, the second only its files; the
     master then reads every image back, whichever writer stored it."""
@@ -231,16 +220,15 @@ def test_two_writers_on_one_root_behind_a_two_socket_stream(tmp_path, file_forma
             writer.write_encoded(frame)
     root = tmp_path / "out"
     root.mkdir()
-    endpoints = [f"tcp://127.0.0.1:{free_port()}" for _ in range(2)]
-    writers = [start_writer("-R", str(root), "--once", "--json", e) for e in endpoints]
-    streamed = run_process(
-        [*jfsim_command(), "stream", "--recording", str(recording), "--rate", "max"]
-        + ["--on-slow", "block", "--start-timeout", "60s", "--json"]
-        + [option for endpoint in endpoints for option in ("--endpoint", endpoint)],
-        timeout_s=PROCESS_TIMEOUT_S,
-    )
+    stream = start_streamer(
+        "--recording", str(recording), "--rate", "max", "--on-slow", "block",
+        "--start-timeout", "60s", "--json",
+        sockets=2,
+    )  # fmt: skip
+    writers = [start_writer("-R", str(root), "--once", "--json", e) for e in stream.endpoints]
+    streamed_code, _out, streamed_err = stream.finish(PROCESS_TIMEOUT_S)
     results = [finish(process) for process in writers]
-    assert streamed.returncode == 0, streamed.stderr
+    assert streamed_code == 0, streamed_err
     assert [code for code, _out, _err in results] == [0, 0], "\n".join(e for *_x, e in results)
     summaries = [json.loads(out) for _code, out, _err in results]
     assert [s["images_written"] for s in summaries] == [4, 3]  # files 1 and 3 | file 2

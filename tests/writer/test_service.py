@@ -61,9 +61,9 @@ def config(endpoint: str, root: Path, **kwargs) -> WriterConfig:
 
 
 @pytest.mark.parametrize("file_format", ["legacy", "vds", "integrated"])
-def test_series_over_zeromq_is_written_bit_identical(tmp_path, tcp_endpoint, sender, file_format):
+def test_series_over_zeromq_is_written_bit_identical(tmp_path, sender, file_format):
     series = make_series(tiny_experiment(file_format=file_format))
-    running = RunningService(config(tcp_endpoint, tmp_path), max_series=1, timeout_s=60)
+    running = RunningService(config(sender.endpoint, tmp_path), max_series=1, timeout_s=60)
     sender.send_all(series.encoded())
     [summary] = running.join()
     assert summary.state == "completed" and summary.images_written == 7
@@ -79,10 +79,10 @@ def test_series_over_zeromq_is_written_bit_identical(tmp_path, tcp_endpoint, sen
         assert detector["beam_center_x"][()] == series.start["beam_center_x"]
 
 
-def test_notifications_republish_and_http_status(tmp_path, tcp_endpoint, sender):
+def test_notifications_republish_and_http_status(tmp_path, sender):
     series = make_series(tiny_experiment(file_format="legacy"))
     running = RunningService(
-        config(tcp_endpoint, tmp_path, http_port=0, file_port=0, repub_port=0),
+        config(sender.endpoint, tmp_path, http_port=0, file_port=0, repub_port=0),
         max_series=1,
         timeout_s=60,
     )
@@ -130,9 +130,9 @@ def test_notifications_republish_and_http_status(tmp_path, tcp_endpoint, sender)
     assert republished == frames  # every message, byte for byte, in order
 
 
-def test_http_cancel_closes_a_series_whose_sender_died(tmp_path, tcp_endpoint, sender):
+def test_http_cancel_closes_a_series_whose_sender_died(tmp_path, sender):
     series = make_series(tiny_experiment(file_format="vds"))
-    running = RunningService(config(tcp_endpoint, tmp_path, http_port=0), timeout_s=60)
+    running = RunningService(config(sender.endpoint, tmp_path, http_port=0), timeout_s=60)
     sender.send_all(series.encoded()[:5])  # start + 4 images, then silence
     wait_for(lambda: running.http("GET", "/status")["images_written"] == 4)
     reply = running.http("POST", "/cancel")
@@ -153,9 +153,9 @@ def test_http_cancel_closes_a_series_whose_sender_died(tmp_path, tcp_endpoint, s
         assert np.all(h5["entry/data/data"][5] == -32768)
 
 
-def test_malformed_messages_are_counted_and_the_service_survives(tmp_path, tcp_endpoint, sender):
+def test_malformed_messages_are_counted_and_the_service_survives(tmp_path, sender):
     series = make_series(tiny_experiment(file_format="integrated", number_of_images=2))
-    running = RunningService(config(tcp_endpoint, tmp_path, http_port=0), max_series=1)
+    running = RunningService(config(sender.endpoint, tmp_path, http_port=0), max_series=1)
     frames = series.encoded()
     garbage = [b"", b"\xff\x00not cbor", frames[1][:40], b"\xd9\xd9\xf7\xa1\x64type\x63bad"]
     sender.send_all([frames[1], *garbage, frames[0], frames[1], frames[1], frames[2], frames[3]])
@@ -167,10 +167,10 @@ def test_malformed_messages_are_counted_and_the_service_survives(tmp_path, tcp_e
     assert summary.images_written == 2 and summary.duplicates == 1
 
 
-def test_a_new_start_closes_the_open_series(tmp_path, tcp_endpoint, sender):
+def test_a_new_start_closes_the_open_series(tmp_path, sender):
     first = make_series(tiny_experiment(file_prefix="a/first", file_format="vds"))
     second = make_series(tiny_experiment(file_prefix="b/second", series_id=2, file_format="vds"))
-    running = RunningService(config(tcp_endpoint, tmp_path), max_series=2, timeout_s=60)
+    running = RunningService(config(sender.endpoint, tmp_path), max_series=2, timeout_s=60)
     sender.send_all(first.encoded()[:3])  # start + 2 images, no end
     sender.send_all(second.encoded())
     summaries = running.join()
@@ -179,13 +179,13 @@ def test_a_new_start_closes_the_open_series(tmp_path, tcp_endpoint, sender):
     assert (tmp_path / "a/first_master.h5").exists() and (tmp_path / "b/second_master.h5").exists()
 
 
-def test_refused_series_writes_nothing_and_the_next_one_works(tmp_path, tcp_endpoint, sender):
+def test_refused_series_writes_nothing_and_the_next_one_works(tmp_path, sender):
     bad = make_series(tiny_experiment(file_prefix="../outside", number_of_images=2), extras=False)
     good = make_series(tiny_experiment(file_prefix="ok", number_of_images=2), extras=False)
     root = tmp_path / "root"
     root.mkdir()
     running = RunningService(
-        config(tcp_endpoint, root, default_format=FileFormat.VDS), max_series=2, timeout_s=60
+        config(sender.endpoint, root, default_format=FileFormat.VDS), max_series=2, timeout_s=60
     )
     sender.send_all(bad.encoded() + good.encoded())
     summaries = running.join()
@@ -195,12 +195,12 @@ def test_refused_series_writes_nothing_and_the_next_one_works(tmp_path, tcp_endp
     assert running.service.counters.series_refused == 1
 
 
-def test_progress_lines_and_a_stale_end_from_another_series(tmp_path, tcp_endpoint, sender, caplog):
+def test_progress_lines_and_a_stale_end_from_another_series(tmp_path, sender, caplog):
     series = make_series(tiny_experiment(file_format="integrated", number_of_images=3))
     stale = make_series(tiny_experiment(series_id=99, number_of_images=1), extras=False)
     caplog.set_level("INFO", logger="jfsim.writer")
     running = RunningService(
-        config(tcp_endpoint, tmp_path, http_port=0), max_series=1, progress_interval_s=0.05
+        config(sender.endpoint, tmp_path, http_port=0), max_series=1, progress_interval_s=0.05
     )
     frames = series.encoded()
     sender.send_all(frames[:2])
@@ -212,16 +212,16 @@ def test_progress_lines_and_a_stale_end_from_another_series(tmp_path, tcp_endpoi
     assert "end of series 99 while series 1 is open: ignored" in caplog.text
 
 
-def test_republish_without_a_puller_never_blocks_the_writer(tmp_path, tcp_endpoint, sender):
+def test_republish_without_a_puller_never_blocks_the_writer(tmp_path, sender):
     series = make_series(tiny_experiment(file_format="legacy", number_of_images=3), extras=False)
-    running = RunningService(config(tcp_endpoint, tmp_path, repub_port=0), max_series=1)
+    running = RunningService(config(sender.endpoint, tmp_path, repub_port=0), max_series=1)
     sender.send_all(series.encoded())
     [summary] = running.join()
     assert summary.state == "completed" and summary.images_written == 3
     assert running.service.republisher.dropped == 5  # start, 3 images, end: nobody pulled
 
 
-def test_calibration_messages_land_in_the_master(tmp_path, tcp_endpoint, sender):
+def test_calibration_messages_land_in_the_master(tmp_path, sender):
     series = make_series(tiny_experiment(file_format="vds", number_of_images=2), extras=False)
     pedestal = np.arange(48 * 52, dtype="f4").reshape(52, 48)
     calibration = Message(
@@ -232,7 +232,7 @@ def test_calibration_messages_land_in_the_master(tmp_path, tcp_endpoint, sender)
             "data": {"default": PixelArray.from_numpy(pedestal)},
         },
     )
-    running = RunningService(config(tcp_endpoint, tmp_path), max_series=1)
+    running = RunningService(config(sender.endpoint, tmp_path), max_series=1)
     frames = series.encoded()
     sender.send_all([frames[0], encode(calibration), *frames[1:]])
     [summary] = running.join()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -147,14 +146,19 @@ def with_dataset(experiment: Experiment, **changes: object) -> Experiment:
 
 
 class Sender:
-    """A PUSH socket bound where the writer connects; every send has a timeout."""
+    """A PUSH socket bound where the writer connects; every send has a timeout.
 
-    def __init__(self, endpoint: str) -> None:
+    It binds a port the kernel picks (``tcp://127.0.0.1:*``) and keeps it for its whole
+    life: ``endpoint`` is where to point the writer (no port is released before use).
+    """
+
+    def __init__(self, endpoint: str = "tcp://127.0.0.1:*") -> None:
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.PUSH)
         self.socket.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
         self.socket.setsockopt(zmq.LINGER, 2000)
         self.socket.bind(endpoint)
+        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def send(self, frame: bytes) -> None:
         self.socket.send(frame)
@@ -183,13 +187,6 @@ def run_process(args: list[str], timeout_s: float = 60) -> subprocess.CompletedP
 def nxvalidate_command() -> str | None:
     candidate = Path(sys.executable).with_name("nxvalidate")
     return str(candidate) if candidate.exists() else shutil.which("nxvalidate")
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (for a second port in one test)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def check_analysis(entry: h5py.Group, series: SeriesMessages, image_ids) -> None:
