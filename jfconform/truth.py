@@ -443,7 +443,8 @@ def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) ->
         return {
             name: _skipped(
                 getattr(limits, threshold),
-                "the file holds no indexing result (no /entry/MX/latticeIndexed, no ub_matrix)",
+                "no indexed lattice: the file holds no indexing result "
+                "(no /entry/MX/latticeIndexed, no ub_matrix)",
             )
             for name, threshold in LATTICE_THRESHOLDS.items()
         }

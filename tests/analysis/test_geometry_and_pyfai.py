@@ -171,10 +171,17 @@ def test_the_water_ring_lands_where_the_experiment_put_it(powder_run) -> None:
     assert abs(fitted[2]) == pytest.approx(WATER_RING_SIGMA_Q_INVA, rel=0.03)
 
 
-def test_the_detector_chain_is_followed_in_any_order(tmp_path: Path, powder_run) -> None:
-    """A detector chain written in the other order (depends_on → rot3 → rot2 → rot1 →
-    translation) is read as NeXus defines it: every pixel where composing the chain's own
-    matrices puts it."""
+@pytest.mark.parametrize(
+    "order",
+    [("rot3", "rot2", "rot1", "translation"), ("translation", "rot1", "rot2", "rot3")],
+    ids=["rotations-first", "translation-first"],
+)
+def test_the_detector_chain_is_followed_in_any_order(
+    tmp_path: Path, powder_run, order: tuple[str, ...]
+) -> None:
+    """A detector chain rewritten in either order is read as NeXus defines it (the module
+    depends on the first axis, each axis on the next): every pixel lands where composing the
+    chain's own axes puts it."""
     master, _rot1, _rot2 = powder_run
     folder = tmp_path / "reordered"
     shutil.copytree(master.parent, folder)
@@ -184,28 +191,32 @@ def test_the_detector_chain_is_followed_in_any_order(tmp_path: Path, powder_run)
     with h5py.File(copy, "r+") as h5:
         detector = h5["/entry/instrument/detector"]
         del detector["depends_on"]
-        detector["depends_on"] = f"{transformations}/rot3"
-        order = ("rot3", "rot2", "rot1", "translation")
+        detector["depends_on"] = f"{transformations}/{order[0]}"
         for name, outer in zip(order, (*order[1:], None), strict=True):
             axis = h5[f"{transformations}/{name}"]
             if name in angles:
                 axis[()] = angles[name]
             axis.attrs["depends_on"] = "." if outer is None else f"{transformations}/{outer}"
-        h5["/entry/instrument/detector/module/module_offset"].attrs["depends_on"] = (
-            f"{transformations}/rot3"
-        )
-        vectors = {n: np.asarray(h5[f"{transformations}/{n}"].attrs["vector"]) for n in angles}
-        distance_mm = float(h5[f"{transformations}/translation"][()]) * 1e3
         offset = h5["/entry/instrument/detector/module/module_offset"]
+        offset.attrs["depends_on"] = f"{transformations}/{order[0]}"
+        axes = {
+            name: (
+                np.asarray(h5[f"{transformations}/{name}"].attrs["vector"], dtype=float),
+                float(h5[f"{transformations}/{name}"][()]),
+            )
+            for name in order
+        }
         corner_mm = np.asarray(offset.attrs["vector"]) * float(offset[()]) * 1e3
     panel = open_run(copy).geometry.modules[0].panel
 
-    def rotate(name: str, point: np.ndarray) -> np.ndarray:
-        return Rotation.from_rotvec(angles[name] * vectors[name]).apply(point)
+    def apply(name: str, point: np.ndarray) -> np.ndarray:
+        vector, value = axes[name]
+        if name == "translation":
+            return point + vector * value * 1e3
+        return Rotation.from_rotvec(value * vector).apply(point)
 
     for x, y in ((0.5, 0.5), (299.5, 10.0), (40.0, 259.5)):
-        local = corner_mm + np.array([-x, -y, 0.0]) * 0.3  # fast = −x̂, slow = −ŷ
-        lab = rotate("rot1", rotate("rot2", rotate("rot3", local))) + np.array(
-            [0.0, 0.0, distance_mm]
-        )
+        lab = corner_mm + np.array([-x, -y, 0.0]) * 0.3  # fast = −x̂, slow = −ŷ
+        for name in order:  # the module's first axis acts first
+            lab = apply(name, lab)
         np.testing.assert_allclose(panel.pixel_to_lab_mm(x, y), lab, atol=1e-9)
