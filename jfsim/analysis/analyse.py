@@ -19,6 +19,7 @@ import numpy.typing as npt
 from jfsim import engines
 from jfsim.analysis.azimuthal import azimuthal_profile_from
 from jfsim.analysis.engines import cpu, gpu
+from jfsim.analysis.errors import FrameError
 from jfsim.analysis.pixel_statistics import statistics_from_counts
 from jfsim.analysis.plan import AnalysisPlan
 from jfsim.analysis.result import ImageAnalysis, ImageTiming
@@ -52,32 +53,36 @@ class ImageAnalyser:
     def analyse(
         self, position: int, pixels: npt.NDArray[Any], *, preprocessing_s: float = 0.0
     ) -> ImageAnalysis:
-        """Analyse one frame ``[H, W]`` (the run's pixel type) at row ``position``."""
+        """Analyse one frame ``[H, W]`` (the run's pixel type) at row ``position``;
+        ``preprocessing_s`` is what reading and decoding it cost, for the profile."""
         plan = self.plan
         if pixels.shape != plan.image_shape:
-            raise ValueError(f"frame is {pixels.shape}, the run's images are {plan.image_shape}")
+            raise FrameError(
+                f"image {position}: frame is {pixels.shape}, the run's images are "
+                f"{plan.image_shape}"
+            )
+        started = time.perf_counter()
         output = self.engine.run(self._prepared, pixels)
-        finishing = time.perf_counter()
+        grouping = time.perf_counter()
         spots = spots_from(plan.spots, output.strong_rows, output.strong_cols, output.strong_excess)
-        spot_finding_s = output.spot_finding_s + time.perf_counter() - finishing
-        result = ImageAnalysis(
+        spot_finding_s = output.spot_finding_s + time.perf_counter() - grouping
+        azimuthal = azimuthal_profile_from(plan.azimuthal, output.azimuthal, output.lost_correction)
+        rois = roi_results_from(plan.rois, output.rois)
+        pixel_statistics = statistics_from_counts(
+            output.stats, plan.sensitive_pixels, plan.band_pixels
+        )
+        return ImageAnalysis(
             position=position,
             engine=self.engine_name,
             spots=spots,
-            azimuthal=azimuthal_profile_from(
-                plan.azimuthal, output.azimuthal, output.lost_correction
-            ),
-            rois=roi_results_from(plan.rois, output.rois),
-            pixels=statistics_from_counts(output.stats, plan.sensitive_pixels, plan.band_pixels),
+            azimuthal=azimuthal,
+            rois=rois,
+            pixels=pixel_statistics,
             timing=ImageTiming(
                 preprocessing_s=preprocessing_s,
                 pixel_pass_s=output.pixel_pass_s,
                 spot_finding_s=spot_finding_s,
-                processing_s=preprocessing_s
-                + output.pixel_pass_s
-                + spot_finding_s
-                + (time.perf_counter() - finishing - (spot_finding_s - output.spot_finding_s)),
+                processing_s=preprocessing_s + time.perf_counter() - started,
             ),
             candidates_truncated=output.truncated,
         )
-        return result

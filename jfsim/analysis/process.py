@@ -183,7 +183,7 @@ def process_run(
     )
     skipped: list[SkippedImage] = []
     engines: set[str] = set()
-    spots = strong = 0
+    spots = strong = truncated = 0
     with ProcessFileWriter(output, overwrite=overwrite) as writer:
         if dask_scheduler is not None:
             from jfsim.analysis.distributed import analyse_on_dask
@@ -200,6 +200,7 @@ def process_run(
                 skipped.append(result)
                 continue
             engines.add(result.engine)
+            truncated += result.candidates_truncated
             spots += len(result.spots)
             strong += result.spots.strong_pixels
             number = int(numbers[result.position])
@@ -210,6 +211,13 @@ def process_run(
                 raise RuntimeError(f"image {number}: {'; '.join(problems)}")
         skipped.sort(key=lambda item: item.position)
         analysed = len(numbers) - len(skipped)
+        notes = run.notes
+        if truncated:
+            notes += (
+                f"{truncated} images had more pixels above the photon threshold than the "
+                f"{plan.spots.max_candidates} the spot finder tests: their spots are incomplete; "
+                "raise --spot-threshold",
+            )
         engine = ",".join(sorted(engines)) or select_engine(device).NAME
         seconds = time.perf_counter() - started
         _log.info("writing %s (%d images analysed, %d skipped)", output, analysed, len(skipped))
@@ -217,7 +225,15 @@ def process_run(
             plan,
             numbers,
             buffer,
-            RunRecord(engine, threads, analysed, tuple(skipped), seconds, dask_scheduler),
+            RunRecord(
+                engine,
+                threads,
+                analysed,
+                tuple(skipped),
+                seconds,
+                dask_scheduler,
+                notes[len(run.notes) :],
+            ),
         )
     return ProcessSummary(
         input_path=master,
@@ -231,5 +247,5 @@ def process_run(
         spots_per_image=spots / analysed if analysed else float(np.nan),
         strong_pixels_per_image=strong / analysed if analysed else float(np.nan),
         distributed=dask_scheduler,
-        notes=run.notes,
+        notes=notes,
     )

@@ -83,6 +83,7 @@ class RunRecord:
     skipped: tuple[SkippedImage, ...]
     seconds: float
     distributed: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 class ProcessFileWriter(CommitOnSuccess):
@@ -324,7 +325,7 @@ def _write_provenance(
     )
     seconds = results.create_dataset("processing_time", data=float(record.seconds))
     seconds.attrs["units"] = "s"
-    notes = list(run.notes)
+    notes = [*run.notes, *record.notes]
     if notes:
         results.create_dataset("notes", data=np.array(notes, dtype=h5py.string_dtype()))
 
