@@ -263,6 +263,7 @@ def run_rules(args: argparse.Namespace) -> int:
                 "summary": r.summary,
                 "hint": r.hint,
                 "profile_raises": r.profile_raises,
+                "roles": list(r.roles),
             }
             for r in selected
         ]
