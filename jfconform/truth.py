@@ -18,12 +18,12 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 
-from jfconform.context import FileContext
+from jfconform.chains import rotation_matrix
+from jfconform.context import FileContext, leaf
 from jfconform.frame_checksum import check_frames
 from jfconform.model import Issue
-from jfconform.rules._common import rotation_matrix
 from jfconform.rules.cxi import peak_table
-from jfconform.rules.nxr import IMAGE_GROUP, reflection_groups
+from jfconform.rules.nxr import IMAGE_GROUP
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,8 +444,8 @@ def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -
         key = (int(image), int(h), int(k), int(ell))
         true_index[key] = true_index.get(key, 0.0) + float(value)
     observed, expected, groups = [], [], 0
-    for name, group in reflection_groups(ctx):
-        match = IMAGE_GROUP.match(name)
+    for group in ctx.reflection_tables:
+        match = IMAGE_GROUP.match(leaf(group.name))
         columns = [ctx.dataset(c, group) for c in ("h", "k", "l", "int_sum")]
         if match is None or any(c is None for c in columns):
             continue
