@@ -273,6 +273,11 @@ class Field:
                 yield from self._judge_field(ctx, group, name)
 
     def _judge_group(self, ctx: FileContext) -> Iterator[Issue]:
+        """The group itself: required in its parent, and its attributes."""
+        for group in self.place.groups(ctx):
+            problems = list(_attribute_problems(ctx, group, self.attributes))
+            if problems:
+                yield Issue(group.name, "; ".join(problems))
         if self.need not in (REQUIRED, RECOMMENDED):
             return
         parent, nx_class = self.place.parent, self.place.label
@@ -312,20 +317,26 @@ class Field:
             yield from _units_problems(ctx, dataset, self.units)
         yield from _shape_problems(ctx, dataset, self)
         yield from _value_problems(ctx, dataset, self)
-        for attribute, wanted in self.attributes:
-            found = ctx.attr_text(dataset, attribute)
-            if found is None and ctx.attr(dataset, attribute) is None:
-                yield f"has no {attribute} attribute"
-            elif wanted == NOT_DOT and (found is None or found.strip() == "."):
-                yield f"@{attribute} is {found!r}"
-            elif wanted not in (PRESENT, NOT_DOT) and found != wanted:
-                yield f"@{attribute} is {found!r}, not {wanted!r}"
+        yield from _attribute_problems(ctx, dataset, self.attributes)
 
 
 def _one(choices: set[Any], check: Field, aspect: str) -> Any:
     if len(choices) != 1:
         raise ValueError(f"{check.place.path} {check.names}: NXDL {aspect}s differ: {choices}")
     return next(iter(choices))
+
+
+def _attribute_problems(
+    ctx: FileContext, obj: h5py.HLObject, wanted: tuple[tuple[str, str], ...]
+) -> Iterator[str]:
+    for attribute, value in wanted:
+        found = ctx.attr_text(obj, attribute)
+        if found is None and ctx.attr(obj, attribute) is None:
+            yield f"has no {attribute} attribute"
+        elif value == NOT_DOT and (found is None or found.strip() == "."):
+            yield f"@{attribute} is {found!r}"
+        elif value not in (PRESENT, NOT_DOT) and found != value:
+            yield f"@{attribute} is {found!r}, not {value!r}"
 
 
 def _units_problems(ctx: FileContext, dataset: h5py.Dataset, wanted: Units) -> Iterator[str]:

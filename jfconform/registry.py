@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -173,12 +173,3 @@ def matches(rule_id: str, prefixes: Iterable[str]) -> bool:
     """True when ``rule_id`` starts with one of ``prefixes`` (case-insensitive)."""
     upper = rule_id.upper()
     return any(upper.startswith(p.strip().upper()) for p in prefixes if p.strip())
-
-
-def iter_selected(select: list[str] | None, ignore: list[str] | None) -> Iterator[Rule]:
-    for candidate in all_rules():
-        if select and not matches(candidate.id, select):
-            continue
-        if ignore and matches(candidate.id, ignore):
-            continue
-        yield candidate

@@ -8,32 +8,16 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jfconform.engine import FileReport, exit_status
 from jfconform.model import Finding, Severity
 from jfconform.registry import FAMILIES, all_rules
 from jfconform.version import __version__
 
+if TYPE_CHECKING:
+    from jfconform.api import Report
+
 FORMATS = ("text", "json", "junit")
-
-
-@dataclass(frozen=True, slots=True)
-class CheckRun:
-    """Everything a report shows: per-file findings, the truth scores, and the policy."""
-
-    reports: list[FileReport]
-    fail_on: Severity
-    truth: dict[str, Any] | None = None
-
-    @property
-    def findings(self) -> list[Finding]:
-        return [f for report in self.reports for f in report.findings]
-
-    @property
-    def exit_code(self) -> int:
-        return exit_status(self.reports, self.fail_on)
 
 
 def _counts(findings: list[Finding]) -> dict[str, int]:
@@ -43,10 +27,10 @@ def _counts(findings: list[Finding]) -> dict[str, int]:
     }
 
 
-def as_dict(run: CheckRun) -> dict[str, Any]:
+def as_dict(run: Report) -> dict[str, Any]:
     """The JSON document (schema in docs/conform.md)."""
     files = []
-    for report in run.reports:
+    for report in run.files:
         files.append(
             {
                 "file": report.file,
@@ -72,7 +56,7 @@ def as_dict(run: CheckRun) -> dict[str, Any]:
     }
 
 
-def render_json(run: CheckRun) -> str:
+def render_json(run: Report) -> str:
     return json.dumps(as_dict(run), indent=2, allow_nan=False, default=str) + "\n"
 
 
@@ -84,7 +68,7 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
     return out
 
 
-def render_text(run: CheckRun) -> str:
+def render_text(run: Report) -> str:
     """Findings grouped by severity, then per-file and per-rule summary tables."""
     lines: list[str] = []
     for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO):
@@ -98,7 +82,7 @@ def render_text(run: CheckRun) -> str:
         lines.append("")
     lines.append("Summary by file")
     rows = []
-    for report in run.reports:
+    for report in run.files:
         counts = _counts(report.findings)
         state = report.layout or report.role or "unreadable"
         if not report.opened:
@@ -145,11 +129,11 @@ def _verdict(score: dict[str, Any]) -> str:
     return "pass" if score.get("passed") else "FAIL"
 
 
-def render_junit(run: CheckRun) -> str:
+def render_junit(run: Report) -> str:
     """One testsuite per file, one testcase per rule family; findings >= fail-on fail it."""
     families = sorted({r.family for r in all_rules()}, key=list(FAMILIES).index)
     suites = ET.Element("testsuites", name="jfconform")
-    for report in run.reports:
+    for report in run.files:
         failing = [f for f in report.findings if f.severity >= run.fail_on]
         suite = ET.SubElement(
             suites,
@@ -206,5 +190,6 @@ def _truth_suite(suites: ET.Element, truth: dict[str, Any]) -> None:
             )
 
 
-def render(run: CheckRun, format_name: str) -> str:
+def render(run: Report, format_name: str = "text") -> str:
+    """The report as ``text``, ``json`` or ``junit``."""
     return {"text": render_text, "json": render_json, "junit": render_junit}[format_name](run)

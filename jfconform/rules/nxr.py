@@ -24,6 +24,16 @@ EXTENSIONS = ("int_err", "delta_phi", "zeta", "image_scale_corr")
 
 FIELD_RULES = (
     FieldRule(
+        "NXR-001",
+        "reflections-class",
+        E,
+        Field(REFLECTION_TABLES, attributes=(("NX_class", "NXreflections"),)),
+        """image_NNNNNN groups carry NX_class = NXreflections
+
+        Spec: Jungfraujoch HDF5.md §4.2
+        Hint: set NX_class='NXreflections' on each per-image reflection group""",
+    ),
+    FieldRule(
         "NXR-003",
         "miller-not-integer",
         W,
@@ -49,18 +59,6 @@ FIELD_RULES = (
     ),
 )
 register_rows(FIELD_RULES)
-
-
-@rule("NXR-001", "reflections-class", E)
-def reflections_class(ctx: FileContext) -> Iterator[Issue]:
-    """image_NNNNNN groups carry NX_class = NXreflections
-
-    Spec: Jungfraujoch HDF5.md §4.2
-    Hint: set NX_class='NXreflections' on each per-image reflection group
-    """
-    for group in ctx.reflection_tables:
-        if ctx.nx_class(group) != "NXreflections":
-            yield Issue(group.name, f"NX_class is {ctx.nx_class(group)!r}, not NXreflections")
 
 
 @rule("NXR-002", "reflections-column-length", E)
