@@ -510,11 +510,11 @@ class FileContext:
     @cached_property
     def layout(self) -> str | None:
         """``legacy``, ``vds``, ``integrated`` or ``None`` (nothing or an ambiguous mix)."""
-        has_data = self.image_dataset is not None
-        if self.legacy_links and not has_data:
+        image = self.image_dataset
+        if self.legacy_links and image is None:
             return "legacy"
-        if has_data and not self.legacy_links:
-            return "vds" if self.image_dataset.is_virtual else "integrated"
+        if image is not None and not self.legacy_links:
+            return "vds" if image.is_virtual else "integrated"
         return None
 
     @cached_property
@@ -562,12 +562,9 @@ class FileContext:
             if dataset is not None and not dataset.is_virtual:
                 stores.append(ImageStore(f"{self.name}:/entry/data/data", self.name, dataset, 0))
             return stores
-        if self.layout == "integrated":
-            stores.append(
-                ImageStore(
-                    f"{self.name}:{self.image_dataset.name}", self.name, self.image_dataset, 0
-                )
-            )
+        image = self.image_dataset
+        if self.layout == "integrated" and image is not None:
+            stores.append(ImageStore(f"{self.name}:{image.name}", self.name, image, 0))
         elif self.layout == "legacy":
             first = 0
             for name in self.legacy_links:
@@ -579,8 +576,8 @@ class FileContext:
                     ImageStore(f"{link.filename}:{link.path}", link.filename, target, first)
                 )
                 first += target.shape[0] if target.ndim else 0
-        elif self.layout == "vds":
-            for source in self.vds_sources(self.image_dataset):
+        elif self.layout == "vds" and image is not None:
+            for source in self.vds_sources(image):
                 if source.dataset is not None:
                     stores.append(
                         ImageStore(

@@ -60,7 +60,7 @@ def render_json(run: Report) -> str:
     return json.dumps(as_dict(run), indent=2, allow_nan=False, default=str) + "\n"
 
 
-def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+def _table(rows: list[list[Any]], header: list[str]) -> list[str]:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]

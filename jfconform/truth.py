@@ -122,12 +122,13 @@ def load_truth(path: Path) -> Truth:
             scan = scan.decode() if isinstance(scan, bytes) else str(scan)
             rotation = scan == "rotation"
             reflections = {name: h5["reflections"][name][()] for name in h5["reflections"]}
+            width, height = experiment["image_size_pxl"][()]
             lengths = {len(v) for v in reflections.values()}
             if len(lengths) > 1:
                 raise TruthFileError(f"{path.name}: /reflections columns differ in length")
             return Truth(
                 n_images=int(h5["images/n_lattices"].shape[0]),
-                image_size_pxl=tuple(int(v) for v in experiment["image_size_pxl"][()]),
+                image_size_pxl=(int(width), int(height)),
                 scan_type=scan,
                 rotation_axis=np.asarray(experiment["rotation_axis"][()], dtype=float)
                 if rotation
@@ -450,8 +451,8 @@ def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -
         if match is None or any(c is None for c in columns):
             continue
         image = int(match.group(1)) - 1
-        arrays = [ctx.array(c) for c in columns]
-        if any(a is None for a in arrays):
+        arrays = [array for c in columns if (array := ctx.array(c)) is not None]
+        if len(arrays) != len(columns):
             continue
         groups += 1
         h, k, ell, intensity = arrays

@@ -147,8 +147,8 @@ def peak_outside_image(ctx: FileContext) -> Iterator[Issue]:
     Spec: CrystFEL slab→panel mapping
     Hint: store positions as pixel indices (first pixel centre = 0), X fast, Y slow
     """
-    table, frame = peak_table(ctx), ctx.frame_shape
-    if table is None or frame is None:
+    table, frame, mx = peak_table(ctx), ctx.frame_shape, ctx.mx
+    if table is None or frame is None or mx is None:
         return
     counts, arrays = table
     width = arrays["peakXPosRaw"].shape[1]
@@ -160,7 +160,7 @@ def peak_outside_image(ctx: FileContext) -> Iterator[Issue]:
     bad |= (x < -0.5) | (x >= nx - 0.5) | (y < -0.5) | (y >= ny - 0.5)
     if bad.any():
         yield Issue(
-            ctx.mx.name,
+            mx.name,
             f"{int(bad.sum())} of {bad.size} listed peaks are "
             f"non-finite or outside the {nx}x{ny} image",
         )
@@ -173,14 +173,14 @@ def peak_padding_sentinel(ctx: FileContext) -> Iterator[Issue]:
     Spec: Jungfraujoch HDF5.md §4 (NaN padding)
     Hint: fill unused peak slots with NaN
     """
-    table = peak_table(ctx)
-    if table is None:
+    table, mx = peak_table(ctx), ctx.mx
+    if table is None or mx is None:
         return
     counts, arrays = table
     padding = ~valid_slots(counts, arrays["peakXPosRaw"].shape[1])
     for name, values in arrays.items():
         if (~np.isnan(values[padding])).any():
-            yield Issue(f"{ctx.mx.name}/{name}", "slots beyond nPeaks are not NaN")
+            yield Issue(f"{mx.name}/{name}", "slots beyond nPeaks are not NaN")
 
 
 @rule("CXI-010", "cxi-legacy-master", I)
@@ -201,8 +201,8 @@ def cxi_axes_swapped(ctx: FileContext) -> Iterator[Issue]:
     Spec: CrystFEL X = fast scan, Y = slow scan
     Hint: peakXPosRaw is the column (fast) index, peakYPosRaw the row (slow) index
     """
-    table, frame = peak_table(ctx), ctx.frame_shape
-    if table is None or frame is None or frame[-1] == frame[-2]:
+    table, frame, mx = peak_table(ctx), ctx.frame_shape, ctx.mx
+    if table is None or frame is None or mx is None or frame[-1] == frame[-2]:
         return
     counts, arrays = table
     valid = valid_slots(counts, arrays["peakXPosRaw"].shape[1])
@@ -211,4 +211,4 @@ def cxi_axes_swapped(ctx: FileContext) -> Iterator[Issue]:
     fits = ((x < nx) & (y < ny)).all()
     swapped = ((x < ny) & (y < nx)).all()
     if x.size and not fits and swapped:
-        yield Issue(ctx.mx.name, "positions fit the image only with X and Y swapped")
+        yield Issue(mx.name, "positions fit the image only with X and Y swapped")

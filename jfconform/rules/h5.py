@@ -177,10 +177,10 @@ def vds_source(ctx: FileContext) -> Iterator[Issue]:
         whole_frames = tiled  # module-wise mappings (part of a frame each) are not tiled here
         for source in sources:
             where = f"{source.file_name}:{source.dset_name}"
-            if tiled:
-                frames = source.frames[(source.frames >= 0) & (source.frames < coverage.size)]
-                np.add.at(coverage, frames, 1)
-                whole_frames &= source.virtual_points == len(source.frames) * frame_points
+            if tiled and source.frames is not None:
+                mapped = source.frames
+                np.add.at(coverage, mapped[(mapped >= 0) & (mapped < coverage.size)], 1)
+                whole_frames &= source.virtual_points == len(mapped) * frame_points
             if source.file_name.startswith("/"):
                 yield Issue(path, f"source file name {source.file_name!r} is absolute")
             if source.resolved is None or not source.resolved.is_file():
@@ -254,24 +254,23 @@ def legacy_file_blocks(ctx: FileContext) -> Iterator[Issue]:
     Spec: Neggia/Durin concatenation (conformance.md §6.4)
     Hint: number data files 000001.. without gaps, equal length except the last
     """
-    if ctx.layout != "legacy":
+    group = ctx.data_group
+    if ctx.layout != "legacy" or group is None:
         return
-    numbers = [int(LEGACY_LINK.match(n).group(1)) for n in ctx.legacy_links]
+    numbers = [int(name.removeprefix("data_")) for name in ctx.legacy_links]
     if numbers != list(range(1, len(numbers) + 1)):
-        yield Issue(ctx.data_group.name, f"links numbered {numbers[:5]}..., expected 1..N")
+        yield Issue(group.name, f"links numbered {numbers[:5]}..., expected 1..N")
     stores = ctx.image_stores
     lengths = [int(s.dataset.shape[0]) for s in stores if s.dataset.ndim == 3]
     if (len(lengths) > 1 and len(set(lengths[:-1])) > 1) or (lengths and lengths[-1] > lengths[0]):
-        yield Issue(
-            ctx.data_group.name, f"data files hold {lengths} frames; all but the last must be equal"
-        )
+        yield Issue(group.name, f"data files hold {lengths} frames; all but the last must be equal")
     for detector in ctx.detectors:
         nimages = ctx.number(ctx.dataset("detectorSpecific/nimages", detector))
         ntrigger = ctx.number(ctx.dataset("detectorSpecific/ntrigger", detector)) or 1
         if nimages is not None and lengths and len(stores) == len(ctx.legacy_links):
             if sum(lengths) != int(nimages * ntrigger):
                 yield Issue(
-                    ctx.data_group.name,
+                    group.name,
                     f"{sum(lengths)} frames linked, nimages × ntrigger = {int(nimages * ntrigger)}",
                 )
 

@@ -320,15 +320,14 @@ def indexing_consistency(ctx: FileContext) -> Iterator[Issue]:
     Hint: keep the per-image indexing summaries consistent
     """
     indexed_ds, count_ds = ctx.mx_dataset("imageIndexed"), ctx.mx_dataset("indexingLatticeCount")
-    indexed = None if indexed_ds is None else ctx.value(indexed_ds)
-    if indexed is None:
+    indexed = ctx.array(indexed_ds)
+    if indexed_ds is None or indexed is None:
         return
-    indexed = np.asarray(indexed)
     if not np.isin(indexed, (0, 1)).all():
         yield Issue(indexed_ds.name, "imageIndexed holds values other than 0 and 1")
-    count = None if count_ds is None else ctx.value(count_ds)
-    if count is not None and np.asarray(count).shape == indexed.shape:
-        if (np.asarray(count) < indexed).any():
+    count = ctx.array(count_ds)
+    if count_ds is not None and count is not None and count.shape == indexed.shape:
+        if (count < indexed).any():
             yield Issue(count_ds.name, "indexingLatticeCount < imageIndexed for some images")
 
 

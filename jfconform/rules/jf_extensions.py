@@ -353,11 +353,9 @@ def run_summaries(ctx: FileContext) -> Iterator[Issue]:
     algorithm = ctx.mx_dataset("indexing_algorithm")
     if algorithm is not None and ctx.text(algorithm) is None:
         yield Issue(algorithm.name, "indexing_algorithm is not a string")
-    if (
-        ctx.mx_dataset("indexedLatticeCount") is not None
-        and ctx.mx_dataset("indexingLatticeCount") is not None
-    ):
-        yield Issue(ctx.mx.name, "both indexedLatticeCount and indexingLatticeCount exist")
+    mx, both = ctx.mx, ("indexedLatticeCount", "indexingLatticeCount")
+    if mx is not None and all(ctx.mx_dataset(name) is not None for name in both):
+        yield Issue(mx.name, "both indexedLatticeCount and indexingLatticeCount exist")
 
 
 @rule("JF-031", "vds-extensions-exposed", I)

@@ -49,7 +49,7 @@ FIELD_DIMENSIONS: dict[str, tuple[str, ...]] = {
         name: (NXDL_CATEGORIES[spec.units],)
         for fields in NXMX_FIELDS.values()
         for name, spec in fields.items()
-        if spec.units in NXDL_CATEGORIES
+        if spec.units is not None and spec.units in NXDL_CATEGORIES
     },
     # NXmx says NX_LENGTH; DIALS and Jungfraujoch store the beam centre in pixels
     **dict.fromkeys(("beam_center_x", "beam_center_y"), (LENGTH, PIXEL)),

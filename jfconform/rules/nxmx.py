@@ -594,8 +594,9 @@ def _distance_against_chain(
     ctx: FileContext, detector: h5py.Group, hits: list[tuple[float, float, float]]
 ) -> Iterator[Issue]:
     distance = ctx.dataset("distance", detector)
-    value = ctx.number(distance)
-    _, unit = (None, None) if distance is None else ctx.units(distance)
+    if distance is None:
+        return
+    value, (_, unit) = ctx.number(distance), ctx.units(distance)
     if value is None or unit is None:
         return
     stated_m = value * unit.to_si
@@ -626,17 +627,17 @@ def _beam_centre_against_modules(
     centre = [ctx.dataset(n, detector) for n in ("beam_center_x", "beam_center_y")]
     if any(c is None or ctx.attr_text(c, "units") not in ("pixel", "pixels") for c in centre):
         return
-    stated = [ctx.number(c) for c in centre]
-    if None in stated:
+    x, y = (ctx.number(c) for c in centre)
+    if x is None or y is None:
         return
     for module, found in hits:
         if found is None:
             continue
-        if max(abs(found[0] - stated[0]), abs(found[1] - stated[1])) > 1.0:
+        if max(abs(found[0] - x), abs(found[1] - y)) > 1.0:
             yield Issue(
                 module.name,
                 f"the geometry puts the beam at ({found[0]:.2f}, {found[1]:.2f}) px, "
-                f"beam_center_x/_y say ({stated[0]:.2f}, {stated[1]:.2f})",
+                f"beam_center_x/_y say ({x:.2f}, {y:.2f})",
             )
 
 

@@ -240,8 +240,9 @@ def neggia_no_vds(ctx: FileContext) -> Iterator[Issue]:
     Spec: Neggia (virtual layout unsupported)
     Hint: use the legacy or integrated layout for XDS with Neggia
     """
-    if ctx.layout == "vds":
-        yield Issue(ctx.image_dataset.name, "virtual dataset: Neggia cannot read it")
+    image = ctx.image_dataset
+    if ctx.layout == "vds" and image is not None:
+        yield Issue(image.name, "virtual dataset: Neggia cannot read it")
 
 
 @rule("RD-NEGGIA-004", "neggia-image-type", W, roles=BOTH, raisable=True)
@@ -356,14 +357,15 @@ def neggia_pixel_size(ctx: FileContext) -> Iterator[Issue]:
     for detector in ctx.detectors:
         for name in ("x_pixel_size", "y_pixel_size"):
             dataset = ctx.dataset(name, detector)
-            if dataset is None and ctx.missing(name, detector):
-                # missing in detectorSpecific too: RD-DURIN-002's warning, restated here
-                elsewhere = ctx.dataset(f"detectorSpecific/{name}", detector) is not None
-                yield Issue(
-                    f"{detector.name}/{name}",
-                    "missing (Neggia passes 0 to XDS)",
-                    severity=None if elsewhere else I,
-                )
+            if dataset is None:
+                if ctx.missing(name, detector):  # unreadable is H5-013's
+                    # missing in detectorSpecific too: RD-DURIN-002's warning, restated here
+                    elsewhere = ctx.dataset(f"detectorSpecific/{name}", detector) is not None
+                    yield Issue(
+                        f"{detector.name}/{name}",
+                        "missing (Neggia passes 0 to XDS)",
+                        severity=None if elsewhere else I,
+                    )
             elif dataset.dtype.kind != "f" or dataset.size != 1:
                 yield Issue(dataset.name, f"{name} is {dataset.dtype} {dataset.shape}")
             elif ctx.attr_text(dataset, "units") not in ("m", None):
@@ -389,7 +391,7 @@ def durin_single_groups(ctx: FileContext) -> Iterator[Issue]:
     Spec: Durin H5Ovisit (last one wins)
     Hint: avoid extra NXdata/NXdetector groups; Durin takes the last one visited
     """
-    counts = {"NXdata": [], "NXdetector": []}
+    counts: dict[str | None, list[str]] = {"NXdata": [], "NXdetector": []}
     for path, obj in ctx.walk():
         if isinstance(obj, h5py.Group) and ctx.nx_class(obj) in counts:
             counts[ctx.nx_class(obj)].append(path)
