@@ -1,6 +1,7 @@
 """jfconform: an independent judge of NXmx / Jungfraujoch HDF5 files.
 
-:func:`check` does what ``jfconform check`` does and returns a :class:`Report`; findings
+:func:`check` does what ``jfconform check`` does and returns a :class:`Report`
+(:func:`judge_stream` does ``jfconform stream``); findings
 are data (:class:`Finding`) made by registered rules with stable IDs (:func:`list_rules`),
 and :func:`render` turns a report into text, JSON or JUnit XML.
 """
@@ -14,7 +15,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-from jfconform.api import Report, UsageError, check, list_rules
+from jfconform.api import Report, UsageError, check, judge_stream, list_rules
 from jfconform.engine import CheckOptions, FileReport, check_file, check_files
 from jfconform.model import Finding, Severity
 from jfconform.report import render
@@ -32,6 +33,7 @@ __all__ = [
     "check",
     "check_file",
     "check_files",
+    "judge_stream",
     "list_rules",
     "render",
 ]

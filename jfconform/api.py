@@ -1,4 +1,4 @@
-"""The library API: everything ``jfconform check`` and ``jfconform rules`` do, from Python.
+"""The library API: everything ``jfconform check``, ``stream`` and ``rules`` do, from Python.
 
     import jfconform
 
@@ -27,6 +27,9 @@ from jfconform.context import DEFAULT_READ_LIMIT_BYTES, FileContext
 from jfconform.engine import CheckOptions, FileReport, check_files, exit_status, make_finding
 from jfconform.model import Finding, Severity
 from jfconform.registry import FAMILIES, Rule, all_rules, get_rule, matches
+from jfconform.stream.inputs import InputError, group_files, is_endpoint
+from jfconform.stream.judge import JudgeOptions
+from jfconform.stream.run import RunOptions, judge_endpoints, judge_files
 from jfconform.truth import THRESHOLD_RANGES, TruthThresholds, score
 
 
@@ -52,11 +55,14 @@ class Report:
         fail_on: the lowest severity that makes :attr:`exit_code` 1.
         truth: with ``truth=``, the scores and the frame comparison (schema in
             docs/conform.md), else ``None``.
+        stream: for a judged stream, its statistics (then each file is one input: an
+            endpoint or a recording), else ``None``.
     """
 
     files: list[FileReport]
     fail_on: Severity
     truth: dict[str, Any] | None = None
+    stream: dict[str, Any] | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -121,15 +127,115 @@ def check(
             raise UsageError("scores one run: give exactly one file with it", "truth")
     options = _options(select, ignore, profile, sample, max_read_mb, strict)
     limits = _thresholds(thresholds)
-    try:
-        policy = fail_on if isinstance(fail_on, Severity) else Severity.parse(fail_on)
-    except ValueError as error:
-        raise UsageError(str(error), "fail_on") from None
+    policy = _severity(fail_on)
     reports = check_files(files, options, progress)
     summary = None
     if truth_path is not None and reports[0].opened:
         summary = _score_truth(reports[0], truth_path, limits, options)
     return Report(reports, policy, summary)
+
+
+def judge_stream(
+    inputs: str | Path | Iterable[str | Path],
+    *,
+    select: str | Iterable[str] = (),
+    ignore: str | Iterable[str] = (),
+    fail_on: Severity | str = Severity.ERROR,
+    subscribe: bool = False,
+    excerpt: bool = False,
+    follow: bool = False,
+    max_messages: int | None = None,
+    timeout_s: float = 10.0,
+    decompress: bool = False,
+    min_rate_hz: float | None = None,
+    max_pause_s: float | None = None,
+    max_findings_per_rule: int = 100,
+    progress: Callable[[int, float], None] | None = None,
+) -> Report:
+    """Judge a live stream or recorded messages, as ``jfconform stream`` does.
+
+    Args:
+        inputs: endpoints (``tcp://host:port``, one socket each) or files (each ``.cbors``
+            recording is one input, all other files together one more), not both.
+        select, ignore, fail_on: as for :func:`check`, over the STR rules.
+        subscribe: connect SUB sockets (preview, metadata) instead of PULL; implies
+            ``excerpt``.
+        excerpt: the messages are part of a series (no start or end required).
+        follow: live: keep judging further series.
+        max_messages: stop after this many messages.
+        timeout_s: live: stop after this long without a message.
+        decompress: LZ4-decode every compressed array.
+        min_rate_hz, max_pause_s: live: judge the image rate and the pauses (STR-027/028).
+        max_findings_per_rule: findings listed per rule and input; the rest are counted.
+        progress: called as ``progress(messages, elapsed_s)`` now and then.
+
+    Returns:
+        A :class:`Report` with one file per input and the statistics in ``stream``.
+
+    Raises:
+        UsageError: as for :func:`check`, and for endpoints mixed with files, timing
+            limits on files, or an endpoint ZeroMQ refuses.
+    """
+    chosen = _prefixes(select, "select", family="STR")
+    skipped = _prefixes(ignore, "ignore", family="STR")
+    given = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    endpoints = [str(item) for item in given if is_endpoint(str(item))]
+    files = [Path(item) for item in given if not is_endpoint(str(item))]
+    if endpoints and files:
+        raise UsageError("give endpoints or files, not both", "inputs")
+    if not endpoints and not files:
+        raise UsageError("give endpoints or files to judge", "inputs")
+    if files and (min_rate_hz is not None or max_pause_s is not None):
+        raise UsageError("--min-rate and --max-pause judge arrival times: give endpoints")
+    for path in files:
+        _require_file(path, "inputs", "give a .cbors recording or .cbor messages")
+    for value, parameter in (
+        (max_messages, "max_messages"),
+        (max_findings_per_rule, "max_findings_per_rule"),
+    ):
+        if value is not None and value < 1:
+            raise UsageError(f"must be >= 1, got {value}", parameter)
+    if not timeout_s > 0:
+        raise UsageError(f"must be > 0 s, got {timeout_s:g}", "timeout_s")
+    policy = _severity(fail_on)
+    try:
+        run_options = RunOptions(
+            judge=JudgeOptions(
+                complete_series=not (subscribe or excerpt),
+                decompress=decompress,
+                min_rate_hz=min_rate_hz,
+                max_pause_s=max_pause_s,
+                max_findings_per_rule=max_findings_per_rule,
+                timeout_s=timeout_s,
+            ),
+            subscribe=subscribe,
+            follow=follow,
+            max_messages=max_messages,
+            timeout_s=timeout_s,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    try:
+        if endpoints:
+            labels, role = endpoints, "stream"
+            result = judge_endpoints(endpoints, run_options, progress)
+        else:
+            sources = group_files(files)
+            labels, role = [source.label for source in sources], "recording"
+            result = judge_files(sources, run_options, progress)
+    except InputError as error:
+        raise UsageError(str(error)) from None
+    options = CheckOptions(select=chosen, ignore=skipped)
+    reports = []
+    for label, issues in zip(labels, result.issues, strict=True):
+        report = FileReport(file=label, opened=True, role=role)
+        report.findings += [
+            make_finding(get_rule(rule_id), issue, label, options)
+            for rule_id, issue in issues
+            if options.selects(rule_id)
+        ]
+        reports.append(report)
+    return Report(reports, policy, stream=result.statistics)
 
 
 def list_rules(select: str | Iterable[str] = ()) -> list[Rule]:
@@ -161,15 +267,27 @@ def _require_file(path: Path, parameter: str, advice: str) -> None:
         raise UsageError(f"{path}: not a regular file; {advice}", parameter)
 
 
-def _prefixes(value: str | Iterable[str], parameter: str) -> tuple[str, ...]:
-    """Rule-ID prefixes, comma-separated strings split; each must match a rule."""
+def _prefixes(
+    value: str | Iterable[str], parameter: str, family: str | None = None
+) -> tuple[str, ...]:
+    """Rule-ID prefixes, comma-separated strings split; each must match a rule (of
+    ``family`` when given)."""
     items = [value] if isinstance(value, str) else list(value)
     prefixes = tuple(p.strip() for item in items for p in item.split(",") if p.strip())
-    known = [r.id for r in all_rules()]
+    known = [r.id for r in all_rules() if family in (None, r.family)]
+    listing = f"jfconform rules --select {family}" if family else "jfconform rules"
     for prefix in prefixes:
         if not any(matches(rule_id, [prefix]) for rule_id in known):
-            raise UsageError(f"no rule ID starts with {prefix!r}; see 'jfconform rules'", parameter)
+            kind = "stream rule" if family == "STR" else "rule"
+            raise UsageError(f"no {kind} ID starts with {prefix!r}; see '{listing}'", parameter)
     return prefixes
+
+
+def _severity(value: Severity | str) -> Severity:
+    try:
+        return value if isinstance(value, Severity) else Severity.parse(value)
+    except ValueError as error:
+        raise UsageError(str(error), "fail_on") from None
 
 
 def _options(

@@ -43,6 +43,7 @@ from jfsim.config_values import (
 )
 from jfsim.detectors import DETECTOR_PRESETS, Detector, Module, detector_preset
 from jfsim.errors import ConfigError
+from jfsim.geometry.panel import Panel, panel_from_position
 from jfsim.units import angstrom_to_kev, deg_to_rad, kev_to_angstrom, rad_to_deg, us_to_s
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "RotationScan",
     "StillsScan",
     "UnitCell",
+    "detector_panel",
     "detector_preset",
     "experiment_from_broker_settings",
     "experiment_from_dict",
@@ -220,6 +222,24 @@ class Experiment:
     dataset: Dataset = field(default_factory=Dataset)
     seed: int = 1
     name: str = "custom"
+
+
+def detector_panel(experiment: Experiment) -> Panel:
+    """The assembled detector as one flat panel in the lab frame, from the experiment's
+    detector and position (beam centre, distance, PONI tilts). The renderer places its
+    pixels with it, and so do the CrystFEL geometry files."""
+    detector, position = experiment.detector, experiment.position
+    return panel_from_position(
+        distance_mm=position.distance_mm,
+        beam_x_pxl=position.beam_x_pxl,
+        beam_y_pxl=position.beam_y_pxl,
+        pixel_size_mm=detector.pixel_size_mm,
+        width_pxl=detector.width_pxl,
+        height_pxl=detector.height_pxl,
+        poni_rot1_rad=position.poni_rot1_rad,
+        poni_rot2_rad=position.poni_rot2_rad,
+        poni_rot3_rad=position.poni_rot3_rad,
+    )
 
 
 def _cell(where: str, value: Any) -> UnitCell:

@@ -55,3 +55,25 @@ def test_protocol_and_geometry_do_no_io(path: Path):
         )
     source = path.read_text(encoding="utf-8")
     assert "open(" not in source.replace("_open(", ""), f"{path.relative_to(ROOT)} opens files"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *_sources("jfconform/stream"),
+        ROOT / "jfconform" / "rules" / "stream.py",
+        *sorted((ROOT / "fixtures").glob("stream_*.py")),
+    ],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_the_stream_judge_and_its_corpus_import_nothing_of_jfsim(path: Path):
+    """Stricter than the rule above: the stream judge decodes messages itself (cbor2), and
+    the corpus is built with cbor2 and h5py, so neither can share a bug with jfsim's codec."""
+    for name in _imports(path):
+        assert not (name == "jfsim" or name.startswith("jfsim.")), (
+            f"{path.relative_to(ROOT)} imports {name}"
+        )
+
+
+def test_the_stream_judge_decodes_with_cbor2():
+    assert "cbor2" in _imports(ROOT / "jfconform" / "stream" / "wire.py")

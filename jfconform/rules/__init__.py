@@ -10,6 +10,7 @@ from jfconform.rules import (
     nxr,
     nxt,
     rd,
+    stream,
     truth,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "nxr",
     "nxt",
     "rd",
+    "stream",
     "truth",
 ]

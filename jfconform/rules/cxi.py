@@ -131,12 +131,12 @@ def cxi_width(ctx: FileContext) -> Iterator[Issue]:
     counts_ds = found.get("nPeaks")
     if not widths or counts_ds is None or counts_ds.dtype.kind not in "iuf":
         return
-    counts = ctx.value(counts_ds)
-    if counts is not None and np.asarray(counts).size and np.max(counts) > min(widths):
+    counts = ctx.array(counts_ds)
+    widest = float(np.max(counts)) if counts is not None and counts.size else 0.0
+    if widest > min(widths):  # NaN compares false
+        drop = "CrystFEL drops the whole image"
         yield Issue(
-            counts_ds.name,
-            f"max nPeaks {int(np.max(counts))} exceeds the array width "
-            f"{min(widths)}; CrystFEL drops the whole image",
+            counts_ds.name, f"max nPeaks {widest:g} exceeds the width {min(widths)}; {drop}"
         )
 
 

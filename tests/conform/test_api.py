@@ -1,5 +1,6 @@
-"""The library API: jfconform.check() does what the command does, and the command is a thin
-layer over it (same report, same exit code); the README's example runs as written."""
+"""The library API: jfconform.check() and jfconform.judge_stream() do what the commands do,
+and the commands are thin layers over them (same report, same exit code); the README's
+example runs as written."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 import jfconform
 from fixtures.broken import write_broken
+from fixtures.stream_broken import STREAM_BROKEN, write_stream_case
 from fixtures.truth import write_truth_run
 from jfconform.model import Severity
 
@@ -82,6 +84,24 @@ def test_the_command_prints_what_the_library_returns(run_cli, tmp_path: Path) ->
     report = jfconform.check(master, truth=truth, select="NX,TRUTH")
     assert command.stdout == jfconform.render(report, "json")
     assert command.returncode == report.exit_code == 1
+
+
+def test_judge_stream_is_what_the_stream_command_prints(run_cli, tmp_path: Path) -> None:
+    (recording,) = write_stream_case(tmp_path, "STR-018", STREAM_BROKEN["STR-018"]())
+    report = jfconform.judge_stream(recording, ignore="STR-025")
+    assert report.stream is not None and report.stream["messages"] > 0
+    assert {f.rule for f in report.findings if f.severity >= Severity.WARNING} == {"STR-018"}
+    command = run_cli("stream", recording, "--ignore", "STR-025", "--json")
+    assert (
+        json.loads(command.stdout)["findings"]
+        == json.loads(jfconform.render(report, "json"))["findings"]
+    )
+    assert command.returncode == report.exit_code == 1
+    with pytest.raises(jfconform.UsageError, match="not both") as raised:
+        jfconform.judge_stream(["tcp://127.0.0.1:5999", recording])
+    assert raised.value.parameter == "inputs"
+    with pytest.raises(jfconform.UsageError, match="stream rule"):
+        jfconform.judge_stream(recording, select="NXMX")
 
 
 def test_list_rules_is_what_the_rules_command_lists(run_cli) -> None:
