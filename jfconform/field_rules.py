@@ -308,15 +308,16 @@ class Field:
 
     def problems(self, ctx: FileContext, dataset: h5py.Dataset) -> Iterator[str]:
         """What is wrong with one present field, one phrase per problem."""
+        readable_values = True
         if self.kind is not None and not self.kind.accepts(ctx, dataset):
             found = repr(ctx.text(dataset)) if self.kind.shows_value else str(dataset.dtype)
             yield f"is {found}, expected {self.kind.name}"
-            if self.kind in (INTEGER, NUMERIC, FLOAT):
-                return  # the value checks below would misread it
+            readable_values = self.kind not in (INTEGER, NUMERIC, FLOAT)
         if self.units is not None:
             yield from _units_problems(ctx, dataset, self.units)
         yield from _shape_problems(ctx, dataset, self)
-        yield from _value_problems(ctx, dataset, self)
+        if readable_values:  # values of the wrong type would be misread
+            yield from _value_problems(ctx, dataset, self)
         yield from _attribute_problems(ctx, dataset, self.attributes)
 
 
