@@ -1,9 +1,9 @@
 """jfconform: an independent judge of NXmx / Jungfraujoch HDF5 files.
 
-:func:`check` does what ``jfconform check`` does and returns a :class:`Report`
-(:func:`judge_stream` does ``jfconform stream``); findings
-are data (:class:`Finding`) made by registered rules with stable IDs (:func:`list_rules`),
-and :func:`render` turns a report into text, JSON or JUnit XML.
+:func:`check` does what ``jfconform check`` does and returns a :class:`Report`, as
+:func:`judge_stream` does for ``jfconform stream``; findings are data (:class:`Finding`)
+made by registered rules with stable IDs (:func:`list_rules`), and :func:`render` turns a
+report into text, JSON or JUnit XML.
 """
 
 from __future__ import annotations

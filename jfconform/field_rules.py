@@ -1,6 +1,6 @@
 """Field rules as data: "this group or field exists, has this type, these units, this shape".
 
-Half of the catalogue checks single fields against what a specification says about them.
+A third of the catalogue checks single fields against what a specification says about them.
 Each such rule is a row of its family's ``FIELD_RULES`` table: a :class:`FieldRule` holding
 one or more :class:`Field` checks, all judged by :func:`judge`. Adding such a rule means
 adding a row; rules with real logic (chains, VDS tiling, CXI tables, reader quirks) stay
