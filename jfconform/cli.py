@@ -31,6 +31,7 @@ examples:
   jfconform check run_master.h5 --profile neggia --format junit -o report.xml
   jfconform check run_master.h5 --select NXMX,NXT --ignore NXMX-014 --json
   jfconform check run_master.h5 --truth run_truth.h5 --min-spot-recall 0.8
+  jfconform check run_master.h5 --fail-on-missing      # a lost image fails CI
 
 exit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable file
 """
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("error", "warning", "info"),
         default="error",
         help="lowest severity that makes the exit status 1 (default error)",
+    )
+    check.add_argument(
+        "--fail-on-missing",
+        action="store_true",
+        help="report frames never written (H5-012, missed images) as errors, not information",
     )
     check.add_argument(
         "--select",
@@ -185,7 +191,11 @@ def run_check(args: argparse.Namespace) -> int:
         if not any(matches(rule_id, [prefix]) for rule_id in known):
             raise UsageError(f"no rule ID starts with {prefix!r}; see 'jfconform rules'")
     options = CheckOptions(
-        select=select, ignore=ignore, profiles=tuple(args.profile or ()), sample=args.sample
+        select=select,
+        ignore=ignore,
+        profiles=tuple(args.profile or ()),
+        sample=args.sample,
+        fail_on_missing=args.fail_on_missing,
     )
     show_progress = len(args.files) > 1 and sys.stderr.isatty()
     reports = check_files(args.files, options, _progress if show_progress else None)

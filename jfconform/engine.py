@@ -24,6 +24,8 @@ PROFILES: dict[str, tuple[str, ...]] = {
 
 #: Rule that records a file which cannot be opened at all (conformance.md §7.7 H5-001).
 UNREADABLE_RULE = "H5-001"
+#: Frames a writer never wrote (missed images); ``fail_on_missing`` makes them errors.
+MISSING_FRAMES_RULE = "H5-012"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +37,15 @@ class CheckOptions:
         ignore: rule-ID prefixes to skip.
         profiles: reader profiles whose RD warnings become errors.
         sample: frames per image store that pixel-level rules may decode.
+        fail_on_missing: frames never written (H5-012, information by default) become
+            errors, for CI runs that must not lose an image.
     """
 
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
     sample: int = 2
+    fail_on_missing: bool = False
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.profiles if p not in PROFILES]
@@ -53,6 +58,8 @@ class CheckOptions:
         return list(iter_selected(list(self.select), list(self.ignore)))
 
     def effective_severity(self, rule_obj: Rule, severity: Severity) -> Severity:
+        if self.fail_on_missing and rule_obj.id == MISSING_FRAMES_RULE:
+            return Severity.ERROR
         group = rule_obj.profile_group
         raised = {g for p in self.profiles for g in PROFILES[p]}
         if rule_obj.profile_raises and group in raised:

@@ -14,6 +14,7 @@ from typing import Any
 from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
 from jfsim.stream import (
     DEFAULT_ENDPOINT,
+    DEFAULT_SNDHWM,
     OnSlow,
     StreamConfig,
     Streamer,
@@ -29,13 +30,18 @@ EXIT_INCOMPLETE = 1
 
 _EPILOG = """\
 examples:
-  jfsim stream --preset lysozyme-rotation-jf4m --endpoint tcp://0.0.0.0:5500 \\
-      --rate 2kHz --images 20000
-      renders a pool of 32 frames, waits for a writer (e.g. jfsim write tcp://HOST:5500),
-      then sends start, 20000 images at 2 kHz, and end
+  jfsim stream --preset lysozyme-rotation-jf4m --rate 2kHz --images 20000
+      renders a pool of 32 frames, waits for a writer on this machine (jfsim write
+      tcp://127.0.0.1:5500), then sends start, 20000 images at 2 kHz, and end
+  jfsim stream --preset lysozyme-rotation-jf4m --endpoint tcp://0.0.0.0:5500
+      the same for writers on other machines (jfsim write tcp://THIS-HOST:5500)
   jfsim stream --recording run1.cbors --rate max --pool 100 --json
-  jfsim stream --preset small-jf1m --endpoint tcp://0.0.0.0:5500 --endpoint tcp://0.0.0.0:5501 \\
-      --preview tcp://0.0.0.0:5600 --metadata tcp://0.0.0.0:5601
+  jfsim stream --preset small-jf1m --endpoint tcp://127.0.0.1:5500 \\
+      --endpoint tcp://127.0.0.1:5501 --preview tcp://127.0.0.1:5600 \\
+      --metadata tcp://127.0.0.1:5601
+
+Every socket binds exactly the address given; the default endpoint is loopback only.
+The endpoints are bound before the frame pool is rendered, so a busy port fails at once.
 
 Writers connect PULL sockets to the endpoints; with several endpoints each gets whole data
 files (file number modulo sockets) and all get start and end. A writer that cannot keep up
@@ -69,7 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--endpoint",
         action="append",
         metavar="ENDPOINT",
-        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT})",
+        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT}, "
+        "loopback only; tcp://0.0.0.0:PORT for writers on other machines)",
     )
     parser.add_argument(
         "--rate", default="2kHz", help="images per second: 2kHz, 500Hz, 2000, 1.5kHz or max"
@@ -87,7 +94,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="engine rendering the pool for --preset/--experiment (default auto)",
     )
     parser.add_argument(
-        "--sndhwm", type=int, default=100, metavar="N", help="send high-water mark (default 100)"
+        "--sndhwm",
+        type=int,
+        default=DEFAULT_SNDHWM,
+        metavar="N",
+        help=f"images queued per socket before a slow writer costs one (default "
+        f"{DEFAULT_SNDHWM}; each queued image holds one frame's memory)",
     )
     parser.add_argument(
         "--on-slow",
@@ -237,9 +249,13 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     status = _StatusLine()
     streamer = Streamer(config, _source(args), on_progress=None if args.json else status.stream)
-    streamer.prepare(None if args.json else status.pool())
+    streamer.bind()  # a busy port fails now, not after rendering the pool
+    try:
+        streamer.prepare(None if args.json else status.pool())
+    except BaseException:
+        streamer.close()
+        raise
     status.done()
-    streamer.bind()
     if not args.json:
         status.show(f"stream: waiting for writers on {', '.join(config.endpoints)}")
     with _stop_on_signals(streamer):

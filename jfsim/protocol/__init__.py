@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from jfsim.protocol.decode import decode, decode_at, item_end
+from jfsim.protocol.decode import decode, decode_at, item_end, message_type
 from jfsim.protocol.encode import encode, encode_parts
 from jfsim.protocol.errors import ProtocolError
 from jfsim.protocol.message import MESSAGE_TYPES, Message, Rational
@@ -31,6 +31,7 @@ __all__ = [
     "encode",
     "encode_parts",
     "iter_sequence",
+    "message_type",
     "split_sequence",
 ]
 

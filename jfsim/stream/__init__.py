@@ -13,10 +13,17 @@ from jfsim.stream.pacing import Pacer, parse_duration_s, parse_rate_hz
 from jfsim.stream.pusher import OnSlow
 from jfsim.stream.sources import FrameSource, MessageListSource, recording_source
 from jfsim.stream.stats import StreamProgress, StreamSummary
-from jfsim.stream.streamer import DEFAULT_ENDPOINT, StreamConfig, Streamer, image_socket_index
+from jfsim.stream.streamer import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_SNDHWM,
+    StreamConfig,
+    Streamer,
+    image_socket_index,
+)
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "DEFAULT_SNDHWM",
     "FrameSource",
     "ImageAssembler",
     "MessageListSource",

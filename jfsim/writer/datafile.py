@@ -113,7 +113,6 @@ class ImageFile:
         self.analysis = AnalysisBuffer(
             n_images, max_spots=max_spots, first_image_id=first_image_id, azint_shape=azint_shape
         )
-        final_path.parent.mkdir(parents=True, exist_ok=True)
         self.h5 = h5py.File(self.tmp_path, "w", libver=libver)
         self.h5.attrs["file_name"] = final_path.name
         entry = set_nx_class(self.h5.create_group("entry"), "NXentry")

@@ -233,6 +233,12 @@ def _write_detector(detector: h5py.Group, start: Mapping[str, Any], plan: Series
     _put(detector, "bit_depth_readout", np.int32(readout if isinstance(readout, int) else 16))
     _put(detector, "bit_depth_image", np.int32(bit_depth_image))
     _put_if(detector, "saturation_value", start, "saturation_value")
+    if plan.image_dtype.kind == "i":
+        # Jungfraujoch writes the error value of signed images as underload_value: readers
+        # that trust (underload, saturation) exclusive (DIALS, XDS via flag < underload + 1)
+        # then drop gap and error pixels even without the mask. Unsigned images have none:
+        # 0 is a valid count, and their error value lies above saturation.
+        _put(detector, "underload_value", np.int64(plan.error_value))
     _put(detector, "error_value", np.int64(plan.error_value))
     _put(detector, "flatfield_applied", np.bool_(bool(start.get("flatfield_enabled", False))))
     _put(detector, "pixel_mask_applied", np.bool_(bool(start.get("pixel_mask_enabled", False))))

@@ -99,7 +99,7 @@ def test_no_writer_is_a_one_line_error_with_exit_status_2(recording, tcp_endpoin
         ("--rate", "0Hz", "must be > 0"),
         ("--start-timeout", "soon", "--start-timeout 'soon': not understood"),
         ("--sndhwm", "1", "sndhwm: must be in 2..16384"),
-        ("--endpoint", "nowhere", "image endpoint 'nowhere': cannot bind"),
+        ("--endpoint", "nowhere", "--endpoint nowhere: cannot bind"),
         ("--recording", "absent.cbors", "absent.cbors: no such file"),
     ],
 )
