@@ -75,7 +75,7 @@ def test_hostile_start_fields_are_refused_naming_the_field(tmp_path, field, valu
 def test_frame_time_times_images_beyond_a_date_is_refused(tmp_path):
     series = make_series(tiny_experiment(number_of_images=3), extras=False)
     series.start.fields.update(number_of_images=10**7, frame_time=86_400.0)
-    with pytest.raises(SeriesRefusedError, match="'frame_time'.*years"):
+    with pytest.raises(SeriesRefusedError, match=r"'frame_time'.*years"):
         SeriesWriter(series.start, tmp_path)
 
 
@@ -222,4 +222,3 @@ def test_underload_value_is_the_error_value_of_signed_images(tmp_path, image_dty
             assert "underload_value" not in detector
         else:
             assert detector["underload_value"][()] == underload == detector["error_value"][()]
-
