@@ -64,8 +64,9 @@ def bind_socket(socket: zmq.Socket, endpoint: str, role: str) -> str:
         socket.bind(endpoint)
     except zmq.ZMQError as error:
         option = ROLE_OPTIONS.get(role, f"{role} endpoint")
+        reason = str(error.strerror).split(" (addr=")[0]
         raise StreamOptionError(
-            f"{option} {endpoint}: cannot bind ({error}); use tcp://HOST:PORT with a free "
+            f"{option} {endpoint}: cannot bind ({reason}); use tcp://HOST:PORT with a free "
             "port on this machine, e.g. tcp://127.0.0.1:5500 (tcp://0.0.0.0:5500 for writers "
             "on other machines)"
         ) from None

@@ -8,9 +8,11 @@ ends the series as ``failed``. Malformed messages are counted, logged and skippe
 never dies of bad input.
 
 No message may cost much more than its own size: ZeroMQ drops connections that announce a
-message above ``max_message_bytes`` (``ZMQ_MAXMSGSIZE``), an image message of an open series
-larger than that series' uncompressed frame plus ``IMAGE_MESSAGE_SLACK_BYTES`` is refused
-before it is decoded, and the decoder bounds what it allocates by the message size.
+message above ``max_message_bytes`` (``ZMQ_MAXMSGSIZE``; libzmq does not reconnect after
+that, so the service watches for the drop, counts it and connects again), an image message
+of an open series larger than that series' uncompressed frame plus
+``IMAGE_MESSAGE_SLACK_BYTES`` is refused before it is decoded, and the decoder bounds what it
+allocates by the message size.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+import zmq.utils.monitor
 
 from jfsim.protocol import Message, ProtocolError, decode, message_type
 from jfsim.writer.errors import WriterError
@@ -46,6 +49,17 @@ DEFAULT_MAX_MESSAGE_BYTES = 512 << 20
 #: An image message of an open series may exceed its uncompressed frame by this much (the
 #: CBOR around it: spots, reflections, profiles).
 IMAGE_MESSAGE_SLACK_BYTES = 16 << 20
+#: After the detector connection closes, libzmq normally starts reconnecting at once; if it
+#: has not within this time (it never does after a message above ZMQ_MAXMSGSIZE), the
+#: service connects again itself.
+RECONNECT_GRACE_S = 1.0
+#: The connection events the service watches on its PULL socket.
+_CONNECTION_EVENTS = (
+    zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_CONNECT_DELAYED
+    | zmq.EVENT_CONNECT_RETRIED
+    | zmq.EVENT_CONNECTED
+)
 #: Lists and maps one message may decode into, whatever its size (the decoder's own budget,
 #: 16 bytes per message byte, would allow 8 GiB for a 512 MiB message).
 MAX_DECODED_BYTES = 256 << 20
@@ -83,6 +97,7 @@ class ServiceCounters:
     series_refused: int = 0
     series_failed: int = 0
     images_missing: int = 0
+    connection_drops: int = 0  # the detector connection closed (e.g. a message too large)
     errors: int = 0
     last_error: str = ""
     summaries: list[SeriesSummary] = field(default_factory=list)
@@ -118,6 +133,11 @@ class WriterService:
         self.pull.setsockopt(zmq.RCVHWM, config.rcv_watermark)
         self.pull.setsockopt(zmq.LINGER, 0)
         self.pull.setsockopt(zmq.MAXMSGSIZE, config.max_message_bytes)
+        self._drops = self.pull.get_monitor_socket(_CONNECTION_EVENTS)
+        self._dropped_at: float | None = None
+        self._poller = zmq.Poller()
+        self._poller.register(self.pull, zmq.POLLIN)
+        self._poller.register(self._drops, zmq.POLLIN)
         self.notifier: FileNotifier | None = None
         self.republisher: Republisher | None = None
         self.http: StatusServer | None = None
@@ -159,6 +179,8 @@ class WriterService:
         for part in (self.http, self.notifier, self.republisher):
             if part is not None:
                 part.close()
+        self.pull.disable_monitor()
+        self._drops.close(linger=0)
         self.pull.close()
         if self._own_context:
             self.context.term()
@@ -202,6 +224,7 @@ class WriterService:
                 "series_refused": self.counters.series_refused,
                 "series_failed": self.counters.series_failed,
                 "images_missing": self.counters.images_missing,
+                "connection_drops": self.counters.connection_drops,
                 "errors": self.counters.errors,
                 "last_error": self.counters.last_error,
             }
@@ -256,13 +279,46 @@ class WriterService:
             if deadline is not None and time.monotonic() > deadline:
                 log.warning("timeout after %.1f s: closing the open series", timeout_s)
                 break
-            if not self.pull.poll(POLL_INTERVAL_MS, zmq.POLLIN):
+            ready = dict(self._poller.poll(POLL_INTERVAL_MS))
+            if self._drops in ready:
+                self._connection_events()
+            if self._dropped_at is not None and self.pull not in ready:
+                if time.monotonic() - self._dropped_at > RECONNECT_GRACE_S:
+                    self._reconnect()
+            if self.pull not in ready:
                 continue
             frame = self.pull.recv(copy=False).buffer
             self.handle_frame(frame)
         if self._series is not None:
             self._finish_series(None, SeriesState.CANCELLED)
         return self.counters.summaries[first_summary:]
+
+    def _connection_events(self) -> None:
+        """Note a closed detector connection; forget it once libzmq reconnects by itself."""
+        while self._drops.poll(0):
+            event = zmq.utils.monitor.parse_monitor_message(self._drops.recv_multipart())
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                self._dropped_at = time.monotonic()
+            else:
+                self._dropped_at = None
+
+    def _reconnect(self) -> None:
+        """The detector connection closed and libzmq did not reconnect: it does not after a
+        protocol error (a message above ``ZMQ_MAXMSGSIZE``). Connect again, so one oversized
+        message costs that message, not the rest of the run. Only called when nothing is
+        waiting to be read (disconnecting drops unread messages)."""
+        self._dropped_at = None
+        self._count_error(
+            f"connection to {self.config.endpoint} dropped and not restored (a message above "
+            f"--max-message-size {self.config.max_message_bytes >> 20} MiB?); connecting again"
+        )
+        with self._lock:
+            self.counters.connection_drops += 1
+        try:
+            self.pull.disconnect(self.config.endpoint)
+        except zmq.ZMQError:
+            pass  # already gone
+        self.pull.connect(self.config.endpoint)
 
     def _log_progress(self) -> None:
         series = self._series

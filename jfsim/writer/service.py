@@ -40,7 +40,7 @@ LOOPBACK = "127.0.0.1"
 
 def bind_error(option: str, host: str, port: int, error: Exception) -> WriterError:
     """One line naming the option, the address and what to do."""
-    reason = getattr(error, "strerror", None) or str(error)
+    reason = (getattr(error, "strerror", None) or str(error)).split(" (addr=")[0]
     return WriterError(
         f"{option} {port}: cannot listen on {host}:{port} ({reason}); choose a free port "
         f"(0 = any free port) or another --bind-host"
@@ -156,12 +156,13 @@ class _PooledHTTPServer(HTTPServer):
     """
 
     daemon_threads = True
+    request_queue_size = 64  # a burst is accepted (and, past the workers, closed) at once
 
     def __init__(self, address: tuple[str, int], handler: type, workers: int) -> None:
-        super().__init__(address, handler)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="jfsim-write-http")
         self._free = threading.BoundedSemaphore(workers)
         self.refused = 0
+        super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._free.acquire(blocking=False):
