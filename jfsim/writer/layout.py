@@ -106,6 +106,12 @@ def _require_collection(entry: h5py.Group, group_path: str) -> h5py.Group:
     return parent
 
 
+def vds_file_name(file_name: str) -> str:
+    """A source file name as HDF5's VDS expects it: ``%`` starts a format specifier there
+    (``%b`` = block number), so a literal one is written ``%%``."""
+    return file_name.replace("%", "%%")
+
+
 def link_detector_data(h5: h5py.File) -> None:
     """``NXdetector/data`` (recommended by NXmx) as a hard link to ``/entry/data/data``."""
     detector = h5.get("/entry/instrument/detector")
@@ -124,7 +130,7 @@ def _virtual(
     layout = h5py.VirtualLayout(shape=(n_images, *spec.row_shape), dtype=spec.dtype)
     for record in records:
         source = h5py.VirtualSource(
-            record.file_name, source_path, shape=(record.n_images, *spec.row_shape)
+            vds_file_name(record.file_name), source_path, shape=(record.n_images, *spec.row_shape)
         )
         layout[record.first_image_id : record.first_image_id + record.n_images] = source
     dataset = group.create_virtual_dataset(name, layout, fillvalue=spec.fill_value)

@@ -222,3 +222,14 @@ def test_underload_value_is_the_error_value_of_signed_images(tmp_path, image_dty
             assert "underload_value" not in detector
         else:
             assert detector["underload_value"][()] == underload == detector["error_value"][()]
+
+
+def test_issue_9_percent_in_a_prefix_reads_back_through_the_vds(tmp_path):
+    """Found by the fuzz test: HDF5 reads ``%`` in a VDS source name as a format specifier."""
+    series = make_series(tiny_experiment(file_prefix="run%b/100%", file_format="vds"), extras=False)
+    writer = SeriesWriter(series.start, tmp_path)
+    for image in series.images:
+        writer.add_image(image)
+    assert writer.finish(series.end, SeriesState.COMPLETED).state == "completed"
+    with h5py.File(tmp_path / "run%b/100%_master.h5", "r") as h5:
+        assert np.array_equal(h5["entry/data/data"][()], np.stack(series.pixels))
