@@ -20,6 +20,7 @@ from jfsim import __version__
 from jfsim.protocol import Compression, PixelArray, ProtocolError
 from jfsim.units import ev_to_kev, kev_to_angstrom
 from jfsim.writer.datafile import set_nx_class
+from jfsim.writer.mask import PixelMask
 from jfsim.writer.plan import SeriesPlan
 
 DETECTOR = "/entry/instrument/detector"
@@ -119,14 +120,16 @@ def write_nxmx_metadata(
     plan: SeriesPlan,
     received: np.ndarray,
     state: str,
-    pixel_mask: np.ndarray | None,
+    pixel_mask: PixelMask,
 ) -> list[str]:
     """Write every NXmx group except ``/entry/data``; returns problems (skipped values).
 
     Args:
         received: ``[n_images]`` bool, which images were written.
         state: ``completed`` (end message seen), ``cancelled`` or ``interrupted``.
-        pixel_mask: uint32 ``[height, width]``; zeros when the start message had none.
+        pixel_mask: the series' mask (zeros when the start message had none); its bytes
+            are still being written when this returns: call ``pixel_mask.finish()`` before
+            closing the file.
     """
     problems: list[str] = []
     h5.attrs["file_time"] = iso_time(datetime.now(timezone.utc))
@@ -275,7 +278,7 @@ def _write_detector_specific(
     plan: SeriesPlan,
     received: np.ndarray,
     state: str,
-    pixel_mask: np.ndarray | None,
+    pixel_mask: PixelMask,
 ) -> None:
     specific = _group(detector, "detectorSpecific", "NXcollection")
     height, width = plan.image_shape
@@ -306,12 +309,9 @@ def _write_detector_specific(
     _put_if(specific, "storage_cell_delay", start, "storage_cell_delay", "ns")
     _put_if(specific, "summation_mode", start, "summation")
     _put(specific, "jfjoch_writer_release", f"jfsim {__version__}")
-    mask = pixel_mask if pixel_mask is not None else np.zeros(plan.image_shape, dtype="u4")
-    # Contiguous (not chunked) uint32: Neggia's requirement (conformance.md §5.3). Written
-    # straight from the array (no converted copy of the 18 MB of a JF4M).
-    stored = specific.create_dataset("pixel_mask", shape=mask.shape, dtype="u4")
-    stored.write_direct(np.ascontiguousarray(mask, dtype="u4"))
-    detector["pixel_mask"] = specific["pixel_mask"]
+    # Contiguous (not chunked) uint32: Neggia's requirement (conformance.md §5.3); its bytes
+    # are written by a thread while the rest of the master is (jfsim.writer.mask).
+    detector["pixel_mask"] = pixel_mask.store(specific, "pixel_mask")
 
 
 def _write_detector_geometry(

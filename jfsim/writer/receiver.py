@@ -439,7 +439,7 @@ class WriterService:
             return
         try:
             outcome = series.add_image(image)
-        except (OSError, RuntimeError, ValueError, TypeError) as error:  # h5py failures
+        except (OSError, RuntimeError, ValueError, TypeError, MemoryError) as error:  # h5py
             self._count_error(f"image {image.get('image_id')!r}: write failed: {error}")
             return
         if outcome in (ImageOutcome.REJECTED, ImageOutcome.OUT_OF_RANGE):

@@ -20,9 +20,11 @@ import h5py
 import numpy as np
 
 from jfsim.protocol import Compression, Message, PixelArray, ProtocolError, bslz4
-from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile, decode_pixels
+from jfsim.writer.chunks import ChunkWriter
+from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile
 from jfsim.writer.errors import WriterError
 from jfsim.writer.layout import DataFileRecord, link_data_files, link_detector_data
+from jfsim.writer.mask import PixelMask
 from jfsim.writer.nxmx import write_calibration, write_nxmx_metadata
 from jfsim.writer.plan import FileFormat, SeriesPlan
 from jfsim.writer.received import ReceivedImages, format_ranges
@@ -169,6 +171,7 @@ class SeriesWriter:
         format_override: FileFormat | None = None,
         overwrite: bool = False,
         on_file_closed: Callable[[ClosedFile], None] | None = None,
+        chunk_engine: str = "auto",
     ) -> None:
         self.start = start
         self.root_dir = Path(os.path.realpath(root_dir))
@@ -192,7 +195,9 @@ class SeriesWriter:
         self._open: dict[int, ImageFile] = {}
         self._integrated: ImageFile | None = None
         self._calibration: dict[str, PixelArray] = {}
-        self._pixel_mask = self._read_pixel_mask()
+        self._pixel_mask = PixelMask(start.get("pixel_mask"), self.plan.image_shape)
+        self._chunks = ChunkWriter(chunk_engine)
+        self.chunk_engine = self._chunks.engine  # which engine writes the image chunks
         self._keeps_analysis = (
             self.plan.file_format is FileFormat.LEGACY and self.plan.write_master_file
         )
@@ -214,24 +219,6 @@ class SeriesWriter:
                 detector_group="instrument/detector/detectorSpecific",
             )
 
-    def _read_pixel_mask(self) -> np.ndarray | None:
-        masks = self.start.get("pixel_mask")
-        mask = masks.get("default") if isinstance(masks, Mapping) else None
-        if not isinstance(mask, PixelArray):
-            return None
-        if tuple(mask.shape) != self.plan.image_shape:
-            self._error(
-                f"start message: pixel_mask: shape {tuple(mask.shape)}, image is "
-                f"{self.plan.image_shape}; writing an empty mask"
-            )
-            return None
-        try:
-            array = decode_pixels(mask)
-        except WriterError as error:
-            self._error(f"start message: pixel_mask: {error}; writing an empty mask")
-            return None
-        return array if array.dtype == np.uint32 else array.astype(np.uint32)
-
     def _new_image_file(
         self,
         path: Path,
@@ -252,6 +239,7 @@ class SeriesWriter:
             azint_shape=self.plan.azint_shape,
             libver=libver,
             detector_group=detector_group,
+            chunks=self._chunks,
         )
 
     @property
@@ -455,6 +443,7 @@ class SeriesWriter:
                 self._error(f"finishing series: {reason}; its files stay *.tmp (not finalised)")
                 self.abandon()
                 state = SeriesState.FAILED
+        self._chunks.close()
         return self._summary(state)
 
     def _finish_files(self, end_fields: Mapping[str, Any] | None, state: SeriesState) -> None:
@@ -464,6 +453,7 @@ class SeriesWriter:
             def add_master(image_file: ImageFile) -> None:
                 self._write_master_content(image_file.h5, end_fields, state)
                 link_detector_data(image_file.h5)
+                self._finish_mask()
 
             path = integrated.close(overwrite=self.overwrite, before_close=add_master)
             self._notify(path, 0, self.plan.n_images)
@@ -496,9 +486,13 @@ class SeriesWriter:
         contained_directory(self.root_dir, master_path.parent)
         tmp_path = temporary_path(master_path)
         with h5py.File(tmp_path, "w", libver=self.libver) as master:
-            master.attrs["file_name"] = master_path.name
-            self._write_master_content(master, end_fields, state)
-            link_data_files(master, self.plan, list(records.values()))
+            try:
+                master.attrs["file_name"] = master_path.name
+                self._write_master_content(master, end_fields, state)
+                link_data_files(master, self.plan, list(records.values()))
+                self._finish_mask()
+            finally:
+                self._pixel_mask.wait()  # no thread may write once the file is closed
         commit_file(tmp_path, master_path, overwrite=self.overwrite)
         self.closed_files.insert(0, str(master_path.relative_to(self.root_dir)))
 
@@ -533,8 +527,18 @@ class SeriesWriter:
         if self._calibration:
             write_calibration(h5["/entry/instrument/detector"], self._calibration)
 
+    def _finish_mask(self) -> None:
+        self._pixel_mask.finish()
+        for problem in self._pixel_mask.problems:
+            self._error(problem)
+
     def abandon(self) -> None:
         """Close open files without renaming (they stay ``*.tmp``): the crash-safe exit."""
+        self._pixel_mask.wait()
+        try:
+            self._chunks.drain()  # no chunk may be written into a closed file
+        except OSError as error:
+            self._error(str(error))
         for image_file in self._open.values():
             image_file.abandon()
         self._open.clear()
