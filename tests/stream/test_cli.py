@@ -112,3 +112,23 @@ def test_bad_options_exit_2_with_a_clear_message(recording, option, value, expec
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert error_lines[-1].startswith("jfsim stream: error: ")
     assert expected in error_lines[-1]
+
+
+def test_default_endpoint_is_loopback_and_bound_there(recording):
+    """Issue 9: nothing listens on every interface unless the user names it."""
+    from jfsim.cli import build_parser
+    from jfsim.cli.stream import _config, _source
+    from jfsim.stream import Streamer
+
+    args = build_parser().parse_args(["stream", "--recording", str(recording)])
+    config = _config(args)
+    assert config.endpoints == ("tcp://127.0.0.1:5500",)
+    assert config.sndhwm == 1000
+    free = Streamer(
+        type(config)(endpoints=("tcp://127.0.0.1:*",), number_of_images=1), _source(args)
+    )
+    try:
+        (bound,) = free.bind()
+        assert bound.startswith("tcp://127.0.0.1:")
+    finally:
+        free.close()

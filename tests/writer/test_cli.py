@@ -275,3 +275,10 @@ def test_port_options_are_checked(option, value, message, capsys):
         main(["write", option, value, "tcp://127.0.0.1:5500"])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_service_ports_default_to_loopback():
+    from jfsim.cli import build_parser
+
+    args = build_parser().parse_args(["write", "-H", "0", "tcp://127.0.0.1:5500"])
+    assert args.bind_host == "127.0.0.1" and args.format is None
