@@ -134,24 +134,20 @@ def _number_list(value: Any) -> str | None:
     return None
 
 
-def _number_or_number_map(value: Any) -> str | None:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            problem = _text(key) or _finite()(item)
-            if problem:
-                return f"[{key!r}]: {problem}"
-        return None
-    return _finite()(value)
-
-
-def _unit_cell(value: Any) -> str | None:
+def _number_map(value: Any) -> str | None:
+    """A map of text to finite numbers (``unit_cell``: a, b, c, alpha, beta, gamma)."""
     if not isinstance(value, Mapping):
-        return f"expected a map of a, b, c, alpha, beta, gamma, got {_shown(value)}"
+        return f"expected a map of text to numbers, got {_shown(value)}"
     for key, item in value.items():
         problem = _text(key) or _finite()(item)
         if problem:
             return f"[{key!r}]: {problem}"
     return None
+
+
+def _number_or_number_map(value: Any) -> str | None:
+    """One number, or one per channel (``threshold_energy``)."""
+    return _number_map(value) if isinstance(value, Mapping) else _finite()(value)
 
 
 def _pixel_channels(value: Any) -> str | None:
@@ -327,7 +323,7 @@ START_FIELD_CHECKS: dict[str, Check] = {
     "incident_energy": _finite(high=1e7, positive=True),
     "incident_wavelength": _finite(high=1e4, positive=True),
     "threshold_energy": _number_or_number_map,
-    "unit_cell": _unit_cell,
+    "unit_cell": _number_map,
     "arm_date": _date,
     "goniometer": _goniometer,
     "grid_scan": _grid_scan,

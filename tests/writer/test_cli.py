@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import threading
 import urllib.request
 
@@ -13,37 +12,19 @@ import hdf5plugin  # noqa: F401 - bitshuffle for reading images
 import numpy as np
 import pytest
 from writer_helpers import (
+    PROCESS_TIMEOUT_S,
     Sender,
+    finish,
     free_port,
     jfsim_command,
     make_series,
     run_process,
+    start_writer,
     tiny_experiment,
     tree,
 )
 
 from jfsim.recording import RecordingWriter
-
-PROCESS_TIMEOUT_S = 120
-
-
-def start_writer(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*jfsim_command(), "write", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=PROCESS_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        raise AssertionError(f"jfsim write did not exit; stderr:\n{err}") from None
-    return process.returncode, out, err
 
 
 def http_status(port: int) -> dict | None:

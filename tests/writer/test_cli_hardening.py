@@ -13,32 +13,21 @@ from pathlib import Path
 
 import h5py
 import pytest
-from writer_helpers import jfsim_command, make_series, run_process, tiny_experiment, tree
+from writer_helpers import (
+    PROCESS_TIMEOUT_S,
+    finish,
+    jfsim_command,
+    make_series,
+    run_process,
+    start_writer,
+    tiny_experiment,
+    tree,
+)
 
 from jfsim.protocol import encode
 
-PROCESS_TIMEOUT_S = 120
 #: The log line that ends a series (one per series, whatever its outcome).
 SUMMARY_LINE = re.compile(r"jfsim write: series \S+ '.*' (completed|refused|failed|cancelled)")
-
-
-def start_writer(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*jfsim_command(), "write", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=PROCESS_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        raise AssertionError(f"the process did not exit; stderr:\n{err}") from None
-    return process.returncode, out, err
 
 
 @pytest.fixture
