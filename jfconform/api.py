@@ -86,6 +86,7 @@ def check(
     sample: int = 2,
     max_read_mb: float = DEFAULT_READ_LIMIT_BYTES / 2**20,
     strict: bool | None = None,
+    fail_on_missing: bool = False,
     progress: Callable[[int, int, Path], None] | None = None,
 ) -> Report:
     """Check files read-only against every selected rule, and score one against its truth.
@@ -106,6 +107,8 @@ def check(
             datasets skipped).
         strict: re-raise a rule's own failure (a jfconform bug) as ``RuleError``; ``None``
             follows ``JFCONFORM_STRICT``.
+        fail_on_missing: frames a writer never wrote (H5-012, information by default) are
+            errors, for runs that must not lose an image.
         progress: called as ``progress(index, total, path)`` before each file.
 
     Returns:
@@ -125,7 +128,7 @@ def check(
         _require_file(truth_path, "truth", "give the PREFIX_truth.h5 of this run")
         if len(files) != 1:
             raise UsageError("scores one run: give exactly one file with it", "truth")
-    options = _options(select, ignore, profile, sample, max_read_mb, strict)
+    options = _options(select, ignore, profile, sample, max_read_mb, strict, fail_on_missing)
     limits = _thresholds(thresholds)
     policy = _severity(fail_on)
     reports = check_files(files, options, progress)
@@ -297,6 +300,7 @@ def _options(
     sample: int,
     max_read_mb: float,
     strict: bool | None,
+    fail_on_missing: bool,
 ) -> CheckOptions:
     if sample < 0:
         raise UsageError(f"must be >= 0, got {sample}", "sample")
@@ -311,6 +315,7 @@ def _options(
             profiles=profiles,
             sample=sample,
             read_limit_bytes=max(1, int(max_read_mb * 2**20)),
+            fail_on_missing=fail_on_missing,
             **({} if strict is None else {"strict": strict}),
         )
     except ValueError as error:

@@ -4,9 +4,18 @@ Why our own: every declared length is checked against the bytes that are really 
 before anything is allocated or sliced (a header claiming terabytes is an error, not a
 ``MemoryError``), nesting depth is bounded, every failure is a ``ProtocolError`` that
 names the message type and field, and pixel byte strings are sliced out once and left
-compressed. Tags handled: 55799 (stripped), 0/1 (date-time), 40 (multi-dimensional
-array), 64–86 (RFC 8746 typed arrays), 56500 (DECTRIS compression); other tags come back
-as ``cbor2.CBORTag``.
+compressed.
+
+What a message may cost is bounded too: a Python list or dict costs 56-64 bytes even when
+empty, so 8 MiB of empty arrays would become 640 MiB of lists. Every list and map the decoder
+builds is charged against a budget of ``DECODE_BYTES_PER_MESSAGE_BYTE`` times the message
+size (plus ``DECODE_BUDGET_FLOOR_BYTES``), before it is built where its length is declared;
+a message over budget is a ``ProtocolError``. Scalars are not charged: each costs at most
+about ten times the bytes that encode it.
+
+Tags handled: 55799 (stripped), 0/1 (date-time), 40 (multi-dimensional array), 64–86
+(RFC 8746 typed arrays), 56500 (DECTRIS compression); other tags come back as
+``cbor2.CBORTag``.
 """
 
 from __future__ import annotations
@@ -27,9 +36,26 @@ from jfsim.protocol.pixels import MAX_DIMENSIONS, TAG_TO_DTYPE, Compression, Pix
 from jfsim.protocol.schema import SCHEMA, WireType
 from jfsim.protocol.validate import check_message, describe
 
-__all__ = ["MessageLayout", "decode", "decode_at", "item_end", "scan_message"]
+__all__ = [
+    "DECODE_BUDGET_FLOOR_BYTES",
+    "DECODE_BYTES_PER_MESSAGE_BYTE",
+    "MessageLayout",
+    "decode",
+    "decode_at",
+    "item_end",
+    "message_type",
+    "scan_message",
+]
 
 MAX_DEPTH = 32
+#: Bytes of lists and maps a message may decode into, per byte of message (see above).
+DECODE_BYTES_PER_MESSAGE_BYTE = 16
+#: ... plus this much for any message (small messages with many small maps).
+DECODE_BUDGET_FLOOR_BYTES = 1 << 20
+#: Charged per list (and per element slot) and per dict (and per key/value pair): CPython's
+#: sizes, a little rounded up.
+_LIST_BYTES, _LIST_SLOT_BYTES = 56, 8
+_MAP_BYTES, _MAP_PAIR_BYTES = 64, 48
 _HALF = struct.Struct(">e")
 _SINGLE = struct.Struct(">f")
 _DOUBLE = struct.Struct(">d")
@@ -61,20 +87,44 @@ class _Typed:
 class _Reader:
     """Cursor over one buffer; methods raise ProtocolError on any malformed byte."""
 
-    def __init__(self, buffer: bytes | bytearray | memoryview, position: int = 0) -> None:
+    def __init__(
+        self,
+        buffer: bytes | bytearray | memoryview,
+        position: int = 0,
+        budget_bytes: int | None = None,
+    ) -> None:
         self.is_bytes = isinstance(buffer, bytes)
         self.data = buffer if self.is_bytes else memoryview(buffer).cast("B")
         self.position = position
         self.end = len(self.data)
         self._as_array: np.ndarray | None = None
+        if budget_bytes is None:
+            budget_bytes = (
+                DECODE_BYTES_PER_MESSAGE_BYTE * (self.end - position) + DECODE_BUDGET_FLOOR_BYTES
+            )
+        self.budget_bytes = budget_bytes
+        self._left = budget_bytes
 
-    def flat_maps(self, start: int) -> list[Any] | None:
+    def charge(self, n_bytes: int) -> None:
+        """Count ``n_bytes`` of lists and maps against the message's budget."""
+        self._left -= n_bytes
+        if self._left < 0:
+            raise ProtocolError(
+                f"decoding would take more than {self.budget_bytes} bytes of lists and maps "
+                f"for a {self.end}-byte message (at offset {self.position}); refused"
+            )
+
+    def flat_maps(self, start: int, count: int) -> list[Any] | None:
         """The array at ``start`` through the fast flat-map decoder, or None if it does not fit."""
         if self._as_array is None:
             self._as_array = np.frombuffer(self.data, dtype=np.uint8)
+        self.charge(count * _MAP_BYTES)  # before: even empty maps cost 64 bytes each
         value, end = decode_flat_map_array(self.data, self._as_array, start)
-        if value is not None:
-            self.position = end
+        if value is None:
+            self._left += count * _MAP_BYTES  # the general path charges each map itself
+            return None
+        self.position = end
+        self.charge(_MAP_PAIR_BYTES * sum(map(len, value)))
         return value
 
     def need(self, count: int, what: str) -> None:
@@ -141,14 +191,19 @@ class _Reader:
                 _TEXT_CACHE[bytes((0x60 + argument,)) + raw] = text
             return text
         if major == 4:
+            self.need(argument, f"an array of {argument} items")
+            self.charge(_LIST_BYTES + _LIST_SLOT_BYTES * argument)
             flat_depth_ok = depth + 2 <= MAX_DEPTH
             if flat_depth_ok and not indefinite and argument > 1 and self.position < self.end:
                 if 0xA0 <= self.data[self.position] < 0xB8:
-                    maps = self.flat_maps(start)
+                    maps = self.flat_maps(start, argument)
                     if maps is not None:
                         return maps
             return self._array(argument, indefinite, depth)
         if major == 5:
+            if not indefinite:
+                self.need(2 * argument, f"a map of {argument} pairs")
+            self.charge(_MAP_BYTES + _MAP_PAIR_BYTES * argument)
             return self._map(argument, indefinite, depth)
         if major == 6:
             return self._tag(argument, depth)
@@ -182,8 +237,8 @@ class _Reader:
                 item = self.item(depth + 1)
                 if item is _BREAK:
                     return out
+                self.charge(_LIST_SLOT_BYTES)
                 out.append(_bare_typed(item) if isinstance(item, _Typed) else item)
-        self.need(count, f"an array of {count} items")
         if (
             self.is_bytes
             and count
@@ -264,18 +319,20 @@ class _Reader:
                 except ProtocolError as error:
                     raise ProtocolError(f"'{key}': {error}") from None
                 position = self.position
+        self.charge(_MAP_BYTES + _MAP_PAIR_BYTES * pairs)
         self.position = position
         return entry
 
     def _map(self, count: int, indefinite: bool, depth: int) -> dict[Any, Any]:
-        if not indefinite:
-            self.need(2 * count, f"a map of {count} pairs")
+        """A map whose head was read (and its declared pairs charged) by ``item``."""
         out: dict[Any, Any] = {}
         index = 0
         while indefinite or index < count:
             key = self.item(depth + 1)
             if key is _BREAK and indefinite:
                 return out
+            if indefinite:
+                self.charge(_MAP_PAIR_BYTES)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 raise ProtocolError(f"map key of type {describe(key)} (only text or integer)")
             try:
@@ -443,6 +500,7 @@ def _message_head(reader: _Reader) -> tuple[str, int, bool, int]:
         raise ProtocolError(f"message is not a CBOR map (major type {major} at the top level)")
     if not indefinite:
         reader.need(2 * count, f"a map of {count} pairs")
+        reader.charge(_MAP_BYTES + _MAP_PAIR_BYTES * count)
     if not indefinite and count == 0:
         raise ProtocolError("message is an empty map; the first key must be 'type'")
     key = reader.item(1)
@@ -465,10 +523,20 @@ def _entry_key(reader: _Reader, message_type: str, indefinite: bool) -> str | No
 
 
 def decode_at(
-    buffer: bytes | bytearray | memoryview, position: int = 0, *, strict: bool = True
+    buffer: bytes | bytearray | memoryview,
+    position: int = 0,
+    *,
+    strict: bool = True,
+    max_decoded_bytes: int | None = None,
 ) -> tuple[Message, int]:
-    """Decode the message starting at ``position``; returns it and the offset just after."""
+    """Decode the message starting at ``position``; returns it and the offset just after.
+
+    ``max_decoded_bytes`` lowers the budget of lists and maps below its default
+    (``DECODE_BYTES_PER_MESSAGE_BYTE`` × size + ``DECODE_BUDGET_FLOOR_BYTES``).
+    """
     reader = _Reader(buffer, position)
+    if max_decoded_bytes is not None and max_decoded_bytes < reader.budget_bytes:
+        reader = _Reader(buffer, position, max_decoded_bytes)
     message_type, count, indefinite, _prefixes = _message_head(reader)
     fields: dict[str, Any] = {}
     index = 1
@@ -488,17 +556,24 @@ def decode_at(
     return message, reader.position
 
 
-def decode(buffer: bytes | bytearray | memoryview, *, strict: bool = True) -> Message:
+def decode(
+    buffer: bytes | bytearray | memoryview,
+    *,
+    strict: bool = True,
+    max_decoded_bytes: int | None = None,
+) -> Message:
     """Decode one message; pixels stay compressed (``PixelArray.payload`` = wire bytes).
 
     Args:
         buffer: exactly one encoded message (trailing bytes are an error).
         strict: also check required fields and the types of known fields.
+        max_decoded_bytes: a lower cap on the lists and maps the message may decode into.
 
     Raises:
-        ProtocolError: malformed CBOR, wrong tags or sizes, or (strict) schema violations.
+        ProtocolError: malformed CBOR, wrong tags or sizes, a message that would decode
+            into more than its budget, or (strict) schema violations.
     """
-    message, end = decode_at(buffer, 0, strict=strict)
+    message, end = decode_at(buffer, 0, strict=strict, max_decoded_bytes=max_decoded_bytes)
     size = buffer.nbytes if isinstance(buffer, memoryview) else len(buffer)
     if end != size:
         raise ProtocolError(
@@ -579,6 +654,22 @@ def scan_message(
         entries=tuple(entries),
         values=values,
     )
+
+
+def message_type(buffer: bytes | bytearray | memoryview) -> str | None:
+    """The ``type`` of an encoded message, read from its first entry without decoding the
+    rest (None if the bytes do not start like a message)."""
+    reader = _Reader(buffer)
+    try:
+        major, _count, _indefinite = reader.head()
+        while major == 6 and _count == 55799:
+            major, _count, _indefinite = reader.head()
+        if major != 5 or reader.item(1) != "type":
+            return None
+        value = reader.item(1)
+    except ProtocolError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def item_end(buffer: bytes | bytearray | memoryview, position: int = 0) -> int:

@@ -13,6 +13,7 @@ import pytest
 
 import jfconform
 from fixtures.broken import write_broken
+from fixtures.clean import RunSpec, write_run
 from fixtures.stream_broken import STREAM_BROKEN, write_stream_case
 from fixtures.truth import write_truth_run
 from jfconform.model import Severity
@@ -37,6 +38,14 @@ def test_select_ignore_and_profile_follow_the_command(clean_runs) -> None:
     assert "RD-NEGGIA-003" not in {f.rule for f in jfconform.check(vds, ignore=["RD"]).findings}
     raised = jfconform.check(vds, select=["RD-NEGGIA-003"], profile="neggia")
     assert [f.severity for f in raised.findings] == [Severity.ERROR] and raised.exit_code == 1
+
+
+def test_fail_on_missing_makes_never_written_frames_errors(tmp_path: Path) -> None:
+    master = write_run(tmp_path, RunSpec(layout="vds", n_images=6, missing_frames=(4, 5)))
+    assert jfconform.check(master).exit_code == 0
+    strict = jfconform.check(master, fail_on_missing=True)
+    assert {f.rule for f in strict.findings if f.severity == Severity.ERROR} == {"H5-012"}
+    assert strict.exit_code == 1
 
 
 @pytest.mark.parametrize(
