@@ -42,7 +42,7 @@ from jfsim import __version__
 from jfsim.atomic import CommitOnSuccess
 from jfsim.errors import JfsimError
 from jfsim.experiment import Experiment, RotationScan, experiment_to_dict
-from jfsim.sim.scene import ImageTruth, ReflectionTable
+from jfsim.image_truth import ImageTruth, ReflectionTable
 from jfsim.units import rad_to_deg
 
 __all__ = [

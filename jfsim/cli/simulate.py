@@ -79,7 +79,7 @@ def _progress_printer() -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jfsim.sim.output import write_simulation  # numba: imported only when simulating
+    from jfsim.simulate import write_simulation  # numba: imported only when simulating
 
     experiment = experiment_from_options(args)
     if args.seed is not None:
