@@ -135,7 +135,7 @@ def _print_table(summaries: list[dict]) -> None:
     for s in summaries:
         print(
             f"{s['series_id'] if s['series_id'] is not None else '-':>6}  {s['state']:<11} "
-            f"{s['images_written']:>9} {s['images_expected']:>8} {s['rate_Hz']:>8.1f}  "
+            f"{s['images_written']:>9} {s['images_expected']:>8} {s['rate_hz']:>8.1f}  "
             f"{s['file_prefix']}"
         )
 

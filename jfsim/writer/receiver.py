@@ -164,7 +164,7 @@ class WriterService:
                 "images_expected": 0,
                 "images_received": 0,
                 "images_written": 0,
-                "rate_Hz": 0.0,
+                "rate_hz": 0.0,
                 "messages_received": self.counters.messages,
                 "malformed_messages": self.counters.malformed,
                 "ignored_messages": self.counters.ignored,
@@ -184,7 +184,7 @@ class WriterService:
                     "images_received": series.counters.received,
                     "images_written": series.counters.written,
                     "duplicates": series.counters.duplicates,
-                    "rate_Hz": series.current_rate_Hz(),
+                    "rate_hz": series.current_rate_hz(),
                 }
             elif self.counters.summaries:
                 last = self.counters.summaries[-1]
@@ -240,7 +240,7 @@ class WriterService:
                 series.plan.series_id,
                 series.counters.written,
                 series.plan.n_images,
-                series.current_rate_Hz(),
+                series.current_rate_hz(),
             )
 
     def _handle_cancel(self) -> None:
@@ -394,7 +394,7 @@ def _refused_summary(start: Message, problem: str) -> SeriesSummary:
         rejected=0,
         files=(),
         elapsed_s=0.0,
-        rate_Hz=0.0,
+        rate_hz=0.0,
         errors=(problem,),
         problems=1,
     )

@@ -88,7 +88,7 @@ class SeriesSummary:
     rejected: int
     files: tuple[str, ...]
     elapsed_s: float
-    rate_Hz: float
+    rate_hz: float
     errors: tuple[str, ...] = field(default=())  # the first MAX_LOGGED_PROBLEMS problems
     problems: int = 0  # every problem, logged or not
 
@@ -101,7 +101,7 @@ class SeriesSummary:
             f"{self.images_written}/{self.images_expected} images written "
             f"({self.images_received} received, {self.duplicates} duplicates, "
             f"{self.rejected} rejected, {self.out_of_range} out of range), "
-            f"{len(self.files)} files, {self.rate_Hz:.1f} images/s ({self.file_format})"
+            f"{len(self.files)} files, {self.rate_hz:.1f} images/s ({self.file_format})"
         )
 
 
@@ -459,7 +459,7 @@ class SeriesWriter:
         if self._integrated is not None:
             self._integrated.abandon()
 
-    def current_rate_Hz(self) -> float:
+    def current_rate_hz(self) -> float:
         """Images written per second between the first and the latest image (N images span
         N − 1 intervals). Images queued before the writer got to them make it run ahead."""
         if self._first_image_s is None or self._last_image_s is None:
@@ -485,7 +485,7 @@ class SeriesWriter:
             rejected=counters.rejected,
             files=tuple(self.closed_files),
             elapsed_s=round(elapsed_s, 3),
-            rate_Hz=self.current_rate_Hz(),
+            rate_hz=self.current_rate_hz(),
             errors=tuple(self.errors),
             problems=self.problem_count,
         )

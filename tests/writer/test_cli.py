@@ -78,6 +78,7 @@ def test_cli_writes_one_series_and_prints_a_json_summary(tmp_path, sender, file_
     assert summary["state"] == "completed"
     assert summary["file_format"] == file_format
     assert summary["images_written"] == 7 and summary["images_expected"] == 7
+    assert summary["rate_hz"] > 0  # spelt as jfsim stream's target_rate_hz / achieved_rate_hz
     assert "series 1 'run/tiny' completed: 7/7 images written" in err
     with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
         data = h5["entry/data"]
