@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from jfsim.writer import FileFormat, WriterConfig, WriterError, WriterService
+from jfsim.writer import FileFormat, WriterConfig, WriterService
 
 #: Seconds between progress lines of an open series (only when stderr is a terminal).
 PROGRESS_INTERVAL_S = 5.0
@@ -146,9 +146,6 @@ def run(args: argparse.Namespace) -> int:
         format="jfsim write: %(message)s",
         stream=sys.stderr,
     )
-    for name, value in (("-w", args.rcv_watermark), ("-W", args.repub_watermark)):
-        if value < 1:
-            raise WriterError(f"{name} {value}: a watermark must be at least 1")
     config = WriterConfig(
         endpoint=args.address,
         root_dir=args.root_dir,

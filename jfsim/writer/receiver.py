@@ -37,7 +37,13 @@ POLL_INTERVAL_MS = 100
 
 @dataclass(frozen=True, slots=True)
 class WriterConfig:
-    """Options of ``jfsim write`` (jfjoch_writer's names). Port 0 = any free port."""
+    """Options of ``jfsim write`` (jfjoch_writer's names). Port 0 = any free port.
+
+    Checked when built, so a library user gets the command line's refusals: a high-water
+    mark below 1 (ZeroMQ would read 0 as "unlimited", and a slow disk would then buffer the
+    whole series in memory) or a port outside 0..65535 is a ``WriterError`` naming the
+    option.
+    """
 
     endpoint: str
     root_dir: Path = Path(".")
@@ -49,6 +55,23 @@ class WriterConfig:
     default_format: FileFormat = FileFormat.LEGACY
     overwrite: bool = False
     bind_host: str = "*"
+
+    def __post_init__(self) -> None:
+        if not self.endpoint:
+            raise WriterError("endpoint: empty; give the detector's address, tcp://HOST:PORT")
+        for flag, name in (("-w", "rcv_watermark"), ("-W", "repub_watermark")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise WriterError(
+                    f"{flag}/{name} {value!r}: a watermark must be at least 1 "
+                    "(ZeroMQ would take 0 as unlimited)"
+                )
+        for flag, name in (("-H", "http_port"), ("-r", "repub_port"), ("-f", "file_port")):
+            port = getattr(self, name)
+            if port is not None and (
+                isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+            ):
+                raise WriterError(f"{flag}/{name} {port!r}: a port must be within 0..65535")
 
 
 @dataclass(slots=True)

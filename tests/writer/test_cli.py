@@ -173,7 +173,7 @@ def test_help_teaches_and_bad_options_fail_clearly(tmp_path):
     assert "tcp://dcu-address:5500" in help_text and "--overwrite" in help_text
     bad = run_process([*jfsim_command(), "write", "-w", "0", "tcp://127.0.0.1:1"])
     assert bad.returncode == 2
-    assert "jfsim write: error: -w 0: a watermark must be at least 1" in bad.stderr
+    assert "jfsim write: error: -w/rcv_watermark 0: a watermark must be at least 1" in bad.stderr
     missing = run_process(
         [*jfsim_command(), "write", "-R", str(tmp_path / "nope"), "tcp://127.0.0.1:1"]
     )
