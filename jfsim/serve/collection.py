@@ -76,7 +76,6 @@ class Collection:
         self.experiment: Experiment = source.experiment
         self.n_images = source.default_number_of_images()
         self.tokens = tokens
-        self.started_at_s = time.monotonic()
         self.first_image_at_s: float | None = None
         self.summary: StreamSummary | None = None
         self.error: str | None = None

@@ -7,7 +7,6 @@ file lives under ``<final>.<random>.tmp`` until ``close`` renames it.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from jfsim.writer.safety import commit_file, temporary_path
 LIBVER_HDF5_18 = ("earliest", "v108")
 LIBVER_HDF5_110 = ("v110", "v110")
 
-_BSHUF_HEADER = struct.Struct(">QI")
 
 
 def set_nx_class(group: h5py.Group, nx_class: str) -> h5py.Group:
@@ -68,13 +66,6 @@ def decode_pixels(pixels: PixelArray) -> np.ndarray:
     except (OSError, ValueError) as error:  # the filter rejects a corrupt payload
         raise WriterError(f"bslz4 payload does not decode: {error}") from None
     return array
-
-
-def bslz4_uncompressed_size(payload: bytes | memoryview) -> int:
-    """The byte count in a bitshuffle chunk header (-1 if the payload is too short)."""
-    if len(payload) < _BSHUF_HEADER.size:
-        return -1
-    return int(_BSHUF_HEADER.unpack_from(payload)[0])
 
 
 class ImageFile:

@@ -68,7 +68,6 @@ class SeriesCounters:
     duplicates: int = 0
     out_of_range: int = 0
     rejected: int = 0
-    analysis_problems: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +300,6 @@ class SeriesWriter:
         problems = image_file.write_image(position, payload, image.fields)
         self.counters.written += 1
         if problems:
-            self.counters.analysis_problems += len(problems)
             self._error(f"image {image_id}: analysis fields skipped: {'; '.join(problems)}")
         if image_file is not self._integrated and image_file.complete:
             self._close_data_file(image_id // self.plan.images_per_file)
