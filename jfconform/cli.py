@@ -64,13 +64,43 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for v in values or [] for p in v.split(",") if p.strip())
 
 
+def add_report_options(parser: argparse.ArgumentParser, *, example_prefixes: str) -> None:
+    """The options every judging command shares: report format and file, the exit-status
+    policy, and rule selection by ID prefix."""
+    parser.add_argument("--format", choices=FORMATS, default="text", help="report format")
+    parser.add_argument("--json", action="store_true", help="alias of --format json")
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="OUT", help="write the report to OUT instead of stdout"
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default="error",
+        help="lowest severity that makes the exit status 1 (default error)",
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        metavar="RULES",
+        help=f"comma-separated rule-ID prefixes to run (e.g. {example_prefixes})",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        metavar="RULES",
+        help="comma-separated rule-ID prefixes to skip",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jfconform",
         description="Judge NXmx / Jungfraujoch HDF5 files against the specifications "
         "(NXmx, NXtransformations, NXreflections, CXI, Jungfraujoch layout, HDF5 mechanics, "
-        "reader needs) and, optionally, against simulator ground truth.",
-        epilog="Run 'jfconform check --help' or 'jfconform rules --help' for details.",
+        "reader needs) and, optionally, against simulator ground truth; judge live streams "
+        "and recordings of Stream V2 / Jungfraujoch CBOR messages.",
+        epilog="Run 'jfconform check --help', 'jfconform stream --help' or "
+        "'jfconform rules --help' for details.",
     )
     parser.add_argument("--version", action="version", version=f"jfconform {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -90,29 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX_truth.h5",
         help="score spots, lattices and intensities against this truth file",
     )
-    check.add_argument("--format", choices=FORMATS, default="text", help="report format")
-    check.add_argument("--json", action="store_true", help="alias of --format json")
-    check.add_argument(
-        "-o", "--output", type=Path, metavar="OUT", help="write the report to OUT instead of stdout"
-    )
-    check.add_argument(
-        "--fail-on",
-        choices=("error", "warning", "info"),
-        default="error",
-        help="lowest severity that makes the exit status 1 (default error)",
-    )
-    check.add_argument(
-        "--select",
-        action="append",
-        metavar="RULES",
-        help="comma-separated rule-ID prefixes to run (e.g. NXMX,H5-00)",
-    )
-    check.add_argument(
-        "--ignore",
-        action="append",
-        metavar="RULES",
-        help="comma-separated rule-ID prefixes to skip",
-    )
+    add_report_options(check, example_prefixes="NXMX,H5-00")
     check.add_argument(
         "--profile",
         action="append",
@@ -162,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--json", action="store_true", help="print JSON")
     rules.add_argument("--select", action="append", metavar="RULES", help="ID prefixes")
     rules.set_defaults(func=run_rules)
+
+    from jfconform.stream.command import add_stream_parser  # imports this module's helpers
+
+    add_stream_parser(commands)
     return parser
 
 

@@ -17,7 +17,8 @@ from jfconform.model import Issue, Severity
 if TYPE_CHECKING:
     from jfconform.context import FileContext
 
-#: Every family prefix, listed once. TRUTH is ours (scores against simulator ground truth).
+#: Every family prefix, listed once. TRUTH is ours (scores against simulator ground truth);
+#: STR judges stream messages rather than files.
 FAMILIES: dict[str, str] = {
     "NXG": "General NeXus",
     "NXMX": "NXmx application definition",
@@ -28,6 +29,7 @@ FAMILIES: dict[str, str] = {
     "H5": "HDF5 storage mechanics",
     "RD": "Reader profiles (CrystFEL, DIALS, dxtbx, Neggia, Durin)",
     "TRUTH": "Scores against simulator ground truth",
+    "STR": "Stream messages (Stream V2 and Jungfraujoch CBOR), judged by 'jfconform stream'",
 }
 
 _ID_PATTERN = re.compile(r"^(?P<family>[A-Z0-9]+)(?:-[A-Z]+)?-\d{3}$")

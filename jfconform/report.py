@@ -21,11 +21,16 @@ FORMATS = ("text", "json", "junit")
 
 @dataclass(frozen=True, slots=True)
 class CheckRun:
-    """Everything a report shows: per-file findings, the truth scores, and the policy."""
+    """Everything a report shows: per-file findings, the truth scores, and the policy.
+
+    ``stream`` holds the statistics of ``jfconform stream`` (then each report is one input:
+    an endpoint or a recording); None for ``jfconform check``.
+    """
 
     reports: list[FileReport]
     fail_on: Severity
     truth: dict[str, Any] | None = None
+    stream: dict[str, Any] | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -57,7 +62,7 @@ def as_dict(run: CheckRun) -> dict[str, Any]:
             }
         )
     by_rule = Counter(f.rule for f in run.findings)
-    return {
+    document = {
         "tool": "jfconform",
         "version": __version__,
         "files": files,
@@ -70,6 +75,9 @@ def as_dict(run: CheckRun) -> dict[str, Any]:
         "truth": run.truth,
         "exit_code": run.exit_code,
     }
+    if run.stream is not None:
+        document["stream"] = run.stream
+    return document
 
 
 def render_json(run: CheckRun) -> str:
@@ -125,6 +133,11 @@ def render_text(run: CheckRun) -> str:
             for name, score in scores.items()
             if score.get("skipped")
         ]
+    if run.stream is not None:
+        lines.append("")
+        lines.append("Stream statistics")
+        rows = [[name, _fmt(value)] for name, value in _stream_rows(run.stream)]
+        lines += _table(rows, ["quantity", "value"])
     verdict = {0: "PASS", 1: "FAIL", 2: "ERROR (unreadable file)"}[run.exit_code]
     lines.append("")
     lines.append(
@@ -145,9 +158,35 @@ def _verdict(score: dict[str, Any]) -> str:
     return "pass" if score.get("passed") else "FAIL"
 
 
+def _stream_rows(statistics: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The scalar statistics of a stream run, in a stable order, skipping absent ones."""
+    rows = [(name, statistics.get(name)) for name in STREAM_TABLE]
+    by_type = statistics.get("by_type") or {}
+    rows += [(f"{name} messages", count) for name, count in sorted(by_type.items())]
+    return [(name, "-" if value is None else value) for name, value in rows]
+
+
+#: The statistics of ``jfconform stream`` shown in the text report.
+STREAM_TABLE = (
+    "stopped_by",
+    "messages",
+    "bytes",
+    "duration_s",
+    "image_rate_hz",
+    "pause_mean_ms",
+    "pause_p99_ms",
+    "pause_max_ms",
+    "decompressed",
+)
+
+
 def render_junit(run: CheckRun) -> str:
-    """One testsuite per file, one testcase per rule family; findings >= fail-on fail it."""
-    families = sorted({r.family for r in all_rules()}, key=list(FAMILIES).index)
+    """One testsuite per file (or stream input), one testcase per rule family that applies;
+    findings >= fail-on fail it."""
+    scope = {"stream"} if run.stream is not None else {"master", "data"}
+    families = sorted(
+        {r.family for r in all_rules() if scope & set(r.roles)}, key=list(FAMILIES).index
+    )
     suites = ET.Element("testsuites", name="jfconform")
     for report in run.reports:
         failing = [f for f in report.findings if f.severity >= run.fail_on]
@@ -173,7 +212,8 @@ def render_junit(run: CheckRun) -> str:
                     f"{f.rule} {f.path}: {f.message} (hint: {f.hint})" for f in mine
                 )
         if not report.opened:
-            ET.SubElement(suite, "error", message="file cannot be opened as HDF5")
+            unreadable = "input cannot be read" if run.stream else "file cannot be opened as HDF5"
+            ET.SubElement(suite, "error", message=unreadable)
     if run.truth is not None:
         _truth_suite(suites, run.truth)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

@@ -6,6 +6,7 @@ does state (the contracts are in pyproject.toml; `lint-imports` checks them).
   ``independent-judge`` contract names every other part of jfsim, so a new part of jfsim
   is forbidden to the judge until someone decides otherwise here.
 * Every part of jfsim sits in a layer (the layers contract is exhaustive).
+* The stream judge and its corpus import nothing of jfsim, and decode with cbor2.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import pkgutil
 from pathlib import Path
 
+import grimp
 import pytest
 import tomllib
 
@@ -55,3 +57,18 @@ def test_every_part_of_jfsim_must_sit_in_a_layer():
 def test_protocol_and_geometry_open_no_files(path: Path):
     source = path.read_text(encoding="utf-8")
     assert "open(" not in source.replace("_open(", ""), f"{path.relative_to(ROOT)} opens files"
+
+
+def test_the_stream_judge_and_its_corpus_are_forbidden_all_of_jfsim():
+    """Stricter than the judge's rule: the stream judge decodes messages itself (cbor2), and
+    its corpus is built with cbor2 and h5py, so neither can share a bug with jfsim's codec."""
+    contract = _contract("stream-judge-without-jfsim")
+    assert contract["forbidden_modules"] == ["jfsim"]
+    corpus = {f"fixtures.{path.stem}" for path in (ROOT / "fixtures").glob("stream_*.py")}
+    assert corpus and corpus <= set(contract["source_modules"])
+    assert {"jfconform.stream", "jfconform.rules.stream"} <= set(contract["source_modules"])
+
+
+def test_the_stream_judge_decodes_with_cbor2():
+    graph = grimp.build_graph("jfconform", include_external_packages=True)
+    assert graph.direct_import_exists(importer="jfconform.stream.wire", imported="cbor2")

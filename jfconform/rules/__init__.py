@@ -11,6 +11,7 @@ from jfconform.rules import (
     nxr,
     nxt,
     rd,
+    stream,
     truth,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "nxr",
     "nxt",
     "rd",
+    "stream",
     "truth",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
@@ -12,7 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from jfsim.cli._crystfel_stream import add_crystfel_options, run_crystfel
 from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
+from jfsim.cli._summary import print_summary
 from jfsim.stream import (
     DEFAULT_ENDPOINT,
     OnSlow,
@@ -24,6 +25,7 @@ from jfsim.stream import (
     parse_rate_hz,
     recording_source,
 )
+from jfsim.stream.crystfel import DEFAULT_CRYSTFEL_ENDPOINT
 from jfsim.stream.errors import StreamOptionError
 from jfsim.stream.sources import FrameSource
 
@@ -40,6 +42,10 @@ examples:
       replays every recorded image, in order, from the file
   jfsim stream --preset small-jf1m --endpoint tcp://0.0.0.0:5500 --endpoint tcp://0.0.0.0:5501 \\
       --preview tcp://0.0.0.0:5600 --metadata tcp://0.0.0.0:5601
+  jfsim stream --format crystfel --preset lysozyme-stills-jf4m --endpoint tcp://127.0.0.1:5002
+      answers each indexamajig request with one MessagePack frame; pair it with
+      jfsim geometry --crystfel lysozyme-stills-jf4m -o run.geom and
+      indexamajig --zmq-input=tcp://127.0.0.1:5002 --zmq-request=next -g run.geom ...
 
 Images beyond the distinct frames (--images larger than the recording, or than --pool)
 repeat frames; the run says so before it starts, and each repeat carries the pixels and
@@ -78,8 +84,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--endpoint",
         action="append",
         metavar="ENDPOINT",
-        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT})",
+        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT}; "
+        f"with --format crystfel one REP/PUB socket, default {DEFAULT_CRYSTFEL_ENDPOINT})",
     )
+    add_crystfel_options(parser)
     parser.add_argument(
         "--rate", default="2kHz", help="images per second: 2kHz, 500Hz, 2000, 1.5kHz or max"
     )
@@ -277,6 +285,8 @@ def _rows(summary: StreamSummary) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "crystfel":
+        return run_crystfel(args, _source(args, None), _StatusLine(), _stop_on_signals)
     config = _config(args)
     status = _StatusLine()
     indexing = status.counter("indexing the recording", "%")
@@ -298,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             status.done()
     document = summary.to_dict()
+    rows = _rows(summary)
     if args.truth_out is not None:
         from jfsim.stream.experiment_source import ExperimentSource
 
@@ -306,16 +317,8 @@ def run(args: argparse.Namespace) -> int:
         progress = None if args.json else status.counter("writing the truth of", "images")
         path = source.write_truth(args.truth_out, streamed, progress)
         status.done()
-        document["truth_file"] = str(path)
-    if args.json:
-        print(json.dumps(document, indent=2))
-    else:
-        rows = _rows(summary)
-        if args.truth_out is not None:
-            rows["truth file"] = document["truth_file"]
-        width = max(len(key) for key in rows)
-        for key, value in rows.items():
-            print(f"{key:<{width}}  {value}")
+        document["truth_file"] = rows["truth file"] = str(path)
+    print_summary(rows, document, as_json=args.json)
     stalled = summary.stopped_by is not None and summary.stopped_by not in ("SIGINT", "SIGTERM")
     if summary.images_dropped or not all(summary.end_delivered) or stalled:
         return EXIT_INCOMPLETE

@@ -32,6 +32,7 @@ from jfsim.experiment.model import (
     Scan,
     StillsScan,
     UnitCell,
+    detector_panel,
 )
 from jfsim.experiment.presets import (
     experiment_preset,
@@ -55,6 +56,7 @@ __all__ = [
     "Scan",
     "StillsScan",
     "UnitCell",
+    "detector_panel",
     "detector_preset",
     "experiment_from_broker_settings",
     "experiment_from_dict",

@@ -30,6 +30,7 @@ from jfsim.config_values import (
 from jfsim.detectors import Detector
 from jfsim.errors import ConfigError
 from jfsim.experiment.keys import Key, keys
+from jfsim.geometry.panel import Panel, panel_from_position
 from jfsim.units import angstrom_to_kev, deg_to_rad, kev_to_angstrom, rad_to_deg
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "Scan",
     "StillsScan",
     "UnitCell",
+    "detector_panel",
 ]
 
 #: Photon energies jfsim simulates (keV), whichever key gives them.
@@ -361,6 +363,24 @@ class Experiment:
     dataset: Dataset = field(default_factory=Dataset)
     seed: int = 1
     name: str = "custom"
+
+
+def detector_panel(experiment: Experiment) -> Panel:
+    """The assembled detector as one flat panel in the lab frame, from the experiment's
+    detector and position (beam centre, distance, PONI tilts). The renderer places its
+    pixels with it, and so do the CrystFEL geometry files."""
+    detector, position = experiment.detector, experiment.position
+    return panel_from_position(
+        distance_mm=position.distance_mm,
+        beam_x_pxl=position.beam_x_pxl,
+        beam_y_pxl=position.beam_y_pxl,
+        pixel_size_mm=detector.pixel_size_mm,
+        width_pxl=detector.width_pxl,
+        height_pxl=detector.height_pxl,
+        poni_rot1_rad=position.poni_rot1_rad,
+        poni_rot2_rad=position.poni_rot2_rad,
+        poni_rot3_rad=position.poni_rot3_rad,
+    )
 
 
 #: The file's sections made of key declarations → their dataclass.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jfsim.experiment import Experiment, GridScan, RotationScan, StillsScan
+from jfsim.experiment import Experiment, GridScan, RotationScan, StillsScan, detector_panel
 from jfsim.geometry import (
     Panel,
     Predicted,
@@ -25,7 +25,6 @@ from jfsim.geometry import (
     b_matrix,
     observable_miller_indices,
     panel_d_min_A,
-    panel_from_position,
     predict_still,
     random_orientation,
 )
@@ -49,19 +48,8 @@ class Scene:
     def __init__(self, experiment: Experiment) -> None:
         self.experiment = experiment
         detector = experiment.detector
-        position = experiment.position
         self.wavelength_A = experiment.beam.wavelength_A
-        self.panel: Panel = panel_from_position(
-            distance_mm=position.distance_mm,
-            beam_x_pxl=position.beam_x_pxl,
-            beam_y_pxl=position.beam_y_pxl,
-            pixel_size_mm=detector.pixel_size_mm,
-            width_pxl=detector.width_pxl,
-            height_pxl=detector.height_pxl,
-            poni_rot1_rad=position.poni_rot1_rad,
-            poni_rot2_rad=position.poni_rot2_rad,
-            poni_rot3_rad=position.poni_rot3_rad,
-        )
+        self.panel: Panel = detector_panel(experiment)
         beam_x, beam_y, _ = self.panel.ray_to_pixel(np.array([0.0, 0.0, 1.0]))
         self.direct_beam_pxl = (float(beam_x), float(beam_y))
         self.pixel_class = pixel_classes(detector.pixel_mask())

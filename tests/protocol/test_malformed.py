@@ -210,7 +210,8 @@ def test_mutated_messages_never_escape_protocol_error(data: st.DataObject) -> No
         original[position] = data.draw(st.integers(0, 255))
     try:
         message = decode(bytes(original))
-        for array in message["data"].values():
-            array.to_numpy()
+        if message.type == "image":  # a mutated type or key makes another, valid message
+            for array in message["data"].values():
+                array.to_numpy()
     except ProtocolError:
         pass
