@@ -24,7 +24,7 @@ _MAX_PAIRS = 23
 
 
 @numba.njit(cache=True)
-def scan_flat_map_array(data, position):  # pragma: no cover - numba
+def scan_flat_map_array(data, position):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Offset after the array at ``position`` if it is an array of flat maps, else -1.
 
     Accepted: a definite array head; per element a definite map of at most 23 pairs; keys
@@ -43,7 +43,7 @@ def scan_flat_map_array(data, position):  # pragma: no cover - numba
         width = 1 << (initial - 0x98)
         if position + width > end:
             return -1
-        count = 0
+        count = np.int64(0)
         for i in range(width):
             count = (count << 8) | np.int64(data[position + i])
         position += width
@@ -88,16 +88,17 @@ def scan_flat_map_array(data, position):  # pragma: no cover - numba
 
 def decode_flat_map_array(
     data: bytes | memoryview, as_array: np.ndarray, position: int
-) -> tuple[Any, int]:
+) -> tuple[list[Any] | None, int]:
     """``(list of dicts, end offset)`` for an array of flat maps at ``position``, or ``(None, -1)``.
 
     ``data`` is the message buffer (bytes or a byte memoryview) and ``as_array`` the same
     memory viewed as uint8 (made once per message by the caller).
     """
-    end = scan_flat_map_array(as_array, position)
+    end = int(scan_flat_map_array(as_array, position))
     if end < 0:
         return None, -1
     try:
-        return cbor2.loads(bytes(data[position:end])), end
+        maps: list[Any] = cbor2.loads(bytes(data[position:end]))
     except cbor2.CBORDecodeError:  # invalid UTF-8: the general path names the place
         return None, -1
+    return maps, end

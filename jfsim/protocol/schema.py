@@ -73,8 +73,11 @@ V = Confidence.VERIFIED
 I = Confidence.INFERRED  # noqa: E741 - short column marker
 
 
-def _rows(message: str, rows: list[tuple]) -> list[FieldSpec]:
-    return [FieldSpec(name, message, *rest) for name, *rest in rows]
+def _rows(message: str, rows: list[tuple[str, WireType, bool, Confidence]]) -> list[FieldSpec]:
+    return [
+        FieldSpec(name, message, wire_type, required, confidence)
+        for name, wire_type, required, confidence in rows
+    ]
 
 
 FIELDS: tuple[FieldSpec, ...] = tuple(
