@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
@@ -61,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _progress_printer() -> object:
+def _progress_printer() -> Callable[[int, int], None]:
     interactive = sys.stderr.isatty()
     last_decile = [-1]
 

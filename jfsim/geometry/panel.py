@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 #: pyFAI's panel axes (t1 along slow, t2 along fast, t3 along the beam) → McStas lab axes for
 #: the jfsim default orientation f̂ = (−1, 0, 0), ŝ = (0, −1, 0): lab = M·t.
@@ -47,7 +48,7 @@ class Panel:
             [np.multiply(self.fast, p), np.multiply(self.slow, p), self.origin_mm]
         )
 
-    def pixel_to_lab_mm(self, x_pxl: np.ndarray, y_pxl: np.ndarray) -> np.ndarray:
+    def pixel_to_lab_mm(self, x_pxl: npt.ArrayLike, y_pxl: npt.ArrayLike) -> np.ndarray:
         """Lab positions (mm, shape ``(..., 3)``) of continuous pixel coordinates."""
         x = np.asarray(x_pxl, dtype=np.float64)
         y = np.asarray(y_pxl, dtype=np.float64)

@@ -108,6 +108,8 @@ class Scene:
 
     def _lattices_of_still(self, image_id: int) -> list[np.ndarray]:
         scan = self.experiment.scan
+        if not isinstance(scan, StillsScan | GridScan):
+            raise TypeError(f"a {scan.kind} scan has no stills")
         rng = np.random.default_rng([self.experiment.seed, _STILLS_STREAM, image_id])
         hit = rng.random() < scan.hit_rate
         count = scan.lattices_per_hit if isinstance(scan, StillsScan) else 1

@@ -26,7 +26,6 @@ LIBVER_HDF5_18 = ("earliest", "v108")
 LIBVER_HDF5_110 = ("v110", "v110")
 
 
-
 def set_nx_class(group: h5py.Group, nx_class: str) -> h5py.Group:
     group.attrs["NX_class"] = nx_class
     return group
