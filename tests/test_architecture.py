@@ -72,3 +72,12 @@ def test_the_stream_judge_and_its_corpus_are_forbidden_all_of_jfsim():
 def test_the_stream_judge_decodes_with_cbor2():
     graph = grimp.build_graph("jfconform", include_external_packages=True)
     assert graph.direct_import_exists(importer="jfconform.stream.wire", imported="cbor2")
+
+
+def test_the_readmes_project_layout_names_every_part_of_jfsim():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme[readme.index("## Project layout") :]
+    layout = layout[: layout.index("\n```\n", layout.index("```\njfsim/") + 4)]
+    for module in pkgutil.iter_modules(jfsim.__path__):
+        entry = f"{module.name}/" if module.ispkg else f"{module.name}.py"
+        assert entry in layout, f"README's project layout does not mention jfsim/{entry}"
