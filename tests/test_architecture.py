@@ -21,8 +21,8 @@ import tomllib
 import jfsim
 
 ROOT = Path(__file__).resolve().parent.parent
-#: What the judge may import from jfsim (errors comes with them).
-JUDGE_ALLOWED_FROM_JFSIM = {"jfsim.units", "jfsim.geometry", "jfsim.errors"}
+#: What the judge may import from jfsim.
+JUDGE_ALLOWED_FROM_JFSIM = {"jfsim.units", "jfsim.geometry"}
 
 
 def _contract(contract_id: str) -> dict:
@@ -41,6 +41,13 @@ def test_the_judge_is_forbidden_every_part_of_jfsim_but_units_and_geometry():
     missing = _jfsim_parts() - JUDGE_ALLOWED_FROM_JFSIM - forbidden
     assert not missing, f"add {sorted(missing)} to the independent-judge contract"
     assert not forbidden & JUDGE_ALLOWED_FROM_JFSIM
+
+
+def test_the_judge_does_not_import_jfsims_root_either():
+    """A contract cannot forbid ``jfsim`` itself without forbidding units and geometry."""
+    graph = grimp.build_graph("jfsim", "jfconform", "fixtures")
+    importers = graph.find_modules_that_directly_import("jfsim")
+    assert not {m for m in importers if m.split(".")[0] in ("jfconform", "fixtures")}
 
 
 def test_every_part_of_jfsim_must_sit_in_a_layer():
