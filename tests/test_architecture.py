@@ -12,6 +12,8 @@ does state (the contracts are in pyproject.toml; `lint-imports` checks them).
 from __future__ import annotations
 
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import grimp
@@ -88,3 +90,13 @@ def test_the_readmes_project_layout_names_every_part_of_jfsim():
     for module in pkgutil.iter_modules(jfsim.__path__):
         entry = f"{module.name}/" if module.ispkg else f"{module.name}.py"
         assert entry in layout, f"README's project layout does not mention jfsim/{entry}"
+
+
+def test_writing_a_truth_file_loads_neither_the_renderer_nor_numba_at_run_time():
+    """The contract reads jfsim's own imports; this also catches a third-party one."""
+    probe = "import sys, jfsim.truth; print(sorted({'numba', 'jfsim.sim'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
