@@ -21,9 +21,9 @@ import cbor2
 import numpy as np
 
 from jfsim.protocol.errors import ProtocolError
-from jfsim.protocol.map_scan import decode_flat_map_array, scan_flat_map_array
 from jfsim.protocol.message import Message, Rational
 from jfsim.protocol.pixels import MAX_DIMENSIONS, TAG_TO_DTYPE, Compression, PixelArray
+from jfsim.protocol.plain_arrays import decode_plain_array, scan_plain_array
 from jfsim.protocol.schema import SCHEMA, WireType
 from jfsim.protocol.validate import check_message, describe
 
@@ -61,14 +61,15 @@ class _Reader:
         self.end = len(self.data)
         self._as_array: np.ndarray | None = None
 
-    def flat_maps(self, start: int) -> list[Any] | None:
-        """The array at ``start`` through the fast flat-map decoder, or None if it does not fit."""
+    def plain_array(self, start: int, max_levels: int) -> list[Any] | None:
+        """The array at ``start`` through the fast plain-array decoder, or None if it is not
+        plain CBOR (``plain_arrays``) within ``max_levels`` levels."""
         if self._as_array is None:
             self._as_array = np.frombuffer(self.data, dtype=np.uint8)
-        maps, end = decode_flat_map_array(self.data, self._as_array, start)
-        if maps is not None:
+        items, end = decode_plain_array(self.data, self._as_array, start, max_levels)
+        if items is not None:
             self.position = end
-        return maps
+        return items
 
     def need(self, count: int, what: str) -> None:
         if count > self.end - self.position:
@@ -166,10 +167,11 @@ class _Reader:
     def _array(self, start: int, count: int, indefinite: bool, depth: int) -> list[Any]:
         """The array whose head starts at ``start``.
 
-        An array of small maps (spots, reflections: the bulk of an analysis message) is
-        first offered to the flat-map decoder (``map_scan``: a numba scan that checks every
-        length, then cbor2's C decoder), which declines anything outside flat maps of
-        scalars; this general path then decodes it item by item and owns every error.
+        A definite-length array (spots, reflections, profiles: the bulk of an analysis
+        message) is first offered to the plain-array decoder (``plain_arrays``: a numba scan
+        that checks every length, then cbor2's C decoder), which declines anything with a
+        tag or an indefinite length; this general path then decodes it item by item and
+        owns every error.
         """
         if indefinite:
             out: list[Any] = []
@@ -179,10 +181,10 @@ class _Reader:
                     return out
                 out.append(_bare_typed(item) if isinstance(item, _Typed) else item)
         self.need(count, f"an array of {count} items")
-        if count and depth + 2 <= MAX_DEPTH and 0xA0 <= self.data[self.position] < 0xB8:
-            maps = self.flat_maps(start)
-            if maps is not None:
-                return maps
+        if count and depth < MAX_DEPTH:
+            items = self.plain_array(start, MAX_DEPTH - depth)
+            if items is not None:
+                return items
         return [self.value(depth + 1) for _ in range(count)]
 
     def _map(self, count: int, indefinite: bool, depth: int) -> dict[Any, Any]:
@@ -477,7 +479,7 @@ def scan_message(
             elif 0x80 <= reader.data[reader.position] < 0x9C:  # an array: spots, reflections
                 if as_array is None:
                     as_array = np.frombuffer(reader.data, dtype=np.uint8)
-                end = scan_flat_map_array(as_array, reader.position)
+                end = int(scan_plain_array(as_array, reader.position, MAX_DEPTH - 1))
                 if end < 0 and not _skip(reader, 1):
                     raise ProtocolError("unexpected break code")
                 reader.position = max(end, reader.position)

@@ -1,9 +1,10 @@
-"""Arrays of small maps (spots, reflections): one fast path, checked against cbor2.
+"""Arrays (spots, reflections, metadata entries, profiles): one fast path, checked against cbor2.
 
-An array of flat maps goes through the numba scan + cbor2's C decoder, whatever the buffer
-type; when the scan declines (a nested value, a tag, a long string), the general
-item-by-item path decodes it. cbor2's own reading of the message is the oracle for plain
-values, and every buffer type must give the same values and the same errors.
+A plain array (no tags, definite lengths) goes through the numba scan + cbor2's C decoder,
+whatever the buffer type; when the scan declines (a tag, an indefinite length, nesting at
+the depth limit), the general item-by-item path decodes it. cbor2's own reading of the
+message is the oracle for plain values, and every buffer type must give the same values
+and the same errors.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jfsim.protocol import Message, PixelArray, ProtocolError, decode, encode
-from jfsim.protocol.map_scan import scan_flat_map_array
+from jfsim.protocol.decode import MAX_DEPTH
+from jfsim.protocol.plain_arrays import scan_plain_array
 
 _SCALARS = (
     st.integers(min_value=-(2**64), max_value=2**64 - 1)
@@ -134,17 +136,23 @@ def test_spot_array_claiming_a_billion_entries_is_rejected_without_allocating() 
         decode(broken)
 
 
-def test_scanner_rejects_what_it_cannot_vouch_for() -> None:
-    def scan(data: bytes) -> int:
-        return int(scan_flat_map_array(np.frombuffer(data, dtype=np.uint8), 0))
+def test_scanner_vouches_for_plain_cbor_only() -> None:
+    def scan(data: bytes, max_levels: int = MAX_DEPTH) -> int:
+        return int(scan_plain_array(np.frombuffer(data, dtype=np.uint8), 0, max_levels))
 
-    good = cbor2.dumps([{"x": 1.5, "n": -3}, {"s": "t"}])
+    good = cbor2.dumps([{"x": 1.5, "n": -3}, {"s": "t" * 40, 7: [1, [2.5, None]], "b": True}])
     assert scan(good) == len(good)
-    assert scan(cbor2.dumps([{"x": [1]}])) == -1  # nested value
-    assert scan(cbor2.dumps([{1: 2}])) == -1  # integer key
-    assert scan(cbor2.dumps([{"x": "y" * 30}])) == -1  # long text value
-    assert scan(good[:-1]) == -1  # truncated float
+    assert scan(cbor2.dumps([1.0, 2.0, 3.5])) == len(cbor2.dumps([1.0, 2.0, 3.5]))
+    assert scan(cbor2.dumps([{"x": cbor2.CBORTag(1, 0)}])) == -1  # a tag
+    assert scan(cbor2.dumps(["bslz4", 2, b"pixels"])) == -1  # bytes: pixels, copied once
+    assert scan(cbor2.dumps([{(1, 2): 3}])) == -1  # an array as a key
+    assert scan(bytes([0x81, 0xF7])) == -1  # undefined (cbor2 has its own type for it)
+    assert scan(bytes([0x81, 0x9F, 0xFF])) == -1  # an indefinite-length array
+    assert scan(good[:-1]) == -1  # truncated
     assert scan(bytes([0x9A, 0xFF, 0xFF, 0xFF, 0xFF, 0xA0])) == -1  # count beyond the buffer
+    assert scan(bytes([0x81, 0x7B]) + b"\xff" * 8) == -1  # a text length beyond 2**63
+    nested = cbor2.dumps([[[1]]])
+    assert scan(nested, max_levels=3) == len(nested) and scan(nested, max_levels=2) == -1
 
 
 @pytest.mark.parametrize("buffer_type", [bytes, memoryview, bytearray])
