@@ -26,6 +26,7 @@ _SCALARS = (
     | st.booleans()
     | st.none()
     | st.text(max_size=30)
+    | st.binary(max_size=8)
     | st.lists(st.floats(allow_nan=False), max_size=3)
 )
 _KEYS = st.text(min_size=1, max_size=30) | st.integers(min_value=-(2**63), max_value=2**63)
