@@ -34,6 +34,7 @@ examples:
   jfconform check run_master.h5 --profile neggia --format junit -o report.xml
   jfconform check run_master.h5 --select NXMX,NXT --ignore NXMX-014 --json
   jfconform check run_master.h5 --truth run_truth.h5 --min-spot-recall 0.8
+  jfconform check run_master.h5 --fail-on-missing      # a lost image fails CI
 
 exit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable file,
 3 a rule itself failed (only with --strict)
@@ -121,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="score spots, lattices and intensities against this truth file",
     )
     add_report_options(check, example_prefixes="NXMX,H5-00")
+    check.add_argument(
+        "--fail-on-missing",
+        action="store_true",
+        help="report frames never written (H5-012, missed images) as errors, not information",
+    )
     check.add_argument(
         "--profile",
         action="append",
@@ -228,6 +234,7 @@ def run_check(args: argparse.Namespace) -> int:
         sample=args.sample,
         read_limit_bytes=max(1, int(args.max_read_mb * 2**20)),
         **strict,
+        fail_on_missing=args.fail_on_missing,
     )
     show_progress = len(args.files) > 1 and sys.stderr.isatty()
     reports = check_files(args.files, options, _progress if show_progress else None)

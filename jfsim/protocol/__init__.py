@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
-from jfsim.protocol.decode import MessageLayout, decode, decode_at, item_end, scan_message
+from jfsim.protocol.decode import (
+    MessageLayout,
+    decode,
+    decode_at,
+    item_end,
+    message_type,
+    scan_message,
+)
 from jfsim.protocol.encode import encode, encode_parts
 from jfsim.protocol.errors import ProtocolError
 from jfsim.protocol.message import MESSAGE_TYPES, Message, Rational
@@ -36,6 +43,7 @@ __all__ = [
     "encode",
     "encode_parts",
     "iter_sequence",
+    "message_type",
     "scan_message",
     "split_sequence",
 ]

@@ -4,9 +4,18 @@ Why our own: every declared length is checked against the bytes that are really 
 before anything is allocated or sliced (a header claiming terabytes is an error, not a
 ``MemoryError``), nesting depth is bounded, every failure is a ``ProtocolError`` that
 names the message type and field, and pixel byte strings are sliced out once and left
-compressed. Tags handled: 55799 (stripped), 0/1 (date-time), 40 (multi-dimensional
-array), 64–86 (RFC 8746 typed arrays), 56500 (DECTRIS compression); other tags come back
-as ``cbor2.CBORTag``.
+compressed.
+
+What a message may cost is bounded too: a Python list or dict costs 56-64 bytes even when
+empty, so 8 MiB of empty arrays would become 640 MiB of lists. Every list and map the decoder
+builds is charged against a budget of ``DECODE_BYTES_PER_MESSAGE_BYTE`` times the message
+size (plus ``DECODE_BUDGET_FLOOR_BYTES``), before it is built where its length is declared;
+a message over budget is a ``ProtocolError``. Scalars are not charged: each costs at most
+about ten times the bytes that encode it.
+
+Tags handled: 55799 (stripped), 0/1 (date-time), 40 (multi-dimensional array), 64–86
+(RFC 8746 typed arrays), 56500 (DECTRIS compression); other tags come back as
+``cbor2.CBORTag``.
 """
 
 from __future__ import annotations
@@ -27,9 +36,27 @@ from jfsim.protocol.plain_arrays import decode_plain_array, scan_plain_array
 from jfsim.protocol.schema import SCHEMA, WireType
 from jfsim.protocol.validate import check_message, describe
 
-__all__ = ["MessageLayout", "decode", "decode_at", "item_end", "scan_message"]
+__all__ = [
+    "DECODE_BUDGET_FLOOR_BYTES",
+    "DECODE_BYTES_PER_MESSAGE_BYTE",
+    "MessageLayout",
+    "decode",
+    "decode_at",
+    "item_end",
+    "message_type",
+    "scan_message",
+]
 
 MAX_DEPTH = 32
+#: Bytes of lists and maps a message may decode into, per byte of message (see above).
+DECODE_BYTES_PER_MESSAGE_BYTE = 16
+#: ... plus this much for any message (small messages with many small maps).
+DECODE_BUDGET_FLOOR_BYTES = 1 << 20
+#: Charged per list (and per element slot) and per dict (and per key/value pair): CPython's
+#: sizes, a little rounded up.
+_LIST_BYTES, _LIST_SLOT_BYTES = 56, 8
+_MAP_BYTES, _MAP_PAIR_BYTES = 64, 48
+_CONTAINER_BYTES = (_LIST_BYTES, _LIST_SLOT_BYTES, _MAP_BYTES, _MAP_PAIR_BYTES)
 _HALF = struct.Struct(">e")
 _SINGLE = struct.Struct(">f")
 _DOUBLE = struct.Struct(">d")
@@ -53,20 +80,43 @@ class _Typed:
 class _Reader:
     """Cursor over one buffer; methods raise ProtocolError on any malformed byte."""
 
-    def __init__(self, buffer: bytes | bytearray | memoryview, position: int = 0) -> None:
+    def __init__(
+        self,
+        buffer: bytes | bytearray | memoryview,
+        position: int = 0,
+        budget_bytes: int | None = None,
+    ) -> None:
         self.data: bytes | memoryview = (
             buffer if isinstance(buffer, bytes) else memoryview(buffer).cast("B")
         )
         self.position = position
         self.end = len(self.data)
         self._as_array: np.ndarray | None = None
+        if budget_bytes is None:
+            budget_bytes = (
+                DECODE_BYTES_PER_MESSAGE_BYTE * (self.end - position) + DECODE_BUDGET_FLOOR_BYTES
+            )
+        self.budget_bytes = budget_bytes
+        self._left = budget_bytes
+
+    def charge(self, n_bytes: int) -> None:
+        """Count ``n_bytes`` of lists and maps against the message's budget."""
+        self._left -= n_bytes
+        if self._left < 0:
+            raise ProtocolError(
+                f"decoding would take more than {self.budget_bytes} bytes of lists and maps "
+                f"for a {self.end}-byte message (at offset {self.position}); refused"
+            )
 
     def plain_array(self, start: int, max_levels: int) -> list[Any] | None:
         """The array at ``start`` through the fast plain-array decoder, or None if it is not
-        plain CBOR (``plain_arrays``) within ``max_levels`` levels."""
+        plain CBOR (``plain_arrays``) within ``max_levels`` levels. The lists and maps below
+        the array (the array itself is charged by ``item``) are charged before any is built."""
         if self._as_array is None:
             self._as_array = np.frombuffer(self.data, dtype=np.uint8)
-        items, end = decode_plain_array(self.data, self._as_array, start, max_levels)
+        items, end = decode_plain_array(
+            self.data, self._as_array, start, max_levels, _CONTAINER_BYTES, self.charge
+        )
         if items is not None:
             self.position = end
         return items
@@ -136,8 +186,13 @@ class _Reader:
                 _TEXT_CACHE[bytes((0x60 + argument,)) + raw] = text
             return text
         if major == 4:
+            self.need(argument, f"an array of {argument} items")
+            self.charge(_LIST_BYTES + _LIST_SLOT_BYTES * argument)
             return self._array(start, argument, indefinite, depth)
         if major == 5:
+            if not indefinite:
+                self.need(2 * argument, f"a map of {argument} pairs")
+            self.charge(_MAP_BYTES + _MAP_PAIR_BYTES * argument)
             return self._map(argument, indefinite, depth)
         if major == 6:
             return self._tag(argument, depth)
@@ -165,13 +220,13 @@ class _Reader:
             chunks.append(self.take(argument, "a string chunk"))
 
     def _array(self, start: int, count: int, indefinite: bool, depth: int) -> list[Any]:
-        """The array whose head starts at ``start``.
+        """The array whose head starts at ``start`` (its length checked and charged by ``item``).
 
         A definite-length array (spots, reflections, profiles: the bulk of an analysis
         message) is first offered to the plain-array decoder (``plain_arrays``: a numba scan
         that checks every length, then cbor2's C decoder), which declines anything with a
-        tag or an indefinite length; this general path then decodes it item by item and
-        owns every error.
+        tag, a byte string or an indefinite length; this general path then decodes it item
+        by item and owns every error.
         """
         if indefinite:
             out: list[Any] = []
@@ -179,8 +234,8 @@ class _Reader:
                 item = self.item(depth + 1)
                 if item is _BREAK:
                     return out
+                self.charge(_LIST_SLOT_BYTES)
                 out.append(_bare_typed(item) if isinstance(item, _Typed) else item)
-        self.need(count, f"an array of {count} items")
         if count and depth < MAX_DEPTH:
             items = self.plain_array(start, MAX_DEPTH - depth)
             if items is not None:
@@ -188,14 +243,15 @@ class _Reader:
         return [self.value(depth + 1) for _ in range(count)]
 
     def _map(self, count: int, indefinite: bool, depth: int) -> dict[Any, Any]:
-        if not indefinite:
-            self.need(2 * count, f"a map of {count} pairs")
+        """A map whose head was read (and its declared pairs charged) by ``item``."""
         out: dict[Any, Any] = {}
         index = 0
         while indefinite or index < count:
             key = self.item(depth + 1)
             if key is _BREAK and indefinite:
                 return out
+            if indefinite:
+                self.charge(_MAP_PAIR_BYTES)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 raise ProtocolError(f"map key of type {describe(key)} (only text or integer)")
             try:
@@ -363,6 +419,7 @@ def _message_head(reader: _Reader) -> tuple[str, int, bool, int]:
         raise ProtocolError(f"message is not a CBOR map (major type {major} at the top level)")
     if not indefinite:
         reader.need(2 * count, f"a map of {count} pairs")
+        reader.charge(_MAP_BYTES + _MAP_PAIR_BYTES * count)
     if not indefinite and count == 0:
         raise ProtocolError("message is an empty map; the first key must be 'type'")
     key = reader.item(1)
@@ -385,10 +442,20 @@ def _entry_key(reader: _Reader, message_type: str, indefinite: bool) -> str | No
 
 
 def decode_at(
-    buffer: bytes | bytearray | memoryview, position: int = 0, *, strict: bool = True
+    buffer: bytes | bytearray | memoryview,
+    position: int = 0,
+    *,
+    strict: bool = True,
+    max_decoded_bytes: int | None = None,
 ) -> tuple[Message, int]:
-    """Decode the message starting at ``position``; returns it and the offset just after."""
+    """Decode the message starting at ``position``; returns it and the offset just after.
+
+    ``max_decoded_bytes`` lowers the budget of lists and maps below its default
+    (``DECODE_BYTES_PER_MESSAGE_BYTE`` × size + ``DECODE_BUDGET_FLOOR_BYTES``).
+    """
     reader = _Reader(buffer, position)
+    if max_decoded_bytes is not None and max_decoded_bytes < reader.budget_bytes:
+        reader = _Reader(buffer, position, max_decoded_bytes)
     message_type, count, indefinite, _prefixes = _message_head(reader)
     fields: dict[str, Any] = {}
     index = 1
@@ -408,17 +475,24 @@ def decode_at(
     return message, reader.position
 
 
-def decode(buffer: bytes | bytearray | memoryview, *, strict: bool = True) -> Message:
+def decode(
+    buffer: bytes | bytearray | memoryview,
+    *,
+    strict: bool = True,
+    max_decoded_bytes: int | None = None,
+) -> Message:
     """Decode one message; pixels stay compressed (``PixelArray.payload`` = wire bytes).
 
     Args:
         buffer: exactly one encoded message (trailing bytes are an error).
         strict: also check required fields and the types of known fields.
+        max_decoded_bytes: a lower cap on the lists and maps the message may decode into.
 
     Raises:
-        ProtocolError: malformed CBOR, wrong tags or sizes, or (strict) schema violations.
+        ProtocolError: malformed CBOR, wrong tags or sizes, a message that would decode
+            into more than its budget, or (strict) schema violations.
     """
-    message, end = decode_at(buffer, 0, strict=strict)
+    message, end = decode_at(buffer, 0, strict=strict, max_decoded_bytes=max_decoded_bytes)
     size = buffer.nbytes if isinstance(buffer, memoryview) else len(buffer)
     if end != size:
         raise ProtocolError(
@@ -479,7 +553,9 @@ def scan_message(
             elif 0x80 <= reader.data[reader.position] < 0x9C:  # an array: spots, reflections
                 if as_array is None:
                     as_array = np.frombuffer(reader.data, dtype=np.uint8)
-                end = int(scan_plain_array(as_array, reader.position, MAX_DEPTH - 1))
+                end, _ = scan_plain_array(
+                    as_array, reader.position, MAX_DEPTH - 1, _CONTAINER_BYTES
+                )
                 if end < 0 and not _skip(reader, 1):
                     raise ProtocolError("unexpected break code")
                 reader.position = max(end, reader.position)
@@ -499,6 +575,22 @@ def scan_message(
         entries=tuple(entries),
         values=values,
     )
+
+
+def message_type(buffer: bytes | bytearray | memoryview) -> str | None:
+    """The ``type`` of an encoded message, read from its first entry without decoding the
+    rest (None if the bytes do not start like a message)."""
+    reader = _Reader(buffer)
+    try:
+        major, _count, _indefinite = reader.head()
+        while major == 6 and _count == 55799:
+            major, _count, _indefinite = reader.head()
+        if major != 5 or reader.item(1) != "type":
+            return None
+        value = reader.item(1)
+    except ProtocolError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def item_end(buffer: bytes | bytearray | memoryview, position: int = 0) -> int:

@@ -14,6 +14,7 @@ Anything else returns None and the caller takes its general, fully checked path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cbor2
@@ -59,62 +60,77 @@ def _head(data, position, end):  # type: ignore[no-untyped-def]  # pragma: no co
 
 
 @numba.njit(cache=True)
-def scan_plain_array(data, position, max_levels):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Offset after the array at ``position`` if it is plain CBOR, else -1.
+def scan_plain_array(data, position, max_levels, container_bytes):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``(offset after the array at position, bytes of the lists and maps below it)`` if it
+    is plain CBOR, else ``(-1, 0)``.
 
     ``data`` is the buffer as uint8; ``max_levels`` how many levels may lie below the array
-    (its items are level 1), as the decoder's depth limit leaves them.
+    (its items are level 1), as the decoder's depth limit leaves them; ``container_bytes``
+    what a list, a list slot, a dict and a dict pair cost (the decoder's budget).
     """
+    list_bytes, slot_bytes, map_bytes, pair_bytes = container_bytes
     end = np.int64(data.shape[0])
     major, count, position = _head(data, np.int64(position), end)
     if major != 4 or count > end - position:
-        return -1
+        return -1, np.int64(0)
     # per open container: items still to read, and whether it is a map (keys at even counts)
     remaining = np.zeros(max_levels + 1, np.int64)
     is_map = np.zeros(max_levels + 1, np.bool_)
     level = 0
     remaining[0] = count
+    cost = np.int64(0)
     while True:
         while remaining[level] == 0:
             if level == 0:
-                return position
+                return position, cost
             level -= 1
         key = is_map[level] and remaining[level] % 2 == 0
         remaining[level] -= 1
         if level + 1 > max_levels:
-            return -1
+            return -1, np.int64(0)
         major, argument, position = _head(data, position, end)
         if major < 0 or major == 2 or major == 6:  # byte strings: pixels, copied once elsewhere
-            return -1
+            return -1, np.int64(0)
         if key and major != 0 and major != 1 and major != 3:
-            return -1
+            return -1, np.int64(0)
         if major == 3:
             if argument > end - position:
-                return -1
+                return -1, np.int64(0)
             position += argument
         elif major == 4 or major == 5:
             items = argument * 2 if major == 5 else argument
             if items > end - position:
-                return -1
+                return -1, np.int64(0)
+            if major == 4:
+                cost += list_bytes + slot_bytes * argument
+            else:
+                cost += map_bytes + pair_bytes * argument
             level += 1
             remaining[level] = items
             is_map[level] = major == 5
 
 
 def decode_plain_array(
-    data: bytes | memoryview, as_array: np.ndarray, position: int, max_levels: int
+    data: bytes | memoryview,
+    as_array: np.ndarray,
+    position: int,
+    max_levels: int,
+    container_bytes: tuple[int, int, int, int],
+    charge: Callable[[int], None],
 ) -> tuple[list[Any] | None, int]:
     """``(list, end offset)`` for a plain array at ``position``, or ``(None, -1)``.
 
     ``data`` is the message buffer (bytes or a byte memoryview), ``as_array`` the same
-    memory viewed as uint8 (made once per message by the caller), ``max_levels`` as for
-    ``scan_plain_array``.
+    memory viewed as uint8 (made once per message by the caller), ``max_levels`` and
+    ``container_bytes`` as for ``scan_plain_array``. ``charge`` is given the bytes of the
+    lists and maps below the array before any is built; it raises to refuse them.
     """
-    end = int(scan_plain_array(as_array, position, max_levels))
+    end, nested_bytes = scan_plain_array(as_array, position, max_levels, container_bytes)
     if end < 0:
         return None, -1
+    charge(int(nested_bytes))
     try:
         items: list[Any] = cbor2.loads(bytes(data[position:end]))
     except cbor2.CBORDecodeError:  # invalid UTF-8: the general path names the place
         return None, -1
-    return items, end
+    return items, int(end)

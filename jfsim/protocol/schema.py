@@ -125,6 +125,8 @@ FIELDS: tuple[FieldSpec, ...] = tuple(
             ("file_format", T.ANY, False, I),
             ("overwrite", T.BOOL, False, I),
             ("write_master_file", T.BOOL, False, I),
+            # jfsim's own: how many image sockets share the series (jfjoch_broker sends none)
+            ("image_sockets", T.UINT, False, I),
             ("writer_notification_zmq_addr", T.TEXT, False, I),
             ("sample_name", T.TEXT, False, I),
             ("run_name", T.TEXT, False, I),

@@ -19,6 +19,8 @@ from jfsim.protocol import Message, PixelArray, ProtocolError, decode, encode
 from jfsim.protocol.decode import MAX_DEPTH
 from jfsim.protocol.plain_arrays import scan_plain_array
 
+CONTAINER_BYTES = (56, 8, 64, 48)
+
 _SCALARS = (
     st.integers(min_value=-(2**64), max_value=2**64 - 1)
     | st.floats(allow_nan=False, width=64)
@@ -139,7 +141,8 @@ def test_spot_array_claiming_a_billion_entries_is_rejected_without_allocating() 
 
 def test_scanner_vouches_for_plain_cbor_only() -> None:
     def scan(data: bytes, max_levels: int = MAX_DEPTH) -> int:
-        return int(scan_plain_array(np.frombuffer(data, dtype=np.uint8), 0, max_levels))
+        array = np.frombuffer(data, dtype=np.uint8)
+        return int(scan_plain_array(array, 0, max_levels, CONTAINER_BYTES)[0])
 
     good = cbor2.dumps([{"x": 1.5, "n": -3}, {"s": "t" * 40, 7: [1, [2.5, None]], "b": True}])
     assert scan(good) == len(good)
@@ -154,6 +157,14 @@ def test_scanner_vouches_for_plain_cbor_only() -> None:
     assert scan(bytes([0x81, 0x7B]) + b"\xff" * 8) == -1  # a text length beyond 2**63
     nested = cbor2.dumps([[[1]]])
     assert scan(nested, max_levels=3) == len(nested) and scan(nested, max_levels=2) == -1
+
+
+def test_scanner_counts_what_the_lists_and_maps_below_the_array_will_cost() -> None:
+    """The decoder charges this against its budget before cbor2 builds anything."""
+    data = cbor2.dumps([{"a": 1, "b": [1, 2, 3]}, [], {"c": {}}])
+    end, cost = scan_plain_array(np.frombuffer(data, dtype=np.uint8), 0, 8, (100, 10, 1000, 1))
+    # maps of 2, 1 and 0 pairs; lists of 3 and 0 slots (the outer array is not counted)
+    assert (end, cost) == (len(data), 3 * 1000 + 3 + 2 * 100 + 30)
 
 
 @pytest.mark.parametrize("buffer_type", [bytes, memoryview, bytearray])

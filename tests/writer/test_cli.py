@@ -14,38 +14,21 @@ import hdf5plugin  # noqa: F401 - bitshuffle for reading images
 import numpy as np
 import pytest
 from writer_helpers import (
+    PROCESS_TIMEOUT_S,
     Sender,
+    finish,
     jfsim_command,
     make_series,
     run_process,
+    start_writer,
     tiny_experiment,
     tree,
 )
 
 from jfsim.recording import RecordingWriter
 
-PROCESS_TIMEOUT_S = 120
 #: The writer's start-up log line names the HTTP port it bound (``-H 0``: any free port).
 HTTP_PORT = re.compile(r"http port (\d+)")
-
-
-def start_writer(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*jfsim_command(), "write", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=PROCESS_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        raise AssertionError(f"jfsim write did not exit; stderr:\n{err}") from None
-    return process.returncode, out, err
 
 
 def http_status(port: int) -> dict | None:
@@ -264,3 +247,10 @@ def test_port_options_are_checked(option, value, message, capsys):
         main(["write", option, value, "tcp://127.0.0.1:5500"])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_service_ports_default_to_loopback():
+    from jfsim.cli import build_parser
+
+    args = build_parser().parse_args(["write", "-H", "0", "tcp://127.0.0.1:5500"])
+    assert args.bind_host == "127.0.0.1" and args.format is None

@@ -272,6 +272,7 @@ def test_mutated_frames_never_stop_the_service(tmp_path):
         ({"http_port": 70000}, r"^-H/http_port 70000: a port must be within 0\.\.65535"),
         ({"file_port": -1}, r"^-f/file_port -1: a port must be within"),
         ({"endpoint": ""}, r"^endpoint: empty"),
+        ({"max_message_bytes": 0}, r"^--max-message-size/max_message_bytes 0: at least 1 MiB"),
     ],
 )
 def test_a_writer_config_refuses_what_the_command_line_refuses(tmp_path, options, message):
