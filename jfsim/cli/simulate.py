@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
@@ -61,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _progress_printer() -> object:
+def _progress_printer() -> Callable[[int, int], None]:
     interactive = sys.stderr.isatty()
     last_decile = [-1]
 
@@ -79,7 +80,7 @@ def _progress_printer() -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jfsim.sim.output import write_simulation  # numba: imported only when simulating
+    from jfsim.simulate import write_simulation  # numba: imported only when simulating
 
     experiment = experiment_from_options(args)
     if args.seed is not None:

@@ -172,7 +172,7 @@ def _print_table(summaries: list[dict]) -> None:
         print(
             f"{s['series_id'] if s['series_id'] is not None else '-':>6}  {s['state']:<11} "
             f"{s['images_written']:>9} {s['images_expected']:>8} {s['images_missing']:>8} "
-            f"{s['rate_Hz']:>8.1f}  {s['file_prefix']}"
+            f"{s['rate_hz']:>8.1f}  {s['file_prefix']}"
         )
     for s in summaries:
         if s["missing"]:
@@ -198,9 +198,6 @@ def run(args: argparse.Namespace) -> int:
         format="jfsim write: %(message)s",
         stream=sys.stderr,
     )
-    for name, value in (("-w", args.rcv_watermark), ("-W", args.repub_watermark)):
-        if value < 1:
-            raise WriterError(f"{name} {value}: a watermark must be at least 1")
     if not 1 <= args.max_message_size <= 1 << 20:
         raise WriterError(f"--max-message-size {args.max_message_size}: give MiB in 1..{1 << 20}")
     config = WriterConfig(

@@ -30,9 +30,9 @@ import cbor2
 import numpy as np
 
 from jfsim.protocol.errors import ProtocolError
-from jfsim.protocol.map_scan import decode_flat_map_array, scan_flat_map_array
 from jfsim.protocol.message import Message, Rational
 from jfsim.protocol.pixels import MAX_DIMENSIONS, TAG_TO_DTYPE, Compression, PixelArray
+from jfsim.protocol.plain_arrays import decode_plain_array, scan_plain_array
 from jfsim.protocol.schema import SCHEMA, WireType
 from jfsim.protocol.validate import check_message, describe
 
@@ -56,17 +56,10 @@ DECODE_BUDGET_FLOOR_BYTES = 1 << 20
 #: sizes, a little rounded up.
 _LIST_BYTES, _LIST_SLOT_BYTES = 56, 8
 _MAP_BYTES, _MAP_PAIR_BYTES = 64, 48
+_CONTAINER_BYTES = (_LIST_BYTES, _LIST_SLOT_BYTES, _MAP_BYTES, _MAP_PAIR_BYTES)
 _HALF = struct.Struct(">e")
 _SINGLE = struct.Struct(">f")
 _DOUBLE = struct.Struct(">d")
-_UINT_BY_INFO = {
-    24: struct.Struct(">B"),
-    25: struct.Struct(">H"),
-    26: struct.Struct(">I"),
-    27: struct.Struct(">Q"),
-}
-_FLOAT_BY_INITIAL = {0xF9: _HALF, 0xFA: _SINGLE, 0xFB: _DOUBLE}
-_SIMPLE_BY_INITIAL = {0xF4: False, 0xF5: True, 0xF6: None, 0xF7: None}
 _BREAK = object()
 _TEXT_CACHE: dict[bytes, str] = {}
 _TEXT_CACHE_LIMIT = 4096
@@ -93,8 +86,9 @@ class _Reader:
         position: int = 0,
         budget_bytes: int | None = None,
     ) -> None:
-        self.is_bytes = isinstance(buffer, bytes)
-        self.data = buffer if self.is_bytes else memoryview(buffer).cast("B")
+        self.data: bytes | memoryview = (
+            buffer if isinstance(buffer, bytes) else memoryview(buffer).cast("B")
+        )
         self.position = position
         self.end = len(self.data)
         self._as_array: np.ndarray | None = None
@@ -114,18 +108,18 @@ class _Reader:
                 f"for a {self.end}-byte message (at offset {self.position}); refused"
             )
 
-    def flat_maps(self, start: int, count: int) -> list[Any] | None:
-        """The array at ``start`` through the fast flat-map decoder, or None if it does not fit."""
+    def plain_array(self, start: int, max_levels: int) -> list[Any] | None:
+        """The array at ``start`` through the fast plain-array decoder, or None if it is not
+        plain CBOR (``plain_arrays``) within ``max_levels`` levels. The lists and maps below
+        the array (the array itself is charged by ``item``) are charged before any is built."""
         if self._as_array is None:
             self._as_array = np.frombuffer(self.data, dtype=np.uint8)
-        self.charge(count * _MAP_BYTES)  # before: even empty maps cost 64 bytes each
-        value, end = decode_flat_map_array(self.data, self._as_array, start)
-        if value is None:
-            self._left += count * _MAP_BYTES  # the general path charges each map itself
-            return None
-        self.position = end
-        self.charge(_MAP_PAIR_BYTES * sum(map(len, value)))
-        return value
+        items, end = decode_plain_array(
+            self.data, self._as_array, start, max_levels, _CONTAINER_BYTES, self.charge
+        )
+        if items is not None:
+            self.position = end
+        return items
 
     def need(self, count: int, what: str) -> None:
         if count > self.end - self.position:
@@ -162,14 +156,15 @@ class _Reader:
         if depth > MAX_DEPTH:
             raise ProtocolError(f"nesting deeper than {MAX_DEPTH} levels")
         start = self.position
+        data = self.data
         if start < self.end:
-            initial = self.data[start]
+            initial = data[start]
             if initial < 0x18:  # fast path: small unsigned integer
                 self.position = start + 1
                 return initial
-            if 0x60 <= initial < 0x78 and self.is_bytes:  # fast path: short text (keys)
+            if 0x60 <= initial < 0x78 and isinstance(data, bytes):  # fast path: short text
                 end = start + 1 + (initial - 0x60)
-                raw = self.data[start:end]
+                raw = data[start:end]
                 text = _TEXT_CACHE.get(raw)
                 if text is not None:
                     self.position = end
@@ -193,13 +188,7 @@ class _Reader:
         if major == 4:
             self.need(argument, f"an array of {argument} items")
             self.charge(_LIST_BYTES + _LIST_SLOT_BYTES * argument)
-            flat_depth_ok = depth + 2 <= MAX_DEPTH
-            if flat_depth_ok and not indefinite and argument > 1 and self.position < self.end:
-                if 0xA0 <= self.data[self.position] < 0xB8:
-                    maps = self.flat_maps(start, argument)
-                    if maps is not None:
-                        return maps
-            return self._array(argument, indefinite, depth)
+            return self._array(start, argument, indefinite, depth)
         if major == 5:
             if not indefinite:
                 self.need(2 * argument, f"a map of {argument} pairs")
@@ -221,7 +210,7 @@ class _Reader:
         return item
 
     def _chunks(self, major: int) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk_major, argument, indefinite = self.head()
             if chunk_major == 7 and indefinite:
@@ -230,98 +219,28 @@ class _Reader:
                 raise ProtocolError("malformed indefinite-length string")
             chunks.append(self.take(argument, "a string chunk"))
 
-    def _array(self, count: int, indefinite: bool, depth: int) -> list[Any]:
+    def _array(self, start: int, count: int, indefinite: bool, depth: int) -> list[Any]:
+        """The array whose head starts at ``start`` (its length checked and charged by ``item``).
+
+        A definite-length array (spots, reflections, profiles: the bulk of an analysis
+        message) is first offered to the plain-array decoder (``plain_arrays``: a numba scan
+        that checks every length, then cbor2's C decoder), which declines anything with a
+        tag, a byte string or an indefinite length; this general path then decodes it item
+        by item and owns every error.
+        """
         if indefinite:
-            out = []
+            out: list[Any] = []
             while True:
                 item = self.item(depth + 1)
                 if item is _BREAK:
                     return out
                 self.charge(_LIST_SLOT_BYTES)
                 out.append(_bare_typed(item) if isinstance(item, _Typed) else item)
-        if (
-            self.is_bytes
-            and count
-            and depth + 2 <= MAX_DEPTH
-            and 0xA0 <= self.data[self.position] < 0xB8
-        ):
-            return self._small_maps(count, depth)
+        if count and depth < MAX_DEPTH:
+            items = self.plain_array(start, MAX_DEPTH - depth)
+            if items is not None:
+                return items
         return [self.value(depth + 1) for _ in range(count)]
-
-    def _small_maps(self, count: int, depth: int) -> list[Any]:
-        """An array of small maps (spots, reflections): a tight loop for the common shapes.
-
-        Handles maps of up to 23 pairs whose keys are short text strings seen before and
-        whose values are integers, floats, booleans, null or short known text. Anything
-        else (a nested value, a first-seen key, a truncation) rewinds to the start of the
-        element or value and takes the general path, which owns all error reporting.
-        """
-        data, text_cache = self.data, _TEXT_CACHE
-        out: list[Any] = []
-        for _ in range(count):
-            element_start = self.position
-            try:
-                entry = self._small_map(data, text_cache, depth)
-            except (IndexError, struct.error):
-                entry = None
-            if entry is None:
-                self.position = element_start
-                entry = self.value(depth + 1)
-            out.append(entry)
-        return out
-
-    def _small_map(self, data: bytes, text_cache: dict[bytes, str], depth: int) -> Any:
-        """One element for ``_small_maps``; None to ask for the general path."""
-        position = self.position
-        initial = data[position]
-        if not 0xA0 <= initial < 0xB8:
-            return None
-        pairs = initial - 0xA0
-        position += 1
-        if 2 * pairs > self.end - position:
-            return None
-        entry: dict[str, Any] = {}
-        for _ in range(pairs):
-            initial = data[position]
-            if not 0x60 <= initial < 0x78:
-                return None
-            after_key = position + 1 + initial - 0x60
-            key = text_cache.get(data[position:after_key])
-            if key is None:
-                return None
-            position = after_key
-            initial = data[position]
-            if initial < 0x18:
-                entry[key] = initial
-                position += 1
-            elif initial < 0x1C:
-                layout = _UINT_BY_INFO[initial]
-                entry[key] = layout.unpack_from(data, position + 1)[0]
-                position += 1 + layout.size
-            elif 0x20 <= initial < 0x38:
-                entry[key] = 0x1F - initial
-                position += 1
-            elif 0x38 <= initial < 0x3C:
-                layout = _UINT_BY_INFO[initial - 0x20]
-                entry[key] = -1 - layout.unpack_from(data, position + 1)[0]
-                position += 1 + layout.size
-            elif initial in _FLOAT_BY_INITIAL:
-                layout = _FLOAT_BY_INITIAL[initial]
-                entry[key] = layout.unpack_from(data, position + 1)[0]
-                position += 1 + layout.size
-            elif initial in _SIMPLE_BY_INITIAL:
-                entry[key] = _SIMPLE_BY_INITIAL[initial]
-                position += 1
-            else:
-                self.position = position
-                try:
-                    entry[key] = self.value(depth + 2)
-                except ProtocolError as error:
-                    raise ProtocolError(f"'{key}': {error}") from None
-                position = self.position
-        self.charge(_MAP_BYTES + _MAP_PAIR_BYTES * pairs)
-        self.position = position
-        return entry
 
     def _map(self, count: int, indefinite: bool, depth: int) -> dict[Any, Any]:
         """A map whose head was read (and its declared pairs charged) by ``item``."""
@@ -634,7 +553,9 @@ def scan_message(
             elif 0x80 <= reader.data[reader.position] < 0x9C:  # an array: spots, reflections
                 if as_array is None:
                     as_array = np.frombuffer(reader.data, dtype=np.uint8)
-                end = scan_flat_map_array(as_array, reader.position)
+                end, _ = scan_plain_array(
+                    as_array, reader.position, MAX_DEPTH - 1, _CONTAINER_BYTES
+                )
                 if end < 0 and not _skip(reader, 1):
                     raise ProtocolError("unexpected break code")
                 reader.position = max(end, reader.position)

@@ -19,6 +19,7 @@ import enum
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import cast
 from urllib.parse import urlsplit
 
 import zmq
@@ -204,7 +205,7 @@ class ImageSockets:
         """
         socket = self._sockets[index]
         buffer: memoryview | None = None
-        if socket.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+        if cast(int, socket.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
             buffer = build()
             try:
                 tracker = socket.send(buffer, zmq.NOBLOCK, copy=False, track=track)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import zmq
 
@@ -205,7 +206,7 @@ class Streamer:
                     )
                 if config.metadata_endpoint:
                     start = self.source.start_message(self.number_of_images)
-                    series = {
+                    series: dict[str, Any] = {
                         key: start[key]
                         for key in ("series_id", "series_unique_id")
                         if key in start.fields

@@ -23,6 +23,7 @@ import glob
 import os
 import queue
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def _library_paths() -> list[str]:
 
 
 @cache
-def _write_chunk_function() -> ctypes._CFuncPtr | str:
+def _write_chunk_function() -> Callable[..., int] | str:
     """``H5Dwrite_chunk`` of h5py's HDF5, or the reason it is unavailable."""
     for path in _library_paths():
         try:

@@ -90,7 +90,7 @@ class PixelMask:
         return h5py.Dataset(dataset_id)
 
     def _write(self, descriptor: int, offset: int) -> None:
-        data = memoryview(self.array()).cast("B")
+        data = self.array().data.cast("B")
         try:
             while data:
                 written = os.pwrite(descriptor, data, offset)

@@ -198,8 +198,10 @@ def _write_beam(instrument: h5py.Group, start: Mapping[str, Any], plan: SeriesPl
     wavelength_A = start.get("incident_wavelength")
     if not isinstance(wavelength_A, (int, float)):
         energy_eV = start.get("incident_energy")
-        valid = isinstance(energy_eV, (int, float)) and energy_eV > 0
-        wavelength_A = kev_to_angstrom(ev_to_kev(energy_eV)) if valid else float("nan")
+        if isinstance(energy_eV, (int, float)) and energy_eV > 0:
+            wavelength_A = kev_to_angstrom(ev_to_kev(energy_eV))
+        else:
+            wavelength_A = float("nan")
     _put(beam, "incident_wavelength", float(wavelength_A), "angstrom")
     _put_if(beam, "total_flux", start, "total_flux", "Hz")
     polarization = start.get("polarization_factor")
@@ -261,8 +263,8 @@ def _write_detector(detector: h5py.Group, start: Mapping[str, Any], plan: Series
     for flag in ("jungfrau_conversion_applied", "geometry_transformation_applied"):
         _put_if(detector, flag, start, flag)
     if isinstance(start.get("virtual_pixel_interpolation_enabled"), bool):
-        flag = np.bool_(start["virtual_pixel_interpolation_enabled"])
-        _put(detector, "virtual_pixel_interpolation_applied", flag)
+        interpolated = np.bool_(start["virtual_pixel_interpolation_enabled"])
+        _put(detector, "virtual_pixel_interpolation_applied", interpolated)
     flatfields = start.get("flatfield")
     flatfield = _as_array(flatfields.get("default")) if isinstance(flatfields, Mapping) else None
     if flatfield is not None and flatfield.shape == plan.image_shape:
@@ -339,7 +341,7 @@ def poni_chain_axes(
         "rot1": turn32 @ PONI_ROTATION_VECTORS["rot1"],
         "translation": turn321 @ np.array([0.0, 0.0, 1.0]),
     }
-    return {name: tuple(float(v) for v in vector) for name, vector in vectors.items()}
+    return {name: (float(x), float(y), float(z)) for name, (x, y, z) in vectors.items()}
 
 
 def _poni_angle_rad(start: Mapping[str, Any], name: str) -> float:

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from jfsim.protocol import Rational
-from jfsim.protocol.schema import FIELDS
+from jfsim.writer.field_homes import PROFILING_DATASETS
 from jfsim.writer.h5objects import require_group, write_array
 
 #: Sentinel written where an image or a value is absent: NaN for floats, 0 for counts.
@@ -94,12 +94,9 @@ SCALAR_FIELDS: tuple[ScalarField, ...] = (
     _count("receiver_free_send_buf", "detector/rcv_free_send_buffers"),
 )
 
-#: Per-image timings (s) → ``/entry/profiling`` (S1 §4.6), from the protocol's field table,
-#: where their (inferred) wire names live.
+#: Per-image timings (s) → ``/entry/profiling`` (S1 §4.6).
 PROFILING_FIELDS: tuple[ScalarField, ...] = tuple(
-    _float64(spec.name, spec.hdf5.removeprefix("/entry/"), "s")
-    for spec in FIELDS
-    if spec.message == "image" and spec.hdf5.startswith("/entry/profiling/")
+    _float64(wire, f"profiling/{dataset}", "s") for wire, dataset in PROFILING_DATASETS.items()
 )
 
 _SCALARS_BY_WIRE_NAME: dict[str, ScalarField] = {

@@ -72,6 +72,11 @@ class WriterConfig:
     ``format_override`` (``--format``) wins over the layout a start message names;
     ``default_format`` is used when it names none. ``bind_host`` is where the HTTP,
     republish and notification sockets listen (loopback unless asked otherwise).
+
+    It checks itself when built, so a library user gets the command line's refusals: a
+    high-water mark below 1 (ZeroMQ would read 0 as "unlimited", and a slow disk would then
+    buffer the whole series in memory), a port outside 0..65535 or a message size limit
+    below 1 MiB is a ``WriterError`` naming the option.
     """
 
     endpoint: str
@@ -86,6 +91,28 @@ class WriterConfig:
     overwrite: bool = False
     bind_host: str = LOOPBACK
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.endpoint:
+            raise WriterError("endpoint: empty; give the detector's address, tcp://HOST:PORT")
+        for flag, name in (("-w", "rcv_watermark"), ("-W", "repub_watermark")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise WriterError(
+                    f"{flag}/{name} {value!r}: a watermark must be at least 1 "
+                    "(ZeroMQ would take 0 as unlimited)"
+                )
+        for flag, name in (("-H", "http_port"), ("-r", "repub_port"), ("-f", "file_port")):
+            port = getattr(self, name)
+            if port is not None and (
+                isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+            ):
+                raise WriterError(f"{flag}/{name} {port!r}: a port must be within 0..65535")
+        limit = self.max_message_bytes
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 20:
+            raise WriterError(
+                f"--max-message-size/max_message_bytes {limit!r}: at least 1 MiB (1048576 bytes)"
+            )
 
 
 @dataclass(slots=True)
@@ -216,7 +243,7 @@ class WriterService:
                 "images_expected": 0,
                 "images_received": 0,
                 "images_written": 0,
-                "rate_Hz": 0.0,
+                "rate_hz": 0.0,
                 "messages_received": self.counters.messages,
                 "malformed_messages": self.counters.malformed,
                 "ignored_messages": self.counters.ignored,
@@ -239,7 +266,7 @@ class WriterService:
                     "images_received": series.counters.received,
                     "images_written": series.counters.written,
                     "duplicates": series.counters.duplicates,
-                    "rate_Hz": series.current_rate_Hz(),
+                    "rate_hz": series.current_rate_hz(),
                 }
             elif self.counters.summaries:
                 last = self.counters.summaries[-1]
@@ -328,7 +355,7 @@ class WriterService:
                 series.plan.series_id,
                 series.counters.written,
                 series.plan.n_images,
-                series.current_rate_Hz(),
+                series.current_rate_hz(),
             )
 
     def _handle_cancel(self) -> None:
@@ -503,7 +530,7 @@ def _refused_summary(start: Message, problem: str) -> SeriesSummary:
         rejected=0,
         files=(),
         elapsed_s=0.0,
-        rate_Hz=0.0,
+        rate_hz=0.0,
         errors=(problem,),
         problems=1,
     )

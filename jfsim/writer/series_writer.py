@@ -94,7 +94,6 @@ class SeriesCounters:
     duplicates: int = 0
     out_of_range: int = 0
     rejected: int = 0
-    analysis_problems: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +119,7 @@ class SeriesSummary:
     rejected: int
     files: tuple[str, ...]
     elapsed_s: float
-    rate_Hz: float
+    rate_hz: float
     errors: tuple[str, ...] = field(default=())  # the first MAX_LOGGED_PROBLEMS problems
     problems: int = 0  # every problem, logged or not
     images_collected: int | None = None
@@ -149,7 +148,7 @@ class SeriesSummary:
             f"{self.images_written}/{self.images_expected} images written "
             f"({self.images_received} received, {self.duplicates} duplicates, "
             f"{self.rejected} rejected, {self.out_of_range} out of range{missing}), "
-            f"{len(self.files)} files, {self.rate_Hz:.1f} images/s ({self.file_format})"
+            f"{len(self.files)} files, {self.rate_hz:.1f} images/s ({self.file_format})"
         )
 
 
@@ -349,7 +348,6 @@ class SeriesWriter:
             return self._reject(f"image {image_id}: not written: {error}")
         self.counters.written += 1
         if problems:
-            self.counters.analysis_problems += len(problems)
             self._error(f"image {image_id}: analysis fields skipped: {'; '.join(problems)}")
         if image_file is not self._integrated and image_file.complete:
             self._close_data_file(image_id // self.plan.images_per_file)
@@ -545,7 +543,7 @@ class SeriesWriter:
         if self._integrated is not None:
             self._integrated.abandon()
 
-    def current_rate_Hz(self) -> float:
+    def current_rate_hz(self) -> float:
         """Images written per second between the first and the latest image (N images span
         N − 1 intervals). Images queued before the writer got to them make it run ahead."""
         if self._first_image_s is None or self._last_image_s is None:
@@ -585,7 +583,7 @@ class SeriesWriter:
             rejected=counters.rejected,
             files=tuple(self.closed_files),
             elapsed_s=round(elapsed_s, 3),
-            rate_Hz=self.current_rate_Hz(),
+            rate_hz=self.current_rate_hz(),
             errors=tuple(self.errors),
             problems=self.problem_count,
             images_collected=self.images_collected,

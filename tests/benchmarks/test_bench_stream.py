@@ -280,9 +280,9 @@ def test_paced_2khz_rate_and_gaps(benchmark, detector, on_slow, jf4m_series):
             "seconds": summary.duration_s,
             "images_sent": summary.images_sent,
             "images_dropped": summary.images_dropped,
-            "plain_max_rate_Hz": (plain["images"] - 1) / plain["seconds"],
-            "sender_rate_Hz": summary.achieved_rate_hz,
-            "receiver_rate_Hz": (result["images"] - 1) / result["seconds"],
+            "plain_max_rate_hz": (plain["images"] - 1) / plain["seconds"],
+            "sender_rate_hz": summary.achieved_rate_hz,
+            "receiver_rate_hz": (result["images"] - 1) / result["seconds"],
             "rate_ratio": summary.achieved_rate_hz / PACED_RATE_HZ,
             "rate_ratio_to_ceiling": summary.achieved_rate_hz / ceiling_hz,
             "mean_gap_ms": summary.mean_gap_ms,
@@ -310,12 +310,12 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
         n_images = int(rate_hz * PACED_SECONDS)
         result, summary = _streamer_run(jf4m_series, rate_hz=rate_hz, number_of_images=n_images)
         return {
-            "plain_max_rate_Hz": plain_rate_hz,
-            "target_rate_Hz": rate_hz,
+            "plain_max_rate_hz": plain_rate_hz,
+            "target_rate_hz": rate_hz,
             "images": n_images,
             "images_received": result["images"],
             "images_dropped": summary.images_dropped,
-            "sender_rate_Hz": summary.achieved_rate_hz,
+            "sender_rate_hz": summary.achieved_rate_hz,
             "rate_ratio": summary.achieved_rate_hz / rate_hz,
             "p99_gap_ms": summary.p99_gap_ms,
             "max_gap_ms": summary.max_gap_ms,

@@ -61,6 +61,7 @@ def test_cli_writes_one_series_and_prints_a_json_summary(tmp_path, sender, file_
     assert summary["state"] == "completed"
     assert summary["file_format"] == file_format
     assert summary["images_written"] == 7 and summary["images_expected"] == 7
+    assert summary["rate_hz"] > 0  # spelt as jfsim stream's target_rate_hz / achieved_rate_hz
     assert "series 1 'run/tiny' completed: 7/7 images written" in err
     with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
         data = h5["entry/data"]
@@ -155,7 +156,7 @@ def test_help_teaches_and_bad_options_fail_clearly(tmp_path):
     assert "tcp://dcu-address:5500" in help_text and "--overwrite" in help_text
     bad = run_process([*jfsim_command(), "write", "-w", "0", "tcp://127.0.0.1:1"])
     assert bad.returncode == 2
-    assert "jfsim write: error: -w 0: a watermark must be at least 1" in bad.stderr
+    assert "jfsim write: error: -w/rcv_watermark 0: a watermark must be at least 1" in bad.stderr
     missing = run_process(
         [*jfsim_command(), "write", "-R", str(tmp_path / "nope"), "tcp://127.0.0.1:1"]
     )
