@@ -12,7 +12,7 @@ import h5py
 
 from jfconform.context import DEFAULT_READ_LIMIT_BYTES, FileContext, ReadProblem
 from jfconform.model import Finding, Issue, Severity
-from jfconform.registry import Rule, get_rule, iter_selected
+from jfconform.registry import Rule, all_rules, get_rule, matches
 
 #: ``JFCONFORM_STRICT=1`` makes strict the default (the test suite sets it).
 STRICT_ENV = "JFCONFORM_STRICT"
@@ -81,8 +81,13 @@ class CheckOptions:
         if self.read_limit_bytes < 1:
             raise ValueError(f"read_limit_bytes must be >= 1, got {self.read_limit_bytes}")
 
+    def selects(self, rule_id: str) -> bool:
+        """Whether ``select`` and ``ignore`` (ID prefixes) let this rule run."""
+        chosen = not self.select or matches(rule_id, self.select)
+        return chosen and not matches(rule_id, self.ignore)
+
     def rules(self) -> list[Rule]:
-        return list(iter_selected(list(self.select), list(self.ignore)))
+        return [r for r in all_rules() if self.selects(r.id)]
 
     def effective_severity(self, rule_obj: Rule, issue: Issue) -> Severity:
         if self.fail_on_missing and rule_obj.id == MISSING_FRAMES_RULE:
@@ -217,6 +222,8 @@ def _run_rule(rule_obj: Rule, context: FileContext, *, strict: bool = False) -> 
     In ``strict`` mode an exception from the rule's own code is a bug and is re-raised.
     """
     issues: list[Issue] = []
+    if rule_obj.check is None:  # evaluated outside the file walk (H5-013, H5-014, TRUTH)
+        return issues
     try:
         issues.extend(rule_obj.check(context))
     except Exception as error:
