@@ -10,22 +10,11 @@ import traceback
 from dataclasses import fields
 from pathlib import Path
 
-import h5py
-
-from jfconform.context import DEFAULT_READ_LIMIT_BYTES, FileContext
-from jfconform.engine import (
-    EXIT_UNREADABLE,
-    PROFILES,
-    STRICT_ENV,
-    CheckOptions,
-    RuleError,
-    check_files,
-    make_finding,
-)
-from jfconform.model import Severity
-from jfconform.registry import FAMILIES, all_rules, get_rule, matches
-from jfconform.report import FORMATS, CheckRun, render
-from jfconform.truth import THRESHOLD_RANGES, TruthThresholds, score
+from jfconform.api import UsageError, check, list_rules, rule_as_dict
+from jfconform.context import DEFAULT_READ_LIMIT_BYTES
+from jfconform.engine import EXIT_UNREADABLE, PROFILES, STRICT_ENV, RuleError
+from jfconform.report import FORMATS, render
+from jfconform.truth import TruthThresholds
 from jfconform.version import __version__
 
 CHECK_EPILOG = """\
@@ -34,6 +23,7 @@ examples:
   jfconform check run_master.h5 --profile neggia --format junit -o report.xml
   jfconform check run_master.h5 --select NXMX,NXT --ignore NXMX-014 --json
   jfconform check run_master.h5 --truth run_truth.h5 --min-spot-recall 0.8
+  jfconform check run_master.h5 --fail-on-missing      # a lost image fails CI
 
 exit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable file,
 3 a rule itself failed (only with --strict)
@@ -56,14 +46,6 @@ THRESHOLD_HELP = {
     "min_true_snr": "true reflections with a lower expected I/sigma(I) are not expected as "
     "spots (0 = off, default %(default)s; see docs/conform.md)",
 }
-
-
-class UsageError(Exception):
-    """Bad command-line input; reported on one line with exit status 2."""
-
-
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(p.strip() for v in values or [] for p in v.split(",") if p.strip())
 
 
 def add_report_options(parser: argparse.ArgumentParser, *, example_prefixes: str) -> None:
@@ -123,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="score spots, lattices and intensities against this truth file",
     )
     add_report_options(check, example_prefixes="NXMX,H5-00")
+    check.add_argument(
+        "--fail-on-missing",
+        action="store_true",
+        help="report frames never written (H5-012, missed images) as errors, not information",
+    )
     check.add_argument(
         "--profile",
         action="append",
@@ -197,93 +184,36 @@ def _write(text: str, output: Path | None) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    for path in args.files:
-        if not path.exists():
-            raise UsageError(f"{path}: no such file; give the path of an HDF5 file")
-        if not path.is_file():
-            raise UsageError(f"{path}: not a regular file; give the path of an HDF5 file")
-    if args.truth is not None:
-        if not args.truth.is_file():
-            raise UsageError(f"{args.truth}: no such truth file")
-        if len(args.files) != 1:
-            raise UsageError("--truth scores one run: give exactly one FILE")
-    if args.sample < 0:
-        raise UsageError(f"--sample must be >= 0, got {args.sample}")
-    if not args.max_read_mb > 0:
-        raise UsageError(f"--max-read-mb must be > 0, got {args.max_read_mb:g}")
-    for name, allowed in THRESHOLD_RANGES.items():
-        if not allowed.admits(getattr(args, name)):
-            option = f"--{name.replace('_', '-')}"
-            raise UsageError(
-                f"{option} {getattr(args, name):g} is out of range; use a value in {allowed}"
-            )
-    select, ignore = _split(args.select), _split(args.ignore)
-    known = [r.id for r in all_rules()]
-    for prefix in (*select, *ignore):
-        if not any(matches(rule_id, [prefix]) for rule_id in known):
-            raise UsageError(f"no rule ID starts with {prefix!r}; see 'jfconform rules'")
-    strict = {} if args.strict is None else {"strict": True}
-    options = CheckOptions(
-        select=select,
-        ignore=ignore,
-        profiles=tuple(args.profile or ()),
-        sample=args.sample,
-        read_limit_bytes=max(1, int(args.max_read_mb * 2**20)),
-        **strict,
-    )
     show_progress = len(args.files) > 1 and sys.stderr.isatty()
-    reports = check_files(args.files, options, _progress if show_progress else None)
-    truth_summary = None
-    if args.truth is not None and reports[0].opened:
-        thresholds = TruthThresholds(
-            **{f.name: getattr(args, f.name) for f in fields(TruthThresholds)}
-        )
-        with h5py.File(args.files[0], "r") as h5:
-            context = FileContext(
-                args.files[0],
-                h5,
-                sample=args.sample,
-                read_limit_bytes=options.read_limit_bytes,
-            )
-            try:
-                issues, truth_summary = score(context, args.truth, thresholds)
-            finally:
-                context.close()
-        for rule_id, issue in issues:
-            rule_obj = get_rule(rule_id)
-            if (not select or matches(rule_id, select)) and not matches(rule_id, ignore):
-                reports[0].findings.append(make_finding(rule_obj, issue, reports[0].file, options))
-    run = CheckRun(reports, Severity.parse(args.fail_on), truth_summary)
-    format_name = "json" if args.json else args.format
-    _write(render(run, format_name), args.output)
-    for report in reports:
-        if not report.opened:
-            reason = report.findings[0].message if report.findings else "cannot open"
-            print(f"jfconform check: error: {report.file}: {reason}", file=sys.stderr)
-    return run.exit_code
+    report = check(
+        args.files,
+        select=args.select or (),
+        ignore=args.ignore or (),
+        profile=args.profile or (),
+        truth=args.truth,
+        thresholds={f.name: getattr(args, f.name) for f in fields(TruthThresholds)},
+        fail_on=args.fail_on,
+        sample=args.sample,
+        max_read_mb=args.max_read_mb,
+        strict=args.strict,
+        fail_on_missing=args.fail_on_missing,
+        progress=_progress if show_progress else None,
+    )
+    _write(render(report, "json" if args.json else args.format), args.output)
+    for file_report in report.files:
+        if not file_report.opened:
+            first = file_report.findings[0].message if file_report.findings else "cannot open"
+            print(f"jfconform check: error: {file_report.file}: {first}", file=sys.stderr)
+    return report.exit_code
 
 
 def run_rules(args: argparse.Namespace) -> int:
-    selected = [r for r in all_rules() if not args.select or matches(r.id, _split(args.select))]
+    selected = list_rules(args.select or ())
     if args.json:
-        payload = [
-            {
-                "rule": r.id,
-                "symbol": r.symbol,
-                "severity": r.severity.word,
-                "family": r.family,
-                "family_name": FAMILIES[r.family],
-                "spec": r.spec,
-                "summary": r.summary,
-                "hint": r.hint,
-                "profile_raises": r.profile_raises,
-            }
-            for r in selected
-        ]
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        sys.stdout.write(json.dumps([rule_as_dict(r) for r in selected], indent=2) + "\n")
         return 0
-    width = max(len(r.id) for r in selected) if selected else 8
-    symbol_width = max(len(r.symbol) for r in selected) if selected else 8
+    width = max((len(r.id) for r in selected), default=8)
+    symbol_width = max((len(r.symbol) for r in selected), default=8)
     for r in selected:
         sys.stdout.write(
             f"{r.id.ljust(width)}  {r.symbol.ljust(symbol_width)}  "
@@ -291,6 +221,14 @@ def run_rules(args: argparse.Namespace) -> int:
         )
     sys.stdout.write(f"\n{len(selected)} rules\n")
     return 0
+
+
+def _usage_message(error: UsageError) -> str:
+    """A library usage error in the command's own words (``--max-read-mb`` for
+    ``max_read_mb``; the files and the prefixes speak for themselves)."""
+    if error.parameter in (None, "paths", "inputs", "select", "ignore"):
+        return error.message
+    return f"--{error.parameter.replace('_', '-')} {error.message}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as error:
-        print(f"jfconform {args.command}: error: {error}", file=sys.stderr)
+        print(f"jfconform {args.command}: error: {_usage_message(error)}", file=sys.stderr)
         return EXIT_UNREADABLE
     except RuleError as error:  # strict mode: a rule's own code failed (a jfconform bug)
         traceback.print_exception(error)

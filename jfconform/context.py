@@ -11,7 +11,6 @@ traceback or gigabytes of memory.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,16 +22,17 @@ import hdf5plugin  # noqa: F401 - registers the bitshuffle/LZ4 filters with libh
 import numpy as np
 
 from jfconform.registry import DATA, MASTER
-
-#: Names Jungfraujoch gives its files (Jungfraujoch HDF5.md §2).
-MASTER_NAME = re.compile(r"^(?P<prefix>.+)_master\.h5$")
-DATA_NAME = re.compile(r"^(?P<prefix>.+)_data_(?P<number>\d{6})\.h5$")
-#: Reprocessing output (Jungfraujoch HDF5.md §2): integrated layout, images by VDS from the
-#: raw run's files.
-PROCESS_NAME = re.compile(r"^(?P<prefix>.+)_process\.h5$")
-LEGACY_LINK = re.compile(r"^data_(\d{6})$")
-
-_READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+from jfconform.storage import (
+    DATA_NAME,
+    LEGACY_LINK,
+    READ_ERRORS,
+    ImageStore,
+    Reference,
+    VdsSource,
+    declared_nbytes,
+    mapped_frames,
+)
+from jfconform.units import Unit, parse_unit
 
 #: The most bytes one whole-dataset read may take (``--max-read-mb``); per-image arrays of
 #: runs up to ~60 000 images with 250 spots fit. Larger datasets are skipped and reported.
@@ -40,16 +40,6 @@ DEFAULT_READ_LIMIT_BYTES = 64 * 2**20
 #: The most bytes one attribute read may take (attributes hold metadata, never arrays of
 #: frames); a larger declared attribute is reported as unreadable.
 ATTRIBUTE_LIMIT_BYTES = 2**20
-#: The most frames a VDS mapping or chunk map is enumerated for, one index each.
-MAX_INDEXED_FRAMES = 2**24
-
-
-def declared_nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
-    """Bytes a whole read of this shape allocates (exact Python integers, no overflow)."""
-    count = 1
-    for n in shape:
-        count *= int(n)
-    return count * max(1, int(dtype.itemsize))
 
 
 @dataclass(slots=True)
@@ -60,34 +50,6 @@ class ReadProblem:
     file_name: str | None  # a linked file's name as the master spells it; None: checked file
     detail: str  # the HDF5 error, or the declared size
     rules: set[str] = field(default_factory=set)  # the rules that wanted it
-
-
-@dataclass(frozen=True, slots=True)
-class ImageStore:
-    """A real (non-virtual) dataset holding frames, wherever it lives.
-
-    Attributes:
-        label: how findings name it, ``file.h5:/entry/data/data``.
-        file_name: the data file's name as the master spells it (link/VDS target).
-        dataset: the open dataset (read-only).
-        first_frame: index of its first frame in the whole run (legacy: consecutive blocks).
-    """
-
-    label: str
-    file_name: str
-    dataset: h5py.Dataset
-    first_frame: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """One external link or VDS mapping from the checked file to another file."""
-
-    kind: str  # "external-link" | "vds"
-    path: str  # HDF5 path in the checked file
-    file_name: str  # as stored
-    object_path: str  # dataset path inside the target file
-    resolved: Path | None  # absolute path when relative resolution is possible
 
 
 def decode_text(value: Any) -> str | None:
@@ -108,6 +70,27 @@ def decode_text(value: Any) -> str | None:
 
 def is_string_dataset(dataset: h5py.Dataset) -> bool:
     return h5py.check_string_dtype(dataset.dtype) is not None or dataset.dtype.kind in "SU"
+
+
+def leaf(path: str) -> str:
+    """The last name of an HDF5 path."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def parent_path(path: str) -> str:
+    head = path.rstrip("/").rsplit("/", 1)[0]
+    return head or "/"
+
+
+class NxmxGroups:
+    """A file-context attribute named after the spec (``ctx.beams``): the groups at one
+    NX_class path below the NXmx entry, as :meth:`FileContext.groups` finds them."""
+
+    def __init__(self, nx_path: str) -> None:
+        self.nx_path = nx_path
+
+    def __get__(self, ctx: FileContext, owner: type | None = None) -> list[h5py.Group]:
+        return ctx.groups(self.nx_path)
 
 
 class FileContext:
@@ -136,6 +119,7 @@ class FileContext:
         self.cache: dict[str, Any] = {}
         self._objects: dict[tuple[Any, str], Any] = {}
         self._attrs: dict[tuple[Any, str], Any] = {}
+        self._groups: dict[str, list[h5py.Group]] = {}
         self.open_errors: dict[Path, str] = {}
         #: Objects that exist but cannot be read, and datasets too large to read, by place.
         self.unreadable: dict[tuple[str | None, str], ReadProblem] = {}
@@ -165,7 +149,7 @@ class FileContext:
     def _file_name_of(self, obj: h5py.HLObject) -> str | None:
         try:
             name = Path(obj.file.filename).name
-        except _READ_ERRORS:
+        except READ_ERRORS:
             return None
         return None if name == self.name else name
 
@@ -203,7 +187,7 @@ class FileContext:
     def _open(self, root: h5py.Group, path: str) -> h5py.Group | h5py.Dataset | None:
         try:
             return root[path]
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             if not self.exists(path, root):
                 return None
             link = self.link(root, path)
@@ -218,7 +202,7 @@ class FileContext:
         root = self.h5 if base is None else base
         try:
             return path in root
-        except _READ_ERRORS:
+        except READ_ERRORS:
             return False
 
     def missing(self, path: str, base: h5py.Group | None = None) -> bool:
@@ -236,14 +220,14 @@ class FileContext:
     def link(self, group: h5py.Group, name: str) -> Any:
         try:
             return group.get(name, getlink=True)
-        except _READ_ERRORS:
+        except READ_ERRORS:
             return None
 
     def has_attr(self, obj: h5py.HLObject, name: str) -> bool:
         """Whether the attribute exists, readable or not (absent is not unreadable)."""
         try:
             return name in obj.attrs
-        except _READ_ERRORS:
+        except READ_ERRORS:
             return False
 
     def attr(self, obj: h5py.HLObject, name: str) -> Any:
@@ -270,19 +254,24 @@ class FileContext:
                 )
                 return None
             return obj.attrs[name]
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             self._note_unreadable(where, error, obj)
             return None
 
     def attr_text(self, obj: h5py.HLObject, name: str) -> str | None:
         return decode_text(self.attr(obj, name))
 
+    def units(self, obj: h5py.HLObject, name: str = "units") -> tuple[str | None, Unit | None]:
+        """A units attribute's text and its meaning (either ``None``: absent or unknown)."""
+        text = self.attr_text(obj, name)
+        return text, (None if text is None else parse_unit(text))
+
     def fits(self, dataset: h5py.Dataset) -> bool:
         """Whether a whole read of ``dataset`` stays within the read limit; when it does not,
         the dataset is recorded as too large (reported as H5-014, naming the current rule)."""
         try:
             size = declared_nbytes(dataset.shape or (), dataset.dtype)
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             self._note_unreadable(dataset.name, error, dataset)
             return False
         if size <= self.read_limit_bytes:
@@ -297,7 +286,7 @@ class FileContext:
             return None
         try:
             return dataset[()]
-        except (*_READ_ERRORS, MemoryError) as error:
+        except (*READ_ERRORS, MemoryError) as error:
             if not self._source_missing(dataset):  # a lost VDS source is H5-001's / H5-006's
                 self._note_unreadable(dataset.name, error, dataset)
             return None
@@ -305,7 +294,7 @@ class FileContext:
     def _source_missing(self, dataset: h5py.Dataset) -> bool:
         try:
             virtual = dataset.is_virtual
-        except _READ_ERRORS:
+        except READ_ERRORS:
             return False
         return virtual and any(source.dataset is None for source in self.vds_sources(dataset))
 
@@ -328,7 +317,7 @@ class FileContext:
                 )
                 return None
             return np.asarray(dataset[start:stop])
-        except (*_READ_ERRORS, MemoryError) as error:
+        except (*READ_ERRORS, MemoryError) as error:
             if not image_frames:
                 self._note_unreadable(dataset.name, error, dataset)
             return None
@@ -363,11 +352,21 @@ class FileContext:
                 found.append(child)
         return found
 
+    def datasets(
+        self, group: h5py.Group | None, names: tuple[str, ...] | None = None
+    ) -> dict[str, h5py.Dataset]:
+        """The readable datasets of a group (those named, or all), by member name."""
+        if group is None:
+            return {}
+        wanted = self.member_names(group) if names is None else names
+        found = ((name, self.dataset(name, group)) for name in wanted)
+        return {name: dataset for name, dataset in found if dataset is not None}
+
     @staticmethod
     def member_names(group: h5py.Group) -> list[str]:
         try:
             return list(group.keys())
-        except _READ_ERRORS:
+        except READ_ERRORS:
             return []
 
     def walk(self) -> Iterator[tuple[str, h5py.Group | h5py.Dataset]]:
@@ -401,7 +400,7 @@ class FileContext:
                 stack.append((path, child, iter(self.member_names(child))))
         return found
 
-    # -- the NXmx skeleton -------------------------------------------------------------------
+    # -- the NXmx tree, named after the spec (as dials/nxmx names it) -------------------
     @cached_property
     def entries(self) -> list[h5py.Group]:
         return self.children_of_class(self.h5, "NXentry")
@@ -416,31 +415,75 @@ class FileContext:
             return self.entries[0]
         return self.group("/entry")
 
+    def groups(self, nx_path: str) -> list[h5py.Group]:
+        """The groups at an NX_class path below the NXmx entry, as NXmx nests them
+        (``NXentry/NXinstrument/NXbeam``: every NXbeam of every NXinstrument); memoised."""
+        if nx_path not in self._groups:
+            parent, _, nx_class = nx_path.rpartition("/")
+            if not parent:
+                found = [self.entry] if nx_class == "NXentry" and self.entry is not None else []
+            else:
+                found = [
+                    c for g in self.groups(parent) for c in self.children_of_class(g, nx_class)
+                ]
+            self._groups[nx_path] = found
+        return list(self._groups[nx_path])
+
     def in_entry(self, nx_class: str) -> list[h5py.Group]:
-        return [] if self.entry is None else self.children_of_class(self.entry, nx_class)
+        return self.groups(f"NXentry/{nx_class}")
 
-    @cached_property
-    def instruments(self) -> list[h5py.Group]:
-        return self.in_entry("NXinstrument")
+    instruments = NxmxGroups("NXentry/NXinstrument")
+    samples = NxmxGroups("NXentry/NXsample")
+    sources = NxmxGroups("NXentry/NXsource")
+    beams = NxmxGroups("NXentry/NXinstrument/NXbeam")
+    attenuators = NxmxGroups("NXentry/NXinstrument/NXattenuator")
+    detector_groups = NxmxGroups("NXentry/NXinstrument/NXdetector_group")
+    detectors = NxmxGroups("NXentry/NXinstrument/NXdetector")
+    modules = NxmxGroups("NXentry/NXinstrument/NXdetector/NXdetector_module")
 
-    @cached_property
-    def detectors(self) -> list[h5py.Group]:
-        found = []
-        for instrument in self.instruments:
-            found.extend(self.children_of_class(instrument, "NXdetector"))
-        return found
-
-    @cached_property
-    def modules(self) -> list[h5py.Group]:
-        found = []
-        for detector in self.detectors:
-            found.extend(self.children_of_class(detector, "NXdetector_module"))
-        return found
+    def transformation_axes(self, group: h5py.Group) -> list[h5py.Dataset]:
+        """The datasets of a group's NXtransformations members (a sample's goniometer axes)."""
+        return [
+            dataset
+            for transformations in self.children_of_class(group, "NXtransformations")
+            for name in self.member_names(transformations)
+            if (dataset := self.dataset(name, transformations)) is not None
+        ]
 
     @cached_property
     def data_group(self) -> h5py.Group | None:
         """``/entry/data`` by name (layout rules key on the path, as readers do)."""
         return self.group("data", self.entry) if self.entry is not None else None
+
+    # -- Jungfraujoch's extensions (HDF5.md §4), by name -----------------------------------
+    def extension(self, name: str) -> h5py.Group | None:
+        """An extension group of the entry by name: ``MX``, ``image``, ``azint``, ``user``..."""
+        return None if self.entry is None else self.group(name, self.entry)
+
+    @property
+    def mx(self) -> h5py.Group | None:
+        """``/entry/MX``: the CXI peak lists and per-image analysis results."""
+        return self.extension("MX")
+
+    def mx_dataset(self, name: str) -> h5py.Dataset | None:
+        return None if self.mx is None else self.dataset(name, self.mx)
+
+    @cached_property
+    def reflection_tables(self) -> list[h5py.Group]:
+        """The member groups of ``/entry/reflections`` (``image_NNNNNN``), in name order."""
+        root = self.extension("reflections")
+        if root is None:
+            return []
+        groups = (self.group(name, root) for name in sorted(self.member_names(root)))
+        return [group for group in groups if group is not None]
+
+    def detector_specific(self, name: str) -> h5py.Dataset | None:
+        """``detectorSpecific/<name>`` of the first detector that has it."""
+        for detector in self.detectors:
+            dataset = self.dataset(f"detectorSpecific/{name}", detector)
+            if dataset is not None:
+                return dataset
+        return None
 
     # -- role and layout -------------------------------------------------------------------
     @cached_property
@@ -467,59 +510,34 @@ class FileContext:
     @cached_property
     def layout(self) -> str | None:
         """``legacy``, ``vds``, ``integrated`` or ``None`` (nothing or an ambiguous mix)."""
-        has_data = self.image_dataset is not None
-        if self.legacy_links and not has_data:
+        image = self.image_dataset
+        if self.legacy_links and image is None:
             return "legacy"
-        if has_data and not self.legacy_links:
-            return "vds" if self.image_dataset.is_virtual else "integrated"
+        if image is not None and not self.legacy_links:
+            return "vds" if image.is_virtual else "integrated"
         return None
 
     @cached_property
     def _references(self) -> list[Reference]:
         refs: list[Reference] = []
-        for path, obj in self.walk():
+        for path, obj in [*self.walk(), ("", self.h5)]:  # the root's own links last
             if isinstance(obj, h5py.Group):
                 for name in self.member_names(obj):
                     link = self.link(obj, name)
                     if isinstance(link, h5py.ExternalLink):
-                        refs.append(
-                            Reference(
-                                "external-link",
-                                f"{path}/{name}",
-                                link.filename,
-                                link.path,
-                                self.resolve_name(link.filename),
-                            )
-                        )
+                        target = (link.filename, link.path)
+                        refs.append(self._reference("external-link", f"{path}/{name}", *target))
             elif isinstance(obj, h5py.Dataset) and obj.is_virtual:
                 try:
                     sources = obj.virtual_sources()
-                except _READ_ERRORS:
+                except READ_ERRORS:
                     continue
                 for source in sources:
-                    refs.append(
-                        Reference(
-                            "vds",
-                            path,
-                            source.file_name,
-                            source.dset_name,
-                            self.resolve_name(source.file_name),
-                        )
-                    )
-        # The root's own links are not visited by visititems.
-        for name in self.member_names(self.h5):
-            link = self.link(self.h5, name)
-            if isinstance(link, h5py.ExternalLink):
-                refs.append(
-                    Reference(
-                        "external-link",
-                        f"/{name}",
-                        link.filename,
-                        link.path,
-                        self.resolve_name(link.filename),
-                    )
-                )
+                    refs.append(self._reference("vds", path, source.file_name, source.dset_name))
         return refs
+
+    def _reference(self, kind: str, path: str, file_name: str, object_path: str) -> Reference:
+        return Reference(kind, path, file_name, object_path, self.resolve_name(file_name))
 
     def references(self) -> list[Reference]:
         """Every external link and VDS mapping in the checked file (hard-link walk)."""
@@ -544,12 +562,9 @@ class FileContext:
             if dataset is not None and not dataset.is_virtual:
                 stores.append(ImageStore(f"{self.name}:/entry/data/data", self.name, dataset, 0))
             return stores
-        if self.layout == "integrated":
-            stores.append(
-                ImageStore(
-                    f"{self.name}:{self.image_dataset.name}", self.name, self.image_dataset, 0
-                )
-            )
+        image = self.image_dataset
+        if self.layout == "integrated" and image is not None:
+            stores.append(ImageStore(f"{self.name}:{image.name}", self.name, image, 0))
         elif self.layout == "legacy":
             first = 0
             for name in self.legacy_links:
@@ -561,8 +576,8 @@ class FileContext:
                     ImageStore(f"{link.filename}:{link.path}", link.filename, target, first)
                 )
                 first += target.shape[0] if target.ndim else 0
-        elif self.layout == "vds":
-            for source in self.vds_sources(self.image_dataset):
+        elif self.layout == "vds" and image is not None:
+            for source in self.vds_sources(image):
                 if source.dataset is not None:
                     stores.append(
                         ImageStore(
@@ -588,7 +603,7 @@ class FileContext:
     def vds_sources(self, dataset: h5py.Dataset) -> list[VdsSource]:
         try:
             maps = dataset.virtual_sources()
-        except _READ_ERRORS:
+        except READ_ERRORS:
             return []
         sources = []
         for mapping in maps:
@@ -598,9 +613,10 @@ class FileContext:
                 handle = self.h5 if resolved == self.path else self.open_related(resolved)
                 if handle is not None:
                     target = self.dataset(mapping.dset_name, handle)
-            frames = _selected_frames(mapping.vspace)
-            source_points = _npoints(mapping.src_space)
-            if _is_select_all(mapping.src_space):
+            frames, first, virtual_points, source_points = mapped_frames(
+                mapping.vspace, mapping.src_space
+            )
+            if source_points is None:  # the whole source dataset
                 source_points = int(target.size) if target is not None else -1
             sources.append(
                 VdsSource(
@@ -609,8 +625,8 @@ class FileContext:
                     resolved,
                     target,
                     frames,
-                    _first_frame(mapping.vspace, frames),
-                    _npoints(mapping.vspace),
+                    first,
+                    virtual_points,
                     source_points,
                 )
             )
@@ -637,61 +653,3 @@ class FileContext:
                 return None
             return sum(int(s.dataset.shape[0]) for s in self.image_stores if s.dataset.ndim)
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class VdsSource:
-    file_name: str
-    dset_name: str
-    resolved: Path | None
-    dataset: h5py.Dataset | None
-    frames: np.ndarray | None  # virtual frame indices it covers; None: too many to list
-    first_frame: int
-    virtual_points: int
-    source_points: int
-
-
-def _first_frame(space: h5py.h5s.SpaceID, frames: np.ndarray | None) -> int:
-    if frames is not None:
-        return int(frames[0]) if frames.size else 0
-    try:
-        return int(space.get_select_bounds()[0][0])
-    except _READ_ERRORS:
-        return 0
-
-
-def _npoints(space: h5py.h5s.SpaceID) -> int:
-    try:
-        return int(space.get_select_npoints())
-    except _READ_ERRORS:
-        return -1
-
-
-def _is_select_all(space: h5py.h5s.SpaceID) -> bool:
-    try:
-        return space.get_select_type() == h5py.h5s.SEL_ALL
-    except _READ_ERRORS:
-        return False
-
-
-def _selected_frames(space: h5py.h5s.SpaceID) -> np.ndarray | None:
-    """Indices along the first axis touched by a (regular) hyperslab selection; ``None`` when
-    there are more than ``MAX_INDEXED_FRAMES`` of them (not enumerated: bounded memory)."""
-    try:
-        if space.get_select_type() == h5py.h5s.SEL_ALL:
-            return _bounded_range(0, int(space.shape[0]))
-        start, stride, count, block = space.get_regular_hyperslab()
-    except _READ_ERRORS:
-        try:
-            low, high = space.get_select_bounds()
-            return _bounded_range(int(low[0]), int(high[0]) + 1)
-        except _READ_ERRORS:
-            return np.empty(0, dtype=np.int64)
-    if int(count[0]) * int(block[0]) > MAX_INDEXED_FRAMES:
-        return None
-    base = start[0] + stride[0] * np.arange(count[0])
-    return (base[:, None] + np.arange(block[0])[None, :]).reshape(-1)
-
-
-def _bounded_range(low: int, high: int) -> np.ndarray | None:
-    return None if high - low > MAX_INDEXED_FRAMES else np.arange(low, high)

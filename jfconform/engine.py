@@ -12,7 +12,7 @@ import h5py
 
 from jfconform.context import DEFAULT_READ_LIMIT_BYTES, FileContext, ReadProblem
 from jfconform.model import Finding, Issue, Severity
-from jfconform.registry import Rule, get_rule, iter_selected
+from jfconform.registry import Rule, all_rules, get_rule, matches
 
 #: ``JFCONFORM_STRICT=1`` makes strict the default (the test suite sets it).
 STRICT_ENV = "JFCONFORM_STRICT"
@@ -34,6 +34,8 @@ UNREADABLE_RULE = "H5-001"
 #: Rules the engine reports from what the context recorded while the other rules read.
 UNREADABLE_OBJECT_RULE = "H5-013"
 READ_LIMIT_RULE = "H5-014"
+#: Frames a writer never wrote (missed images); ``fail_on_missing`` makes them errors.
+MISSING_FRAMES_RULE = "H5-012"
 
 
 class RuleError(Exception):
@@ -58,6 +60,8 @@ class CheckOptions:
         strict: re-raise an exception from a rule's own code (a jfconform bug) as
             :class:`RuleError` instead of reporting "could not evaluate"; exceptions raised
             inside h5py (the file's fault) stay findings. Default: ``JFCONFORM_STRICT=1``.
+        fail_on_missing: frames never written (H5-012, information by default) become
+            errors, for CI runs that must not lose an image.
     """
 
     select: tuple[str, ...] = ()
@@ -66,6 +70,7 @@ class CheckOptions:
     sample: int = 2
     read_limit_bytes: int = DEFAULT_READ_LIMIT_BYTES
     strict: bool = field(default_factory=_strict_default)
+    fail_on_missing: bool = False
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.profiles if p not in PROFILES]
@@ -76,10 +81,17 @@ class CheckOptions:
         if self.read_limit_bytes < 1:
             raise ValueError(f"read_limit_bytes must be >= 1, got {self.read_limit_bytes}")
 
+    def selects(self, rule_id: str) -> bool:
+        """Whether ``select`` and ``ignore`` (ID prefixes) let this rule run."""
+        chosen = not self.select or matches(rule_id, self.select)
+        return chosen and not matches(rule_id, self.ignore)
+
     def rules(self) -> list[Rule]:
-        return list(iter_selected(list(self.select), list(self.ignore)))
+        return [r for r in all_rules() if self.selects(r.id)]
 
     def effective_severity(self, rule_obj: Rule, issue: Issue) -> Severity:
+        if self.fail_on_missing and rule_obj.id == MISSING_FRAMES_RULE:
+            return Severity.ERROR
         severity = issue.severity or rule_obj.severity
         group = rule_obj.profile_group
         raised = {g for p in self.profiles for g in PROFILES[p]}
@@ -210,6 +222,8 @@ def _run_rule(rule_obj: Rule, context: FileContext, *, strict: bool = False) -> 
     In ``strict`` mode an exception from the rule's own code is a bug and is re-raised.
     """
     issues: list[Issue] = []
+    if rule_obj.check is None:  # evaluated outside the file walk (H5-013, H5-014, TRUTH)
+        return issues
     try:
         issues.extend(rule_obj.check(context))
     except Exception as error:

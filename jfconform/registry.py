@@ -7,8 +7,9 @@ test failure rather than a silent overwrite.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ _SYMBOL_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 #: Which file a rule looks at: the master (or a single integrated file) or a data file.
 MASTER = "master"
 DATA = "data"
+BOTH = (MASTER, DATA)
 
 RuleFunction = Callable[["FileContext"], Iterable[Issue]]
 
@@ -117,20 +119,37 @@ def register(rule_obj: Rule) -> Rule:
     return rule_obj
 
 
+def describe(rule_id: str, text: str | None) -> tuple[str, str, str]:
+    """(summary, spec, hint) from a rule's description, as pycodestyle reads its codes from
+    docstrings: the first paragraph is the summary; the last holds a ``Spec:`` line (where
+    the requirement comes from) and a ``Hint:`` line (the default fix), each continued on
+    the lines that follow it; paragraphs between explain the rule."""
+    paragraphs = [p.split("\n") for p in inspect.cleandoc(text or "").split("\n\n")]
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in paragraphs[-1] if len(paragraphs) > 1 else []:
+        name, _, rest = line.partition(":")
+        if name in ("Spec", "Hint"):
+            current = sections.setdefault(name, [])
+            line = rest
+        current.append(line.strip())
+    if set(sections) != {"Spec", "Hint"} or not paragraphs[0][0]:
+        raise RegistryError(f"rule {rule_id}: describe it as 'summary', then 'Spec:' and 'Hint:'")
+    return (" ".join(paragraphs[0]), " ".join(sections["Spec"]), " ".join(sections["Hint"]))
+
+
 def rule(
     rule_id: str,
     symbol: str,
     severity: Severity,
     *,
-    spec: str,
-    summary: str,
-    hint: str,
     roles: tuple[str, ...] = (MASTER,),
     raisable: bool = False,
 ) -> Callable[[RuleFunction], RuleFunction]:
-    """Decorator form of :func:`register` for rule functions."""
+    """Register a rule function; its docstring describes it (see :func:`describe`)."""
 
     def decorate(function: RuleFunction) -> RuleFunction:
+        summary, spec, hint = describe(rule_id, function.__doc__)
         register(Rule(rule_id, symbol, severity, spec, summary, hint, function, roles, raisable))
         return function
 
@@ -156,12 +175,3 @@ def matches(rule_id: str, prefixes: Iterable[str]) -> bool:
     """True when ``rule_id`` starts with one of ``prefixes`` (case-insensitive)."""
     upper = rule_id.upper()
     return any(upper.startswith(p.strip().upper()) for p in prefixes if p.strip())
-
-
-def iter_selected(select: list[str] | None, ignore: list[str] | None) -> Iterator[Rule]:
-    for candidate in all_rules():
-        if select and not matches(candidate.id, select):
-            continue
-        if ignore and matches(candidate.id, ignore):
-            continue
-        yield candidate

@@ -8,37 +8,16 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jfconform.engine import FileReport, exit_status
 from jfconform.model import Finding, Severity
 from jfconform.registry import FAMILIES, all_rules
 from jfconform.version import __version__
 
+if TYPE_CHECKING:
+    from jfconform.api import Report
+
 FORMATS = ("text", "json", "junit")
-
-
-@dataclass(frozen=True, slots=True)
-class CheckRun:
-    """Everything a report shows: per-file findings, the truth scores, and the policy.
-
-    ``stream`` holds the statistics of ``jfconform stream`` (then each report is one input:
-    an endpoint or a recording); None for ``jfconform check``.
-    """
-
-    reports: list[FileReport]
-    fail_on: Severity
-    truth: dict[str, Any] | None = None
-    stream: dict[str, Any] | None = None
-
-    @property
-    def findings(self) -> list[Finding]:
-        return [f for report in self.reports for f in report.findings]
-
-    @property
-    def exit_code(self) -> int:
-        return exit_status(self.reports, self.fail_on)
 
 
 def _counts(findings: list[Finding]) -> dict[str, int]:
@@ -48,10 +27,10 @@ def _counts(findings: list[Finding]) -> dict[str, int]:
     }
 
 
-def as_dict(run: CheckRun) -> dict[str, Any]:
+def as_dict(run: Report) -> dict[str, Any]:
     """The JSON document (schema in docs/conform.md)."""
     files = []
-    for report in run.reports:
+    for report in run.files:
         files.append(
             {
                 "file": report.file,
@@ -80,11 +59,11 @@ def as_dict(run: CheckRun) -> dict[str, Any]:
     return document
 
 
-def render_json(run: CheckRun) -> str:
+def render_json(run: Report) -> str:
     return json.dumps(as_dict(run), indent=2, allow_nan=False, default=str) + "\n"
 
 
-def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+def _table(rows: list[list[Any]], header: list[str]) -> list[str]:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
@@ -92,7 +71,7 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
     return out
 
 
-def render_text(run: CheckRun) -> str:
+def render_text(run: Report) -> str:
     """Findings grouped by severity, then per-file and per-rule summary tables."""
     lines: list[str] = []
     for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO):
@@ -106,7 +85,7 @@ def render_text(run: CheckRun) -> str:
         lines.append("")
     lines.append("Summary by file")
     rows = []
-    for report in run.reports:
+    for report in run.files:
         counts = _counts(report.findings)
         state = report.layout or report.role or "unreadable"
         if not report.opened:
@@ -180,7 +159,7 @@ STREAM_TABLE = (
 )
 
 
-def render_junit(run: CheckRun) -> str:
+def render_junit(run: Report) -> str:
     """One testsuite per file (or stream input), one testcase per rule family that applies;
     findings >= fail-on fail it."""
     scope = {"stream"} if run.stream is not None else {"master", "data"}
@@ -188,7 +167,7 @@ def render_junit(run: CheckRun) -> str:
         {r.family for r in all_rules() if scope & set(r.roles)}, key=list(FAMILIES).index
     )
     suites = ET.Element("testsuites", name="jfconform")
-    for report in run.reports:
+    for report in run.files:
         failing = [f for f in report.findings if f.severity >= run.fail_on]
         suite = ET.SubElement(
             suites,
@@ -246,5 +225,6 @@ def _truth_suite(suites: ET.Element, truth: dict[str, Any]) -> None:
             )
 
 
-def render(run: CheckRun, format_name: str) -> str:
+def render(run: Report, format_name: str = "text") -> str:
+    """The report as ``text``, ``json`` or ``junit``."""
     return {"text": render_text, "json": render_json, "junit": render_junit}[format_name](run)

@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 
-from jfconform.context import FileContext
+from jfconform.chains import rotation_matrix
+from jfconform.context import FileContext, leaf
 from jfconform.frame_checksum import check_frames
 from jfconform.model import Issue
-from jfconform.rules._common import rotation_matrix
 from jfconform.rules.cxi import peak_table
-from jfconform.rules.nxr import IMAGE_GROUP, reflection_groups
+from jfconform.rules.nxr import IMAGE_GROUP
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +129,13 @@ def load_truth(path: Path) -> Truth:
             scan = scan.decode() if isinstance(scan, bytes) else str(scan)
             rotation = scan == "rotation"
             reflections = {name: h5["reflections"][name][()] for name in h5["reflections"]}
+            width, height = experiment["image_size_pxl"][()]
             lengths = {len(v) for v in reflections.values()}
             if len(lengths) > 1:
                 raise TruthFileError(f"{path.name}: /reflections columns differ in length")
             return Truth(
                 n_images=int(h5["images/n_lattices"].shape[0]),
-                image_size_pxl=tuple(int(v) for v in experiment["image_size_pxl"][()]),
+                image_size_pxl=(int(width), int(height)),
                 scan_type=scan,
                 rotation_axis=np.asarray(experiment["rotation_axis"][()], dtype=float)
                 if rotation
@@ -518,14 +519,14 @@ def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -
         key = (int(image), int(h), int(k), int(ell))
         true_index[key] = true_index.get(key, 0.0) + float(value)
     observed, expected, groups = [], [], 0
-    for name, group in reflection_groups(ctx):
-        match = IMAGE_GROUP.match(name)
+    for group in ctx.reflection_tables:
+        match = IMAGE_GROUP.match(leaf(group.name))
         columns = [ctx.dataset(c, group) for c in ("h", "k", "l", "int_sum")]
         if match is None or any(c is None for c in columns):
             continue
         image = int(match.group(1)) - 1
-        arrays = [ctx.array(c) for c in columns]
-        if any(a is None for a in arrays):
+        arrays = [array for c in columns if (array := ctx.array(c)) is not None]
+        if len(arrays) != len(columns):
             continue
         groups += 1
         h, k, ell, intensity = arrays

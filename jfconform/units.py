@@ -144,6 +144,24 @@ _TABLE.update(
     _spellings(AREA, {"angstrom^2": 1e-20, "angstrom**2": 1e-20, "Å^2": 1e-20, "m^2": 1.0})
 )
 
+#: The dimension each NXDL units category means (categories we cannot judge are absent).
+NXDL_CATEGORIES: Mapping[str, str] = MappingProxyType(
+    {
+        "NX_LENGTH": LENGTH,
+        "NX_WAVELENGTH": LENGTH,
+        "NX_ANGLE": ANGLE,
+        "NX_TIME": TIME,
+        "NX_ENERGY": ENERGY,
+        "NX_FREQUENCY": FREQUENCY,
+        "NX_TEMPERATURE": TEMPERATURE,
+        "NX_CURRENT": CURRENT,
+        "NX_AREA": AREA,
+        "NX_WAVENUMBER": INVERSE_LENGTH,
+        "NX_DIMENSIONLESS": DIMENSIONLESS,
+        "NX_UNITLESS": DIMENSIONLESS,
+    }
+)
+
 #: Every known spelling, read-only (tests compare it with pint, spelling by spelling).
 UNIT_TABLE: Mapping[str, Unit] = MappingProxyType(_TABLE)
 

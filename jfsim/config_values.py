@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from jfsim.errors import ConfigError
@@ -161,16 +160,8 @@ def _raise(error: Exception) -> Any:
     raise error
 
 
-# A field table: user key → (dataclass field, parser, converter to canonical, validator).
+#: A range check: the problem with a value (in the field's unit), or None when it is fine.
 Check = Callable[[Any], str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class KeySpec:
-    field: str
-    parse: Callable[[str, Any], Any]
-    convert: Callable[[Any], Any] = lambda value: value
-    check: Check | None = None
 
 
 def positive(value: float) -> str | None:

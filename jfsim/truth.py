@@ -44,7 +44,7 @@ from jfsim import __version__
 from jfsim.atomic import CommitOnSuccess
 from jfsim.errors import JfsimError
 from jfsim.experiment import Experiment, RotationScan, experiment_to_dict
-from jfsim.sim.scene import ImageTruth, ReflectionTable
+from jfsim.image_truth import ImageTruth, ReflectionTable
 from jfsim.units import rad_to_deg
 
 __all__ = [
@@ -172,11 +172,12 @@ class TruthWriter(CommitOnSuccess):
         _scalar(group, "unit_cell", np.array(cell.as_tuple(), dtype=np.float64), "angstrom, deg")
         _scalar(group, "space_group_number", int(experiment.crystal.space_group_number), "1")
         _scalar(group, "scan_type", scan.kind, "1")
-        rotation = isinstance(scan, RotationScan)
-        axis = np.array(scan.axis_vector if rotation else (math.nan,) * 3, dtype=np.float64)
+        if isinstance(scan, RotationScan):
+            axis = np.array(scan.axis_vector, dtype=np.float64)
+            start, step = rad_to_deg(scan.start_rad), rad_to_deg(scan.step_rad)
+        else:
+            axis, start, step = np.full(3, math.nan), math.nan, math.nan
         _scalar(group, "rotation_axis", axis, "1")
-        start = rad_to_deg(scan.start_rad) if rotation else math.nan
-        step = rad_to_deg(scan.step_rad) if rotation else math.nan
         _scalar(group, "rotation_start_deg", float(start), "deg")
         _scalar(group, "rotation_step_deg", float(step), "deg")
         images = root.create_group("images")
@@ -239,8 +240,9 @@ class TruthWriter(CommitOnSuccess):
                 if len(digest) != SHA256_BYTES:
                     raise TruthError(f"{self.path}: a SHA-256 digest has 32 bytes, got {digest!r}")
                 digests[index] = np.frombuffer(digest, dtype=np.uint8)
-        per_image = {
-            "image_id": np.array([truth.image_id for truth in truths], dtype=np.int64),
+        image_ids = np.array([truth.image_id for truth in truths], dtype=np.int64)
+        per_image: dict[str, np.ndarray] = {
+            "image_id": image_ids,
             "n_lattices": np.array([truth.n_lattices for truth in truths], dtype=np.int32),
             "ub_matrix": ub,
             "pixel_sha256": digests,
@@ -251,7 +253,7 @@ class TruthWriter(CommitOnSuccess):
         counts = [len(table) for table in tables]
         rows = {
             name: (
-                np.repeat(per_image["image_id"], counts)
+                np.repeat(image_ids, counts)
                 if name == "image_id"
                 else np.concatenate([getattr(t, name) for t in tables]).astype(dtype, copy=False)
             )

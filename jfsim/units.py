@@ -37,10 +37,6 @@ def m_to_mm(length_m: float) -> float:
     return length_m * 1e3
 
 
-def um_to_mm(length_um: float) -> float:
-    return length_um * 1e-3
-
-
 def us_to_s(time_us: float) -> float:
     return time_us * 1e-6
 

@@ -5,64 +5,37 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
-from jfconform.context import LEGACY_LINK, MAX_INDEXED_FRAMES, FileContext
+from jfconform.context import FileContext
 from jfconform.model import E, I, Issue, W
-from jfconform.registry import DATA, MASTER, Rule, register, rule
-
-BITSHUFFLE = 32008
-LZ4 = 32004
-ZSTD_IN_BITSHUFFLE = 3
-LZ4_IN_BITSHUFFLE = 2
-
-_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
-
-
-def filters_of(dataset: h5py.Dataset) -> list[tuple[int, tuple[int, ...]]]:
-    """(filter id, cd_values) of a dataset's pipeline, in order; [] when unreadable."""
-    try:
-        plist = dataset.id.get_create_plist()
-        found = []
-        for index in range(plist.get_nfilters()):
-            code, _flags, values, _name = plist.get_filter(index)
-            found.append((int(code), tuple(int(v) for v in values)))
-        return found
-    except _ERRORS:
-        return []
-
-
-def expected_fill(dtype: np.dtype) -> int | None:
-    """The Jungfraujoch no-data fill: INTx_MIN for signed, UINTx_MAX for unsigned."""
-    if dtype.kind == "i":
-        return int(np.iinfo(dtype).min)
-    if dtype.kind == "u":
-        return int(np.iinfo(dtype).max)
-    return None
-
-
-def single_chunk_index(dataset: h5py.Dataset) -> bool:
-    """True when libhdf5 (≥1.10 bounds) would use a single-chunk index: fixed size, one chunk."""
-    chunks, maxshape = dataset.chunks, dataset.maxshape
-    return chunks is not None and None not in maxshape and tuple(chunks) == dataset.shape
-
-
-@rule(
-    "H5-001",
-    "file-unreadable",
-    E,
-    spec="conformance.md §7.7; libhdf5",
-    summary="The file and every file it links to open as HDF5",
-    hint="the file is truncated or not HDF5: re-copy or rewrite it",
-    roles=(MASTER, DATA),
+from jfconform.registry import BOTH, DATA, MASTER, Rule, register, rule
+from jfconform.storage import (
+    BITSHUFFLE,
+    LEGACY_LINK,
+    LZ4,
+    LZ4_IN_BITSHUFFLE,
+    MAX_INDEXED_FRAMES,
+    READ_ERRORS,
+    ZSTD_IN_BITSHUFFLE,
+    filters_of,
+    single_chunk_index,
+    written_frames,
 )
+
+
+@rule("H5-001", "file-unreadable", E, roles=BOTH)
 def file_unreadable(ctx: FileContext) -> Iterator[Issue]:
+    """The file and every file it links to open as HDF5
+
+    Spec: conformance.md §7.7; libhdf5
+    Hint: the file is truncated or not HDF5: re-copy or rewrite it
+    """
     try:
         superblock = ctx.h5.id.get_create_plist().get_version()[0]
-    except _ERRORS:
+    except READ_ERRORS:
         superblock = None
     if superblock is not None and superblock not in (0, 2, 3):
         yield Issue(
@@ -81,40 +54,32 @@ def file_unreadable(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(ref.path, f"linked file {ref.file_name!r} cannot be opened: {reason}")
 
 
-@rule(
-    "H5-002",
-    "image-chunking",
-    E,
-    spec="Jungfraujoch HDF5.md §2; Neggia; Durin fast path",
-    summary="Image datasets are chunked (1, ny, nx)",
-    hint="create images with chunks=(1, ny, nx) (one image per chunk)",
-    roles=(MASTER, DATA),
-)
+@rule("H5-002", "image-chunking", E, roles=BOTH)
 def image_chunking(ctx: FileContext) -> Iterator[Issue]:
+    """Image datasets are chunked (1, ny, nx)
+
+    Spec: Jungfraujoch HDF5.md §2; Neggia; Durin fast path
+    Hint: create images with chunks=(1, ny, nx) (one image per chunk)
+    """
     for store in ctx.image_stores:
         dataset = store.dataset
         wanted = (1, *dataset.shape[1:])
         if dataset.chunks is None or tuple(dataset.chunks) != wanted:
-            yield Issue(
-                dataset.name, f"chunks {dataset.chunks}, expected {wanted}", file=store.file_name
-            )
+            yield store.issue(f"chunks {dataset.chunks}, expected {wanted}")
 
 
-@rule(
-    "H5-003",
-    "image-filter",
-    E,
-    spec="conformance.md §6.1; Neggia; Durin",
-    summary="Exactly one filter: bitshuffle with cd_values[4] in {2,3} and cd_values[2] = "
-    "element size, or LZ4",
-    hint="use hdf5plugin.Bitshuffle(cname='lz4') and nothing else in the pipeline",
-    roles=(MASTER, DATA),
-)
+@rule("H5-003", "image-filter", E, roles=BOTH)
 def image_filter(ctx: FileContext) -> Iterator[Issue]:
+    """Exactly one filter: bitshuffle with cd_values[4] in {2,3} and cd_values[2] = element
+    size, or LZ4
+
+    Spec: conformance.md §6.1; Neggia; Durin
+    Hint: use hdf5plugin.Bitshuffle(cname='lz4') and nothing else in the pipeline
+    """
     for store in ctx.image_stores:
         problem = image_filter_problem(store.dataset)
         if problem is not None:
-            yield Issue(store.dataset.name, problem, file=store.file_name)
+            yield store.issue(problem)
 
 
 def image_filter_problem(dataset: h5py.Dataset) -> str | None:
@@ -134,89 +99,26 @@ def image_filter_problem(dataset: h5py.Dataset) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class WrittenFrames:
-    """Which frames of a chunked image dataset have allocated chunks, kept as the sorted
-    first frames of those chunks (never one flag per declared frame: a damaged header may
-    declare 2³² frames of which four were written)."""
-
-    n_frames: int
-    frames_per_chunk: int
-    chunk_starts: np.ndarray  # sorted first frame of each allocated chunk row
-
-    def count(self) -> int:
-        """Frames with an allocated chunk."""
-        ends = np.minimum(self.chunk_starts + self.frames_per_chunk, self.n_frames)
-        return int(np.sum(ends - self.chunk_starts))
-
-    def all_written(self) -> bool:
-        return self.count() == self.n_frames
-
-    def first_missing(self, limit: int) -> np.ndarray:
-        """Up to ``limit`` frames without an allocated chunk, in order."""
-        missing: list[int] = []
-        expected = 0
-        for start in (*self.chunk_starts.tolist(), self.n_frames):
-            while expected < min(start, self.n_frames) and len(missing) < limit:
-                missing.append(expected)
-                expected += 1
-            if len(missing) >= limit:
-                break
-            expected = max(expected, start + self.frames_per_chunk)
-        return np.asarray(missing, dtype=np.int64)
-
-
-def written_frames(dataset: h5py.Dataset) -> WrittenFrames | None:
-    """The frames whose chunks are allocated; ``None`` when that cannot be told.
-
-    A writer that misses images leaves their chunks unallocated: they read as the fill value
-    (the documented Jungfraujoch behaviour), which is not a storage fault. The work is
-    bounded by the chunks in the file, not by the frames the header declares.
-    """
-    if dataset.ndim != 3 or dataset.chunks is None or dataset.is_virtual:
-        return None
-    n_frames = int(dataset.shape[0])
-    frames_per_chunk = int(dataset.chunks[0])
-    grid = [-(-int(n) // int(c)) for n, c in zip(dataset.shape, dataset.chunks, strict=True)]
-    try:
-        allocated = dataset.id.get_num_chunks()
-        if allocated == 0:
-            return WrittenFrames(n_frames, frames_per_chunk, np.empty(0, dtype=np.int64))
-        if allocated == math.prod(grid):  # the usual case: every chunk written
-            starts = np.arange(0, n_frames, frames_per_chunk, dtype=np.int64)
-            return WrittenFrames(n_frames, frames_per_chunk, starts)
-        offsets: list[int] = []
-        dataset.id.chunk_iter(lambda info: offsets.append(int(info.chunk_offset[0])))
-    except (*_ERRORS, NotImplementedError, MemoryError):
-        return None
-    return WrittenFrames(n_frames, frames_per_chunk, np.unique(np.asarray(offsets, np.int64)))
-
-
 def _frame_list(frames: np.ndarray, shown: int = 5) -> str:
     listed = ", ".join(str(int(f)) for f in frames[:shown])
     return listed + (", ..." if len(frames) > shown else "")
 
 
-@rule(
-    "H5-004",
-    "chunk-decode",
-    W,
-    spec="Durin chunk header check; conformance.md §6.1",
-    summary="Sampled written chunks decode; the bitshuffle header holds the chunk's byte count",
-    hint="rewrite the chunks: their header or payload is corrupt",
-    roles=(MASTER, DATA),
-)
+@rule("H5-004", "chunk-decode", W, roles=BOTH)
 def chunk_decode(ctx: FileContext) -> Iterator[Issue]:
+    """Sampled written chunks decode; the bitshuffle header holds the chunk's byte count
+
+    Spec: Durin chunk header check; conformance.md §6.1
+    Hint: rewrite the chunks: their header or payload is corrupt
+    """
     for store in ctx.image_stores:
         dataset = store.dataset
         if dataset.ndim != 3 or dataset.chunks is None or dataset.is_virtual:
             continue
         written = written_frames(dataset)
         if written is None:
-            yield Issue(
-                dataset.name,
-                "the chunk index is unreadable: cannot tell which frames were written",
-                file=store.file_name,
+            yield store.issue(
+                "the chunk index is unreadable: cannot tell which frames were written"
             )
             continue
         expected = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
@@ -226,60 +128,43 @@ def chunk_decode(ctx: FileContext) -> Iterator[Issue]:
             where = f"{frame} (run frame {store.first_frame + frame})"
             try:
                 _mask, chunk = dataset.id.read_direct_chunk((frame, 0, 0))
-            except (*_ERRORS, MemoryError) as error:
-                yield Issue(
-                    dataset.name,
-                    f"chunk of frame {where} unreadable: {error}",
-                    file=store.file_name,
-                )
+            except (*READ_ERRORS, MemoryError) as error:
+                yield store.issue(f"chunk of frame {where} unreadable: {error}")
                 continue
             if pipeline in ([BITSHUFFLE], [LZ4]) and len(chunk) >= 12:
                 (size,) = struct.unpack(">Q", chunk[:8])
                 if size != expected:
-                    yield Issue(
-                        dataset.name,
-                        f"frame {where}: chunk header says {size} bytes, expected {expected}",
-                        file=store.file_name,
+                    yield store.issue(
+                        f"frame {where}: chunk header says {size} bytes, expected {expected}"
                     )
                     continue
             try:
                 dataset[frame]
-            except (*_ERRORS, MemoryError) as error:
-                yield Issue(
-                    dataset.name,
-                    f"frame {where} does not decode: {error}",
-                    file=store.file_name,
-                )
+            except (*READ_ERRORS, MemoryError) as error:
+                yield store.issue(f"frame {where} does not decode: {error}")
 
 
-@rule(
-    "H5-005",
-    "single-chunk-index",
-    W,
-    spec="conformance.md §6.2; Neggia",
-    summary="Image datasets do not use a single-chunk/implicit index",
-    hint="create image datasets with maxshape=(None, ny, nx)",
-    roles=(MASTER, DATA),
-)
+@rule("H5-005", "single-chunk-index", W, roles=BOTH)
 def single_chunk(ctx: FileContext) -> Iterator[Issue]:
+    """Image datasets do not use a single-chunk/implicit index
+
+    Spec: conformance.md §6.2; Neggia
+    Hint: create image datasets with maxshape=(None, ny, nx)
+    """
     for store in ctx.image_stores:
         if single_chunk_index(store.dataset):
-            yield Issue(
-                store.dataset.name,
-                "fixed-size dataset of one chunk (single-chunk index, unreadable by Neggia)",
-                file=store.file_name,
+            yield store.issue(
+                "fixed-size dataset of one chunk (single-chunk index, unreadable by Neggia)"
             )
 
 
-@rule(
-    "H5-006",
-    "vds-source",
-    E,
-    spec="conformance.md §6.4; HDF5 VDS",
-    summary="VDS sources exist, match dtype and frame shape, tile [0, n) once, relative names",
-    hint="write the data files next to the master, named relatively, and map each frame once",
-)
+@rule("H5-006", "vds-source", E)
 def vds_source(ctx: FileContext) -> Iterator[Issue]:
+    """VDS sources exist, match dtype and frame shape, tile [0, n) once, relative names
+
+    Spec: conformance.md §6.4; HDF5 VDS
+    Hint: write the data files next to the master, named relatively, and map each frame once
+    """
     for path, obj in ctx.walk():
         if not isinstance(obj, h5py.Dataset) or not obj.is_virtual:
             continue
@@ -292,10 +177,10 @@ def vds_source(ctx: FileContext) -> Iterator[Issue]:
         whole_frames = tiled  # module-wise mappings (part of a frame each) are not tiled here
         for source in sources:
             where = f"{source.file_name}:{source.dset_name}"
-            if tiled:
-                frames = source.frames[(source.frames >= 0) & (source.frames < coverage.size)]
-                np.add.at(coverage, frames, 1)
-                whole_frames &= source.virtual_points == len(source.frames) * frame_points
+            if tiled and source.frames is not None:
+                mapped = source.frames
+                np.add.at(coverage, mapped[(mapped >= 0) & (mapped < coverage.size)], 1)
+                whole_frames &= source.virtual_points == len(mapped) * frame_points
             if source.file_name.startswith("/"):
                 yield Issue(path, f"source file name {source.file_name!r} is absolute")
             if source.resolved is None or not source.resolved.is_file():
@@ -330,15 +215,13 @@ def vds_source(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(path, f"the mappings {' and '.join(problems)}")
 
 
-@rule(
-    "H5-007",
-    "external-link",
-    E,
-    spec="conformance.md §6.5; Neggia; Durin",
-    summary="External links: relative name, target exists; data links are 3-D frames",
-    hint="keep data files beside the master and link them by bare file name",
-)
+@rule("H5-007", "external-link", E)
 def external_link(ctx: FileContext) -> Iterator[Issue]:
+    """External links: relative name, target exists; data links are 3-D frames
+
+    Spec: conformance.md §6.5; Neggia; Durin
+    Hint: keep data files beside the master and link them by bare file name
+    """
     frame = None
     for ref in ctx.references():
         if ref.kind != "external-link":
@@ -364,46 +247,41 @@ def external_link(ctx: FileContext) -> Iterator[Issue]:
                 yield Issue(ref.path, f"frame shape {target.shape[1:]} differs from {frame}")
 
 
-@rule(
-    "H5-008",
-    "legacy-file-blocks",
-    W,
-    spec="Neggia/Durin concatenation (conformance.md §6.4)",
-    summary="Legacy links numbered from 000001; equal files; total = nimages × ntrigger",
-    hint="number data files 000001.. without gaps, equal length except the last",
-)
+@rule("H5-008", "legacy-file-blocks", W)
 def legacy_file_blocks(ctx: FileContext) -> Iterator[Issue]:
-    if ctx.layout != "legacy":
+    """Legacy links numbered from 000001; equal files; total = nimages × ntrigger
+
+    Spec: Neggia/Durin concatenation (conformance.md §6.4)
+    Hint: number data files 000001.. without gaps, equal length except the last
+    """
+    group = ctx.data_group
+    if ctx.layout != "legacy" or group is None:
         return
-    numbers = [int(LEGACY_LINK.match(n).group(1)) for n in ctx.legacy_links]
+    numbers = [int(name.removeprefix("data_")) for name in ctx.legacy_links]
     if numbers != list(range(1, len(numbers) + 1)):
-        yield Issue(ctx.data_group.name, f"links numbered {numbers[:5]}..., expected 1..N")
+        yield Issue(group.name, f"links numbered {numbers[:5]}..., expected 1..N")
     stores = ctx.image_stores
     lengths = [int(s.dataset.shape[0]) for s in stores if s.dataset.ndim == 3]
     if (len(lengths) > 1 and len(set(lengths[:-1])) > 1) or (lengths and lengths[-1] > lengths[0]):
-        yield Issue(
-            ctx.data_group.name, f"data files hold {lengths} frames; all but the last must be equal"
-        )
+        yield Issue(group.name, f"data files hold {lengths} frames; all but the last must be equal")
     for detector in ctx.detectors:
         nimages = ctx.number(ctx.dataset("detectorSpecific/nimages", detector))
         ntrigger = ctx.number(ctx.dataset("detectorSpecific/ntrigger", detector)) or 1
         if nimages is not None and lengths and len(stores) == len(ctx.legacy_links):
             if sum(lengths) != int(nimages * ntrigger):
                 yield Issue(
-                    ctx.data_group.name,
+                    group.name,
                     f"{sum(lengths)} frames linked, nimages × ntrigger = {int(nimages * ntrigger)}",
                 )
 
 
-@rule(
-    "H5-009",
-    "pixel-mask-storage",
-    W,
-    spec="Neggia (unchunked mask)",
-    summary="pixel_mask stored contiguous, uint32 preferred",
-    hint="write pixel_mask as a contiguous uint32 dataset (no chunks, no compression)",
-)
+@rule("H5-009", "pixel-mask-storage", W)
 def pixel_mask_storage(ctx: FileContext) -> Iterator[Issue]:
+    """pixel_mask stored contiguous, uint32 preferred
+
+    Spec: Neggia (unchunked mask)
+    Hint: write pixel_mask as a contiguous uint32 dataset (no chunks, no compression)
+    """
     for detector in ctx.detectors:
         mask = ctx.dataset("pixel_mask", detector)
         if mask is None:
@@ -414,42 +292,35 @@ def pixel_mask_storage(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(mask.name, f"pixel_mask is {mask.dtype}; uint32 preferred", severity=I)
 
 
-@rule(
-    "H5-010",
-    "fill-value-implicit",
-    I,
-    spec="Jungfraujoch HDF5.md §2",
-    summary="Image fill values are set explicitly",
-    hint="pass fillvalue= when creating image datasets",
-    roles=(MASTER, DATA),
-)
+@rule("H5-010", "fill-value-implicit", I, roles=BOTH)
 def fill_value_implicit(ctx: FileContext) -> Iterator[Issue]:
+    """Image fill values are set explicitly
+
+    Spec: Jungfraujoch HDF5.md §2
+    Hint: pass fillvalue= when creating image datasets
+    """
     for store in ctx.image_stores:
         try:
             defined = store.dataset.id.get_create_plist().fill_value_defined()
-        except _ERRORS:
+        except READ_ERRORS:
             continue
         if defined != h5py.h5d.FILL_VALUE_USER_DEFINED:
-            yield Issue(
-                store.dataset.name, "fill value is the library default", file=store.file_name
-            )
+            yield store.issue("fill value is the library default")
 
 
-@rule(
-    "H5-011",
-    "legacy-not-hdf5-1-8",
-    I,
-    spec="Jungfraujoch HDF5.md §2 (legacy = HDF5 1.8 compatible); conformance.md §6.2",
-    summary="Legacy data files keep pre-1.10 format features (superblock < 3)",
-    hint="write legacy data files with libver=('earliest', 'v18') for HDF5 1.8 readers",
-)
+@rule("H5-011", "legacy-not-hdf5-1-8", I)
 def legacy_not_hdf5_1_8(ctx: FileContext) -> Iterator[Issue]:
+    """Legacy data files keep pre-1.10 format features (superblock < 3)
+
+    Spec: Jungfraujoch HDF5.md §2 (legacy = HDF5 1.8 compatible); conformance.md §6.2
+    Hint: write legacy data files with libver=('earliest', 'v18') for HDF5 1.8 readers
+    """
     if ctx.layout != "legacy":
         return
     for store in ctx.image_stores:
         try:
             superblock = store.dataset.file.id.get_create_plist().get_version()[0]
-        except _ERRORS:
+        except READ_ERRORS:
             continue
         if superblock >= 3:
             yield Issue(
@@ -459,17 +330,14 @@ def legacy_not_hdf5_1_8(ctx: FileContext) -> Iterator[Issue]:
             )
 
 
-@rule(
-    "H5-012",
-    "frames-never-written",
-    I,
-    spec="Jungfraujoch HDF5.md §2 (missing images read as the fill value); HDF5 chunk allocation",
-    summary="Frames whose chunks were never written (missed images) read as the fill value",
-    hint="nothing to repair: missed images read as the fill value; check the collection log "
-    "if they were not expected",
-    roles=(MASTER, DATA),
-)
+@rule("H5-012", "frames-never-written", I, roles=BOTH)
 def frames_never_written(ctx: FileContext) -> Iterator[Issue]:
+    """Frames whose chunks were never written (missed images) read as the fill value
+
+    Spec: Jungfraujoch HDF5.md §2 (missing images read as the fill value); HDF5 chunk allocation
+    Hint: nothing to repair: missed images read as the fill value; check the collection log if
+    they were not expected
+    """
     for store in ctx.image_stores:
         written = written_frames(store.dataset)
         if written is None or written.all_written():
@@ -482,10 +350,8 @@ def frames_never_written(ctx: FileContext) -> Iterator[Issue]:
             if ctx.role == DATA
             else f"run frames {_frame_list(missing + store.first_frame, shown)}"
         )
-        yield Issue(
-            store.dataset.name,
-            f"{n_missing} of {written.n_frames} frames were never written (fill value): {which}",
-            file=store.file_name,
+        yield store.issue(
+            f"{n_missing} of {written.n_frames} frames were never written (fill value): {which}"
         )
 
 
@@ -500,7 +366,7 @@ register(
         "Objects that exist can be read (else the HDF5 error, never 'missing')",
         "the object is damaged: rewrite the file (or restore it from a good copy)",
         None,
-        (MASTER, DATA),
+        BOTH,
     )
 )
 register(
@@ -512,6 +378,6 @@ register(
         "Datasets larger than the read limit are not read; the rules that needed them say so",
         "raise --max-read-mb to check it, or repair a dataset declared larger than its content",
         None,
-        (MASTER, DATA),
+        BOTH,
     )
 )

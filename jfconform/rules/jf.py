@@ -7,12 +7,20 @@ from collections.abc import Iterator
 import h5py
 import numpy as np
 
-from jfconform.context import DATA_NAME, MASTER_NAME, PROCESS_NAME, FileContext, decode_text
+from jfconform.context import FileContext, decode_text
+from jfconform.field_rules import ANY, MX, Field, FieldRule, register_rows
 from jfconform.model import E, I, Issue, W
-from jfconform.registry import DATA, MASTER, rule
-from jfconform.rules.cxi import CXI_DATASETS, mx_dataset
-from jfconform.rules.h5 import expected_fill, filters_of
+from jfconform.registry import BOTH, DATA, MASTER, rule
+from jfconform.rules.cxi import CXI_DATASETS, valid_slots
 from jfconform.rules.nxr import IMAGE_GROUP
+from jfconform.storage import (
+    BITSHUFFLE,
+    DATA_NAME,
+    MASTER_NAME,
+    PROCESS_NAME,
+    expected_fill,
+    filters_of,
+)
 
 EXTENSION_GROUPS = ("MX", "azint", "roi", "roi_defs", "image", "profiling", "xfel", "user")
 MX_RUN_LEVEL = frozenset(
@@ -53,20 +61,45 @@ MX_PER_IMAGE = (
     "imageScaleBFactor",
 )
 BRAVAIS = frozenset("aP mP mC oP oC oI oF tP tI hP hR cP cI cF".split())
-#: Datasets Jungfraujoch HDF5.md lists with units (relative to the entry).
 
+FIELD_RULES = (
+    FieldRule(
+        "JF-010",
+        "per-image-rank",
+        W,
+        Field(MX, MX_PER_IMAGE, shapes=((ANY,),)),
+        """/entry/MX per-image vectors are 1-D [n]
 
-@rule(
-    "JF-001",
-    "file-naming",
-    E,
-    spec="Jungfraujoch HDF5.md §2",
-    summary="Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001); "
-    "reprocessing output <prefix>_process.h5 points at a run's data or master files",
-    hint="name the master <prefix>_master.h5 and data files <prefix>_data_000001.h5, ...",
-    roles=(MASTER, DATA),
+        Spec: Jungfraujoch HDF5.md §4.1 per-image vectors
+        Hint: write per-image quantities as 1-D arrays of length n""",
+        roles=BOTH,
+    ),
+    FieldRule(
+        "JF-013",
+        "lattice-shape",
+        W,
+        (
+            Field(MX, "latticeIndexed", shapes=((ANY, 9),)),
+            Field(MX, "latticeIndexedExtra", shapes=((ANY, ANY, 9),)),
+        ),
+        """latticeIndexed [n, 9], latticeIndexedExtra [n, m, 9] (Å)
+
+        Spec: Jungfraujoch HDF5.md §4.1 latticeIndexed
+        Hint: store the real-space lattice as 9 floats (a, b, c vectors) per image""",
+        roles=BOTH,
+    ),
 )
+register_rows(FIELD_RULES)
+
+
+@rule("JF-001", "file-naming", E, roles=BOTH)
 def file_naming(ctx: FileContext) -> Iterator[Issue]:
+    """Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001);
+    reprocessing output <prefix>_process.h5 points at a run's data or master files
+
+    Spec: Jungfraujoch HDF5.md §2
+    Hint: name the master <prefix>_master.h5 and data files <prefix>_data_000001.h5, ...
+    """
     if ctx.role == DATA:
         if not DATA_NAME.match(ctx.name):
             yield Issue("/", f"data file name {ctx.name!r} is not <prefix>_data_NNNNNN.h5")
@@ -97,16 +130,13 @@ def file_naming(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(ref.path, f"data file numbering starts at 000001, got {name!r}")
 
 
-@rule(
-    "JF-002",
-    "tmp-leftover",
-    E,
-    spec="Jungfraujoch HDF5.md §2; conformance.md §6.6",
-    summary="No *.tmp left; no link, VDS source or file_name refers to a .tmp name",
-    hint="finish the run (rename *.tmp to the final names) and remove stray .tmp files",
-    roles=(MASTER, DATA),
-)
+@rule("JF-002", "tmp-leftover", E, roles=BOTH)
 def tmp_leftover(ctx: FileContext) -> Iterator[Issue]:
+    """No *.tmp left; no link, VDS source or file_name refers to a .tmp name
+
+    Spec: Jungfraujoch HDF5.md §2; conformance.md §6.6
+    Hint: finish the run (rename *.tmp to the final names) and remove stray .tmp files
+    """
     if ctx.name.endswith(".tmp"):
         yield Issue("/", "the checked file itself has a .tmp name (not finalised)")
     file_name = ctx.attr_text(ctx.h5, "file_name")
@@ -126,15 +156,13 @@ def tmp_leftover(ctx: FileContext) -> Iterator[Issue]:
             yield Issue("/", f"temporary files left beside the run: {', '.join(strays[:3])}")
 
 
-@rule(
-    "JF-003",
-    "layout-ambiguous",
-    E,
-    spec="Jungfraujoch HDF5.md §2 (NXmxLegacy / NXmxVDS / NXmxIntegrated)",
-    summary="Exactly one of legacy links, a virtual data, or a real chunked data",
-    hint="write either /entry/data/data (VDS or real) or data_NNNNNN links, not both/neither",
-)
+@rule("JF-003", "layout-ambiguous", E)
 def layout_ambiguous(ctx: FileContext) -> Iterator[Issue]:
+    """Exactly one of legacy links, a virtual data, or a real chunked data
+
+    Spec: Jungfraujoch HDF5.md §2 (NXmxLegacy / NXmxVDS / NXmxIntegrated)
+    Hint: write either /entry/data/data (VDS or real) or data_NNNNNN links, not both/neither
+    """
     if ctx.entry is None or ctx.data_group is None:
         return
     if ctx.layout is None:
@@ -142,15 +170,13 @@ def layout_ambiguous(ctx: FileContext) -> Iterator[Issue]:
         yield Issue(ctx.data_group.name, f"/entry/data holds {what}")
 
 
-@rule(
-    "JF-004",
-    "image-nr-attributes",
-    W,
-    spec="Jungfraujoch HDF5.md §3 /entry/data",
-    summary="/entry/data/data has image_nr_low = 1 and image_nr_high = n",
-    hint="set integer attributes image_nr_low=1 and image_nr_high=<frames>",
-)
+@rule("JF-004", "image-nr-attributes", W)
 def image_nr_attributes(ctx: FileContext) -> Iterator[Issue]:
+    """/entry/data/data has image_nr_low = 1 and image_nr_high = n
+
+    Spec: Jungfraujoch HDF5.md §3 /entry/data
+    Hint: set integer attributes image_nr_low=1 and image_nr_high=<frames>
+    """
     dataset = ctx.image_dataset
     if dataset is None or ctx.n_frames is None:
         return
@@ -164,36 +190,26 @@ def image_nr_attributes(ctx: FileContext) -> Iterator[Issue]:
         yield Issue(dataset.name, f"image_nr_low/high = {low}/{high}, expected 1/{ctx.n_frames}")
 
 
-@rule(
-    "JF-005",
-    "image-compression",
-    E,
-    spec="Jungfraujoch HDF5.md §2 (bitshuffle + LZ4 or Zstd)",
-    summary="Images are compressed with bitshuffle (LZ4 or Zstd inside)",
-    hint="compress images with the bitshuffle filter (32008) using LZ4",
-    roles=(MASTER, DATA),
-)
+@rule("JF-005", "image-compression", E, roles=BOTH)
 def image_compression(ctx: FileContext) -> Iterator[Issue]:
+    """Images are compressed with bitshuffle (LZ4 or Zstd inside)
+
+    Spec: Jungfraujoch HDF5.md §2 (bitshuffle + LZ4 or Zstd)
+    Hint: compress images with the bitshuffle filter (32008) using LZ4
+    """
     for store in ctx.image_stores:
         ids = [f[0] for f in filters_of(store.dataset)]
-        if 32008 not in ids:
-            yield Issue(
-                store.dataset.name,
-                f"filters {ids} do not include bitshuffle (32008)",
-                file=store.file_name,
-            )
+        if BITSHUFFLE not in ids:
+            yield store.issue(f"filters {ids} do not include bitshuffle (32008)")
 
 
-@rule(
-    "JF-006",
-    "fill-value",
-    W,
-    spec="Jungfraujoch HDF5.md §2; conformance.md §6.3",
-    summary="Image and VDS fill value INTx_MIN / UINTx_MAX; error_value equals it",
-    hint="create image datasets with fillvalue=INTx_MIN (signed) or UINTx_MAX (unsigned)",
-    roles=(MASTER, DATA),
-)
+@rule("JF-006", "fill-value", W, roles=BOTH)
 def fill_value(ctx: FileContext) -> Iterator[Issue]:
+    """Image and VDS fill value INTx_MIN / UINTx_MAX; error_value equals it
+
+    Spec: Jungfraujoch HDF5.md §2; conformance.md §6.3
+    Hint: create image datasets with fillvalue=INTx_MIN (signed) or UINTx_MAX (unsigned)
+    """
     datasets = [(s.dataset, s.file_name) for s in ctx.image_stores]
     if ctx.role == MASTER and ctx.image_dataset is not None and ctx.image_dataset.is_virtual:
         datasets.append((ctx.image_dataset, ctx.name))
@@ -219,44 +235,24 @@ def fill_value(ctx: FileContext) -> Iterator[Issue]:
 
 def _per_image_datasets(ctx: FileContext) -> Iterator[h5py.Dataset]:
     """Per-image arrays of the extension groups (CXI's four are judged by CXI-003)."""
-    if ctx.entry is None:
-        return
     for group_name in ("MX", "image", "profiling", "xfel"):
-        group = ctx.group(group_name, ctx.entry)
-        if group is None:
-            continue
-        for name in ctx.member_names(group):
-            if group_name == "MX" and (name in MX_RUN_LEVEL or name in CXI_DATASETS):
-                continue
-            dataset = ctx.dataset(name, group)
-            if dataset is not None:
+        for name, dataset in ctx.datasets(ctx.extension(group_name)).items():
+            if group_name != "MX" or name not in MX_RUN_LEVEL | set(CXI_DATASETS):
                 yield dataset
-    azint = ctx.group("azint", ctx.entry)
-    if azint is not None:
-        for name in ("image", "image_std", "image_count"):
-            dataset = ctx.dataset(name, azint)
-            if dataset is not None:
-                yield dataset
-    roi = ctx.group("roi", ctx.entry)
-    if roi is not None:
-        for roi_name in ctx.member_names(roi):
-            group = ctx.group(roi_name, roi)
-            for name in ctx.member_names(group) if group is not None else []:
-                dataset = ctx.dataset(name, group)
-                if dataset is not None:
-                    yield dataset
+    azint = ("image", "image_std", "image_count")
+    yield from ctx.datasets(ctx.extension("azint"), azint).values()
+    roi = ctx.extension("roi")
+    for roi_name in ctx.member_names(roi) if roi is not None else []:
+        yield from ctx.datasets(ctx.group(roi_name, roi)).values()
 
 
-@rule(
-    "JF-007",
-    "per-image-length",
-    E,
-    spec="Jungfraujoch HDF5.md §4 (arrays indexed by image number)",
-    summary="Every per-image array in the extension groups has first dimension n (frames)",
-    hint="pad per-image arrays to the run length with the sentinel (NaN, -1 or 0)",
-    roles=(MASTER, DATA),
-)
+@rule("JF-007", "per-image-length", E, roles=BOTH)
 def per_image_length(ctx: FileContext) -> Iterator[Issue]:
+    """Every per-image array in the extension groups has first dimension n (frames)
+
+    Spec: Jungfraujoch HDF5.md §4 (arrays indexed by image number)
+    Hint: pad per-image arrays to the run length with the sentinel (NaN, -1 or 0)
+    """
     n = ctx.n_frames
     if n is None:
         return
@@ -265,18 +261,14 @@ def per_image_length(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(dataset.name, f"first dimension {dataset.shape[:1]} != {n} frames")
 
 
-@rule(
-    "JF-008",
-    "extension-class",
-    W,
-    spec="Jungfraujoch HDF5.md §4 (NXcollection)",
-    summary="Extension groups are NXcollection",
-    hint="set NX_class='NXcollection' on Jungfraujoch extension groups",
-)
+@rule("JF-008", "extension-class", W)
 def extension_class(ctx: FileContext) -> Iterator[Issue]:
-    if ctx.entry is None:
-        return
-    candidates = [ctx.group(n, ctx.entry) for n in EXTENSION_GROUPS]
+    """Extension groups are NXcollection
+
+    Spec: Jungfraujoch HDF5.md §4 (NXcollection)
+    Hint: set NX_class='NXcollection' on Jungfraujoch extension groups
+    """
+    candidates = [ctx.extension(n) for n in EXTENSION_GROUPS]
     for detector in ctx.detectors:
         candidates.append(ctx.group("detectorSpecific", detector))
     for group in candidates:
@@ -284,65 +276,42 @@ def extension_class(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(group.name, f"NX_class is {ctx.nx_class(group)!r}, expected NXcollection")
 
 
-@rule(
-    "JF-009",
-    "per-spot-width",
-    E,
-    spec="Jungfraujoch HDF5.md §4.1 per-spot arrays",
-    summary="/entry/MX per-spot arrays are [n, max_spots] with one common max_spots",
-    hint="allocate every per-spot array with the same width as peakXPosRaw",
-    roles=(MASTER, DATA),
-)
+@rule("JF-009", "per-spot-width", E, roles=BOTH)
 def per_spot_width(ctx: FileContext) -> Iterator[Issue]:
-    reference = mx_dataset(ctx, "peakXPosRaw")
+    """/entry/MX per-spot arrays are [n, max_spots] with one common max_spots
+
+    Spec: Jungfraujoch HDF5.md §4.1 per-spot arrays
+    Hint: allocate every per-spot array with the same width as peakXPosRaw
+    """
+    reference = ctx.mx_dataset("peakXPosRaw")
     if reference is None or reference.ndim != 2:
         return
     for name in MX_PER_SPOT:
-        dataset = mx_dataset(ctx, name)
+        dataset = ctx.mx_dataset(name)
         if dataset is not None and (dataset.ndim != 2 or dataset.shape[1] != reference.shape[1]):
             yield Issue(
                 dataset.name, f"{name} shape {dataset.shape}, expected [n, {reference.shape[1]}]"
             )
 
 
-@rule(
-    "JF-010",
-    "per-image-rank",
-    W,
-    spec="Jungfraujoch HDF5.md §4.1 per-image vectors",
-    summary="/entry/MX per-image vectors are 1-D [n]",
-    hint="write per-image quantities as 1-D arrays of length n",
-    roles=(MASTER, DATA),
-)
-def per_image_rank(ctx: FileContext) -> Iterator[Issue]:
-    for name in MX_PER_IMAGE:
-        dataset = mx_dataset(ctx, name)
-        if dataset is not None and dataset.ndim != 1:
-            yield Issue(dataset.name, f"{name} has rank {dataset.ndim}, expected 1")
-
-
-@rule(
-    "JF-011",
-    "per-spot-sentinel",
-    W,
-    spec="Jungfraujoch HDF5.md §4 sentinels",
-    summary="Beyond nPeaks: NaN for floats, 0 for Miller indices, -1 for peakLattice",
-    hint="pad unused spot slots with the documented sentinels",
-    roles=(MASTER, DATA),
-)
+@rule("JF-011", "per-spot-sentinel", W, roles=BOTH)
 def per_spot_sentinel(ctx: FileContext) -> Iterator[Issue]:
-    counts_ds, reference = mx_dataset(ctx, "nPeaks"), mx_dataset(ctx, "peakXPosRaw")
+    """Beyond nPeaks: NaN for floats, 0 for Miller indices, -1 for peakLattice
+
+    Spec: Jungfraujoch HDF5.md §4 sentinels
+    Hint: pad unused spot slots with the documented sentinels
+    """
+    counts_ds, reference = ctx.mx_dataset("nPeaks"), ctx.mx_dataset("peakXPosRaw")
     if counts_ds is None or reference is None or counts_ds.ndim != 1 or reference.ndim != 2:
         return
     counts = ctx.value(counts_ds)
     if counts is None or np.asarray(counts).shape[0] != reference.shape[0]:
         return
-    width = reference.shape[1]
     counts = np.asarray(counts)
-    padding = np.arange(width)[None, :] >= np.clip(counts, 0, width)[:, None]
-    padding[(counts < 0) | (counts > width)] = False  # impossible counts are CXI-004/005's
+    padding = ~valid_slots(counts, reference.shape[1])
+    padding[(counts < 0) | (counts > reference.shape[1])] = False  # CXI-004/005's
     for name in MX_PER_SPOT:
-        dataset = mx_dataset(ctx, name)
+        dataset = ctx.mx_dataset(name)
         if dataset is None or dataset.shape != reference.shape:
             continue
         stored = ctx.array(dataset)
@@ -359,57 +328,33 @@ def per_spot_sentinel(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(dataset.name, f"{int(bad.sum())} padding slots hold non-sentinel values")
 
 
-@rule(
-    "JF-012",
-    "indexing-consistency",
-    I,
-    spec="Jungfraujoch HDF5.md §4.1; [ours]",
-    summary="imageIndexed in {0,1}; indexingLatticeCount >= imageIndexed",
-    hint="keep the per-image indexing summaries consistent",
-    roles=(MASTER, DATA),
-)
+@rule("JF-012", "indexing-consistency", I, roles=BOTH)
 def indexing_consistency(ctx: FileContext) -> Iterator[Issue]:
-    indexed_ds, count_ds = mx_dataset(ctx, "imageIndexed"), mx_dataset(ctx, "indexingLatticeCount")
-    indexed = None if indexed_ds is None else ctx.value(indexed_ds)
-    if indexed is None:
+    """imageIndexed in {0,1}; indexingLatticeCount >= imageIndexed
+
+    Spec: Jungfraujoch HDF5.md §4.1; [ours]
+    Hint: keep the per-image indexing summaries consistent
+    """
+    indexed_ds, count_ds = ctx.mx_dataset("imageIndexed"), ctx.mx_dataset("indexingLatticeCount")
+    indexed = ctx.array(indexed_ds)
+    if indexed_ds is None or indexed is None:
         return
-    indexed = np.asarray(indexed)
     if not np.isin(indexed, (0, 1)).all():
         yield Issue(indexed_ds.name, "imageIndexed holds values other than 0 and 1")
-    count = None if count_ds is None else ctx.value(count_ds)
-    if count is not None and np.asarray(count).shape == indexed.shape:
-        if (np.asarray(count) < indexed).any():
+    count = ctx.array(count_ds)
+    if count_ds is not None and count is not None and count.shape == indexed.shape:
+        if (count < indexed).any():
             yield Issue(count_ds.name, "indexingLatticeCount < imageIndexed for some images")
 
 
-@rule(
-    "JF-013",
-    "lattice-shape",
-    W,
-    spec="Jungfraujoch HDF5.md §4.1 latticeIndexed",
-    summary="latticeIndexed [n, 9], latticeIndexedExtra [n, m, 9] (Å)",
-    hint="store the real-space lattice as 9 floats (a, b, c vectors) per image",
-    roles=(MASTER, DATA),
-)
-def lattice_shape(ctx: FileContext) -> Iterator[Issue]:
-    lattice, extra = mx_dataset(ctx, "latticeIndexed"), mx_dataset(ctx, "latticeIndexedExtra")
-    if lattice is not None and (lattice.ndim != 2 or lattice.shape[1] != 9):
-        yield Issue(lattice.name, f"latticeIndexed shape {lattice.shape}, expected [n, 9]")
-    if extra is not None and (extra.ndim != 3 or extra.shape[2] != 9):
-        yield Issue(extra.name, f"latticeIndexedExtra shape {extra.shape}, expected [n, m, 9]")
-
-
-@rule(
-    "JF-014",
-    "bravais-niggli-codes",
-    I,
-    spec="Jungfraujoch HDF5.md §4.1; ITA Table 3.1.3.1",
-    summary="bravaisLattice in the 14 short codes; niggliClass 1-44 (0 = none)",
-    hint="use aP mP mC oP oC oI oF tP tI hP hR cP cI cF and Niggli classes 1-44",
-    roles=(MASTER, DATA),
-)
+@rule("JF-014", "bravais-niggli-codes", I, roles=BOTH)
 def bravais_niggli_codes(ctx: FileContext) -> Iterator[Issue]:
-    bravais = mx_dataset(ctx, "bravaisLattice")
+    """bravaisLattice in the 14 short codes; niggliClass 1-44 (0 = none)
+
+    Spec: Jungfraujoch HDF5.md §4.1; ITA Table 3.1.3.1
+    Hint: use aP mP mC oP oC oI oF tP tI hP hR cP cI cF and Niggli classes 1-44
+    """
+    bravais = ctx.mx_dataset("bravaisLattice")
     if bravais is not None:
         values = ctx.value(bravais)
         texts = (
@@ -420,7 +365,7 @@ def bravais_niggli_codes(ctx: FileContext) -> Iterator[Issue]:
         unknown = sorted(t for t in texts if t and t not in BRAVAIS)
         if unknown:
             yield Issue(bravais.name, f"unknown Bravais codes: {', '.join(unknown[:5])}")
-    niggli = mx_dataset(ctx, "niggliClass")
+    niggli = ctx.mx_dataset("niggliClass")
     if niggli is not None and niggli.dtype.kind in "iu":
         values = ctx.array(niggli)
         if values is None:
@@ -429,16 +374,14 @@ def bravais_niggli_codes(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(niggli.name, "niggliClass outside 0..44")
 
 
-@rule(
-    "JF-016",
-    "reflections-group-name",
-    E,
-    spec="Jungfraujoch HDF5.md §4.2 (image_NNNNNN)",
-    summary="/entry/reflections members are named image_NNNNNN (6 digits)",
-    hint="name each per-image group image_000001, image_000002, ...",
-)
+@rule("JF-016", "reflections-group-name", E)
 def reflections_group_name(ctx: FileContext) -> Iterator[Issue]:
-    root = None if ctx.entry is None else ctx.group("reflections", ctx.entry)
+    """/entry/reflections members are named image_NNNNNN (6 digits)
+
+    Spec: Jungfraujoch HDF5.md §4.2 (image_NNNNNN)
+    Hint: name each per-image group image_000001, image_000002, ...
+    """
+    root = ctx.extension("reflections")
     if root is None:
         return
     for name in ctx.member_names(root):

@@ -12,43 +12,137 @@ from collections.abc import Iterator
 import h5py
 import numpy as np
 
-from jfconform.context import FileContext
+from jfconform import chains
+from jfconform.context import FileContext, leaf
+from jfconform.field_rules import (
+    ANY,
+    BEAM,
+    DETECTOR,
+    MORE,
+    MX,
+    SAMPLE,
+    Field,
+    FieldRule,
+    Place,
+    Units,
+    register_rows,
+)
 from jfconform.model import I, Issue, W
 from jfconform.registry import rule
-from jfconform.rules._common import DependsOn, leaf, walk_chain
-from jfconform.rules.cxi import mx_dataset, mx_group
-from jfconform.rules.h5 import written_frames
+from jfconform.storage import written_frames
 
-#: Datasets that Jungfraujoch HDF5.md lists with units (relative to the entry).
+#: What Jungfraujoch HDF5.md lists with units.
 UNITS_REQUIRED = (
-    "instrument/beam/incident_wavelength",
-    "instrument/beam/total_flux",
-    "instrument/detector/distance",
-    "instrument/detector/count_time",
-    "instrument/detector/frame_time",
-    "instrument/detector/sensor_thickness",
-    "instrument/detector/beam_center_x",
-    "instrument/detector/beam_center_y",
-    "instrument/detector/x_pixel_size",
-    "instrument/detector/y_pixel_size",
-    "instrument/detector/detector_distance",
-    "MX/peakXPosRaw",
-    "MX/peakYPosRaw",
-    "MX/peakTotalIntensity",
-    "MX/latticeIndexed",
+    Field(BEAM, ("incident_wavelength", "total_flux"), units=Units()),
+    Field(
+        DETECTOR,
+        (
+            "distance",
+            "count_time",
+            "frame_time",
+            "sensor_thickness",
+            "beam_center_x",
+            "beam_center_y",
+            "x_pixel_size",
+            "y_pixel_size",
+            "detector_distance",
+        ),
+        units=Units(),
+    ),
+    Field(
+        MX, ("peakXPosRaw", "peakYPosRaw", "peakTotalIntensity", "latticeIndexed"), units=Units()
+    ),
 )
 
 
-@rule(
-    "JF-017",
-    "azint-shapes",
-    W,
-    spec="Jungfraujoch HDF5.md §4.3",
-    summary="/entry/azint bin maps share [phi, q]; image arrays [n, phi, q]",
-    hint="bin_to_* are [phi_bins, q_bins]; image/image_std/image_count are [n, phi, q]",
+def _vectors(group: str) -> Field:
+    """Every dataset of an extension group holds one value per image."""
+    return Field(Place(f"/entry/{group}"), ANY, shapes=((ANY,),))
+
+
+FIELD_RULES = (
+    FieldRule(
+        "JF-019",
+        "image-statistics-shape",
+        W,
+        _vectors("image"),
+        """/entry/image statistics are [n] vectors
+
+        Spec: Jungfraujoch HDF5.md §4.5
+        Hint: write one value per image""",
+    ),
+    FieldRule(
+        "JF-020",
+        "profiling-shape",
+        I,
+        _vectors("profiling"),
+        """/entry/profiling timings are [n] vectors in seconds
+
+        Spec: Jungfraujoch HDF5.md §4.6
+        Hint: write one timing per image with units='s'""",
+    ),
+    FieldRule(
+        "JF-021",
+        "xfel-shape",
+        I,
+        _vectors("xfel"),
+        """/entry/xfel pulseID, eventCode are [n]
+
+        Spec: Jungfraujoch HDF5.md §4.8
+        Hint: write pulseID and eventCode with one value per image""",
+    ),
+    FieldRule(
+        "JF-024",
+        "pixel-mask-link",
+        W,
+        Field(DETECTOR, "detectorSpecific/pixel_mask", same_as="pixel_mask"),
+        """detector/pixel_mask and detectorSpecific/pixel_mask are the same object
+
+        Spec: Jungfraujoch HDF5.md §3 (hard link)
+        Hint: hard-link detectorSpecific/pixel_mask to detector/pixel_mask""",
+    ),
+    FieldRule(
+        "JF-028",
+        "goniometer-link",
+        I,
+        Field(SAMPLE, "goniometer", same_as="transformations"),
+        """/entry/sample/goniometer is a hard link to the sample transformations
+
+        Spec: Jungfraujoch HDF5.md §3 (sample/goniometer hard link)
+        Hint: hard-link sample/goniometer to sample/transformations""",
+    ),
+    FieldRule(
+        "JF-029",
+        "sample-cell-shapes",
+        I,
+        (Field(SAMPLE, "unit_cell", size=6), Field(SAMPLE, "ub_matrix", shapes=((MORE, 3, 3),))),
+        """unit_cell has six numbers; ub_matrix is [1, 3, 3]
+
+        Spec: Jungfraujoch HDF5.md §3; NXsample
+        Hint: unit_cell = [a, b, c, alpha, beta, gamma]; ub_matrix shape (1, 3, 3)""",
+    ),
+    FieldRule(
+        "JF-030",
+        "units-missing",
+        W,
+        UNITS_REQUIRED,
+        """Datasets that Jungfraujoch HDF5.md lists with units carry a units attribute
+
+        Spec: Jungfraujoch HDF5.md (datasets listed with units)
+        Hint: add the units attribute named in the Jungfraujoch HDF5 documentation""",
+    ),
 )
+register_rows(FIELD_RULES)
+
+
+@rule("JF-017", "azint-shapes", W)
 def azint_shapes(ctx: FileContext) -> Iterator[Issue]:
-    group = None if ctx.entry is None else ctx.group("azint", ctx.entry)
+    """/entry/azint bin maps share [phi, q]; image arrays [n, phi, q]
+
+    Spec: Jungfraujoch HDF5.md §4.3
+    Hint: bin_to_* are [phi_bins, q_bins]; image/image_std/image_count are [n, phi, q]
+    """
+    group = ctx.extension("azint")
     if group is None:
         return
     maps = {
@@ -67,16 +161,14 @@ def azint_shapes(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(dataset.name, f"{name} shape {dataset.shape}, expected [n, *{grid}]")
 
 
-@rule(
-    "JF-018",
-    "roi-definitions",
-    W,
-    spec="Jungfraujoch HDF5.md §4.4",
-    summary="ROI results [n]; roi_defs type in {box, circle, azim}; bit_index unique < 16",
-    hint="one ROI per bit of the uint16 roi_map; type box, circle or azim",
-)
+@rule("JF-018", "roi-definitions", W)
 def roi_definitions(ctx: FileContext) -> Iterator[Issue]:
-    defs = None if ctx.entry is None else ctx.group("roi_defs", ctx.entry)
+    """ROI results [n]; roi_defs type in {box, circle, azim}; bit_index unique < 16
+
+    Spec: Jungfraujoch HDF5.md §4.4
+    Hint: one ROI per bit of the uint16 roi_map; type box, circle or azim
+    """
+    defs = ctx.extension("roi_defs")
     if defs is None:
         return
     bits: list[int] = []
@@ -100,62 +192,14 @@ def roi_definitions(ctx: FileContext) -> Iterator[Issue]:
         )
 
 
-def _vectors_rule(ctx: FileContext, group_name: str) -> Iterator[Issue]:
-    group = None if ctx.entry is None else ctx.group(group_name, ctx.entry)
-    if group is None:
-        return
-    for name in ctx.member_names(group):
-        dataset = ctx.dataset(name, group)
-        if dataset is not None and dataset.ndim != 1:
-            yield Issue(dataset.name, f"{name} has rank {dataset.ndim}, expected [n]")
-
-
-@rule(
-    "JF-019",
-    "image-statistics-shape",
-    W,
-    spec="Jungfraujoch HDF5.md §4.5",
-    summary="/entry/image statistics are [n] vectors",
-    hint="write one value per image",
-)
-def image_statistics_shape(ctx: FileContext) -> Iterator[Issue]:
-    yield from _vectors_rule(ctx, "image")
-
-
-@rule(
-    "JF-020",
-    "profiling-shape",
-    I,
-    spec="Jungfraujoch HDF5.md §4.6",
-    summary="/entry/profiling timings are [n] vectors in seconds",
-    hint="write one timing per image with units='s'",
-)
-def profiling_shape(ctx: FileContext) -> Iterator[Issue]:
-    yield from _vectors_rule(ctx, "profiling")
-
-
-@rule(
-    "JF-021",
-    "xfel-shape",
-    I,
-    spec="Jungfraujoch HDF5.md §4.8",
-    summary="/entry/xfel pulseID, eventCode are [n]",
-    hint="write one value per image",
-)
-def xfel_shape(ctx: FileContext) -> Iterator[Issue]:
-    yield from _vectors_rule(ctx, "xfel")
-
-
-@rule(
-    "JF-022",
-    "user-not-scalar",
-    W,
-    spec="Jungfraujoch HDF5.md §4.11 (header_appendix.hdf5)",
-    summary="/entry/user holds only scalars",
-    hint="store only scalar strings and numbers",
-)
+@rule("JF-022", "user-not-scalar", W)
 def user_not_scalar(ctx: FileContext) -> Iterator[Issue]:
-    group = None if ctx.entry is None else ctx.group("user", ctx.entry)
+    """/entry/user holds only scalars
+
+    Spec: Jungfraujoch HDF5.md §4.11 (header_appendix.hdf5)
+    Hint: store only scalar strings and numbers
+    """
+    group = ctx.extension("user")
     if group is None:
         return
     for name in ctx.member_names(group):
@@ -175,16 +219,14 @@ def _stored_frames(ctx: FileContext) -> int | None:
     return total
 
 
-@rule(
-    "JF-023",
-    "detector-specific",
-    W,
-    spec="Jungfraujoch HDF5.md §4.9; [ours] relations",
-    summary="detectorSpecific pixel counts and image counts match the data",
-    hint="x/y_pixels_in_detector = image width/height; nimages_written = frames "
-    "(or the frames actually written, when images were missed)",
-)
+@rule("JF-023", "detector-specific", W)
 def detector_specific(ctx: FileContext) -> Iterator[Issue]:
+    """detectorSpecific pixel counts and image counts match the data
+
+    Spec: Jungfraujoch HDF5.md §4.9; [ours] relations
+    Hint: x/y_pixels_in_detector = image width/height; nimages_written = frames (or the frames
+    actually written, when images were missed)
+    """
     frame, n = ctx.frame_shape, ctx.n_frames
     for detector in ctx.detectors:
         group = ctx.group("detectorSpecific", detector)
@@ -216,31 +258,13 @@ def detector_specific(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(f"{group.name}/nimages_collected", "more images collected than planned")
 
 
-@rule(
-    "JF-024",
-    "pixel-mask-link",
-    W,
-    spec="Jungfraujoch HDF5.md §3 (hard link)",
-    summary="detector/pixel_mask and detectorSpecific/pixel_mask are the same object",
-    hint="hard-link detectorSpecific/pixel_mask to detector/pixel_mask",
-)
-def pixel_mask_link(ctx: FileContext) -> Iterator[Issue]:
-    for detector in ctx.detectors:
-        first = ctx.dataset("pixel_mask", detector)
-        second = ctx.dataset("detectorSpecific/pixel_mask", detector)
-        if first is not None and second is not None and first.id != second.id:
-            yield Issue(second.name, "a separate copy, not a hard link to detector/pixel_mask")
-
-
-@rule(
-    "JF-025",
-    "detector-extension-fields",
-    I,
-    spec="Jungfraujoch HDF5.md §4.10",
-    summary="detector_distance = distance; bit_depth_image fits the dtype; acquisition_type",
-    hint="keep the Dectris-style duplicates consistent with the standard fields",
-)
+@rule("JF-025", "detector-extension-fields", I)
 def detector_extension_fields(ctx: FileContext) -> Iterator[Issue]:
+    """detector_distance = distance; bit_depth_image fits the dtype; acquisition_type
+
+    Spec: Jungfraujoch HDF5.md §4.10
+    Hint: keep the Dectris-style duplicates consistent with the standard fields
+    """
     dtype = ctx.image_dataset.dtype if ctx.image_dataset is not None else None
     if dtype is None and ctx.image_stores:
         dtype = ctx.image_stores[0].dataset.dtype
@@ -269,44 +293,37 @@ JUNGFRAUJOCH_DETECTOR_CHAIN = (
 )
 
 
-@rule(
-    "JF-026",
-    "detector-chain-names",
-    I,
-    spec="Jungfraujoch HDF5.md §3 (PONI axes)",
-    summary="Detector chain depends_on → rot3 → rot2 → rot1 → translation → '.'",
-    hint="Jungfraujoch names the detector axes rot3 → rot2 → rot1 → translation (PONI)",
-)
+@rule("JF-026", "detector-chain-names", I)
 def detector_chain_names(ctx: FileContext) -> Iterator[Issue]:
+    """Detector chain depends_on → rot3 → rot2 → rot1 → translation → '.'
+
+    Spec: Jungfraujoch HDF5.md §3 (PONI axes)
+    Hint: Jungfraujoch names the detector axes rot3 → rot2 → rot1 → translation (PONI)
+    """
     expected = " → ".join(name for name, _kind in JUNGFRAUJOCH_DETECTOR_CHAIN)
     for detector in ctx.detectors:
-        text = ctx.text(ctx.dataset("depends_on", detector))
-        if text is None or text.strip() == ".":
+        start = chains.of_group(ctx, detector)
+        if start is None or start.value.strip() == ".":
             continue
-        chain = walk_chain(ctx, DependsOn(f"{detector.name}/depends_on", text, detector.name))
+        chain = chains.walk(ctx, start)
         found = [leaf(path) for path in chain.axes]
         kinds = [ctx.attr_text(ctx.dataset(path), "transformation_type") for path in chain.axes]
         if chain.end != "dot" or list(zip(found, kinds, strict=True)) != list(
             JUNGFRAUJOCH_DETECTOR_CHAIN
         ):
             shown = " → ".join(f"{name} ({kind})" for name, kind in zip(found, kinds, strict=True))
-            yield Issue(
-                f"{detector.name}/depends_on",
-                f"chain is {shown or 'empty'}, not {expected} → '.'",
-            )
+            yield Issue(start.where, f"chain is {shown or 'empty'}, not {expected} → '.'")
 
 
-@rule(
-    "JF-027",
-    "rotation-axis-summaries",
-    W,
-    spec="Jungfraujoch HDF5.md §3 NXsample",
-    summary="Rotation scans: <axis> and <axis>_end [n]; range_average/total consistent",
-    hint="write <axis>_end and <axis>_range_total = n × <axis>_range_average",
-)
+@rule("JF-027", "rotation-axis-summaries", W)
 def rotation_axis_summaries(ctx: FileContext) -> Iterator[Issue]:
+    """Rotation scans: <axis> and <axis>_end [n]; range_average/total consistent
+
+    Spec: Jungfraujoch HDF5.md §3 NXsample
+    Hint: write <axis>_end and <axis>_range_total = n × <axis>_range_average
+    """
     n = ctx.n_frames
-    for sample in ctx.in_entry("NXsample"):
+    for sample in ctx.samples:
         for group in ctx.children_of_class(sample, "NXtransformations"):
             for name in ctx.member_names(group):
                 axis = ctx.dataset(name, group)
@@ -323,89 +340,32 @@ def rotation_axis_summaries(ctx: FileContext) -> Iterator[Issue]:
                         )
 
 
-@rule(
-    "JF-028",
-    "goniometer-link",
-    I,
-    spec="Jungfraujoch HDF5.md §3 (sample/goniometer hard link)",
-    summary="/entry/sample/goniometer is a hard link to the sample transformations",
-    hint="hard-link sample/goniometer to sample/transformations",
-)
-def goniometer_link(ctx: FileContext) -> Iterator[Issue]:
-    for sample in ctx.in_entry("NXsample"):
-        gonio = ctx.group("goniometer", sample)
-        transformations = ctx.group("transformations", sample)
-        if gonio is not None and transformations is not None and gonio.id != transformations.id:
-            yield Issue(gonio.name, "goniometer is not the same group as transformations")
-
-
-@rule(
-    "JF-029",
-    "sample-cell-shapes",
-    I,
-    spec="Jungfraujoch HDF5.md §3; NXsample",
-    summary="unit_cell has six numbers; ub_matrix is [1, 3, 3]",
-    hint="unit_cell = [a, b, c, alpha, beta, gamma]; ub_matrix shape (1, 3, 3)",
-)
-def sample_cell_shapes(ctx: FileContext) -> Iterator[Issue]:
-    for sample in ctx.in_entry("NXsample"):
-        cell = ctx.dataset("unit_cell", sample)
-        if cell is not None and cell.size != 6:
-            yield Issue(cell.name, f"unit_cell has {cell.size} values, expected 6")
-        ub = ctx.dataset("ub_matrix", sample)
-        if ub is not None and ub.shape[-2:] != (3, 3):
-            yield Issue(ub.name, f"ub_matrix shape {ub.shape}, expected (1, 3, 3)")
-
-
-@rule(
-    "JF-030",
-    "units-missing",
-    W,
-    spec="Jungfraujoch HDF5.md (datasets listed with units)",
-    summary="Datasets that Jungfraujoch HDF5.md lists with units carry a units attribute",
-    hint="add the units attribute named in the Jungfraujoch HDF5 documentation",
-)
-def units_missing(ctx: FileContext) -> Iterator[Issue]:
-    if ctx.entry is None:
-        return
-    for relative in UNITS_REQUIRED:
-        dataset = ctx.dataset(relative, ctx.entry)
-        if dataset is not None and not ctx.has_attr(dataset, "units"):
-            yield Issue(dataset.name, "units attribute is missing")
-
-
-@rule(
-    "JF-015",
-    "run-summaries",
-    I,
-    spec="Jungfraujoch HDF5.md §4.1 run-level summaries",
-    summary="Master run summaries well formed (rotationLatticeIndexed [9], algorithm text)",
-    hint="rotationLatticeIndexed is 9 floats (Å); indexing_algorithm is a string",
-)
+@rule("JF-015", "run-summaries", I)
 def run_summaries(ctx: FileContext) -> Iterator[Issue]:
-    lattice = mx_dataset(ctx, "rotationLatticeIndexed")
+    """Master run summaries well formed (rotationLatticeIndexed [9], algorithm text)
+
+    Spec: Jungfraujoch HDF5.md §4.1 run-level summaries
+    Hint: rotationLatticeIndexed is 9 floats (Å); indexing_algorithm is a string
+    """
+    lattice = ctx.mx_dataset("rotationLatticeIndexed")
     if lattice is not None and lattice.size != 9:
         yield Issue(lattice.name, f"rotationLatticeIndexed has {lattice.size} values, not 9")
-    algorithm = mx_dataset(ctx, "indexing_algorithm")
+    algorithm = ctx.mx_dataset("indexing_algorithm")
     if algorithm is not None and ctx.text(algorithm) is None:
         yield Issue(algorithm.name, "indexing_algorithm is not a string")
-    if (
-        mx_dataset(ctx, "indexedLatticeCount") is not None
-        and mx_dataset(ctx, "indexingLatticeCount") is not None
-    ):
-        yield Issue(mx_group(ctx).name, "both indexedLatticeCount and indexingLatticeCount exist")
+    mx, both = ctx.mx, ("indexedLatticeCount", "indexingLatticeCount")
+    if mx is not None and all(ctx.mx_dataset(name) is not None for name in both):
+        yield Issue(mx.name, "both indexedLatticeCount and indexingLatticeCount exist")
 
 
-@rule(
-    "JF-031",
-    "vds-extensions-exposed",
-    I,
-    spec="Jungfraujoch HDF5.md §2, §4 (VDS master exposes analysis arrays)",
-    summary="A VDS master exposes the data files' /entry/MX through virtual datasets",
-    hint="add virtual datasets under /entry/MX mapping the data files' arrays",
-)
+@rule("JF-031", "vds-extensions-exposed", I)
 def vds_extensions_exposed(ctx: FileContext) -> Iterator[Issue]:
-    if ctx.layout != "vds" or mx_group(ctx) is not None or not ctx.image_stores:
+    """A VDS master exposes the data files' /entry/MX through virtual datasets
+
+    Spec: Jungfraujoch HDF5.md §2, §4 (VDS master exposes analysis arrays)
+    Hint: add virtual datasets under /entry/MX mapping the data files' arrays
+    """
+    if ctx.layout != "vds" or ctx.mx is not None or not ctx.image_stores:
         return
     source_entry = ctx.group("/entry", ctx.image_stores[0].dataset.file)
     if source_entry is not None and "MX" in ctx.member_names(source_entry):

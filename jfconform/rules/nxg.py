@@ -6,80 +6,94 @@ import re
 from collections.abc import Iterator
 
 import h5py
-import numpy as np
 
-from jfconform.context import FileContext, decode_text, is_string_dataset
+from jfconform.context import FileContext, decode_text, is_string_dataset, leaf
+from jfconform.field_rules import (
+    DETECTOR,
+    ENTRY,
+    NXDL,
+    Field,
+    FieldRule,
+    parse_iso8601,
+    register_rows,
+)
 from jfconform.model import E, I, Issue, W
+from jfconform.nxdl_tables import BASE_CLASSES, CONTRIBUTED_BASE_CLASSES, NXMX_FIELDS
 from jfconform.registry import rule
-from jfconform.rules._common import leaf, parse_iso8601, units_of
 from jfconform.units import (
     ANGLE,
     AREA,
     CURRENT,
-    ENERGY,
-    FREQUENCY,
     INVERSE_LENGTH,
     LENGTH,
+    NXDL_CATEGORIES,
     PIXEL,
-    TEMPERATURE,
-    TIME,
 )
 
-KNOWN_CLASSES = frozenset(
-    """NXentry NXdata NXsample NXinstrument NXsource NXbeam NXdetector NXdetector_module
-    NXdetector_group NXdetector_channel NXattenuator NXtransformations NXcollection
-    NXreflections NXmonochromator NXcollimator NXpositioner NXmonitor NXprocess NXnote NXuser
-    NXsubentry NXparameters NXfilter NXslit NXmirror NXinsertion_device NXsample_component
-    NXenvironment NXsensor NXlog NXgoniometer NXcoordinate_system NXcoordinate_system_set
-    NXbeam_stop NXpinhole NXaperture NXcrystal NXdisk_chopper NXfermi_chopper NXgeometry
-    NXshape NXtranslation NXorientation NXevent_data NXroot NXcite NXfresnel_zone_plate
-    NXgrating NXguide NXsource NXvelocity_selector NXxraylens NXcapillary NXbending_magnet
-    NXpolarizer_opt NXcylindrical_geometry NXoff_geometry NXdata_mx""".split()
-)
+#: NX_class values NeXus defines (standard and contributed base classes).
+KNOWN_CLASSES = BASE_CLASSES | CONTRIBUTED_BASE_CLASSES
 
-#: NX_CHAR fields NXmx names (leaf names), checked for string storage.
+#: NX_CHAR fields of NXmx (leaf names), checked for string storage wherever they occur;
+#: fields that declare a units category hold numbers whatever their declared type.
 CHAR_FIELDS = frozenset(
-    """definition name sensor_material description depends_on profile gain_setting type
-    time_zone start_time end_time end_time_estimated""".split()
+    name
+    for fields in NXMX_FIELDS.values()
+    for name, spec in fields.items()
+    if spec.type in ("NX_CHAR", "NX_DATE_TIME") and spec.units is None
 )
 
-#: Expected unit dimension by field name (conformance.md §1, Jungfraujoch HDF5.md §3-§4).
+#: Expected unit dimensions by field name: NXmx's units categories, then what NXmx leaves
+#: to base classes and what Jungfraujoch documents with units (HDF5.md §3-§4).
 FIELD_DIMENSIONS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(
-        (
-            "distance",
-            "detector_distance",
-            "sensor_thickness",
-            "x_pixel_size",
-            "y_pixel_size",
-            "incident_beam_size",
-            "incident_wavelength",
-            "incident_wavelength_spread",
-            "resolutionEstimate",
-            "d",
-        ),
-        (LENGTH,),
-    ),
+    **{
+        name: (NXDL_CATEGORIES[spec.units],)
+        for fields in NXMX_FIELDS.values()
+        for name, spec in fields.items()
+        if spec.units is not None and spec.units in NXDL_CATEGORIES
+    },
+    # NXmx says NX_LENGTH; DIALS and Jungfraujoch store the beam centre in pixels
     **dict.fromkeys(("beam_center_x", "beam_center_y"), (LENGTH, PIXEL)),
-    **dict.fromkeys(("count_time", "frame_time", "dead_time", "detector_readout_time"), (TIME,)),
-    "threshold_energy": (ENERGY,),
-    "temperature": (TEMPERATURE,),
-    "total_flux": (FREQUENCY,),
+    # the NXdetector and NXsource base classes
+    **dict.fromkeys(("x_pixel_size", "y_pixel_size"), (LENGTH,)),
     "current": (CURRENT,),
+    # Jungfraujoch's extensions, NXreflections' d in Å
+    **dict.fromkeys(("detector_distance", "resolutionEstimate", "d"), (LENGTH,)),
     **dict.fromkeys(("peakXPosRaw", "peakYPosRaw", "beam_corr_x", "beam_corr_y"), (PIXEL,)),
     **dict.fromkeys(("peakDistEwaldSphere", "profileRadius"), (INVERSE_LENGTH,)),
     **dict.fromkeys(("mosaicity", "imageScaleMosaicity"), (ANGLE,)),
     **dict.fromkeys(("bFactor", "imageScaleBFactor"), (AREA,)),
 }
 
-BOOLEAN_FIELDS = frozenset({"distance_derived", "beam_center_derived"})
-
-#: Fields NXmx defines as scalars (a 1-element 1-D array is tolerated, NXG-009).
+#: Fields DIALS reads as scalars (``h5scalar``; a 1-element 1-D array is tolerated, NXG-009).
 SCALAR_FIELDS = frozenset(
     """distance count_time frame_time beam_center_x beam_center_y sensor_thickness
     x_pixel_size y_pixel_size bit_depth_readout saturation_value underload_value
     detector_readout_time dead_time""".split()
 )
+
+FIELD_RULES = (
+    FieldRule(
+        "NXG-007",
+        "datetime-not-iso",
+        W,
+        Field(ENTRY, ENTRY.nxdl_names("NX_DATE_TIME"), kind=NXDL),
+        """NX_DATE_TIME values are strict ISO 8601 with an explicit zone
+
+        Spec: NX_DATE_TIME (ISO 8601); DIALS nxmx strict parse
+        Hint: write e.g. 2026-11-22T10:00:00Z or 2026-11-22T10:00:00+01:00""",
+    ),
+    FieldRule(
+        "NXG-008",
+        "boolean-encoding",
+        W,
+        Field(DETECTOR, DETECTOR.nxdl_names("NX_BOOLEAN"), kind=NXDL),
+        """NX_BOOLEAN fields stored as bool, 0/1 integers or 'true'/'false'
+
+        Spec: NX_BOOLEAN
+        Hint: store booleans as HDF5 bool (h5py: numpy bool) or 0/1 integers""",
+    ),
+)
+register_rows(FIELD_RULES)
 
 _NAME = re.compile(r"^[a-zA-Z0-9_]([a-zA-Z0-9_.]*[a-zA-Z0-9_])?$")
 _STYLE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -91,15 +105,13 @@ def _groups(ctx: FileContext) -> Iterator[tuple[str, h5py.Group]]:
             yield path, obj
 
 
-@rule(
-    "NXG-001",
-    "nx-class-missing",
-    E,
-    spec="conformance.md §1.0, §7.1; NeXus design",
-    summary="Root holds an NXentry; every group has a string NX_class",
-    hint="add the string attribute NX_class (e.g. NXentry, NXcollection) to the group",
-)
+@rule("NXG-001", "nx-class-missing", E)
 def nx_class_missing(ctx: FileContext) -> Iterator[Issue]:
+    """Root holds an NXentry; every group has a string NX_class
+
+    Spec: conformance.md §1.0, §7.1; NeXus design
+    Hint: add the string attribute NX_class (e.g. NXentry, NXcollection) to the group
+    """
     if not ctx.entries:
         yield Issue(
             "/",
@@ -118,30 +130,26 @@ def nx_class_missing(ctx: FileContext) -> Iterator[Issue]:
             )
 
 
-@rule(
-    "NXG-002",
-    "nx-class-unknown",
-    W,
-    spec="conformance.md §7.1; NeXus base classes",
-    summary="NX_class values are known base-class names",
-    hint="use a NeXus base class name, or NXcollection for non-standard content",
-)
+@rule("NXG-002", "nx-class-unknown", W)
 def nx_class_unknown(ctx: FileContext) -> Iterator[Issue]:
+    """NX_class values are known base-class names
+
+    Spec: conformance.md §7.1; NeXus base classes
+    Hint: use a NeXus base class name, or NXcollection for non-standard content
+    """
     for path, group in _groups(ctx):
         value = ctx.nx_class(group)
         if value is not None and value not in KNOWN_CLASSES:
             yield Issue(path, f"NX_class {value!r} is not a NeXus base class")
 
 
-@rule(
-    "NXG-003",
-    "root-file-attributes",
-    W,
-    spec="NXmx/NXroot; Jungfraujoch HDF5.md §3",
-    summary="Root attributes file_name and file_time present; file_name is the real name",
-    hint="set root attributes file_name (final base name) and file_time (ISO 8601 with zone)",
-)
+@rule("NXG-003", "root-file-attributes", W)
 def root_file_attributes(ctx: FileContext) -> Iterator[Issue]:
+    """Root attributes file_name and file_time present; file_name is the real name
+
+    Spec: NXmx/NXroot; Jungfraujoch HDF5.md §3
+    Hint: set root attributes file_name (final base name) and file_time (ISO 8601 with zone)
+    """
     for name in ("file_name", "file_time"):
         if not ctx.has_attr(ctx.h5, name):  # unreadable is H5-013's finding, not missing
             yield Issue("/", f"root attribute {name} is missing")
@@ -153,15 +161,13 @@ def root_file_attributes(ctx: FileContext) -> Iterator[Issue]:
         yield Issue("/", f"root file_time {file_time!r} is not ISO 8601 with a zone")
 
 
-@rule(
-    "NXG-004",
-    "default-attribute-target",
-    I,
-    spec="NeXus NXroot/NXentry @default",
-    summary="@default on root / entry names an existing NXentry / NXdata",
-    hint="point @default at an existing child group of the right class",
-)
+@rule("NXG-004", "default-attribute-target", I)
 def default_attribute_target(ctx: FileContext) -> Iterator[Issue]:
+    """@default on root / entry names an existing NXentry / NXdata
+
+    Spec: NeXus NXroot/NXentry @default
+    Hint: point @default at an existing child group of the right class
+    """
     checks = [("/", ctx.h5, "NXentry")] + [(e.name, e, "NXdata") for e in ctx.entries]
     for path, group, wanted in checks:
         target = ctx.attr_text(group, "default")
@@ -172,15 +178,13 @@ def default_attribute_target(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(path, f"@default = {target!r} does not name a {wanted} group here")
 
 
-@rule(
-    "NXG-005",
-    "name-not-nexus",
-    E,
-    spec="NeXus datarules (name regex, 63 chars)",
-    summary="Names match the NeXus name regex (E); upper case / leading digit / dot noted (I)",
-    hint="rename to letters, digits and underscores (no spaces), at most 63 characters",
-)
+@rule("NXG-005", "name-not-nexus", E)
 def name_not_nexus(ctx: FileContext) -> Iterator[Issue]:
+    """Names match the NeXus name regex (E); upper case / leading digit / dot noted (I)
+
+    Spec: NeXus datarules (name regex, 63 chars)
+    Hint: rename to letters, digits and underscores (no spaces), at most 63 characters
+    """
     styled: list[str] = []
     for path, _obj in ctx.walk():
         name = leaf(path)
@@ -199,19 +203,17 @@ def name_not_nexus(ctx: FileContext) -> Iterator[Issue]:
         )
 
 
-@rule(
-    "NXG-006",
-    "units-unparseable",
-    W,
-    spec="NeXus units categories; DIALS nxmx (pint)",
-    summary="units attributes are scalar strings that parse and fit the field's category",
-    hint="write a pint-parseable spelling of the right kind, e.g. m, mm, angstrom, s, eV, deg",
-)
+@rule("NXG-006", "units-unparseable", W)
 def units_unparseable(ctx: FileContext) -> Iterator[Issue]:
+    """units attributes are scalar strings that parse and fit the field's category
+
+    Spec: NeXus units categories; DIALS nxmx (pint)
+    Hint: write a pint-parseable spelling of the right kind, e.g. m, mm, angstrom, s, eV, deg
+    """
     for path, obj in ctx.walk():
         if not isinstance(obj, h5py.Dataset) or "units" not in obj.attrs:
             continue
-        text, unit = units_of(ctx, obj)
+        text, unit = ctx.units(obj)
         if text is None:
             yield Issue(path, "units attribute is not a scalar string")
             continue
@@ -227,66 +229,13 @@ def units_unparseable(ctx: FileContext) -> Iterator[Issue]:
             )
 
 
-@rule(
-    "NXG-007",
-    "datetime-not-iso",
-    W,
-    spec="NX_DATE_TIME (ISO 8601); DIALS nxmx strict parse",
-    summary="NX_DATE_TIME values are strict ISO 8601 with an explicit zone",
-    hint="write e.g. 2026-11-22T10:00:00Z or 2026-11-22T10:00:00+01:00",
-)
-def datetime_not_iso(ctx: FileContext) -> Iterator[Issue]:
-    for entry in ctx.entries:
-        for name in ("start_time", "end_time", "end_time_estimated"):
-            dataset = ctx.dataset(name, entry)
-            if dataset is None:
-                continue
-            text = ctx.text(dataset)
-            if text is None or parse_iso8601(text) is None:
-                yield Issue(dataset.name, f"{name} = {text!r} is not ISO 8601 with a zone")
-
-
-def _is_boolean(ctx: FileContext, dataset: h5py.Dataset) -> bool:
-    kind = dataset.dtype.kind
-    value = ctx.value(dataset)
-    if value is None:
-        return False
-    if kind == "b":
-        return True
-    if kind in "iu":
-        return bool(np.isin(np.asarray(value), (0, 1)).all())
-    if is_string_dataset(dataset):
-        text = decode_text(value)
-        return text is not None and text.lower() in ("true", "false")
-    return False
-
-
-@rule(
-    "NXG-008",
-    "boolean-encoding",
-    W,
-    spec="NX_BOOLEAN",
-    summary="NX_BOOLEAN fields stored as bool, 0/1 integers or 'true'/'false'",
-    hint="store booleans as HDF5 bool (h5py: numpy bool) or 0/1 integers",
-)
-def boolean_encoding(ctx: FileContext) -> Iterator[Issue]:
-    for detector in ctx.detectors:
-        for name in ctx.member_names(detector):
-            if name in BOOLEAN_FIELDS or name.endswith("_applied"):
-                dataset = ctx.dataset(name, detector)
-                if dataset is not None and not _is_boolean(ctx, dataset):
-                    yield Issue(dataset.name, f"{name} is not a boolean (dtype {dataset.dtype})")
-
-
-@rule(
-    "NXG-009",
-    "scalar-as-array",
-    I,
-    spec="DIALS nxmx h5scalar",
-    summary="Scalars are 0-d datasets (1-element 1-D arrays tolerated)",
-    hint="write scalars as 0-d datasets",
-)
+@rule("NXG-009", "scalar-as-array", I)
 def scalar_as_array(ctx: FileContext) -> Iterator[Issue]:
+    """Scalars are 0-d datasets (1-element 1-D arrays tolerated)
+
+    Spec: DIALS nxmx h5scalar
+    Hint: write scalars as 0-d datasets
+    """
     for detector in ctx.detectors:
         for name in SCALAR_FIELDS:
             dataset = ctx.dataset(name, detector)
@@ -294,31 +243,26 @@ def scalar_as_array(ctx: FileContext) -> Iterator[Issue]:
                 yield Issue(dataset.name, f"{name} is a 1-element array, not a 0-d scalar")
 
 
-@rule(
-    "NXG-010",
-    "char-not-string",
-    E,
-    spec="NX_CHAR (conformance.md §1.0)",
-    summary="NX_CHAR fields are HDF5 string types",
-    hint="store the value as a string (fixed or variable length, UTF-8/ASCII)",
-)
+@rule("NXG-010", "char-not-string", E)
 def char_not_string(ctx: FileContext) -> Iterator[Issue]:
+    """NX_CHAR fields are HDF5 string types
+
+    Spec: NX_CHAR (conformance.md §1.0)
+    Hint: store the value as a string (fixed or variable length, UTF-8/ASCII)
+    """
     for path, obj in ctx.walk():
         if isinstance(obj, h5py.Dataset) and leaf(path) in CHAR_FIELDS:
             if not is_string_dataset(obj):
                 yield Issue(path, f"{leaf(path)} is NX_CHAR but stored as {obj.dtype}")
 
 
-@rule(
-    "NXG-011",
-    "signal-target",
-    E,
-    spec="NXdata @signal; dxtbx",
-    summary="NXdata @signal names an existing member (E; W for 'data' in a legacy master); "
-    "absent (W)",
-    hint="set NXdata/@signal to the name of the image dataset (e.g. 'data')",
-)
+@rule("NXG-011", "signal-target", E)
 def signal_target(ctx: FileContext) -> Iterator[Issue]:
+    """NXdata @signal names an existing member (E; W for 'data' in a legacy master); absent (W)
+
+    Spec: NXdata @signal; dxtbx
+    Hint: set NXdata/@signal to the name of the image dataset (e.g. 'data')
+    """
     for path, group in _groups(ctx):
         if ctx.nx_class(group) != "NXdata":
             continue

@@ -5,89 +5,72 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import h5py
 import numpy as np
 
-from jfconform.context import FileContext
+from jfconform.context import FileContext, leaf
+from jfconform.field_rules import NUMERIC, REFLECTION_TABLES, Field, FieldRule, Units, register_rows
 from jfconform.model import E, I, Issue, W
+from jfconform.nxdl_tables import NXREFLECTIONS_FIELDS
 from jfconform.registry import rule
-from jfconform.units import PIXEL, parse_unit
+from jfconform.units import LENGTH
 
 IMAGE_GROUP = re.compile(r"^image_(\d{6})$")
-BASE_REQUIRED = (
-    "h",
-    "k",
-    "l",
-    "id",
-    "reflection_id",
-    "entering",
-    "det_module",
-    "flags",
-    "d",
-    "partiality",
-    "predicted_frame",
-    "predicted_x",
-    "predicted_y",
-    "predicted_phi",
-    "predicted_px_x",
-    "predicted_px_y",
-    "observed_frame",
-    "observed_px_x",
-    "observed_px_y",
-    "observed_phi",
-    "observed_x",
-    "observed_y",
-    "bounding_box",
-    "background_mean",
-    "int_sum",
-    "lp",
+#: The columns the NXreflections base class requires (minOccurs=1).
+BASE_REQUIRED = tuple(
+    name for name, spec in NXREFLECTIONS_FIELDS.items() if spec.need == "required"
 )
+#: Jungfraujoch's columns that NXreflections does not define (HDF5.md §4.2).
 EXTENSIONS = ("int_err", "delta_phi", "zeta", "image_scale_corr")
 
+FIELD_RULES = (
+    FieldRule(
+        "NXR-001",
+        "reflections-class",
+        E,
+        Field(REFLECTION_TABLES, attributes=(("NX_class", "NXreflections"),)),
+        """image_NNNNNN groups carry NX_class = NXreflections
 
-def reflection_groups(ctx: FileContext) -> list[tuple[str, h5py.Group]]:
-    """(name, group) for each member group of /entry/reflections, in name order."""
-    root = None if ctx.entry is None else ctx.group("reflections", ctx.entry)
-    if root is None:
-        return []
-    found = []
-    for name in sorted(ctx.member_names(root)):
-        group = ctx.group(name, root)
-        if group is not None:
-            found.append((name, group))
-    return found
+        Spec: Jungfraujoch HDF5.md §4.2
+        Hint: set NX_class='NXreflections' on each per-image reflection group""",
+    ),
+    FieldRule(
+        "NXR-003",
+        "miller-not-integer",
+        W,
+        Field(REFLECTION_TABLES, ("h", "k", "l"), kind=NUMERIC, whole=True),
+        """h, k, l numeric and integer-valued
 
+        Spec: NXreflections h, k, l
+        Hint: store Miller indices as integers""",
+    ),
+    FieldRule(
+        "NXR-005",
+        "reflections-pixel-lengths",
+        W,
+        Field(
+            REFLECTION_TABLES,
+            ("predicted_x", "predicted_y", "observed_x", "observed_y"),
+            units=Units((LENGTH,), known=True),
+        ),
+        """predicted_x/_y, observed_x/_y hold lengths, not pixels
 
-def _columns(ctx: FileContext, group: h5py.Group) -> dict[str, h5py.Dataset]:
-    return {n: d for n in ctx.member_names(group) if (d := ctx.dataset(n, group)) is not None}
-
-
-@rule(
-    "NXR-001",
-    "reflections-class",
-    E,
-    spec="Jungfraujoch HDF5.md §4.2",
-    summary="image_NNNNNN groups carry NX_class = NXreflections",
-    hint="set NX_class='NXreflections' on each per-image reflection group",
+        Spec: NXreflections predicted_x (NX_LENGTH)
+        Hint: store pixel positions as predicted_px_x/_y and observed_px_x/_y""",
+    ),
 )
-def reflections_class(ctx: FileContext) -> Iterator[Issue]:
-    for _name, group in reflection_groups(ctx):
-        if ctx.nx_class(group) != "NXreflections":
-            yield Issue(group.name, f"NX_class is {ctx.nx_class(group)!r}, not NXreflections")
+register_rows(FIELD_RULES)
 
 
-@rule(
-    "NXR-002",
-    "reflections-column-length",
-    E,
-    spec="NXreflections (all columns [n])",
-    summary="All columns 1-D with equal length (bounding_box [n, 6])",
-    hint="write every column with one entry per reflection",
-)
+@rule("NXR-002", "reflections-column-length", E)
 def reflections_column_length(ctx: FileContext) -> Iterator[Issue]:
-    for _name, group in reflection_groups(ctx):
+    """All columns 1-D with equal length (bounding_box [n, 6])
+
+    Spec: NXreflections (all columns [n])
+    Hint: write every column with one entry per reflection
+    """
+    for group in ctx.reflection_tables:
         lengths: dict[int, list[str]] = {}
-        for name, dataset in _columns(ctx, group).items():
+        for name, dataset in ctx.datasets(group).items():
             if name == "bounding_box":
                 if dataset.ndim != 2 or dataset.shape[1] != 6:
                     yield Issue(dataset.name, f"bounding_box shape {dataset.shape}, not [n, 6]")
@@ -101,95 +84,47 @@ def reflections_column_length(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(group.name, f"columns have different lengths ({summary})")
 
 
-@rule(
-    "NXR-003",
-    "miller-not-integer",
-    W,
-    spec="NXreflections h, k, l",
-    summary="h, k, l numeric and integer-valued",
-    hint="store Miller indices as integers",
-)
-def miller_not_integer(ctx: FileContext) -> Iterator[Issue]:
-    for _name, group in reflection_groups(ctx):
-        for axis in ("h", "k", "l"):
-            dataset = ctx.dataset(axis, group)
-            if dataset is None:
-                continue
-            if dataset.dtype.kind not in "iuf":
-                yield Issue(dataset.name, f"{axis} is not numeric ({dataset.dtype})")
-            elif dataset.dtype.kind == "f":
-                values = ctx.value(dataset)
-                if values is not None and (np.asarray(values) % 1 != 0).any():
-                    yield Issue(dataset.name, f"{axis} holds non-integer values")
-
-
-@rule(
-    "NXR-004",
-    "reflections-base-columns",
-    I,
-    spec="NXreflections minOccurs=1 columns",
-    summary="Base-class minOccurs=1 columns absent (listed once per file)",
-    hint="optional for Jungfraujoch-style tables; add them for generic NXreflections readers",
-)
+@rule("NXR-004", "reflections-base-columns", I)
 def reflections_base_columns(ctx: FileContext) -> Iterator[Issue]:
-    groups = reflection_groups(ctx)
-    if not groups:
-        return
+    """Base-class minOccurs=1 columns absent (listed once per file)
+
+    Spec: NXreflections minOccurs=1 columns
+    Hint: optional for Jungfraujoch-style tables; add them for generic NXreflections readers
+    """
+    groups = ctx.reflection_tables
     missing: set[str] = set()
-    for _name, group in groups:
+    for group in groups:
         missing |= set(BASE_REQUIRED) - set(ctx.member_names(group))
     if missing:
         yield Issue(
-            groups[0][1].parent.name,
+            groups[0].parent.name,
             f"{len(groups)} groups lack base-class columns: {', '.join(sorted(missing))}",
         )
 
 
-@rule(
-    "NXR-005",
-    "reflections-pixel-lengths",
-    W,
-    spec="NXreflections predicted_x (NX_LENGTH)",
-    summary="predicted_x/_y, observed_x/_y hold lengths, not pixels",
-    hint="store pixel positions as predicted_px_x/_y and observed_px_x/_y",
-)
-def reflections_pixel_lengths(ctx: FileContext) -> Iterator[Issue]:
-    for _name, group in reflection_groups(ctx):
-        for name in ("predicted_x", "predicted_y", "observed_x", "observed_y"):
-            dataset = ctx.dataset(name, group)
-            if dataset is None:
-                continue
-            unit = parse_unit(ctx.attr_text(dataset, "units") or "")
-            if unit is None or unit.dimension == PIXEL:
-                yield Issue(dataset.name, f"{name} is in pixels; NXreflections means a length")
-
-
-@rule(
-    "NXR-006",
-    "reflections-extension-columns",
-    I,
-    spec="Jungfraujoch HDF5.md §4.2",
-    summary="Non-standard columns (int_err, delta_phi, zeta, image_scale_corr) noted",
-    hint="int_err's standard name is int_sum_errors",
-)
+@rule("NXR-006", "reflections-extension-columns", I)
 def reflections_extension_columns(ctx: FileContext) -> Iterator[Issue]:
+    """Non-standard columns (int_err, delta_phi, zeta, image_scale_corr) noted
+
+    Spec: Jungfraujoch HDF5.md §4.2
+    Hint: int_err's standard name is int_sum_errors
+    """
     used: set[str] = set()
-    for _name, group in reflection_groups(ctx):
+    for group in ctx.reflection_tables:
         used |= set(EXTENSIONS) & set(ctx.member_names(group))
     if used:
         yield Issue("/entry/reflections", f"non-standard columns: {', '.join(sorted(used))}")
 
 
-@rule(
-    "NXR-007",
-    "observed-frame-mismatch",
-    W,
-    spec="Jungfraujoch HDF5.md §4.2 (observed_frame)",
-    summary="observed_frame is consistent with the image number in the group name",
-    hint="image_NNNNNN holds reflections of frame NNNNNN-1 (0-based observed_frame)",
-)
+@rule("NXR-007", "observed-frame-mismatch", W)
 def observed_frame_mismatch(ctx: FileContext) -> Iterator[Issue]:
-    for name, group in reflection_groups(ctx):
+    """observed_frame is consistent with the image number in the group name
+
+    Spec: Jungfraujoch HDF5.md §4.2 (observed_frame)
+    Hint: image_NNNNNN holds reflections of frame NNNNNN-1 (0-based observed_frame)
+    """
+    for group in ctx.reflection_tables:
+        name = leaf(group.name)
         match = IMAGE_GROUP.match(name)
         dataset = ctx.dataset("observed_frame", group)
         if match is None or dataset is None or dataset.dtype.kind not in "iuf":
@@ -205,16 +140,14 @@ def observed_frame_mismatch(ctx: FileContext) -> Iterator[Issue]:
             )
 
 
-@rule(
-    "NXR-008",
-    "reflection-flags-bits",
-    I,
-    spec="NXreflections flags (bits 0-24)",
-    summary="flags uses only bits 0-24",
-    hint="clear undefined flag bits",
-)
+@rule("NXR-008", "reflection-flags-bits", I)
 def reflection_flags_bits(ctx: FileContext) -> Iterator[Issue]:
-    for _name, group in reflection_groups(ctx):
+    """flags uses only bits 0-24
+
+    Spec: NXreflections flags (bits 0-24)
+    Hint: clear undefined flag bits
+    """
+    for group in ctx.reflection_tables:
         dataset = ctx.dataset("flags", group)
         if dataset is None or dataset.dtype.kind not in "iu":
             continue

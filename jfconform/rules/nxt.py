@@ -7,47 +7,68 @@ from collections.abc import Iterator
 import h5py
 import numpy as np
 
-from jfconform.context import FileContext
+from jfconform import chains
+from jfconform.context import FileContext, leaf
+from jfconform.field_rules import (
+    DETECTOR,
+    MODULE,
+    NOT_DOT,
+    RECOMMENDED,
+    Field,
+    FieldRule,
+    register_rows,
+)
 from jfconform.model import E, I, Issue, W
 from jfconform.registry import rule
-from jfconform.rules._common import (
-    DependsOn,
-    all_depends_on,
-    float_vector,
-    join,
-    leaf,
-    rotation_matrix,
-    units_of,
-    walk_chain,
-)
 from jfconform.units import ANGLE, LENGTH
 
+FIELD_RULES = (
+    FieldRule(
+        "NXT-008",
+        "detector-depends-on",
+        W,
+        Field(DETECTOR, "depends_on", need=RECOMMENDED, not_dot=True),
+        """NXdetector depends_on present and not '.'
 
-def _chain_axes(ctx: FileContext) -> list[str]:
-    """Every axis reached by any depends_on chain in the file, once, in walk order."""
-    if "chain_axes" not in ctx.cache:
-        seen: dict[str, None] = {}
-        for start in all_depends_on(ctx):
-            for axis in walk_chain(ctx, start).axes:
-                seen.setdefault(axis, None)
-        ctx.cache["chain_axes"] = list(seen)
-    return list(ctx.cache["chain_axes"])
+        Spec: NXmx NXdetector/depends_on; DIALS
+        Hint: write detector/depends_on naming the innermost detector axis""",
+    ),
+    FieldRule(
+        "NXT-009",
+        "pixel-direction-depends-on",
+        W,
+        Field(
+            MODULE,
+            ("fast_pixel_direction", "slow_pixel_direction"),
+            attributes=(("depends_on", NOT_DOT),),
+        ),
+        """Pixel-direction depends_on is not '.'
 
-
-@rule(
-    "NXT-001",
-    "depends-on-unresolved",
-    E,
-    spec="NXtransformations depends_on; DIALS nxmx",
-    summary="Every depends_on is '.' or resolves to an existing dataset",
-    hint="use an absolute path (/entry/...) to an existing axis dataset, or '.'",
+        Spec: dxtbx single-panel assertion
+        Hint: point the pixel directions' depends_on at module_offset or the detector chain""",
+    ),
 )
+register_rows(FIELD_RULES)
+
+
+def _chain_axes(ctx: FileContext) -> Iterator[tuple[str, h5py.Dataset | None]]:
+    """Every axis any chain reaches, once, with its dataset."""
+    for axis_path in chains.axes_in_chains(ctx):
+        yield axis_path, ctx.dataset(axis_path)
+
+
+@rule("NXT-001", "depends-on-unresolved", E)
 def depends_on_unresolved(ctx: FileContext) -> Iterator[Issue]:
-    for occurrence in all_depends_on(ctx):
+    """Every depends_on is '.' or resolves to an existing dataset
+
+    Spec: NXtransformations depends_on; DIALS nxmx
+    Hint: use an absolute path (/entry/...) to an existing axis dataset, or '.'
+    """
+    for occurrence in chains.occurrences(ctx):
         value = occurrence.value.strip()
         if value == ".":
             continue
-        target = join(occurrence.base_group, value)
+        target = chains.join(occurrence.base_group, value)
         obj = ctx.get(target)
         if obj is None:
             yield Issue(
@@ -57,18 +78,16 @@ def depends_on_unresolved(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(occurrence.where, f"depends_on {value!r} names a group, not an axis")
 
 
-@rule(
-    "NXT-002",
-    "chain-not-terminated",
-    E,
-    spec="NXtransformations chain; DIALS hangs on loops",
-    summary="Every chain ends at '.' with no cycle (bounded walk)",
-    hint="end the chain with depends_on='.' on the outermost axis and remove the loop",
-)
+@rule("NXT-002", "chain-not-terminated", E)
 def chain_not_terminated(ctx: FileContext) -> Iterator[Issue]:
+    """Every chain ends at '.' with no cycle (bounded walk)
+
+    Spec: NXtransformations chain; DIALS hangs on loops
+    Hint: end the chain with depends_on='.' on the outermost axis and remove the loop
+    """
     reported: set[frozenset[str]] = set()
-    for occurrence in all_depends_on(ctx):
-        chain = walk_chain(ctx, occurrence)
+    for occurrence in chains.occurrences(ctx):
+        chain = chains.walk(ctx, occurrence)
         if chain.end in ("dot", "missing", "not-dataset"):
             continue
         key = frozenset(chain.axes)
@@ -87,35 +106,29 @@ def chain_not_terminated(ctx: FileContext) -> Iterator[Issue]:
             )
 
 
-@rule(
-    "NXT-003",
-    "transformation-type",
-    E,
-    spec="NXtransformations @transformation_type",
-    summary="Axes in a chain have transformation_type translation or rotation",
-    hint="set @transformation_type to 'translation' or 'rotation'",
-)
+@rule("NXT-003", "transformation-type", E)
 def transformation_type(ctx: FileContext) -> Iterator[Issue]:
-    for axis_path in _chain_axes(ctx):
-        axis = ctx.dataset(axis_path)
+    """Axes in a chain have transformation_type translation or rotation
+
+    Spec: NXtransformations @transformation_type
+    Hint: set @transformation_type to 'translation' or 'rotation'
+    """
+    for axis_path, axis in _chain_axes(ctx):
         kind = ctx.attr_text(axis, "transformation_type") if axis is not None else None
         if kind not in ("translation", "rotation"):
             yield Issue(axis_path, f"transformation_type is {kind!r}")
 
 
-@rule(
-    "NXT-004",
-    "axis-vector",
-    E,
-    spec="NXtransformations @vector (mandatory)",
-    summary="vector present with 3 finite numbers (E); unit length (W)",
-    hint="write @vector as three floats of unit length",
-)
+@rule("NXT-004", "axis-vector", E)
 def axis_vector(ctx: FileContext) -> Iterator[Issue]:
-    for axis_path in _chain_axes(ctx):
-        axis = ctx.dataset(axis_path)
+    """vector present with 3 finite numbers (E); unit length (W)
+
+    Spec: NXtransformations @vector (mandatory)
+    Hint: write @vector as three floats of unit length
+    """
+    for axis_path, axis in _chain_axes(ctx):
         raw = ctx.attr(axis, "vector") if axis is not None else None
-        vector = None if raw is None else float_vector(raw)
+        vector = None if raw is None else chains.float_vector(raw)
         if vector is None:
             yield Issue(axis_path, "axis has no numeric vector attribute")
         elif vector.size != 3 or not np.isfinite(vector).all():
@@ -128,22 +141,19 @@ def axis_vector(ctx: FileContext) -> Iterator[Issue]:
             )
 
 
-@rule(
-    "NXT-005",
-    "axis-units",
-    E,
-    spec="NXtransformations units (NX_TRANSFORMATION)",
-    summary="Axis units present, parseable, length for translations, angle for rotations",
-    hint="translations in m or mm, rotations in deg or rad",
-)
+@rule("NXT-005", "axis-units", E)
 def axis_units(ctx: FileContext) -> Iterator[Issue]:
+    """Axis units present, parseable, length for translations, angle for rotations
+
+    Spec: NXtransformations units (NX_TRANSFORMATION)
+    Hint: translations in m or mm, rotations in deg or rad
+    """
     wanted = {"translation": LENGTH, "rotation": ANGLE}
-    for axis_path in _chain_axes(ctx):
-        axis = ctx.dataset(axis_path)
+    for axis_path, axis in _chain_axes(ctx):
         kind = ctx.attr_text(axis, "transformation_type") if axis is not None else None
         if kind not in wanted:
             continue
-        text, unit = units_of(ctx, axis)
+        text, unit = ctx.units(axis)
         if text is None:
             values = ctx.value(axis)
             if values is not None and np.all(np.asarray(values) == 0):
@@ -153,43 +163,37 @@ def axis_units(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(axis_path, f"{kind} axis has units {text!r}, expected a {wanted[kind]}")
 
 
-@rule(
-    "NXT-006",
-    "axis-offset",
-    W,
-    spec="NXtransformations @offset/@offset_units",
-    summary="offset (if present) has 3 numbers and offset_units (length)",
-    hint="write @offset as three numbers and @offset_units (e.g. 'm')",
-)
+@rule("NXT-006", "axis-offset", W)
 def axis_offset(ctx: FileContext) -> Iterator[Issue]:
-    for axis_path in _chain_axes(ctx):
-        axis = ctx.dataset(axis_path)
+    """offset (if present) has 3 numbers and offset_units (length)
+
+    Spec: NXtransformations @offset/@offset_units
+    Hint: write @offset as three numbers and @offset_units (e.g. 'm')
+    """
+    for axis_path, axis in _chain_axes(ctx):
         raw = ctx.attr(axis, "offset") if axis is not None else None
         if raw is None:
             continue
-        offset = float_vector(raw)
+        offset = chains.float_vector(raw)
         if offset is None or offset.size != 3:
             yield Issue(axis_path, f"offset {raw!r} is not three numbers")
             continue
-        text, unit = units_of(ctx, axis, "offset_units")
+        text, unit = ctx.units(axis, "offset_units")
         if text is None and np.any(offset != 0):
             yield Issue(axis_path, "non-zero offset without offset_units")
         elif text is not None and (unit is None or unit.dimension != LENGTH):
             yield Issue(axis_path, f"offset_units {text!r} is not a length")
 
 
-@rule(
-    "NXT-007",
-    "axis-length",
-    E,
-    spec="NXtransformations values [1] or [nP]; AXISNAME_end",
-    summary="Axis values have length 1 or nP; AXISNAME_end same shape and units",
-    hint="write one value per frame (or one value); make <axis>_end match it",
-)
+@rule("NXT-007", "axis-length", E)
 def axis_length(ctx: FileContext) -> Iterator[Issue]:
+    """Axis values have length 1 or nP; AXISNAME_end same shape and units
+
+    Spec: NXtransformations values [1] or [nP]; AXISNAME_end
+    Hint: write one value per frame (or one value); make <axis>_end match it
+    """
     n = ctx.n_frames
-    for axis_path in _chain_axes(ctx):
-        axis = ctx.dataset(axis_path)
+    for axis_path, axis in _chain_axes(ctx):
         if axis is None:
             continue
         if n and axis.size not in (1, n):
@@ -202,71 +206,23 @@ def axis_length(ctx: FileContext) -> Iterator[Issue]:
                 yield Issue(end.name, "units differ from the axis")
 
 
-@rule(
-    "NXT-008",
-    "detector-depends-on",
-    W,
-    spec="NXmx NXdetector/depends_on; DIALS",
-    summary="NXdetector depends_on present and not '.'",
-    hint="write detector/depends_on naming the innermost detector axis",
-)
-def detector_depends_on(ctx: FileContext) -> Iterator[Issue]:
-    for detector in ctx.detectors:
-        dataset = ctx.dataset("depends_on", detector)
-        text = ctx.text(dataset)
-        if dataset is None:
-            yield Issue(f"{detector.name}/depends_on", "detector has no depends_on")
-        elif text is None or text.strip() == ".":
-            yield Issue(dataset.name, f"detector depends_on is {text!r}")
-
-
-@rule(
-    "NXT-009",
-    "pixel-direction-depends-on",
-    W,
-    spec="dxtbx single-panel assertion",
-    summary="Pixel-direction depends_on is not '.'",
-    hint="point the pixel directions' depends_on at module_offset or the detector chain",
-)
-def pixel_direction_depends_on(ctx: FileContext) -> Iterator[Issue]:
-    for module in ctx.modules:
-        for name in ("fast_pixel_direction", "slow_pixel_direction"):
-            dataset = ctx.dataset(name, module)
-            if dataset is not None and ctx.attr_text(dataset, "depends_on") in (".", None):
-                yield Issue(dataset.name, f"{name} depends_on is '.' or missing")
-
-
 def _lab_direction(ctx: FileContext, dataset: h5py.Dataset) -> np.ndarray | None:
-    vector = float_vector(ctx.attr(dataset, "vector"))
-    if vector is None or vector.size != 3:
+    """A pixel direction in the lab frame: its vector turned by the chain it depends on."""
+    vector = chains.float_vector(ctx.attr(dataset, "vector"))
+    placed = chains.transform(ctx, chains.walk(ctx, chains.of_axis(ctx, dataset)))
+    if vector is None or vector.size != 3 or not np.linalg.norm(vector) or placed is None:
         return None
-    direction = vector.copy()
-    start = DependsOn(
-        dataset.name, ctx.attr_text(dataset, "depends_on") or ".", dataset.parent.name
-    )
-    for axis_path in walk_chain(ctx, start).axes:
-        axis = ctx.dataset(axis_path)
-        if axis is None or ctx.attr_text(axis, "transformation_type") != "rotation":
-            continue
-        axis_vector = float_vector(ctx.attr(axis, "vector"))
-        _, unit = units_of(ctx, axis)
-        values = ctx.value(axis)
-        if axis_vector is None or axis_vector.size != 3 or unit is None or values is None:
-            return None
-        angle = float(np.asarray(values, dtype=float).reshape(-1)[0]) * unit.to_si
-        direction = rotation_matrix(axis_vector, angle) @ direction
-    return direction / np.linalg.norm(direction)
+    direction = placed.rotation @ vector
+    return np.asarray(direction / np.linalg.norm(direction))
 
 
-@rule(
-    "NXT-010",
-    "pixel-directions-geometry",
-    W,
-    spec="[ours] detector geometry sanity",
-    summary="Fast and slow directions (after rotations) are orthogonal, not along the beam",
-    hint="check the pixel-direction vectors: fast ⟂ slow, both across the beam (z)",
-)
+@rule("NXT-010", "pixel-directions-geometry", W)
 def pixel_directions_geometry(ctx: FileContext) -> Iterator[Issue]:
+    """Fast and slow directions (after rotations) are orthogonal, not along the beam
+
+    Spec: [ours] detector geometry sanity
+    Hint: check the pixel-direction vectors: fast ⟂ slow, both across the beam (z)
+    """
     for module in ctx.modules:
         fast, slow = (
             ctx.dataset(n, module) for n in ("fast_pixel_direction", "slow_pixel_direction")
@@ -285,26 +241,23 @@ def pixel_directions_geometry(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(module.name, "the detector plane contains the beam direction")
 
 
-@rule(
-    "NXT-011",
-    "several-scan-rotations",
-    I,
-    spec="dxtbx (one scan axis)",
-    summary="At most one varying rotation axis in the sample chain",
-    hint="dxtbx supports a single scan axis",
-)
+@rule("NXT-011", "several-scan-rotations", I)
 def several_scan_rotations(ctx: FileContext) -> Iterator[Issue]:
-    for sample in ctx.in_entry("NXsample"):
-        dep = ctx.dataset("depends_on", sample)
-        text = ctx.text(dep)
-        if text is None:
+    """At most one varying rotation axis in the sample chain
+
+    Spec: dxtbx (one scan axis)
+    Hint: dxtbx supports a single scan axis
+    """
+    for sample in ctx.samples:
+        start = chains.of_group(ctx, sample)
+        if start is None:
             continue
         moving = []
-        for axis_path in walk_chain(ctx, DependsOn(dep.name, text, sample.name)).axes:
+        for axis_path in chains.walk(ctx, start).axes:
             axis = ctx.dataset(axis_path)
             if axis is not None and ctx.attr_text(axis, "transformation_type") == "rotation":
                 values = ctx.value(axis)
                 if values is not None and np.ptp(np.asarray(values, dtype=float)) > 0:
                     moving.append(leaf(axis_path))
         if len(moving) > 1:
-            yield Issue(dep.name, f"{len(moving)} rotation axes vary: {', '.join(moving)}")
+            yield Issue(start.where, f"{len(moving)} rotation axes vary: {', '.join(moving)}")

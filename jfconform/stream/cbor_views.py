@@ -13,7 +13,7 @@ exactly as cbor2 sees it.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import IO, Any, cast
 
 import cbor2
 from cbor2 import CBORTag
@@ -90,7 +90,8 @@ class _Walker:
         self.view = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
         self.data = self.view
         self.stream = _ViewReader(self.view)
-        self.decoder = cbor2.CBORDecoder(self.stream, max_depth=max_depth)
+        # a RawIOBase reads like the binary file cbor2 wants (typeshed calls that IO[bytes])
+        self.decoder = cbor2.CBORDecoder(cast("IO[bytes]", self.stream), max_depth=max_depth)
 
     def key_at(self, position: int) -> tuple[Any, int]:
         """A map key: short text strings are read here, anything else by cbor2."""
@@ -162,6 +163,7 @@ class _Walker:
         return channels, at
 
     def value_at(self, position: int, name: Any = None) -> tuple[Any, int]:
+        found: tuple[Any, int] | None
         if name in CHANNEL_FIELDS:
             found = self.channels_view(position)
         else:

@@ -5,16 +5,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 
-from jfconform.cli import UsageError, _split, _write, add_report_options
-from jfconform.engine import CheckOptions, FileReport, make_finding
-from jfconform.model import Severity
-from jfconform.registry import all_rules, get_rule, matches
-from jfconform.report import CheckRun, render
-from jfconform.stream.inputs import InputError, group_files, is_endpoint
-from jfconform.stream.judge import JudgeOptions, JudgeResult
-from jfconform.stream.run import RunOptions, judge_endpoints, judge_files
+from jfconform.api import UsageError, judge_stream
+from jfconform.cli import _write, add_report_options
+from jfconform.report import render
 
 __all__ = ["add_stream_parser", "run_stream"]
 
@@ -133,34 +127,6 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_stream)
 
 
-def _run_options(args: argparse.Namespace) -> RunOptions:
-    if args.max_messages is not None and args.max_messages < 1:
-        raise StreamUsageError(f"--max-messages must be >= 1, got {args.max_messages}")
-    if args.max_findings_per_rule < 1:
-        raise StreamUsageError(
-            f"--max-findings-per-rule must be >= 1, got {args.max_findings_per_rule}"
-        )
-    timeout_s = parse_duration_s(args.timeout, "--timeout")
-    if not timeout_s > 0:
-        raise StreamUsageError("--timeout must be > 0")
-    min_rate = None if args.min_rate is None else parse_rate_hz(args.min_rate, "--min-rate")
-    max_pause = None if args.max_pause is None else parse_duration_s(args.max_pause, "--max-pause")
-    return RunOptions(
-        judge=JudgeOptions(
-            complete_series=not (args.sub or args.excerpt),
-            decompress=args.decompress,
-            min_rate_hz=min_rate,
-            max_pause_s=max_pause,
-            max_findings_per_rule=args.max_findings_per_rule,
-            timeout_s=timeout_s,
-        ),
-        subscribe=args.sub,
-        follow=args.follow,
-        max_messages=args.max_messages,
-        timeout_s=timeout_s,
-    )
-
-
 def _progress(messages: int, elapsed_s: float) -> None:
     print(
         f"\r\x1b[Kstream: {messages} messages judged in {elapsed_s:.1f} s",
@@ -171,67 +137,38 @@ def _progress(messages: int, elapsed_s: float) -> None:
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    """Judge the inputs, write the report; returns the exit status."""
-    select, ignore = _split(args.select), _split(args.ignore)
-    stream_rules = [r.id for r in all_rules() if r.family == "STR"]
-    for prefix in (*select, *ignore):
-        if not any(matches(rule_id, [prefix]) for rule_id in stream_rules):
-            raise UsageError(
-                f"no stream rule ID starts with {prefix!r}; see 'jfconform rules --select STR'"
-            )
-    endpoints = [text for text in args.inputs if is_endpoint(text)]
-    files = [Path(text) for text in args.inputs if not is_endpoint(text)]
-    if endpoints and files:
-        raise UsageError("give endpoints or files, not both")
-    if files and (args.min_rate is not None or args.max_pause is not None):
-        raise UsageError("--min-rate and --max-pause judge arrival times: give endpoints")
-    for path in files:
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file; give a .cbors recording or .cbor messages")
+    """Judge the inputs (:func:`jfconform.api.judge_stream`), write the report; returns the
+    exit status."""
     try:
-        options = _run_options(args)
+        timeout_s = parse_duration_s(args.timeout, "--timeout")
+        if not timeout_s > 0:
+            raise StreamUsageError("--timeout must be > 0")
+        min_rate = None if args.min_rate is None else parse_rate_hz(args.min_rate, "--min-rate")
+        max_pause = None
+        if args.max_pause is not None:
+            max_pause = parse_duration_s(args.max_pause, "--max-pause")
     except StreamUsageError as error:
         raise UsageError(str(error)) from None
     show_progress = sys.stderr.isatty() and not args.json
-    progress = _progress if show_progress else None
     try:
-        if endpoints:
-            labels, roles = endpoints, ["stream"] * len(endpoints)
-            result = judge_endpoints(endpoints, options, progress)
-        else:
-            sources = group_files(files)
-            labels, roles = [s.label for s in sources], ["recording"] * len(sources)
-            result = judge_files(sources, options, progress)
-    except InputError as error:
-        raise UsageError(str(error)) from None
+        report = judge_stream(
+            args.inputs,
+            select=args.select or (),
+            ignore=args.ignore or (),
+            fail_on=args.fail_on,
+            subscribe=args.sub,
+            excerpt=args.excerpt,
+            follow=args.follow,
+            max_messages=args.max_messages,
+            timeout_s=timeout_s,
+            decompress=args.decompress,
+            min_rate_hz=min_rate,
+            max_pause_s=max_pause,
+            max_findings_per_rule=args.max_findings_per_rule,
+            progress=_progress if show_progress else None,
+        )
     finally:
         if show_progress:
             print(file=sys.stderr)
-    run = CheckRun(
-        _reports(result, labels, roles, select, ignore),
-        Severity.parse(args.fail_on),
-        stream=result.statistics,
-    )
-    _write(render(run, "json" if args.json else args.format), args.output)
-    return run.exit_code
-
-
-def _reports(
-    result: JudgeResult,
-    labels: list[str],
-    roles: list[str],
-    select: tuple[str, ...],
-    ignore: tuple[str, ...],
-) -> list[FileReport]:
-    options = CheckOptions(select=select, ignore=ignore)
-    reports = []
-    for label, role, issues in zip(labels, roles, result.issues, strict=True):
-        report = FileReport(file=label, opened=True, role=role)
-        for rule_id, issue in issues:
-            if select and not matches(rule_id, select):
-                continue
-            if ignore and matches(rule_id, ignore):
-                continue
-            report.findings.append(make_finding(get_rule(rule_id), issue, label, options))
-        reports.append(report)
-    return reports
+    _write(render(report, "json" if args.json else args.format), args.output)
+    return report.exit_code

@@ -13,7 +13,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from cbor2 import CBORTag
 
@@ -196,7 +196,7 @@ MESSAGE_FIELDS: dict[str, dict[str, Spec]] = {
 IMAGE_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32")
 
 
-def is_uint(value: Any) -> bool:
+def is_uint(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -208,12 +208,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def is_map(value: Any) -> bool:
+def is_map(value: Any) -> TypeGuard[Mapping[Any, Any]]:
     # dict first: cbor2's maps are dicts (frozendicts inside tags), and the ABC check is slow
     return isinstance(value, (dict, Mapping))
 
 
-def is_array(value: Any) -> bool:
+def is_array(value: Any) -> TypeGuard[Sequence[Any]]:
     if isinstance(value, (list, tuple)):
         return True
     return isinstance(value, Sequence) and not isinstance(

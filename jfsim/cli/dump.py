@@ -89,7 +89,7 @@ def _socket_frames(endpoint: str, sub: bool, timeout_s: float | None) -> Iterato
     """Receive messages until the idle timeout; connects, never binds."""
     import zmq
 
-    context = zmq.Context.instance()
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     with context.socket(zmq.SUB if sub else zmq.PULL) as socket:
         socket.setsockopt(zmq.LINGER, 0)
         if sub:

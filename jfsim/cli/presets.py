@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from jfsim.detectors import DETECTOR_PRESETS
 from jfsim.experiment import (
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         {"name": name, "summary": experiment_preset_summary(name)}
         for name in experiment_preset_names()
     ]
-    detectors = [
+    detectors: list[dict[str, Any]] = [
         {
             "name": d.name,
             "description": d.description,

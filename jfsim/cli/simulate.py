@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jfsim.sim.output import write_simulation  # numba: imported only when simulating
+    from jfsim.simulate import write_simulation  # numba: imported only when simulating
 
     experiment = experiment_from_options(args)
     if args.seed is not None:

@@ -16,6 +16,7 @@ from jfsim.cli._experiment_options import add_experiment_options, experiment_fro
 from jfsim.cli._summary import print_summary
 from jfsim.stream import (
     DEFAULT_ENDPOINT,
+    DEFAULT_SNDHWM,
     OnSlow,
     StreamConfig,
     Streamer,
@@ -33,15 +34,19 @@ EXIT_INCOMPLETE = 1
 
 _EPILOG = """\
 examples:
-  jfsim stream --preset lysozyme-rotation-jf4m --endpoint tcp://0.0.0.0:5500 \\
-      --rate 2kHz --images 20000 --truth-out run_truth.h5
-      renders a pool of 32 frames, waits for a writer (e.g. jfsim write tcp://HOST:5500),
-      then sends start, 20000 images at 2 kHz (image k: frame k mod 32), and end; writes
-      the ground truth of what was sent for jfconform check --truth
+  jfsim stream --preset lysozyme-rotation-jf4m --rate 2kHz --images 20000 \\
+      --truth-out run_truth.h5
+      renders a pool of 32 frames, waits for a writer on this machine (jfsim write
+      tcp://127.0.0.1:5500), then sends start, 20000 images at 2 kHz (image k: frame
+      k mod 32), and end; writes the ground truth of what was sent for
+      jfconform check --truth
+  jfsim stream --preset lysozyme-rotation-jf4m --endpoint tcp://0.0.0.0:5500
+      the same for writers on other machines (jfsim write tcp://THIS-HOST:5500)
   jfsim stream --recording run1.cbors --rate max --json
       replays every recorded image, in order, from the file
-  jfsim stream --preset small-jf1m --endpoint tcp://0.0.0.0:5500 --endpoint tcp://0.0.0.0:5501 \\
-      --preview tcp://0.0.0.0:5600 --metadata tcp://0.0.0.0:5601
+  jfsim stream --preset small-jf1m --endpoint tcp://127.0.0.1:5500 \\
+      --endpoint tcp://127.0.0.1:5501 --preview tcp://127.0.0.1:5600 \\
+      --metadata tcp://127.0.0.1:5601
   jfsim stream --format crystfel --preset lysozyme-stills-jf4m --endpoint tcp://127.0.0.1:5002
       answers each indexamajig request with one MessagePack frame; pair it with
       jfsim geometry --crystfel lysozyme-stills-jf4m -o run.geom and
@@ -50,6 +55,9 @@ examples:
 Images beyond the distinct frames (--images larger than the recording, or than --pool)
 repeat frames; the run says so before it starts, and each repeat carries the pixels and
 analysis fields of the frame it repeats, with its own id and timing.
+
+Every socket binds exactly the address given; the default endpoint is loopback only.
+The endpoints are bound before the frame pool is rendered, so a busy port fails at once.
 
 Writers connect PULL sockets to the endpoints; with several endpoints each gets whole data
 files (file number modulo sockets) and all get start and end. A writer that cannot keep up
@@ -84,8 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--endpoint",
         action="append",
         metavar="ENDPOINT",
-        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT}; "
-        f"with --format crystfel one REP/PUB socket, default {DEFAULT_CRYSTFEL_ENDPOINT})",
+        help=f"image PUSH socket to bind; repeat for several (default {DEFAULT_ENDPOINT}, "
+        "loopback only; tcp://0.0.0.0:PORT for writers on other machines; with --format "
+        f"crystfel one REP/PUB socket, default {DEFAULT_CRYSTFEL_ENDPOINT})",
     )
     add_crystfel_options(parser)
     parser.add_argument(
@@ -121,7 +130,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="engine rendering the pool for --preset/--experiment (default auto)",
     )
     parser.add_argument(
-        "--sndhwm", type=int, default=100, metavar="N", help="send high-water mark (default 100)"
+        "--sndhwm",
+        type=int,
+        default=DEFAULT_SNDHWM,
+        metavar="N",
+        help=f"images queued per socket before a slow writer costs one (default "
+        f"{DEFAULT_SNDHWM}; each queued image holds one frame's memory)",
     )
     parser.add_argument(
         "--on-slow",
@@ -295,12 +309,16 @@ def run(args: argparse.Namespace) -> int:
     )
     status.done()
     streamer = Streamer(config, source, on_progress=None if args.json else status.stream)
-    streamer.prepare(None if args.json else status.counter("rendering pool", "frames"))
+    bound = streamer.bind()  # a busy port fails now, not after rendering; '*' ports resolved
+    try:
+        streamer.prepare(None if args.json else status.counter("rendering pool", "frames"))
+    except BaseException:
+        streamer.close()
+        raise
     status.done()
     announcement = streamer.frame_reuse.announcement()
     if announcement is not None:
         print(f"stream: {announcement}", file=sys.stderr, flush=True)
-    bound = streamer.bind()  # '*' ports resolved: the line tells where to point writers
     status.show(f"stream: waiting for writers on {', '.join(bound)}")
     with _stop_on_signals(streamer):
         try:

@@ -10,9 +10,15 @@ import sys
 from pathlib import Path
 
 from jfsim.writer import FileFormat, WriterConfig, WriterError, WriterService
+from jfsim.writer.receiver import DEFAULT_MAX_MESSAGE_BYTES
+from jfsim.writer.service import LOOPBACK
 
 #: Seconds between progress lines of an open series (only when stderr is a terminal).
 PROGRESS_INTERVAL_S = 5.0
+#: Exit statuses (2 = usage error, as for every jfsim command).
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1  # a series refused, cancelled, interrupted or failed
+EXIT_IMAGES_MISSING = 3  # every series completed, but images announced were not written
 
 EPILOG = """\
 examples:
@@ -25,14 +31,25 @@ examples:
   # republish every message on port 5600, announce finished files on port 5601
   jfsim write -r 5600 -f 5601 tcp://127.0.0.1:5500
 
+  # let other machines reach the status/cancel port (it has no authentication)
+  jfsim write --bind-host 0.0.0.0 -H 5234 tcp://dcu-address:5500
+
   curl http://localhost:5234/status        # state, prefix, images received/written
   curl -X POST http://localhost:5234/cancel  # close the open files (sender died)
 
 Files: <prefix>_master.h5 and <prefix>_data_000001.h5 ... below the root directory; each
 file is written as <name>.<random>.tmp and renamed when complete. An existing file is never
 replaced without --overwrite (an existing master refuses the series, an existing data file
-its images). Several image sockets: run one writer per socket on the same root; the first
-socket's writer writes the master, which links every data file.
+its images). A prefix's missing subdirectories are created below the root; a prefix that
+leads outside the root (.., an absolute path, or a link) refuses the series. Several image
+sockets: run one writer per socket on the same root; the first socket's writer writes the
+master, which links every data file.
+
+The -H, -r and -f ports listen on 127.0.0.1 unless --bind-host names another interface.
+
+exit status: 0 every series completed with every image written; 1 a series was refused,
+cancelled, interrupted or could not be finalised; 2 bad options, a busy port or an unusable
+root; 3 every series completed but images were missing (the summary lists them).
 """
 
 
@@ -90,6 +107,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="port of a PUB socket announcing each finalized file (JSON)",
     )
     parser.add_argument(
+        "--bind-host",
+        default=LOOPBACK,
+        metavar="HOST",
+        help="interface of the -H, -r and -f sockets (default 127.0.0.1; 0.0.0.0 = every "
+        "interface: anyone who can reach it may POST /cancel)",
+    )
+    parser.add_argument(
         "-w",
         "--rcv_watermark",
         type=int,
@@ -106,8 +130,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--format",
         choices=[f.value for f in FileFormat],
-        default="legacy",
-        help="layout when the start message names none (default legacy)",
+        default=None,
+        help="layout of every series, whatever the start message asks (logged); without "
+        "it the start message's layout, else legacy",
+    )
+    parser.add_argument(
+        "--max-message-size",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES >> 20,
+        metavar="MIB",
+        help=f"largest message accepted, in MiB (default {DEFAULT_MAX_MESSAGE_BYTES >> 20}); "
+        "a larger one drops the sender's connection",
     )
     parser.add_argument(
         "--overwrite",
@@ -130,14 +163,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _print_table(summaries: list[dict]) -> None:
-    header = f"{'series':>6}  {'state':<11} {'written':>9} {'expected':>8} {'rate/s':>8}  prefix"
+    header = (
+        f"{'series':>6}  {'state':<11} {'written':>9} {'expected':>8} {'missing':>8} "
+        f"{'rate/s':>8}  prefix"
+    )
     print(header)
     for s in summaries:
         print(
             f"{s['series_id'] if s['series_id'] is not None else '-':>6}  {s['state']:<11} "
-            f"{s['images_written']:>9} {s['images_expected']:>8} {s['rate_Hz']:>8.1f}  "
-            f"{s['file_prefix']}"
+            f"{s['images_written']:>9} {s['images_expected']:>8} {s['images_missing']:>8} "
+            f"{s['rate_hz']:>8.1f}  {s['file_prefix']}"
         )
+    for s in summaries:
+        if s["missing"]:
+            ranges = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in s["missing"][:8])
+            more = " …" if len(s["missing"]) > 8 else ""
+            print(f"series {s['series_id']}: missing image ids {ranges}{more}")
+
+
+def exit_status(summaries: list[dict], *, once: bool) -> int:
+    """The documented exit status for these series summaries (see the epilog)."""
+    if once and not summaries:
+        return EXIT_INCOMPLETE
+    if any(row["state"] != "completed" for row in summaries):
+        return EXIT_INCOMPLETE
+    if any(row["images_missing"] for row in summaries):
+        return EXIT_IMAGES_MISSING
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,9 +198,8 @@ def run(args: argparse.Namespace) -> int:
         format="jfsim write: %(message)s",
         stream=sys.stderr,
     )
-    for name, value in (("-w", args.rcv_watermark), ("-W", args.repub_watermark)):
-        if value < 1:
-            raise WriterError(f"{name} {value}: a watermark must be at least 1")
+    if not 1 <= args.max_message_size <= 1 << 20:
+        raise WriterError(f"--max-message-size {args.max_message_size}: give MiB in 1..{1 << 20}")
     config = WriterConfig(
         endpoint=args.address,
         root_dir=args.root_dir,
@@ -157,8 +208,10 @@ def run(args: argparse.Namespace) -> int:
         file_port=args.zmq_file_port,
         rcv_watermark=args.rcv_watermark,
         repub_watermark=args.repub_watermark,
-        default_format=FileFormat(args.format),
+        format_override=FileFormat(args.format) if args.format else None,
         overwrite=args.overwrite,
+        bind_host=args.bind_host,
+        max_message_bytes=args.max_message_size << 20,
     )
     with WriterService(config) as service:
         for signal_number in (signal.SIGTERM, signal.SIGINT):
@@ -181,5 +234,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows[0] if args.once and len(rows) == 1 else rows, indent=2))
     elif rows:
         _print_table(rows)
-    completed = all(row["state"] == "completed" for row in rows)
-    return 0 if completed and (rows or not args.once) else 1
+    return exit_status(rows, once=args.once)

@@ -100,6 +100,11 @@ class PanelLayout:
     ss: tuple[float, float, float]
 
 
+def _floats(vector: tuple[float, float, float]) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in vector)
+    return (x, y, z)
+
+
 def module_panels(experiment: Experiment) -> list[PanelLayout]:
     """One panel per module, placed with the experiment's beam centre, distance and tilts."""
     detector = experiment.detector
@@ -121,8 +126,8 @@ def module_panels(experiment: Experiment) -> list[PanelLayout]:
                 corner_x_pxl=float(corner_mm[0] / pixel_mm),
                 corner_y_pxl=float(corner_mm[1] / pixel_mm),
                 coffset_m=float(mm_to_m(corner_mm[2] - position.distance_mm)),
-                fs=tuple(float(v) for v in panel.fast),
-                ss=tuple(float(v) for v in panel.slow),
+                fs=_floats(panel.fast),
+                ss=_floats(panel.slow),
             )
         )
     return panels

@@ -41,7 +41,8 @@ def rotation_matrix(axis: Sequence[float], angle_rad: float) -> np.ndarray:
     e = np.asarray(axis, dtype=np.float64)
     e = e / np.linalg.norm(e)
     k = np.array([[0.0, -e[2], e[1]], [e[2], 0.0, -e[0]], [-e[1], e[0], 0.0]])
-    return np.eye(3) + math.sin(angle_rad) * k + (1 - math.cos(angle_rad)) * (k @ k)
+    rotation: np.ndarray = np.eye(3) + math.sin(angle_rad) * k + (1 - math.cos(angle_rad)) * (k @ k)
+    return rotation
 
 
 def direct_lattice_rows(ub: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 #: pyFAI's panel axes (t1 along slow, t2 along fast, t3 along the beam) → McStas lab axes for
 #: the jfsim default orientation f̂ = (−1, 0, 0), ŝ = (0, −1, 0): lab = M·t.
@@ -47,12 +48,13 @@ class Panel:
             [np.multiply(self.fast, p), np.multiply(self.slow, p), self.origin_mm]
         )
 
-    def pixel_to_lab_mm(self, x_pxl: np.ndarray, y_pxl: np.ndarray) -> np.ndarray:
+    def pixel_to_lab_mm(self, x_pxl: npt.ArrayLike, y_pxl: npt.ArrayLike) -> np.ndarray:
         """Lab positions (mm, shape ``(..., 3)``) of continuous pixel coordinates."""
         x = np.asarray(x_pxl, dtype=np.float64)
         y = np.asarray(y_pxl, dtype=np.float64)
         stacked = np.stack([x, y, np.ones_like(x)], axis=-1)
-        return stacked @ self._basis().T
+        lab_mm: np.ndarray = stacked @ self._basis().T
+        return lab_mm
 
     def ray_to_pixel(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where rays from the sample along ``directions`` (``(..., 3)``) cross the panel.
@@ -82,7 +84,8 @@ class Panel:
         """Scattering vectors r = s1 − s0 (Å⁻¹, ``(..., 3)``) of the rays through these pixels."""
         lab = self.pixel_to_lab_mm(x_pxl, y_pxl)
         unit = lab / np.linalg.norm(lab, axis=-1, keepdims=True)
-        return (unit - np.array([0.0, 0.0, 1.0])) / wavelength_A
+        r_invA: np.ndarray = (unit - np.array([0.0, 0.0, 1.0])) / wavelength_A
+        return r_invA
 
     def reciprocal_to_pixel(
         self, r_invA: np.ndarray, wavelength_A: float
@@ -119,14 +122,19 @@ def _pyfai_axes(rot1: float, rot2: float, rot3: float) -> tuple[np.ndarray, ...]
     return along_slow, along_fast, towards_poni
 
 
+def _lab_vector(vector_pyfai: np.ndarray) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in _PYFAI_TO_LAB @ vector_pyfai)
+    return (x, y, z)
+
+
 def panel_from_poni(poni: Poni, pixel_size_mm: float, width_pxl: int, height_pxl: int) -> Panel:
     """The panel described by pyFAI's PONI parameters (jfsim default axes when untilted)."""
     along_slow, along_fast, towards_poni = _pyfai_axes(poni.rot1_rad, poni.rot2_rad, poni.rot3_rad)
     corner_t = poni.dist_mm * towards_poni - poni.poni1_mm * along_slow - poni.poni2_mm * along_fast
     return Panel(
-        origin_mm=tuple(float(v) for v in _PYFAI_TO_LAB @ corner_t),
-        fast=tuple(float(v) for v in _PYFAI_TO_LAB @ along_fast),
-        slow=tuple(float(v) for v in _PYFAI_TO_LAB @ along_slow),
+        origin_mm=_lab_vector(corner_t),
+        fast=_lab_vector(along_fast),
+        slow=_lab_vector(along_slow),
         pixel_size_mm=pixel_size_mm,
         width_pxl=width_pxl,
         height_pxl=height_pxl,

@@ -118,7 +118,8 @@ def _erf(x: np.ndarray) -> np.ndarray:
         )
     )
     erfc = t * np.exp(poly)
-    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0)
+    erf: np.ndarray = np.where(x >= 0, 1.0 - erfc, erfc - 1.0)
+    return erf
 
 
 def _inside(panel: Panel, x: np.ndarray, y: np.ndarray, hits: np.ndarray) -> np.ndarray:

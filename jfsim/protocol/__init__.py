@@ -10,13 +10,24 @@ Field names, types and confidence live in ``jfsim.protocol.schema``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 
-from jfsim.protocol.decode import MessageLayout, decode, decode_at, item_end, scan_message
+from jfsim.protocol.decode import (
+    MessageLayout,
+    decode,
+    decode_at,
+    item_end,
+    message_type,
+    scan_message,
+)
 from jfsim.protocol.encode import encode, encode_parts
 from jfsim.protocol.errors import ProtocolError
 from jfsim.protocol.message import MESSAGE_TYPES, Message, Rational
 from jfsim.protocol.pixels import Compression, PixelArray
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 __all__ = [
     "DEFAULT_CHANNEL",
@@ -32,6 +43,7 @@ __all__ = [
     "encode",
     "encode_parts",
     "iter_sequence",
+    "message_type",
     "scan_message",
     "split_sequence",
 ]
@@ -40,8 +52,9 @@ DEFAULT_CHANNEL = "default"
 """Jungfraujoch's single channel name: ``data["default"]``, ``pixel_mask["default"]``."""
 
 
-def split_sequence(buffer: bytes | bytearray | memoryview) -> Iterator[memoryview]:
-    """Yield each encoded message of an RFC 8742 CBOR sequence as a view, without decoding.
+def split_sequence(buffer: ReadableBuffer) -> Generator[memoryview, None, None]:
+    """Yield each encoded message of an RFC 8742 CBOR sequence (any buffer: bytes, a
+    memoryview, an mmap) as a view, without decoding.
 
     Raises:
         ProtocolError: an item is malformed or truncated; the text gives its index and offset.

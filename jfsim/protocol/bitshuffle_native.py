@@ -19,7 +19,7 @@ from functools import cache
 
 import numpy as np
 
-from jfsim.protocol.lz4_blocks import bitshuffle_filter_path
+from jfsim.protocol.filter_library import FILTER_LIBRARY
 
 __all__ = ["BitshuffleLibrary", "bitshuffle_library"]
 
@@ -27,8 +27,7 @@ __all__ = ["BitshuffleLibrary", "bitshuffle_library"]
 class BitshuffleLibrary:
     """``bshuf_compress_lz4`` and friends bound to the filter's shared library."""
 
-    def __init__(self, path: str) -> None:
-        library = ctypes.CDLL(path)
+    def __init__(self, library: ctypes.CDLL) -> None:
         sizes = [ctypes.c_size_t] * 3
         self._compress = library.bshuf_compress_lz4
         self._decompress = library.bshuf_decompress_lz4
@@ -75,12 +74,6 @@ class BitshuffleLibrary:
 
 
 @cache
-def bitshuffle_library() -> BitshuffleLibrary | None:
-    """The filter's compiled pipeline, or None when the library lacks it (numba is used)."""
-    path = bitshuffle_filter_path()
-    if path is None:
-        return None
-    try:
-        return BitshuffleLibrary(path)
-    except (OSError, AttributeError):
-        return None
+def bitshuffle_library() -> BitshuffleLibrary:
+    """The filter's compiled pipeline (bound once per process)."""
+    return BitshuffleLibrary(FILTER_LIBRARY)

@@ -4,9 +4,18 @@ Why our own: every declared length is checked against the bytes that are really 
 before anything is allocated or sliced (a header claiming terabytes is an error, not a
 ``MemoryError``), nesting depth is bounded, every failure is a ``ProtocolError`` that
 names the message type and field, and pixel byte strings are sliced out once and left
-compressed. Tags handled: 55799 (stripped), 0/1 (date-time), 40 (multi-dimensional
-array), 64–86 (RFC 8746 typed arrays), 56500 (DECTRIS compression); other tags come back
-as ``cbor2.CBORTag``.
+compressed.
+
+What a message may cost is bounded too: a Python list or dict costs 56-64 bytes even when
+empty, so 8 MiB of empty arrays would become 640 MiB of lists. Every list and map the decoder
+builds is charged against a budget of ``DECODE_BYTES_PER_MESSAGE_BYTE`` times the message
+size (plus ``DECODE_BUDGET_FLOOR_BYTES``), before it is built where its length is declared;
+a message over budget is a ``ProtocolError``. Scalars are not charged: each costs at most
+about ten times the bytes that encode it.
+
+Tags handled: 55799 (stripped), 0/1 (date-time), 40 (multi-dimensional array), 64–86
+(RFC 8746 typed arrays), 56500 (DECTRIS compression); other tags come back as
+``cbor2.CBORTag``.
 """
 
 from __future__ import annotations
@@ -21,26 +30,36 @@ import cbor2
 import numpy as np
 
 from jfsim.protocol.errors import ProtocolError
-from jfsim.protocol.map_scan import decode_flat_map_array, scan_flat_map_array
 from jfsim.protocol.message import Message, Rational
 from jfsim.protocol.pixels import MAX_DIMENSIONS, TAG_TO_DTYPE, Compression, PixelArray
+from jfsim.protocol.plain_arrays import decode_plain_array, scan_plain_array
 from jfsim.protocol.schema import SCHEMA, WireType
 from jfsim.protocol.validate import check_message, describe
 
-__all__ = ["MessageLayout", "decode", "decode_at", "item_end", "scan_message"]
+__all__ = [
+    "DECODE_BUDGET_FLOOR_BYTES",
+    "DECODE_BYTES_PER_MESSAGE_BYTE",
+    "MessageLayout",
+    "decode",
+    "decode_at",
+    "item_end",
+    "message_type",
+    "scan_message",
+]
 
 MAX_DEPTH = 32
+#: Bytes of lists and maps a message may decode into, per byte of message (see above).
+DECODE_BYTES_PER_MESSAGE_BYTE = 16
+#: ... plus this much for any message (small messages with many small maps).
+DECODE_BUDGET_FLOOR_BYTES = 1 << 20
+#: Charged per list (and per element slot) and per dict (and per key/value pair): CPython's
+#: sizes, a little rounded up.
+_LIST_BYTES, _LIST_SLOT_BYTES = 56, 8
+_MAP_BYTES, _MAP_PAIR_BYTES = 64, 48
+_CONTAINER_BYTES = (_LIST_BYTES, _LIST_SLOT_BYTES, _MAP_BYTES, _MAP_PAIR_BYTES)
 _HALF = struct.Struct(">e")
 _SINGLE = struct.Struct(">f")
 _DOUBLE = struct.Struct(">d")
-_UINT_BY_INFO = {
-    24: struct.Struct(">B"),
-    25: struct.Struct(">H"),
-    26: struct.Struct(">I"),
-    27: struct.Struct(">Q"),
-}
-_FLOAT_BY_INITIAL = {0xF9: _HALF, 0xFA: _SINGLE, 0xFB: _DOUBLE}
-_SIMPLE_BY_INITIAL = {0xF4: False, 0xF5: True, 0xF6: None, 0xF7: None}
 _BREAK = object()
 _TEXT_CACHE: dict[bytes, str] = {}
 _TEXT_CACHE_LIMIT = 4096
@@ -61,21 +80,46 @@ class _Typed:
 class _Reader:
     """Cursor over one buffer; methods raise ProtocolError on any malformed byte."""
 
-    def __init__(self, buffer: bytes | bytearray | memoryview, position: int = 0) -> None:
-        self.is_bytes = isinstance(buffer, bytes)
-        self.data = buffer if self.is_bytes else memoryview(buffer).cast("B")
+    def __init__(
+        self,
+        buffer: bytes | bytearray | memoryview,
+        position: int = 0,
+        budget_bytes: int | None = None,
+    ) -> None:
+        self.data: bytes | memoryview = (
+            buffer if isinstance(buffer, bytes) else memoryview(buffer).cast("B")
+        )
         self.position = position
         self.end = len(self.data)
         self._as_array: np.ndarray | None = None
+        if budget_bytes is None:
+            budget_bytes = (
+                DECODE_BYTES_PER_MESSAGE_BYTE * (self.end - position) + DECODE_BUDGET_FLOOR_BYTES
+            )
+        self.budget_bytes = budget_bytes
+        self._left = budget_bytes
 
-    def flat_maps(self, start: int) -> list[Any] | None:
-        """The array at ``start`` through the fast flat-map decoder, or None if it does not fit."""
+    def charge(self, n_bytes: int) -> None:
+        """Count ``n_bytes`` of lists and maps against the message's budget."""
+        self._left -= n_bytes
+        if self._left < 0:
+            raise ProtocolError(
+                f"decoding would take more than {self.budget_bytes} bytes of lists and maps "
+                f"for a {self.end}-byte message (at offset {self.position}); refused"
+            )
+
+    def plain_array(self, start: int, max_levels: int) -> list[Any] | None:
+        """The array at ``start`` through the fast plain-array decoder, or None if it is not
+        plain CBOR (``plain_arrays``) within ``max_levels`` levels. The lists and maps below
+        the array (the array itself is charged by ``item``) are charged before any is built."""
         if self._as_array is None:
             self._as_array = np.frombuffer(self.data, dtype=np.uint8)
-        value, end = decode_flat_map_array(self.data, self._as_array, start)
-        if value is not None:
+        items, end = decode_plain_array(
+            self.data, self._as_array, start, max_levels, _CONTAINER_BYTES, self.charge
+        )
+        if items is not None:
             self.position = end
-        return value
+        return items
 
     def need(self, count: int, what: str) -> None:
         if count > self.end - self.position:
@@ -112,14 +156,15 @@ class _Reader:
         if depth > MAX_DEPTH:
             raise ProtocolError(f"nesting deeper than {MAX_DEPTH} levels")
         start = self.position
+        data = self.data
         if start < self.end:
-            initial = self.data[start]
+            initial = data[start]
             if initial < 0x18:  # fast path: small unsigned integer
                 self.position = start + 1
                 return initial
-            if 0x60 <= initial < 0x78 and self.is_bytes:  # fast path: short text (keys)
+            if 0x60 <= initial < 0x78 and isinstance(data, bytes):  # fast path: short text
                 end = start + 1 + (initial - 0x60)
-                raw = self.data[start:end]
+                raw = data[start:end]
                 text = _TEXT_CACHE.get(raw)
                 if text is not None:
                     self.position = end
@@ -141,14 +186,13 @@ class _Reader:
                 _TEXT_CACHE[bytes((0x60 + argument,)) + raw] = text
             return text
         if major == 4:
-            flat_depth_ok = depth + 2 <= MAX_DEPTH
-            if flat_depth_ok and not indefinite and argument > 1 and self.position < self.end:
-                if 0xA0 <= self.data[self.position] < 0xB8:
-                    maps = self.flat_maps(start)
-                    if maps is not None:
-                        return maps
-            return self._array(argument, indefinite, depth)
+            self.need(argument, f"an array of {argument} items")
+            self.charge(_LIST_BYTES + _LIST_SLOT_BYTES * argument)
+            return self._array(start, argument, indefinite, depth)
         if major == 5:
+            if not indefinite:
+                self.need(2 * argument, f"a map of {argument} pairs")
+            self.charge(_MAP_BYTES + _MAP_PAIR_BYTES * argument)
             return self._map(argument, indefinite, depth)
         if major == 6:
             return self._tag(argument, depth)
@@ -166,7 +210,7 @@ class _Reader:
         return item
 
     def _chunks(self, major: int) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk_major, argument, indefinite = self.head()
             if chunk_major == 7 and indefinite:
@@ -175,107 +219,39 @@ class _Reader:
                 raise ProtocolError("malformed indefinite-length string")
             chunks.append(self.take(argument, "a string chunk"))
 
-    def _array(self, count: int, indefinite: bool, depth: int) -> list[Any]:
+    def _array(self, start: int, count: int, indefinite: bool, depth: int) -> list[Any]:
+        """The array whose head starts at ``start`` (its length checked and charged by ``item``).
+
+        A definite-length array (spots, reflections, profiles: the bulk of an analysis
+        message) is first offered to the plain-array decoder (``plain_arrays``: a numba scan
+        that checks every length, then cbor2's C decoder), which declines anything with a
+        tag, a byte string or an indefinite length; this general path then decodes it item
+        by item and owns every error.
+        """
         if indefinite:
-            out = []
+            out: list[Any] = []
             while True:
                 item = self.item(depth + 1)
                 if item is _BREAK:
                     return out
+                self.charge(_LIST_SLOT_BYTES)
                 out.append(_bare_typed(item) if isinstance(item, _Typed) else item)
-        self.need(count, f"an array of {count} items")
-        if (
-            self.is_bytes
-            and count
-            and depth + 2 <= MAX_DEPTH
-            and 0xA0 <= self.data[self.position] < 0xB8
-        ):
-            return self._small_maps(count, depth)
+        if count and depth < MAX_DEPTH:
+            items = self.plain_array(start, MAX_DEPTH - depth)
+            if items is not None:
+                return items
         return [self.value(depth + 1) for _ in range(count)]
 
-    def _small_maps(self, count: int, depth: int) -> list[Any]:
-        """An array of small maps (spots, reflections): a tight loop for the common shapes.
-
-        Handles maps of up to 23 pairs whose keys are short text strings seen before and
-        whose values are integers, floats, booleans, null or short known text. Anything
-        else (a nested value, a first-seen key, a truncation) rewinds to the start of the
-        element or value and takes the general path, which owns all error reporting.
-        """
-        data, text_cache = self.data, _TEXT_CACHE
-        out: list[Any] = []
-        for _ in range(count):
-            element_start = self.position
-            try:
-                entry = self._small_map(data, text_cache, depth)
-            except (IndexError, struct.error):
-                entry = None
-            if entry is None:
-                self.position = element_start
-                entry = self.value(depth + 1)
-            out.append(entry)
-        return out
-
-    def _small_map(self, data: bytes, text_cache: dict[bytes, str], depth: int) -> Any:
-        """One element for ``_small_maps``; None to ask for the general path."""
-        position = self.position
-        initial = data[position]
-        if not 0xA0 <= initial < 0xB8:
-            return None
-        pairs = initial - 0xA0
-        position += 1
-        if 2 * pairs > self.end - position:
-            return None
-        entry: dict[str, Any] = {}
-        for _ in range(pairs):
-            initial = data[position]
-            if not 0x60 <= initial < 0x78:
-                return None
-            after_key = position + 1 + initial - 0x60
-            key = text_cache.get(data[position:after_key])
-            if key is None:
-                return None
-            position = after_key
-            initial = data[position]
-            if initial < 0x18:
-                entry[key] = initial
-                position += 1
-            elif initial < 0x1C:
-                layout = _UINT_BY_INFO[initial]
-                entry[key] = layout.unpack_from(data, position + 1)[0]
-                position += 1 + layout.size
-            elif 0x20 <= initial < 0x38:
-                entry[key] = 0x1F - initial
-                position += 1
-            elif 0x38 <= initial < 0x3C:
-                layout = _UINT_BY_INFO[initial - 0x20]
-                entry[key] = -1 - layout.unpack_from(data, position + 1)[0]
-                position += 1 + layout.size
-            elif initial in _FLOAT_BY_INITIAL:
-                layout = _FLOAT_BY_INITIAL[initial]
-                entry[key] = layout.unpack_from(data, position + 1)[0]
-                position += 1 + layout.size
-            elif initial in _SIMPLE_BY_INITIAL:
-                entry[key] = _SIMPLE_BY_INITIAL[initial]
-                position += 1
-            else:
-                self.position = position
-                try:
-                    entry[key] = self.value(depth + 2)
-                except ProtocolError as error:
-                    raise ProtocolError(f"'{key}': {error}") from None
-                position = self.position
-        self.position = position
-        return entry
-
     def _map(self, count: int, indefinite: bool, depth: int) -> dict[Any, Any]:
-        if not indefinite:
-            self.need(2 * count, f"a map of {count} pairs")
+        """A map whose head was read (and its declared pairs charged) by ``item``."""
         out: dict[Any, Any] = {}
         index = 0
         while indefinite or index < count:
             key = self.item(depth + 1)
             if key is _BREAK and indefinite:
                 return out
+            if indefinite:
+                self.charge(_MAP_PAIR_BYTES)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 raise ProtocolError(f"map key of type {describe(key)} (only text or integer)")
             try:
@@ -443,6 +419,7 @@ def _message_head(reader: _Reader) -> tuple[str, int, bool, int]:
         raise ProtocolError(f"message is not a CBOR map (major type {major} at the top level)")
     if not indefinite:
         reader.need(2 * count, f"a map of {count} pairs")
+        reader.charge(_MAP_BYTES + _MAP_PAIR_BYTES * count)
     if not indefinite and count == 0:
         raise ProtocolError("message is an empty map; the first key must be 'type'")
     key = reader.item(1)
@@ -465,10 +442,20 @@ def _entry_key(reader: _Reader, message_type: str, indefinite: bool) -> str | No
 
 
 def decode_at(
-    buffer: bytes | bytearray | memoryview, position: int = 0, *, strict: bool = True
+    buffer: bytes | bytearray | memoryview,
+    position: int = 0,
+    *,
+    strict: bool = True,
+    max_decoded_bytes: int | None = None,
 ) -> tuple[Message, int]:
-    """Decode the message starting at ``position``; returns it and the offset just after."""
+    """Decode the message starting at ``position``; returns it and the offset just after.
+
+    ``max_decoded_bytes`` lowers the budget of lists and maps below its default
+    (``DECODE_BYTES_PER_MESSAGE_BYTE`` × size + ``DECODE_BUDGET_FLOOR_BYTES``).
+    """
     reader = _Reader(buffer, position)
+    if max_decoded_bytes is not None and max_decoded_bytes < reader.budget_bytes:
+        reader = _Reader(buffer, position, max_decoded_bytes)
     message_type, count, indefinite, _prefixes = _message_head(reader)
     fields: dict[str, Any] = {}
     index = 1
@@ -488,17 +475,24 @@ def decode_at(
     return message, reader.position
 
 
-def decode(buffer: bytes | bytearray | memoryview, *, strict: bool = True) -> Message:
+def decode(
+    buffer: bytes | bytearray | memoryview,
+    *,
+    strict: bool = True,
+    max_decoded_bytes: int | None = None,
+) -> Message:
     """Decode one message; pixels stay compressed (``PixelArray.payload`` = wire bytes).
 
     Args:
         buffer: exactly one encoded message (trailing bytes are an error).
         strict: also check required fields and the types of known fields.
+        max_decoded_bytes: a lower cap on the lists and maps the message may decode into.
 
     Raises:
-        ProtocolError: malformed CBOR, wrong tags or sizes, or (strict) schema violations.
+        ProtocolError: malformed CBOR, wrong tags or sizes, a message that would decode
+            into more than its budget, or (strict) schema violations.
     """
-    message, end = decode_at(buffer, 0, strict=strict)
+    message, end = decode_at(buffer, 0, strict=strict, max_decoded_bytes=max_decoded_bytes)
     size = buffer.nbytes if isinstance(buffer, memoryview) else len(buffer)
     if end != size:
         raise ProtocolError(
@@ -559,7 +553,9 @@ def scan_message(
             elif 0x80 <= reader.data[reader.position] < 0x9C:  # an array: spots, reflections
                 if as_array is None:
                     as_array = np.frombuffer(reader.data, dtype=np.uint8)
-                end = scan_flat_map_array(as_array, reader.position)
+                end, _ = scan_plain_array(
+                    as_array, reader.position, MAX_DEPTH - 1, _CONTAINER_BYTES
+                )
                 if end < 0 and not _skip(reader, 1):
                     raise ProtocolError("unexpected break code")
                 reader.position = max(end, reader.position)
@@ -579,6 +575,22 @@ def scan_message(
         entries=tuple(entries),
         values=values,
     )
+
+
+def message_type(buffer: bytes | bytearray | memoryview) -> str | None:
+    """The ``type`` of an encoded message, read from its first entry without decoding the
+    rest (None if the bytes do not start like a message)."""
+    reader = _Reader(buffer)
+    try:
+        major, _count, _indefinite = reader.head()
+        while major == 6 and _count == 55799:
+            major, _count, _indefinite = reader.head()
+        if major != 5 or reader.item(1) != "type":
+            return None
+        value = reader.item(1)
+    except ProtocolError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def item_end(buffer: bytes | bytearray | memoryview, position: int = 0) -> int:

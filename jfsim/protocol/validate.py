@@ -189,4 +189,5 @@ def coerce_floats(message: Message) -> dict[str, Any]:
     table = SCHEMA.get(message.type)
     if table is None:
         return dict(message.fields)
-    return _coerce_map(table, message.fields)
+    coerced: dict[str, Any] = _coerce_map(table, message.fields)
+    return coerced

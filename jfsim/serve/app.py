@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol, cast
 
 from jfjoch_client.models import DatasetSettings, DetectorSelection, ErrorMessage
-from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -74,7 +73,13 @@ NOT_EMULATED: dict[str, tuple[tuple[str, ...], str]] = {
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _json(model: BaseModel) -> Response:
+class _GeneratedModel(Protocol):
+    """What jfjoch-client's generated models add to pydantic's: their own JSON."""
+
+    def to_json(self) -> str: ...
+
+
+def _json(model: _GeneratedModel) -> Response:
     return Response(model.to_json(), media_type="application/json")
 
 
@@ -162,7 +167,8 @@ def create_app(service: BrokerService) -> Starlette:
     async def config(request: Request) -> Response:
         name = request.url.path.removeprefix("/config/")
         if request.method == "GET":
-            return _json(service.get_config(name))
+            # every /config section is a jfjoch-client model (SECTIONS)
+            return _json(cast(_GeneratedModel, service.get_config(name)))
         service.put_config(name, parse_body(SECTIONS[name].model, await request.body()))
         return _ok()
 

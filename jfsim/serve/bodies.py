@@ -14,6 +14,7 @@ import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from jfsim.serve.errors import BadRequest
 
@@ -39,7 +40,7 @@ def _field_path(location: tuple[int | str, ...]) -> str:
 
 def describe_validation_error(model_name: str, error: ValidationError) -> str:
     """One line naming the first rejected field, what is wrong and the value sent."""
-    by_field: dict[str, dict[str, Any]] = {}
+    by_field: dict[str, ErrorDetails] = {}
     for problem in error.errors():
         by_field.setdefault(_field_path(problem["loc"]), problem)
     path, first = next(iter(by_field.items()))

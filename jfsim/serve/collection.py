@@ -76,7 +76,6 @@ class Collection:
         self.experiment: Experiment = source.experiment
         self.n_images = source.default_number_of_images()
         self.tokens = tokens
-        self.started_at_s = time.monotonic()
         self.first_image_at_s: float | None = None
         self.summary: StreamSummary | None = None
         self.error: str | None = None
@@ -254,12 +253,12 @@ class Collection:
         if self.metrics is None:
             raise JfsimError("the frame pool is still being rendered")
         scan = self.experiment.scan
-        rotation = isinstance(scan, RotationScan)
+        rotation = scan if isinstance(scan, RotationScan) else None
         return SeriesView(
             sent=self._sent[: self.max_image_sent + 1].copy(),
             metrics=self.metrics,
-            rotation_start_deg=rad_to_deg(scan.start_rad) if rotation else None,
-            rotation_step_deg=rad_to_deg(scan.step_rad) if rotation else None,
+            rotation_start_deg=rad_to_deg(rotation.start_rad) if rotation else None,
+            rotation_step_deg=rad_to_deg(rotation.step_rad) if rotation else None,
         )
 
     def statistics(self) -> MeasurementStatistics:

@@ -21,6 +21,7 @@ from jfjoch_client.models import ImageBufferStatus
 from jfsim.protocol import Message, encode
 from jfsim.serve.errors import NotFound
 from jfsim.stream import PoolFrame
+from jfsim.stream.frames import Frames
 
 __all__ = ["LATEST", "LATEST_INDEXED", "ImageBuffer"]
 
@@ -46,7 +47,7 @@ class ImageBuffer:
     def begin(
         self,
         start_message: Message,
-        pool: Sequence[PoolFrame],
+        pool: Frames,
         image_fields: Callable[[int], dict[str, Any]],
     ) -> None:
         """A new series: forget the old images, keep how to rebuild the new ones."""
@@ -55,7 +56,7 @@ class ImageBuffer:
             self._ids.clear()
             self._counter = 0
             self._start = start
-            self._pool = tuple(pool)
+            self._pool = tuple(pool[i] for i in range(len(pool)))
             self._image_fields = image_fields
 
     def record(self, image_id: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +18,7 @@ from jfjoch_client.models import Plot, Plots, PlotUnitX
 from jfsim.detectors import Detector
 from jfsim.serve.errors import BadRequest
 from jfsim.stream import PoolFrame
+from jfsim.stream.frames import Frames
 
 __all__ = ["PLOT_TYPES", "FrameMetrics", "SeriesView", "make_plots"]
 
@@ -31,8 +31,8 @@ _CELL_ANGLES = ("alpha", "beta", "gamma")
 class FrameMetrics:
     """Per-pool-frame quantities; the pixel ones decompress each frame once, when asked."""
 
-    def __init__(self, pool: Sequence[PoolFrame], detector: Detector) -> None:
-        self.pool = tuple(pool)
+    def __init__(self, pool: Frames, detector: Detector) -> None:
+        self.pool: tuple[PoolFrame, ...] = tuple(pool[i] for i in range(len(pool)))
         self.detector = detector
         fields = [frame.pixel_fields for frame in self.pool]
         self.spot_count = np.array([f.get("spot_count", 0) for f in fields], dtype=np.float64)
@@ -48,9 +48,8 @@ class FrameMetrics:
             )
             for name in _CELL_LENGTHS + _CELL_ANGLES
         }
-        self.compression_ratio = float(
-            np.mean([frame.pixels.nbytes / max(1, len(frame.pixels.payload)) for frame in pool])
-        )
+        ratios = [frame.pixels.nbytes / max(1, len(frame.pixels.payload)) for frame in self.pool]
+        self.compression_ratio = float(np.mean(ratios))
         self._pixel_lock = threading.Lock()
         self._pixel: dict[str, np.ndarray] | None = None
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import zmq
 from jfjoch_client.models import (
+    AzimIntSettings,
     BrokerStatus,
     DatasetSettings,
     DetectorList,
@@ -27,11 +28,14 @@ from jfjoch_client.models import (
     DetectorType,
     FileWriterFormat,
     FileWriterSettings,
+    IndexingSettings,
     InstrumentMetadata,
     JfjochStatistics,
     MeasurementStatistics,
     Plots,
     PlotUnitX,
+    RoiDefinitions,
+    SpotFindingSettings,
     ZeromqMetadataSettings,
     ZeromqPreviewSettings,
 )
@@ -202,9 +206,9 @@ class BrokerService:
     def _collection(self, settings: DatasetSettings, run_number: int) -> Collection:
         experiment = self._experiment(settings, run_number)
         options = self.config.stream
-        writer: FileWriterSettings = self.settings.get("file_writer")
-        preview: ZeromqPreviewSettings = self.settings.get("zeromq_preview")
-        metadata: ZeromqMetadataSettings = self.settings.get("zeromq_metadata")
+        writer = self.settings.section("file_writer", FileWriterSettings)
+        preview = self.settings.section("zeromq_preview", ZeromqPreviewSettings)
+        metadata = self.settings.section("zeromq_metadata", ZeromqMetadataSettings)
         start_fields: dict[str, Any] = {"overwrite": bool(writer.overwrite)}
         no_files = writer.format == FileWriterFormat.NOFILEWRITTEN
         if no_files:
@@ -247,7 +251,7 @@ class BrokerService:
         file writer and instrument settings applied."""
         body = settings.to_dict()
         if not body.get("image_time_us"):  # absent or 0: the detector's frame time
-            detector: DetectorSettings = self.settings.get("detector")
+            detector = self.settings.section("detector", DetectorSettings)
             body["image_time_us"] = detector.frame_time_us
         body["run_number"] = run_number
         try:
@@ -256,10 +260,10 @@ class BrokerService:
             )
         except ConfigError as error:
             raise BadRequest(f"DatasetSettings cannot be simulated: {error}") from None
-        instrument: InstrumentMetadata = self.settings.get("instrument")
+        instrument = self.settings.section("instrument", InstrumentMetadata)
         dataset = dataclasses.replace(
             experiment.dataset,
-            file_format=file_format_name(self.settings.get("file_writer")),
+            file_format=file_format_name(self.settings.section("file_writer", FileWriterSettings)),
             source_name=instrument.source_name,
             source_type=instrument.source_type or "",
             instrument_name=instrument.instrument_name,
@@ -404,16 +408,16 @@ class BrokerService:
         return JfjochStatistics(
             detector=self.detector_status(),
             detector_list=self.detector_list(),
-            detector_settings=self.settings.get("detector"),
-            instrument_metadata=self.settings.get("instrument"),
-            file_writer_settings=self.settings.get("file_writer"),
-            data_processing_settings=self.settings.get("spot_finding"),
+            detector_settings=self.settings.section("detector", DetectorSettings),
+            instrument_metadata=self.settings.section("instrument", InstrumentMetadata),
+            file_writer_settings=self.settings.section("file_writer", FileWriterSettings),
+            data_processing_settings=self.settings.section("spot_finding", SpotFindingSettings),
             measurement=measurement,
             broker=self.status(),
-            zeromq_preview=self.settings.get("zeromq_preview"),
-            zeromq_metadata=self.settings.get("zeromq_metadata"),
-            roi=self.settings.get("roi"),
-            az_int=self.settings.get("azim_int"),
+            zeromq_preview=self.settings.section("zeromq_preview", ZeromqPreviewSettings),
+            zeromq_metadata=self.settings.section("zeromq_metadata", ZeromqMetadataSettings),
+            roi=self.settings.section("roi", RoiDefinitions),
+            az_int=self.settings.section("azim_int", AzimIntSettings),
             buffer=self.buffer.status(),
-            indexing=self.settings.get("indexing"),
+            indexing=self.settings.section("indexing", IndexingSettings),
         )

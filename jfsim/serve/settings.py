@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from typing import TypeVar
 
 from jfjoch_client.models import (
     AzimIntSettings,
@@ -35,6 +36,8 @@ from pydantic import BaseModel
 
 from jfsim.experiment import Dataset
 from jfsim.serve.errors import BadRequest, NotEmulated
+
+Model = TypeVar("Model", bound=BaseModel)
 
 __all__ = ["SECTIONS", "ConfigSection", "SettingsStore", "file_format_name"]
 
@@ -156,6 +159,13 @@ class SettingsStore:
     def get(self, name: str) -> BaseModel:
         with self._lock:
             return self._values[name]
+
+    def section(self, name: str, model: type[Model]) -> Model:
+        """Section ``name``, which holds a ``model`` (the type the caller relies on)."""
+        value = self.get(name)
+        if not isinstance(value, model):
+            raise TypeError(f"/config/{name} holds a {type(value).__name__}, not {model.__name__}")
+        return value
 
     def put(self, name: str, value: BaseModel) -> None:
         """Store ``value`` for section ``name`` after the checks the models cannot make."""

@@ -6,10 +6,10 @@ fields from the truth). Pixel coordinates follow ``jfsim.geometry`` (continuous,
 centre at i + 0.5) except in the wire-facing ``ImageAnalysis`` (index convention).
 """
 
+from jfsim.image_truth import ImageTruth, ReflectionTable
 from jfsim.sim.frame import FramePlan, SpotList
 from jfsim.sim.render import DEVICES, Renderer, SimulatedImage, render, select_engine, simulate
-from jfsim.sim.scene import ImageTruth, ReflectionTable, Scene
-from jfsim.sim.truth_analysis import analysis_from_truth
+from jfsim.sim.scene import Scene
 
 __all__ = [
     "DEVICES",
@@ -20,7 +20,6 @@ __all__ = [
     "Scene",
     "SimulatedImage",
     "SpotList",
-    "analysis_from_truth",
     "render",
     "select_engine",
     "simulate",

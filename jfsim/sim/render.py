@@ -20,9 +20,10 @@ import numpy as np
 from jfsim import engines
 from jfsim.errors import ConfigError
 from jfsim.experiment import Experiment
+from jfsim.image_truth import ImageTruth
 from jfsim.sim.engines import cpu, gpu
 from jfsim.sim.frame import FramePlan, SpotList
-from jfsim.sim.scene import ImageTruth, Scene
+from jfsim.sim.scene import Scene
 
 __all__ = ["DEVICES", "Renderer", "SimulatedImage", "render", "select_engine", "simulate"]
 

@@ -15,7 +15,6 @@ probability ``hit_rate``, one random orientation).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -32,6 +31,7 @@ from jfsim.geometry import (
     random_orientation,
 )
 from jfsim.geometry.prediction import MIN_PARTIALITY
+from jfsim.image_truth import ImageTruth, ReflectionTable
 from jfsim.sim.background import background_image
 from jfsim.sim.frame import FramePlan, SpotList, pixel_classes
 from jfsim.sim.intensities import full_photons, squared_amplitudes
@@ -42,71 +42,6 @@ SPOT_SIGMA0_PXL = 0.7
 SPOT_SIGMA_MAX_PXL = 3.0
 _ORIENTATION_STREAM = 0
 _STILLS_STREAM = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ReflectionTable:
-    """One row per reflection predicted on an image; the columns of the truth file.
-
-    ``x_pxl``/``y_pxl`` are continuous (pixel centre at i + 0.5); ``phi_deg`` is the crossing
-    angle (NaN for stills); ``excitation_error_invA`` NaN for rotation; ``intensity_photons``
-    is the expected number of photons recorded on this image (full intensity × partiality);
-    ``masked`` is True when the predicted centre is on a gap or masked pixel; ``sigma_pxl``
-    is the rendered Gaussian width of the spot and ``background_photons`` the expected
-    (noise-free) background per pixel at its centre, which a judge needs to know how
-    significant a spot was meant to be.
-    """
-
-    lattice: np.ndarray
-    h: np.ndarray
-    k: np.ndarray
-    l: np.ndarray  # noqa: E741 - Miller index name
-    x_pxl: np.ndarray
-    y_pxl: np.ndarray
-    phi_deg: np.ndarray
-    excitation_error_invA: np.ndarray
-    partiality: np.ndarray
-    intensity_photons: np.ndarray
-    d_A: np.ndarray
-    masked: np.ndarray
-    sigma_pxl: np.ndarray
-    background_photons: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.h.shape[0])
-
-    @property
-    def hkl(self) -> np.ndarray:
-        """Miller indices as an int32 ``(n, 3)`` array."""
-        return np.stack([self.h, self.k, self.l], axis=1)
-
-    @classmethod
-    def concatenate(cls, tables: list[ReflectionTable]) -> ReflectionTable:
-        if not tables:
-            return cls._empty()
-        return cls(*(np.concatenate([getattr(t, name) for t in tables]) for name in cls.__slots__))
-
-    @classmethod
-    def _empty(cls) -> ReflectionTable:
-        i32 = np.zeros(0, dtype=np.int32)
-        f64 = np.zeros(0)
-        return cls(
-            i32, i32, i32, i32, f64, f64, f64, f64, f64, f64, f64, np.zeros(0, bool), f64, f64
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ImageTruth:
-    """Ground truth of one image: ``ub_matrices`` ``(n_lattices, 3, 3)`` in Å⁻¹ (r = UB·h at
-    scan angle 0) and the predicted reflections."""
-
-    image_id: int
-    ub_matrices: np.ndarray
-    reflections: ReflectionTable
-
-    @property
-    def n_lattices(self) -> int:
-        return int(self.ub_matrices.shape[0])
 
 
 class Scene:
@@ -180,6 +115,8 @@ class Scene:
 
     def _lattices_of_still(self, image_id: int) -> list[np.ndarray]:
         scan = self.experiment.scan
+        if not isinstance(scan, StillsScan | GridScan):
+            raise TypeError(f"a {scan.kind} scan has no stills")
         rng = np.random.default_rng([self.experiment.seed, _STILLS_STREAM, image_id])
         hit = rng.random() < scan.hit_rate
         count = scan.lattices_per_hit if isinstance(scan, StillsScan) else 1

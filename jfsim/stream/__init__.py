@@ -15,10 +15,17 @@ from jfsim.stream.pusher import OnSlow
 from jfsim.stream.replay import RecordingSource, recording_source
 from jfsim.stream.sources import FrameReuse, FrameSource, MessageListSource
 from jfsim.stream.stats import StreamProgress, StreamSummary
-from jfsim.stream.streamer import DEFAULT_ENDPOINT, StreamConfig, Streamer, image_socket_index
+from jfsim.stream.streamer import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_SNDHWM,
+    StreamConfig,
+    Streamer,
+    image_socket_index,
+)
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "DEFAULT_SNDHWM",
     "FramePool",
     "FrameReuse",
     "FrameSource",

@@ -17,12 +17,13 @@ from typing import Any
 from jfsim.experiment import Experiment
 from jfsim.protocol import Compression, Message, PixelArray
 from jfsim.series import analysis_fields, end_message, image_fields, start_message
-from jfsim.sim import Renderer, analysis_from_truth
+from jfsim.sim import Renderer
 from jfsim.stream.errors import StreamOptionError
 from jfsim.stream.frames import FramePool, PoolFrame
 from jfsim.stream.sources import PoolProgress
 from jfsim.stream.truth_out import FrameTruth, write_streamed_truth
 from jfsim.truth import pixel_sha256
+from jfsim.truth_analysis import analysis_from_truth
 
 __all__ = ["DEFAULT_POOL_FRAMES", "ExperimentSource"]
 

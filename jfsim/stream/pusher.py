@@ -19,6 +19,7 @@ import enum
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import cast
 from urllib.parse import urlsplit
 
 import zmq
@@ -50,14 +51,25 @@ class SendOutcome(enum.Enum):
     CANCELLED = "cancelled"  # a stop was requested while the image waited
 
 
+#: The command-line option that names each role's endpoint (for error messages).
+ROLE_OPTIONS = {"image": "--endpoint", "preview": "--preview", "metadata": "--metadata"}
+
+
 def bind_socket(socket: zmq.Socket, endpoint: str, role: str) -> str:
-    """Bind ``endpoint`` and return the address really bound (resolves ``*`` ports)."""
+    """Bind ``endpoint`` and return the address really bound (resolves ``*`` ports).
+
+    A failure is one line naming the option and the endpoint (whose port is busy, or whose
+    address is not one of this machine's).
+    """
     try:
         socket.bind(endpoint)
     except zmq.ZMQError as error:
+        option = ROLE_OPTIONS.get(role, f"{role} endpoint")
+        reason = str(error.strerror).split(" (addr=")[0]
         raise StreamOptionError(
-            f"{role} endpoint {endpoint!r}: cannot bind ({error}); use tcp://HOST:PORT with a "
-            "free port, e.g. tcp://0.0.0.0:5500"
+            f"{option} {endpoint}: cannot bind ({reason}); use tcp://HOST:PORT with a free "
+            "port on this machine, e.g. tcp://127.0.0.1:5500 (tcp://0.0.0.0:5500 for writers "
+            "on other machines)"
         ) from None
     return socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
@@ -87,7 +99,7 @@ class ImageSockets:
         stop: threading.Event | None = None,
     ) -> None:
         if not endpoints:
-            raise StreamOptionError("no image endpoint given; add --endpoint tcp://0.0.0.0:5500")
+            raise StreamOptionError("no image endpoint given; add --endpoint tcp://127.0.0.1:5500")
         self.endpoints = tuple(endpoints)
         self.on_slow = on_slow
         self.send_timeout_s = send_timeout_s
@@ -193,7 +205,7 @@ class ImageSockets:
         """
         socket = self._sockets[index]
         buffer: memoryview | None = None
-        if socket.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+        if cast(int, socket.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
             buffer = build()
             try:
                 tracker = socket.send(buffer, zmq.NOBLOCK, copy=False, track=track)

@@ -186,7 +186,7 @@ class RecordedSeries:
 
     def end_message(self, images_collected: int) -> Message:
         if self._end is None:
-            fields = {
+            fields: dict[str, Any] = {
                 key: self._start[key]
                 for key in ("series_id", "series_unique_id")
                 if key in self._start.fields

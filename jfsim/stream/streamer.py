@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import zmq
 
@@ -24,18 +25,26 @@ from jfsim.stream.pusher import ImageSockets, OnSlow, SendOutcome
 from jfsim.stream.sources import FrameReuse, FrameSource, PoolProgress
 from jfsim.stream.stats import StreamProgress, StreamStats, StreamSummary
 
-__all__ = ["DEFAULT_ENDPOINT", "StreamConfig", "Streamer", "image_socket_index"]
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_SNDHWM", "StreamConfig", "Streamer", "image_socket_index"]
 
-DEFAULT_ENDPOINT = "tcp://0.0.0.0:5500"
+#: Loopback unless the user names another address: a detector stream is not for the network
+#: by default.
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5500"
 #: jfjoch_broker's ``send_watermark`` bounds (stream.md §1.2).
 SNDHWM_RANGE = (2, 16384)
+#: Images a socket may queue before a slow writer costs one: enough to ride out a writer's
+#: scheduling hiccups of ~0.5 s at 2 kHz (a peer, ALBA's eiger-simulator, queues 1000 too).
+#: Queued images are buffers of the frame pool's size, made only while images queue up.
+DEFAULT_SNDHWM = 1000
 #: Calibration messages wait this long for the first socket (stream.md §1.2: 1 s).
 CALIBRATION_TIMEOUT_S = 1.0
 DEFAULT_SEND_TIMEOUT_S = {OnSlow.DROP: 1.0, OnSlow.BLOCK: 10.0}
 #: Messages a socket holds besides its queue (the one in the kernel buffer, the one written).
 MESSAGES_BEYOND_HWM = 4
 #: Send buffers made before streaming at most for this many messages; more grow on demand.
-PREALLOCATED_MESSAGES_MAX = 256
+#: A writer that keeps up holds a handful; the deep default queue fills only while a writer
+#: lags, and then its buffers are made as needed (JF4M: 128 buffers are ~170 MB).
+PREALLOCATED_MESSAGES_MAX = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +61,7 @@ class StreamConfig:
     rate_hz: float | None = 2000.0
     number_of_images: int | None = None
     pool_size: int | None = None
-    sndhwm: int = 100
+    sndhwm: int = DEFAULT_SNDHWM
     on_slow: OnSlow = OnSlow.DROP
     send_timeout_s: float | None = None
     start_timeout_s: float = 5.0
@@ -65,7 +74,7 @@ class StreamConfig:
 
     def __post_init__(self) -> None:
         if not self.endpoints:
-            raise StreamOptionError("endpoints: give at least one, e.g. tcp://0.0.0.0:5500")
+            raise StreamOptionError("endpoints: give at least one, e.g. tcp://127.0.0.1:5500")
         if self.rate_hz is not None and not self.rate_hz > 0:
             raise StreamOptionError(f"rate: must be > 0 Hz or max, got {self.rate_hz}")
         if self.number_of_images is not None and self.number_of_images < 0:
@@ -96,11 +105,17 @@ class StreamConfig:
 
 def _start_frames(start: Message, n_sockets: int) -> list[bytes]:
     """The start message per image socket: with several, only the first socket's writer
-    writes the master file (``write_master_file``, stream.md §1.2)."""
+    writes the master file (``write_master_file``, stream.md §1.2), and ``image_sockets``
+    tells each writer that it receives only its socket's data files."""
     if n_sockets == 1:
         return [encode(start)]
     return [
-        encode(Message("start", {**start.fields, "write_master_file": index == 0}))
+        encode(
+            Message(
+                "start",
+                {**start.fields, "write_master_file": index == 0, "image_sockets": n_sockets},
+            )
+        )
         for index in range(n_sockets)
     ]
 
@@ -191,7 +206,7 @@ class Streamer:
                     )
                 if config.metadata_endpoint:
                     start = self.source.start_message(self.number_of_images)
-                    series = {
+                    series: dict[str, Any] = {
                         key: start[key]
                         for key in ("series_id", "series_unique_id")
                         if key in start.fields
@@ -211,6 +226,10 @@ class Streamer:
     @property
     def metadata_endpoint(self) -> str | None:
         return self._metadata.bound_endpoint if self._metadata else None
+
+    def close(self) -> None:
+        """Close the sockets now (after ``bind`` when ``run`` will not follow)."""
+        self._close(linger_s=0.0)
 
     def _close(self, *, linger_s: float) -> None:
         for publisher in (self._preview, self._metadata):
@@ -248,7 +267,10 @@ class Streamer:
                 self._send_images(assembler, stats)
             except WriterStalledError as error:
                 self.request_stop(str(error))
-            end_frame = encode(self.source.end_message(stats.images_sent))
+            # The detector collected every image it attempted; the dropped ones were lost on
+            # the way, which a writer can then report as missing.
+            collected = stats.images_sent + stats.images_dropped
+            end_frame = encode(self.source.end_message(collected))
             end_delivered = sockets.send_end(end_frame, config.end_timeout_s)
             if self._metadata is not None:
                 self._metadata.flush()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jfsim.experiment import Experiment, RotationScan
 from jfsim.geometry import rotation_matrix
-from jfsim.sim.scene import ImageTruth
+from jfsim.image_truth import ImageTruth
 from jfsim.truth import TruthWriter
 from jfsim.units import rad_to_deg
 

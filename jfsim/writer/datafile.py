@@ -1,13 +1,13 @@
 """One HDF5 file of images: direct chunk writes of the received compressed bytes.
 
 Images arrive already compressed with bitshuffle/LZ4 in the HDF5 filter framing, so each is
-stored as one chunk with ``write_direct_chunk``: never decompressed, never recompressed. The
-file lives under ``<final>.<random>.tmp`` until ``close`` renames it.
+stored as one chunk with a direct chunk write (on the ``jfsim.writer.chunks`` thread when one
+is given): never decompressed, never recompressed. The file lives under
+``<final>.<random>.tmp`` until ``close`` renames it.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from jfsim.protocol import Compression, PixelArray, ProtocolError, bslz4
-from jfsim.writer.errors import WriterError
+from jfsim.writer.chunks import ChunkWriter
 from jfsim.writer.per_image import AnalysisBuffer
 from jfsim.writer.safety import commit_file, temporary_path
 
@@ -26,55 +25,10 @@ from jfsim.writer.safety import commit_file, temporary_path
 LIBVER_HDF5_18 = ("earliest", "v108")
 LIBVER_HDF5_110 = ("v110", "v110")
 
-_BSHUF_HEADER = struct.Struct(">QI")
-
 
 def set_nx_class(group: h5py.Group, nx_class: str) -> h5py.Group:
     group.attrs["NX_class"] = nx_class
     return group
-
-
-def decode_pixels(pixels: PixelArray) -> np.ndarray:
-    """A wire array as numpy; bitshuffle/LZ4 through the HDF5 filter's own C decoder.
-
-    The filter (hdf5plugin) decodes a JF4M uint32 mask 3-5× faster than the pure-numba
-    ``PixelArray.to_numpy``; the chunk goes through a throw-away in-memory HDF5 file. Its
-    LZ4 decoding is bounds-checked; the block framing is validated here first.
-    """
-    if pixels.compression is not Compression.BSLZ4:
-        try:
-            return pixels.to_numpy()
-        except ProtocolError as error:
-            raise WriterError(str(error)) from None
-    expected_bytes = int(np.prod(pixels.shape)) * pixels.dtype.itemsize
-    try:
-        # The C filter trusts the block lengths (it would read past the buffer): walk them.
-        bslz4.validate_framing(pixels.payload, pixels.dtype.itemsize, expected_bytes)
-    except ProtocolError as error:
-        raise WriterError(str(error)) from None
-    array = np.empty(pixels.shape, dtype=pixels.dtype)
-    try:
-        # core driver without backing store: the name is never opened on disk
-        with h5py.File("jfsim-scratch.h5", "w", driver="core", backing_store=False) as scratch:
-            dataset = scratch.create_dataset(
-                "pixels",
-                shape=array.shape,
-                dtype=array.dtype,
-                chunks=array.shape,
-                **hdf5plugin.Bitshuffle(cname="lz4"),
-            )
-            dataset.id.write_direct_chunk((0,) * array.ndim, bytes(pixels.payload))
-            dataset.read_direct(array)
-    except (OSError, ValueError) as error:  # the filter rejects a corrupt payload
-        raise WriterError(f"bslz4 payload does not decode: {error}") from None
-    return array
-
-
-def bslz4_uncompressed_size(payload: bytes | memoryview) -> int:
-    """The byte count in a bitshuffle chunk header (-1 if the payload is too short)."""
-    if len(payload) < _BSHUF_HEADER.size:
-        return -1
-    return int(_BSHUF_HEADER.unpack_from(payload)[0])
 
 
 class ImageFile:
@@ -99,8 +53,11 @@ class ImageFile:
         azint_shape: tuple[int, int] | None,
         libver: tuple[str, str],
         detector_group: str = "detector",
+        chunks: ChunkWriter | None = None,
     ) -> None:
+        """``chunks`` writes the image chunks (on its own thread); None: write them here."""
         self.final_path = final_path
+        self._chunks = chunks
         self.tmp_path = temporary_path(final_path)
         self.n_images = n_images
         self.first_image_id = first_image_id
@@ -113,7 +70,6 @@ class ImageFile:
         self.analysis = AnalysisBuffer(
             n_images, max_spots=max_spots, first_image_id=first_image_id, azint_shape=azint_shape
         )
-        final_path.parent.mkdir(parents=True, exist_ok=True)
         self.h5 = h5py.File(self.tmp_path, "w", libver=libver)
         self.h5.attrs["file_name"] = final_path.name
         entry = set_nx_class(self.h5.create_group("entry"), "NXentry")
@@ -148,7 +104,10 @@ class ImageFile:
         ``payload`` is the bitshuffle/LZ4 chunk exactly as received. Returns the problems
         found in the analysis fields (the frame itself is written regardless).
         """
-        self._write_chunk((position, 0, 0), payload)
+        if self._chunks is not None:
+            self._chunks.submit(self.images, position, payload)
+        else:
+            self._write_chunk((position, 0, 0), payload)
         if not self.received[position]:
             self.received[position] = True
             self.n_written += 1
@@ -157,9 +116,15 @@ class ImageFile:
     def close(
         self, *, overwrite: bool, before_close: Callable[[ImageFile], None] | None = None
     ) -> Path:
-        """Write the per-image arrays, close and rename to the final name; returns it."""
+        """Write the per-image arrays, close and rename to the final name; returns it.
+
+        Raises:
+            OSError: an image chunk could not be written (the file stays ``*.tmp``).
+        """
         if self._closed:
             return self.final_path
+        if self._chunks is not None:
+            self._chunks.drain()
         self.analysis.write(self.entry, detector_group=self.detector_group)
         if before_close is not None:
             before_close(self)
@@ -171,5 +136,10 @@ class ImageFile:
     def abandon(self) -> None:
         """Close without renaming: the partial file stays as ``*.tmp`` (never a final name)."""
         if not self._closed:
+            if self._chunks is not None:
+                try:
+                    self._chunks.drain()  # nothing may write into a closed file
+                except OSError:
+                    pass  # the file is abandoned anyway
             self.h5.close()
             self._closed = True

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from jfsim.writer.datafile import set_nx_class
+from jfsim.writer.h5objects import require_group, set_text_attribute, write_virtual
 from jfsim.writer.per_image import DatasetSpec
 from jfsim.writer.plan import FileFormat, SeriesPlan
 
@@ -74,19 +75,31 @@ def link_data_files(master: h5py.File, plan: SeriesPlan, records: list[DataFileR
 def _copy_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: int) -> None:
     """Legacy masters get real copies of the per-image arrays (VDS needs HDF5 1.10), from
     the arrays the writer kept in memory (no read-back); ROI results stay in the data files
-    (S1 §4.4)."""
+    (S1 §4.4). Each array is written file by file into a chunked dataset whose fill value is
+    the sentinel, so rows of files that never arrived cost neither memory nor disk."""
     for path, spec in sorted(_union_specs(records).items()):
         if path.startswith("roi/"):
             continue
-        merged = np.full((n_images, *spec.row_shape), spec.fill_value, dtype=spec.dtype)
+        parent_path, _, name = path.rpartition("/")
+        rows = min(n_images, max((r.n_images for r in records), default=1)) or 1
+        dataset = require_group(entry, parent_path, "NXcollection").create_dataset(
+            name,
+            shape=(n_images, *spec.row_shape),
+            dtype=spec.dtype,
+            chunks=(rows, *spec.row_shape) if n_images else None,
+            fillvalue=spec.fill_value,
+        )
         for record in records:
             array = record.arrays.get(path)
-            if array is not None and array.shape[1:] == spec.row_shape:
-                merged[record.first_image_id : record.first_image_id + record.n_images] = array
-        parent = _require_collection(entry, path.rpartition("/")[0])
-        dataset = parent.create_dataset(path.rpartition("/")[2], data=merged)
+            end = min(record.first_image_id + record.n_images, n_images)
+            if (
+                array is not None
+                and array.shape[1:] == spec.row_shape
+                and end > record.first_image_id
+            ):
+                dataset[record.first_image_id : end] = array[: end - record.first_image_id]
         if spec.units:
-            dataset.attrs["units"] = spec.units
+            set_text_attribute(dataset, "units", spec.units)
 
 
 def _union_specs(records: list[DataFileRecord]) -> dict[str, DatasetSpec]:
@@ -99,11 +112,10 @@ def _union_specs(records: list[DataFileRecord]) -> dict[str, DatasetSpec]:
     return specs
 
 
-def _require_collection(entry: h5py.Group, group_path: str) -> h5py.Group:
-    parent = entry
-    for part in group_path.split("/"):
-        parent = set_nx_class(parent.require_group(part), "NXcollection")
-    return parent
+def vds_file_name(file_name: str) -> str:
+    """A source file name as HDF5's VDS expects it: ``%`` starts a format specifier there
+    (``%b`` = block number), so a literal one is written ``%%``."""
+    return file_name.replace("%", "%%")
 
 
 def link_detector_data(h5: h5py.File) -> None:
@@ -121,16 +133,19 @@ def _virtual(
     spec: DatasetSpec,
     n_images: int,
 ) -> h5py.Dataset:
-    layout = h5py.VirtualLayout(shape=(n_images, *spec.row_shape), dtype=spec.dtype)
-    for record in records:
-        source = h5py.VirtualSource(
-            record.file_name, source_path, shape=(record.n_images, *spec.row_shape)
-        )
-        layout[record.first_image_id : record.first_image_id + record.n_images] = source
-    dataset = group.create_virtual_dataset(name, layout, fillvalue=spec.fill_value)
-    if spec.units:
-        dataset.attrs["units"] = spec.units
-    return dataset
+    sources = [
+        (record.first_image_id, record.n_images, vds_file_name(record.file_name), source_path)
+        for record in records
+    ]
+    return write_virtual(
+        group,
+        name,
+        (n_images, *spec.row_shape),
+        spec.dtype,
+        spec.fill_value,
+        sources,
+        spec.units,
+    )
 
 
 def _link_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: int) -> None:
@@ -144,7 +159,12 @@ def _link_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: i
         ]
         parent_path, _, name = path.rpartition("/")
         _virtual(
-            _require_collection(entry, parent_path), name, sources, f"/entry/{path}", spec, n_images
+            require_group(entry, parent_path, "NXcollection"),
+            name,
+            sources,
+            f"/entry/{path}",
+            spec,
+            n_images,
         )
     for record in records:
         for group_path in record.reflection_groups:

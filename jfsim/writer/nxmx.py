@@ -21,6 +21,7 @@ from jfsim.geometry import rotation_matrix
 from jfsim.protocol import Compression, PixelArray, ProtocolError
 from jfsim.units import ev_to_kev, kev_to_angstrom
 from jfsim.writer.datafile import set_nx_class
+from jfsim.writer.mask import PixelMask
 from jfsim.writer.plan import SeriesPlan
 
 DETECTOR = "/entry/instrument/detector"
@@ -123,14 +124,16 @@ def write_nxmx_metadata(
     plan: SeriesPlan,
     received: np.ndarray,
     state: str,
-    pixel_mask: np.ndarray | None,
+    pixel_mask: PixelMask,
 ) -> list[str]:
     """Write every NXmx group except ``/entry/data``; returns problems (skipped values).
 
     Args:
         received: ``[n_images]`` bool, which images were written.
         state: ``completed`` (end message seen), ``cancelled`` or ``interrupted``.
-        pixel_mask: uint32 ``[height, width]``; zeros when the start message had none.
+        pixel_mask: the series' mask (zeros when the start message had none); its bytes
+            are still being written when this returns: call ``pixel_mask.finish()`` before
+            closing the file.
     """
     problems: list[str] = []
     h5.attrs["file_time"] = iso_time(datetime.now(timezone.utc))
@@ -195,8 +198,10 @@ def _write_beam(instrument: h5py.Group, start: Mapping[str, Any], plan: SeriesPl
     wavelength_A = start.get("incident_wavelength")
     if not isinstance(wavelength_A, (int, float)):
         energy_eV = start.get("incident_energy")
-        valid = isinstance(energy_eV, (int, float)) and energy_eV > 0
-        wavelength_A = kev_to_angstrom(ev_to_kev(energy_eV)) if valid else float("nan")
+        if isinstance(energy_eV, (int, float)) and energy_eV > 0:
+            wavelength_A = kev_to_angstrom(ev_to_kev(energy_eV))
+        else:
+            wavelength_A = float("nan")
     _put(beam, "incident_wavelength", float(wavelength_A), "angstrom")
     _put_if(beam, "total_flux", start, "total_flux", "Hz")
     polarization = start.get("polarization_factor")
@@ -237,6 +242,12 @@ def _write_detector(detector: h5py.Group, start: Mapping[str, Any], plan: Series
     _put(detector, "bit_depth_readout", np.int32(readout if isinstance(readout, int) else 16))
     _put(detector, "bit_depth_image", np.int32(bit_depth_image))
     _put_if(detector, "saturation_value", start, "saturation_value")
+    if plan.image_dtype.kind == "i":
+        # Jungfraujoch writes the error value of signed images as underload_value: readers
+        # that trust (underload, saturation) exclusive (DIALS, XDS via flag < underload + 1)
+        # then drop gap and error pixels even without the mask. Unsigned images have none:
+        # 0 is a valid count, and their error value lies above saturation.
+        _put(detector, "underload_value", np.int64(plan.error_value))
     _put(detector, "error_value", np.int64(plan.error_value))
     _put(detector, "flatfield_applied", np.bool_(bool(start.get("flatfield_enabled", False))))
     _put(detector, "pixel_mask_applied", np.bool_(bool(start.get("pixel_mask_enabled", False))))
@@ -252,8 +263,8 @@ def _write_detector(detector: h5py.Group, start: Mapping[str, Any], plan: Series
     for flag in ("jungfrau_conversion_applied", "geometry_transformation_applied"):
         _put_if(detector, flag, start, flag)
     if isinstance(start.get("virtual_pixel_interpolation_enabled"), bool):
-        flag = np.bool_(start["virtual_pixel_interpolation_enabled"])
-        _put(detector, "virtual_pixel_interpolation_applied", flag)
+        interpolated = np.bool_(start["virtual_pixel_interpolation_enabled"])
+        _put(detector, "virtual_pixel_interpolation_applied", interpolated)
     flatfields = start.get("flatfield")
     flatfield = _as_array(flatfields.get("default")) if isinstance(flatfields, Mapping) else None
     if flatfield is not None and flatfield.shape == plan.image_shape:
@@ -273,7 +284,7 @@ def _write_detector_specific(
     plan: SeriesPlan,
     received: np.ndarray,
     state: str,
-    pixel_mask: np.ndarray | None,
+    pixel_mask: PixelMask,
 ) -> None:
     specific = _group(detector, "detectorSpecific", "NXcollection")
     height, width = plan.image_shape
@@ -304,12 +315,9 @@ def _write_detector_specific(
     _put_if(specific, "storage_cell_delay", start, "storage_cell_delay", "ns")
     _put_if(specific, "summation_mode", start, "summation")
     _put(specific, "jfjoch_writer_release", f"jfsim {__version__}")
-    mask = pixel_mask if pixel_mask is not None else np.zeros(plan.image_shape, dtype="u4")
-    # Contiguous (not chunked) uint32: Neggia's requirement (conformance.md §5.3). Written
-    # straight from the array (no converted copy of the 18 MB of a JF4M).
-    stored = specific.create_dataset("pixel_mask", shape=mask.shape, dtype="u4")
-    stored.write_direct(np.ascontiguousarray(mask, dtype="u4"))
-    detector["pixel_mask"] = specific["pixel_mask"]
+    # Contiguous (not chunked) uint32: Neggia's requirement (conformance.md §5.3); its bytes
+    # are written by a thread while the rest of the master is (jfsim.writer.mask).
+    detector["pixel_mask"] = pixel_mask.store(specific, "pixel_mask")
 
 
 def poni_chain_axes(
@@ -333,7 +341,7 @@ def poni_chain_axes(
         "rot1": turn32 @ PONI_ROTATION_VECTORS["rot1"],
         "translation": turn321 @ np.array([0.0, 0.0, 1.0]),
     }
-    return {name: tuple(float(v) for v in vector) for name, vector in vectors.items()}
+    return {name: (float(x), float(y), float(z)) for name, (x, y, z) in vectors.items()}
 
 
 def _poni_angle_rad(start: Mapping[str, Any], name: str) -> float:

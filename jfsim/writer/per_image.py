@@ -18,10 +18,13 @@ import h5py
 import numpy as np
 
 from jfsim.protocol import Rational
-from jfsim.protocol.schema import FIELDS
+from jfsim.writer.field_homes import PROFILING_DATASETS
+from jfsim.writer.h5objects import require_group, write_array
 
 #: Sentinel written where an image or a value is absent: NaN for floats, 0 for counts.
 FLOAT_SENTINEL = np.nan
+#: An azimuthal profile whose size no start message announced may take this much per file.
+MAX_AZINT_BYTES = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +94,9 @@ SCALAR_FIELDS: tuple[ScalarField, ...] = (
     _count("receiver_free_send_buf", "detector/rcv_free_send_buffers"),
 )
 
-#: Per-image timings (s) → ``/entry/profiling`` (S1 §4.6), from the protocol's field table,
-#: where their (inferred) wire names live.
+#: Per-image timings (s) → ``/entry/profiling`` (S1 §4.6).
 PROFILING_FIELDS: tuple[ScalarField, ...] = tuple(
-    _float64(spec.name, spec.hdf5.removeprefix("/entry/"), "s")
-    for spec in FIELDS
-    if spec.message == "image" and spec.hdf5.startswith("/entry/profiling/")
+    _float64(wire, f"profiling/{dataset}", "s") for wire, dataset in PROFILING_DATASETS.items()
 )
 
 _SCALARS_BY_WIRE_NAME: dict[str, ScalarField] = {
@@ -276,6 +276,8 @@ class AnalysisBuffer:
         except (TypeError, ValueError) as error:
             return [f"{wire_name}: {error}"]
         shape = self.azint_shape or (1, profile.size)
+        if self.azint_shape is None and self.n_images * profile.size * 4 > MAX_AZINT_BYTES:
+            return [f"{wire_name}: {profile.size} bins × {self.n_images} images is too large"]
         if profile.size != shape[0] * shape[1]:
             return [f"{wire_name}: {profile.size} bins, expected {shape[0] * shape[1]}"]
         self.azint_shape = shape
@@ -346,33 +348,16 @@ class AnalysisBuffer:
         for path, array in self._arrays.items():
             group_name, _, rest = path.partition("/")
             target = detector_group if group_name == "detector" else group_name
-            dataset = _create(entry, f"{target}/{rest}", array)
-            if self._units.get(path):
-                dataset.attrs["units"] = self._units[path]
+            parent_path, _, name = f"{target}/{rest}".rpartition("/")
+            parent = require_group(entry, parent_path, "NXcollection") if parent_path else entry
+            write_array(parent, name, array, self._units.get(path))
+        units = {column: unit for _w, column, _d, unit in REFLECTION_COLUMNS}
         for position, columns in sorted(self._reflections.items()):
-            group = _require_group(
-                entry, f"reflections/image_{self.first_image_id + position:06d}", "NXreflections"
+            group = require_group(
+                entry,
+                f"reflections/image_{self.first_image_id + position:06d}",
+                "NXcollection",
+                leaf_class="NXreflections",
             )
-            units = {column: unit for _w, column, _d, unit in REFLECTION_COLUMNS}
             for column, values in columns.items():
-                dataset = group.create_dataset(column, data=values)
-                if units.get(column):
-                    dataset.attrs["units"] = units[column]
-
-
-def _require_group(parent: h5py.Group, path: str, nx_class: str) -> h5py.Group:
-    group = parent
-    parts = path.split("/")
-    for depth, part in enumerate(parts):
-        if part not in group:
-            child = group.create_group(part)
-            is_leaf = depth == len(parts) - 1
-            child.attrs["NX_class"] = nx_class if is_leaf else "NXcollection"
-        group = group[part]
-    return group
-
-
-def _create(entry: h5py.Group, path: str, array: np.ndarray) -> h5py.Dataset:
-    parent_path, _, name = path.rpartition("/")
-    parent = _require_group(entry, parent_path, "NXcollection") if parent_path else entry
-    return parent.create_dataset(name, data=array)
+                write_array(group, column, values, units.get(column))

@@ -17,16 +17,18 @@ import numpy as np
 
 from jfsim.writer.errors import SeriesRefusedError
 from jfsim.writer.safety import check_file_prefix
+from jfsim.writer.start_fields import check_start_fields
 
 #: Default width of the per-spot arrays when the start message does not give max_spot_count.
 DEFAULT_MAX_SPOTS = 250
-#: Upper bound of number_of_images (a guard against absurd starts, not a physical limit).
-MAX_IMAGES = 100_000_000
 #: In-memory per-image analysis rows of one open file: bytes per spot slot and per image.
 SPOT_SLOT_BYTES = 34
 IMAGE_ROW_BYTES = 512
 #: A series whose per-file analysis buffer would exceed this is refused.
 MAX_ANALYSIS_BUFFER_BYTES = 4 << 30
+#: Data files of one series (number_of_images / images_per_file); each is an HDF5 file and a
+#: link in the master.
+MAX_DATA_FILES = 100_000
 
 
 class FileFormat(str, Enum):
@@ -81,23 +83,10 @@ def _dtype_from_start(fields: dict[str, Any]) -> np.dtype:
                 f"use one of {', '.join(aliases)}"
             )
         return np.dtype(aliases[name.lower()])
-    bits = fields.get("bit_depth_image", 16)
-    if bits not in (8, 16, 32):
-        raise SeriesRefusedError(
-            f"start message: field 'bit_depth_image': expected 8, 16 or 32, got {bits!r}"
-        )
+    bits = fields.get("bit_depth_image", 16)  # one of 8, 16, 32 (check_start_fields)
     error_value = fields.get("error_value")
     signed = isinstance(error_value, int) and error_value < 0
     return np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
-
-
-def _positive_int(fields: dict[str, Any], name: str, default: int | None = None) -> int:
-    value = fields.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SeriesRefusedError(
-            f"start message: field '{name}': expected a positive integer, got {value!r}"
-        )
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +109,21 @@ class SeriesPlan:
     series_id: int | None
     series_unique_id: str | None
     write_master_file: bool = True  # False: a secondary writer of a multi-socket stream
+    requested_format: FileFormat | None = None  # what the start message named, if anything
+
+    def format_choice(self, override: FileFormat | None) -> str:
+        """Which layout is used and why, for the log (``--format`` wins over the start)."""
+        if override is not None and self.requested_format not in (None, override):
+            assert self.requested_format is not None
+            return (
+                f"{self.file_format.value} (--format; the start message asked for "
+                f"{self.requested_format.value})"
+            )
+        if override is not None:
+            return f"{self.file_format.value} (--format)"
+        if self.requested_format is not None:
+            return f"{self.file_format.value} (start message)"
+        return f"{self.file_format.value} (default: the start message names none)"
 
     @property
     def n_data_files(self) -> int:
@@ -152,46 +156,57 @@ class SeriesPlan:
         return [self.master_path(root_dir)]
 
     @classmethod
-    def from_start(cls, fields: dict[str, Any], default_format: FileFormat) -> SeriesPlan:
-        """Read a start message's fields; ``SeriesRefusedError``/``UnsafePrefixError`` if bad."""
+    def from_start(
+        cls,
+        fields: dict[str, Any],
+        default_format: FileFormat,
+        format_override: FileFormat | None = None,
+    ) -> SeriesPlan:
+        """Read a start message's fields; ``SeriesRefusedError``/``UnsafePrefixError`` if bad.
+
+        Args:
+            default_format: the layout when the start message names none.
+            format_override: the layout to use whatever the start message names (the
+                writer's ``--format``).
+        """
         prefix_text = fields.get("file_prefix", "")
         prefix = check_file_prefix(prefix_text) if prefix_text != "" else None
-        file_format = (
+        check_start_fields(fields)
+        requested = (
             FileFormat.parse(fields["file_format"])
             if fields.get("file_format") not in (None, "")
-            else default_format
+            else None
         )
-        n_images = _positive_int(fields, "number_of_images")
-        images_per_file = _positive_int(fields, "images_per_file", n_images)
-        height = _positive_int(fields, "image_size_y")
-        width = _positive_int(fields, "image_size_x")
+        file_format = format_override or requested or default_format
+        n_images = fields["number_of_images"]
+        images_per_file = fields.get("images_per_file", n_images)
+        height, width = fields["image_size_y"], fields["image_size_x"]
         dtype = _dtype_from_start(fields)
         info = np.iinfo(dtype)
         error_value = fields.get("error_value")
         if not isinstance(error_value, int) or not info.min <= error_value <= info.max:
             error_value = int(info.min) if dtype.kind == "i" else int(info.max)
         max_spots = fields.get("max_spot_count", DEFAULT_MAX_SPOTS)
-        if isinstance(max_spots, bool) or not isinstance(max_spots, int) or max_spots < 0:
-            raise SeriesRefusedError(
-                f"start message: field 'max_spot_count': expected an integer >= 0, "
-                f"got {max_spots!r}"
-            )
         phi_bins = fields.get("az_int_phi_bin_count")
         q_bins = fields.get("az_int_q_bin_count")
         azint_shape = None
         if isinstance(q_bins, int) and q_bins > 0:
             azint_shape = (phi_bins if isinstance(phi_bins, int) and phi_bins > 0 else 1, q_bins)
-        if n_images > MAX_IMAGES:
+        n_files = -(-n_images // images_per_file)
+        if file_format in (FileFormat.LEGACY, FileFormat.VDS) and n_files > MAX_DATA_FILES:
             raise SeriesRefusedError(
-                f"start message: field 'number_of_images': {n_images} exceeds {MAX_IMAGES}"
+                f"start message: field 'images_per_file': {n_images} images at "
+                f"{images_per_file} per file make {n_files} data files (at most "
+                f"{MAX_DATA_FILES}); send a larger images_per_file"
             )
-        rows = n_images if file_format is FileFormat.INTEGRATED else images_per_file
-        buffer_bytes = min(rows, n_images) * (max_spots * SPOT_SLOT_BYTES + IMAGE_ROW_BYTES)
+        rows = min(n_images if file_format is FileFormat.INTEGRATED else images_per_file, n_images)
+        azint_bytes = 3 * 4 * azint_shape[0] * azint_shape[1] if azint_shape else 0
+        buffer_bytes = rows * (max_spots * SPOT_SLOT_BYTES + IMAGE_ROW_BYTES + azint_bytes)
         if buffer_bytes > MAX_ANALYSIS_BUFFER_BYTES:
             raise SeriesRefusedError(
-                f"start message: {min(rows, n_images)} images per file × max_spot_count "
-                f"{max_spots} needs {buffer_bytes >> 20} MiB of analysis buffers; use fewer "
-                "images_per_file (legacy/vds) or a smaller max_spot_count"
+                f"start message: {rows} images per file × (max_spot_count {max_spots}, "
+                f"azimuthal bins {azint_shape}) needs {buffer_bytes >> 20} MiB of analysis "
+                "buffers; use fewer images_per_file (legacy/vds) or fewer spots or bins"
             )
         series_id = fields.get("series_id")
         unique_id = fields.get("series_unique_id")
@@ -210,4 +225,5 @@ class SeriesPlan:
             write_master_file=(
                 fields.get("write_master_file") is not False or file_format is FileFormat.INTEGRATED
             ),
+            requested_format=requested,
         )

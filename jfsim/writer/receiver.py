@@ -2,9 +2,17 @@
 
 State machine per series: ``idle`` → start → ``acquiring`` → end → ``idle``. A new start
 while acquiring closes the open series first (state ``interrupted``); an HTTP cancel closes it
-as ``cancelled``; a refused start (unsafe prefix, existing files) leaves ``refused`` until the
-next start, and its images are ignored. Malformed messages are counted, logged and skipped:
-the service never dies of bad input.
+as ``cancelled``; a refused start (unsafe prefix, existing files, a field out of bounds) leaves
+``refused`` until the next start, and its images are ignored; a master that cannot be written
+ends the series as ``failed``. Malformed messages are counted, logged and skipped: the service
+never dies of bad input.
+
+No message may cost much more than its own size: ZeroMQ drops connections that announce a
+message above ``max_message_bytes`` (``ZMQ_MAXMSGSIZE``; libzmq does not reconnect after
+that, so the service watches for the drop, counts it and connects again), an image message
+of an open series larger than that series' uncompressed frame plus
+``IMAGE_MESSAGE_SLACK_BYTES`` is refused before it is decoded, and the decoder bounds what it
+allocates by the message size.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+import zmq.utils.monitor
 
-from jfsim.protocol import Message, ProtocolError, decode
+from jfsim.protocol import Message, ProtocolError, decode, message_type
 from jfsim.writer.errors import WriterError
 from jfsim.writer.plan import FileFormat
 from jfsim.writer.series_writer import (
@@ -28,16 +37,47 @@ from jfsim.writer.series_writer import (
     SeriesSummary,
     SeriesWriter,
 )
-from jfsim.writer.service import FileNotifier, Republisher, StatusServer
+from jfsim.writer.service import LOOPBACK, FileNotifier, Republisher, StatusServer
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_MS = 100
+#: Largest message ZeroMQ delivers (``ZMQ_MAXMSGSIZE``): an uncompressed 32-bit frame of the
+#: largest detectors (18 M pixels, 72 MB) plus a start message carrying its mask and
+#: flatfield uncompressed fits with room to spare.
+DEFAULT_MAX_MESSAGE_BYTES = 512 << 20
+#: An image message of an open series may exceed its uncompressed frame by this much (the
+#: CBOR around it: spots, reflections, profiles).
+IMAGE_MESSAGE_SLACK_BYTES = 16 << 20
+#: After the detector connection closes, libzmq normally starts reconnecting at once; if it
+#: has not within this time (it never does after a message above ZMQ_MAXMSGSIZE), the
+#: service connects again itself.
+RECONNECT_GRACE_S = 1.0
+#: The connection events the service watches on its PULL socket.
+_CONNECTION_EVENTS = (
+    zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_CONNECT_DELAYED
+    | zmq.EVENT_CONNECT_RETRIED
+    | zmq.EVENT_CONNECTED
+)
+#: Lists and maps one message may decode into, whatever its size (the decoder's own budget,
+#: 16 bytes per message byte, would allow 8 GiB for a 512 MiB message).
+MAX_DECODED_BYTES = 256 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class WriterConfig:
-    """Options of ``jfsim write`` (jfjoch_writer's names). Port 0 = any free port."""
+    """Options of ``jfsim write`` (jfjoch_writer's names). Port 0 = any free port.
+
+    ``format_override`` (``--format``) wins over the layout a start message names;
+    ``default_format`` is used when it names none. ``bind_host`` is where the HTTP,
+    republish and notification sockets listen (loopback unless asked otherwise).
+
+    It checks itself when built, so a library user gets the command line's refusals: a
+    high-water mark below 1 (ZeroMQ would read 0 as "unlimited", and a slow disk would then
+    buffer the whole series in memory), a port outside 0..65535 or a message size limit
+    below 1 MiB is a ``WriterError`` naming the option.
+    """
 
     endpoint: str
     root_dir: Path = Path(".")
@@ -47,8 +87,32 @@ class WriterConfig:
     rcv_watermark: int = 100
     repub_watermark: int = 1000
     default_format: FileFormat = FileFormat.LEGACY
+    format_override: FileFormat | None = None
     overwrite: bool = False
-    bind_host: str = "*"
+    bind_host: str = LOOPBACK
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.endpoint:
+            raise WriterError("endpoint: empty; give the detector's address, tcp://HOST:PORT")
+        for flag, name in (("-w", "rcv_watermark"), ("-W", "repub_watermark")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise WriterError(
+                    f"{flag}/{name} {value!r}: a watermark must be at least 1 "
+                    "(ZeroMQ would take 0 as unlimited)"
+                )
+        for flag, name in (("-H", "http_port"), ("-r", "repub_port"), ("-f", "file_port")):
+            port = getattr(self, name)
+            if port is not None and (
+                isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+            ):
+                raise WriterError(f"{flag}/{name} {port!r}: a port must be within 0..65535")
+        limit = self.max_message_bytes
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 20:
+            raise WriterError(
+                f"--max-message-size/max_message_bytes {limit!r}: at least 1 MiB (1048576 bytes)"
+            )
 
 
 @dataclass(slots=True)
@@ -58,6 +122,9 @@ class ServiceCounters:
     ignored: int = 0  # images or ends with no open series, unknown message types
     series_written: int = 0
     series_refused: int = 0
+    series_failed: int = 0
+    images_missing: int = 0
+    connection_drops: int = 0  # the detector connection closed (e.g. a message too large)
     errors: int = 0
     last_error: str = ""
     summaries: list[SeriesSummary] = field(default_factory=list)
@@ -87,31 +154,41 @@ class WriterService:
         self._series: SeriesWriter | None = None
         self._state = "idle"
         self._refused_prefix = ""
+        self._series_image_limit = 0
         self._closed = False
         self.pull = self.context.socket(zmq.PULL)
         self.pull.setsockopt(zmq.RCVHWM, config.rcv_watermark)
         self.pull.setsockopt(zmq.LINGER, 0)
+        self.pull.setsockopt(zmq.MAXMSGSIZE, config.max_message_bytes)
+        self._drops = self.pull.get_monitor_socket(_CONNECTION_EVENTS)
+        self._dropped_at: float | None = None
+        self._poller = zmq.Poller()
+        self._poller.register(self.pull, zmq.POLLIN)
+        self._poller.register(self._drops, zmq.POLLIN)
         self.notifier: FileNotifier | None = None
         self.republisher: Republisher | None = None
         self.http: StatusServer | None = None
         try:
-            self.pull.connect(config.endpoint)
+            try:
+                self.pull.connect(config.endpoint)
+            except zmq.ZMQError as error:
+                raise WriterError(
+                    f"detector address {config.endpoint!r}: {error}; give it as "
+                    "tcp://HOST:PORT, e.g. tcp://dcu-address:5500"
+                ) from None
+            if config.http_port is not None:
+                self.http = StatusServer(
+                    config.bind_host, config.http_port, self.status, self.request_cancel
+                )
             if config.file_port is not None:
                 self.notifier = FileNotifier(self.context, config.bind_host, config.file_port)
             if config.repub_port is not None:
                 self.republisher = Republisher(
                     self.context, config.bind_host, config.repub_port, config.repub_watermark
                 )
-            if config.http_port is not None:
-                self.http = StatusServer(
-                    config.bind_host, config.http_port, self.status, self.request_cancel
-                )
-        except (zmq.ZMQError, OSError) as error:
+        except WriterError:
             self.close()
-            raise WriterError(
-                f"cannot open the writer's sockets ({config.endpoint}): {error}; give the DCU "
-                "as tcp://HOST:PORT and free ports for -H/-r/-f"
-            ) from error
+            raise
 
     def __enter__(self) -> WriterService:
         return self
@@ -129,6 +206,8 @@ class WriterService:
         for part in (self.http, self.notifier, self.republisher):
             if part is not None:
                 part.close()
+        self.pull.disable_monitor()
+        self._drops.close(linger=0)
         self.pull.close()
         if self._own_context:
             self.context.term()
@@ -164,12 +243,15 @@ class WriterService:
                 "images_expected": 0,
                 "images_received": 0,
                 "images_written": 0,
-                "rate_Hz": 0.0,
+                "rate_hz": 0.0,
                 "messages_received": self.counters.messages,
                 "malformed_messages": self.counters.malformed,
                 "ignored_messages": self.counters.ignored,
                 "series_written": self.counters.series_written,
                 "series_refused": self.counters.series_refused,
+                "series_failed": self.counters.series_failed,
+                "images_missing": self.counters.images_missing,
+                "connection_drops": self.counters.connection_drops,
                 "errors": self.counters.errors,
                 "last_error": self.counters.last_error,
             }
@@ -184,7 +266,7 @@ class WriterService:
                     "images_received": series.counters.received,
                     "images_written": series.counters.written,
                     "duplicates": series.counters.duplicates,
-                    "rate_Hz": series.current_rate_Hz(),
+                    "rate_hz": series.current_rate_hz(),
                 }
             elif self.counters.summaries:
                 last = self.counters.summaries[-1]
@@ -224,13 +306,46 @@ class WriterService:
             if deadline is not None and time.monotonic() > deadline:
                 log.warning("timeout after %.1f s: closing the open series", timeout_s)
                 break
-            if not self.pull.poll(POLL_INTERVAL_MS, zmq.POLLIN):
+            ready = dict(self._poller.poll(POLL_INTERVAL_MS))
+            if self._drops in ready:
+                self._connection_events()
+            if self._dropped_at is not None and self.pull not in ready:
+                if time.monotonic() - self._dropped_at > RECONNECT_GRACE_S:
+                    self._reconnect()
+            if self.pull not in ready:
                 continue
             frame = self.pull.recv(copy=False).buffer
             self.handle_frame(frame)
         if self._series is not None:
             self._finish_series(None, SeriesState.CANCELLED)
         return self.counters.summaries[first_summary:]
+
+    def _connection_events(self) -> None:
+        """Note a closed detector connection; forget it once libzmq reconnects by itself."""
+        while self._drops.poll(0):
+            event = zmq.utils.monitor.parse_monitor_message(self._drops.recv_multipart())
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                self._dropped_at = time.monotonic()
+            else:
+                self._dropped_at = None
+
+    def _reconnect(self) -> None:
+        """The detector connection closed and libzmq did not reconnect: it does not after a
+        protocol error (a message above ``ZMQ_MAXMSGSIZE``). Connect again, so one oversized
+        message costs that message, not the rest of the run. Only called when nothing is
+        waiting to be read (disconnecting drops unread messages)."""
+        self._dropped_at = None
+        self._count_error(
+            f"connection to {self.config.endpoint} dropped and not restored (a message above "
+            f"--max-message-size {self.config.max_message_bytes >> 20} MiB?); connecting again"
+        )
+        with self._lock:
+            self.counters.connection_drops += 1
+        try:
+            self.pull.disconnect(self.config.endpoint)
+        except zmq.ZMQError:
+            pass  # already gone
+        self.pull.connect(self.config.endpoint)
 
     def _log_progress(self) -> None:
         series = self._series
@@ -240,7 +355,7 @@ class WriterService:
                 series.plan.series_id,
                 series.counters.written,
                 series.plan.n_images,
-                series.current_rate_Hz(),
+                series.current_rate_hz(),
             )
 
     def _handle_cancel(self) -> None:
@@ -255,8 +370,17 @@ class WriterService:
     def handle_frame(self, frame: bytes | memoryview) -> None:
         """Decode one received message and act on it; bad input is counted, not raised."""
         self.counters.messages += 1
+        if self._series is not None and len(frame) > self._series_image_limit:
+            if message_type(frame) == "image":
+                self._count_error(
+                    f"image message of {len(frame)} bytes skipped undecoded: the open series "
+                    f"has {self._series_image_limit}-byte images at most"
+                )
+                with self._lock:
+                    self.counters.malformed += 1
+                return
         try:
-            message = decode(frame)
+            message = decode(frame, max_decoded_bytes=MAX_DECODED_BYTES)
         except (
             ProtocolError,
             ValueError,
@@ -303,6 +427,7 @@ class WriterService:
                 start,
                 self.root_dir,
                 default_format=self.config.default_format,
+                format_override=self.config.format_override,
                 overwrite=self.config.overwrite,
                 on_file_closed=self._on_file_closed,
             )
@@ -316,16 +441,19 @@ class WriterService:
                 self._refused_prefix = str(start.get("file_prefix", ""))
             log.info("%s", summary.log_line())
             return
+        height, width = series.plan.image_shape
+        frame_bytes = height * width * series.plan.image_dtype.itemsize
         with self._lock:
             self._series = series
+            self._series_image_limit = frame_bytes + IMAGE_MESSAGE_SLACK_BYTES
             self._state = "acquiring"
             self._refused_prefix = ""
         log.info(
-            "series %s started: prefix '%s', %d images, %s",
+            "series %s started: prefix '%s', %d images, layout %s",
             series.plan.series_id,
             series.plan.file_prefix or "",
             series.plan.n_images,
-            series.plan.file_format.value,
+            series.format_choice,
         )
 
     def _on_image(self, image: Message) -> None:
@@ -338,7 +466,7 @@ class WriterService:
             return
         try:
             outcome = series.add_image(image)
-        except (OSError, RuntimeError, ValueError, TypeError) as error:  # h5py failures
+        except (OSError, RuntimeError, ValueError, TypeError, MemoryError) as error:  # h5py
             self._count_error(f"image {image.get('image_id')!r}: write failed: {error}")
             return
         if outcome in (ImageOutcome.REJECTED, ImageOutcome.OUT_OF_RANGE):
@@ -367,9 +495,17 @@ class WriterService:
             self._series = None
             self._state = "idle"
             self.counters.summaries.append(summary)
-            if state is SeriesState.COMPLETED:
+            self.counters.images_missing += summary.images_missing
+            if summary.state == SeriesState.COMPLETED.value:
                 self.counters.series_written += 1
-        log.info("%s", summary.log_line())
+            elif summary.state == SeriesState.FAILED.value:
+                self.counters.series_failed += 1
+                self.counters.errors += 1
+                self.counters.last_error = summary.errors[-1] if summary.errors else "failed"
+        if summary.complete:
+            log.info("%s", summary.log_line())
+        else:
+            log.warning("%s", summary.log_line())
 
     def _on_file_closed(self, closed: ClosedFile) -> None:
         if self.notifier is not None:
@@ -394,7 +530,7 @@ def _refused_summary(start: Message, problem: str) -> SeriesSummary:
         rejected=0,
         files=(),
         elapsed_s=0.0,
-        rate_Hz=0.0,
+        rate_hz=0.0,
         errors=(problem,),
         problems=1,
     )

@@ -4,6 +4,12 @@ Mirrors jfjoch_writer's rules: a prefix is always relative to the writer's root,
 absolute nor climb out with ``..``; a file is written under ``<final>.<random>.tmp`` and only
 renamed to its final name once it is closed; an existing final name is never replaced unless
 overwriting was asked for.
+
+The textual check is not enough: ``root/link -> /elsewhere`` turns the harmless prefix
+``link/x`` into a path outside the root. Directories are therefore checked after following
+links (``realpath`` containment) when a series starts and again before every file is
+created, and the one rule for directories is: missing subdirectories below the root are
+created; a directory that resolves outside the root refuses the series.
 """
 
 from __future__ import annotations
@@ -54,6 +60,49 @@ def _prefix_problem(file_prefix: str) -> str | None:
     if parts[-1] in (".",):
         return "ends with '.'"
     return None
+
+
+def _inside(real_root: str, real_path: str) -> bool:
+    return real_path == real_root or real_path.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def contained_directory(root_dir: Path, directory: Path) -> Path:
+    """Create ``directory`` (below ``root_dir``) if missing; refuse one that leaves the root.
+
+    Both are resolved after following links. Each missing component is created on its own
+    and checked again, so a link that appears meanwhile is caught.
+
+    Raises:
+        UnsafePrefixError: ``directory`` resolves outside ``root_dir`` (through a link), or a
+            component exists and is not a directory.
+    """
+    real_root = os.path.realpath(root_dir)
+    real_directory = os.path.realpath(directory)
+    if not _inside(real_root, real_directory):
+        raise UnsafePrefixError(
+            f"file_prefix directory {directory}: leads outside the root {root_dir} "
+            f"(to {real_directory}, through a link); remove the link or choose another prefix"
+        )
+    missing: list[str] = []
+    probe = real_directory
+    while not os.path.isdir(probe):
+        if os.path.lexists(probe):
+            raise UnsafePrefixError(
+                f"file_prefix directory {directory}: {probe} exists and is not a directory"
+            )
+        missing.append(probe)
+        probe = os.path.dirname(probe)
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            pass
+        if not _inside(real_root, os.path.realpath(path)) or not os.path.isdir(path):
+            raise UnsafePrefixError(
+                f"file_prefix directory {directory}: {path} changed to leave the root "
+                "while it was being created"
+            )
+    return Path(real_directory)
 
 
 def temporary_path(final_path: Path) -> Path:

@@ -8,6 +8,7 @@ and what tests and notebooks can use directly.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -19,12 +20,21 @@ import h5py
 import numpy as np
 
 from jfsim.protocol import Compression, Message, PixelArray, ProtocolError, bslz4
-from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile, decode_pixels
+from jfsim.writer.chunks import ChunkWriter
+from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile
 from jfsim.writer.errors import WriterError
 from jfsim.writer.layout import DataFileRecord, link_data_files, link_detector_data
+from jfsim.writer.mask import PixelMask
 from jfsim.writer.nxmx import write_calibration, write_nxmx_metadata
 from jfsim.writer.plan import FileFormat, SeriesPlan
-from jfsim.writer.safety import commit_file, refuse_existing, temporary_path
+from jfsim.writer.received import ReceivedImages, format_ranges
+from jfsim.writer.safety import (
+    commit_file,
+    contained_directory,
+    refuse_existing,
+    temporary_path,
+)
+from jfsim.writer.start_fields import usable_end_fields
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,21 @@ log = logging.getLogger(__name__)
 MAX_LOGGED_PROBLEMS = 50
 #: Calibration images kept per series (JUNGFRAU: pedestals and RMS per gain and cell).
 MAX_CALIBRATION_IMAGES = 256
+#: Missing-image ranges kept in a summary (the count covers all of them).
+MAX_LISTED_RANGES = 100
+#: What can go wrong while closing files and writing the master: h5py reports I/O failures
+#: as OSError or RuntimeError, values it cannot store as ValueError, TypeError or
+#: OverflowError, and a master too large for memory as MemoryError.
+FINISH_ERRORS = (
+    OSError,
+    RuntimeError,
+    WriterError,
+    ValueError,
+    TypeError,
+    KeyError,
+    OverflowError,
+    MemoryError,
+)
 
 
 class ImageOutcome(str, Enum):
@@ -45,9 +70,10 @@ class ImageOutcome(str, Enum):
 
 
 class SeriesState(str, Enum):
-    COMPLETED = "completed"  # end message received
+    COMPLETED = "completed"  # end message received, master written
     CANCELLED = "cancelled"  # closed on request (HTTP /cancel, shutdown)
     INTERRUPTED = "interrupted"  # a new start arrived before the end
+    FAILED = "failed"  # the files could not be finished (they stay *.tmp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +94,17 @@ class SeriesCounters:
     duplicates: int = 0
     out_of_range: int = 0
     rejected: int = 0
-    analysis_problems: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesSummary:
-    """The result of one series, as logged and as ``--json`` prints it."""
+    """The result of one series, as logged and as ``--json`` prints it.
+
+    ``images_expected`` is what the start message announced; ``images_collected`` what the
+    end message says the detector collected (None without one); ``images_missing`` counts the
+    images below the smaller of the two that were never written, ``missing`` lists them as
+    inclusive ``[first, last]`` ranges (the first ``MAX_LISTED_RANGES``).
+    """
 
     file_prefix: str
     series_id: int | None
@@ -88,20 +119,36 @@ class SeriesSummary:
     rejected: int
     files: tuple[str, ...]
     elapsed_s: float
-    rate_Hz: float
+    rate_hz: float
     errors: tuple[str, ...] = field(default=())  # the first MAX_LOGGED_PROBLEMS problems
     problems: int = 0  # every problem, logged or not
+    images_collected: int | None = None
+    images_missing: int = 0
+    missing: tuple[tuple[int, int], ...] = ()
+    format_choice: str = ""  # which layout was used and why
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values["missing"] = [list(pair) for pair in self.missing]
+        return values
+
+    @property
+    def complete(self) -> bool:
+        """Completed with every collected image written."""
+        return self.state == SeriesState.COMPLETED.value and self.images_missing == 0
 
     def log_line(self) -> str:
+        missing = ""
+        if self.images_missing:
+            missing = (
+                f"; {self.images_missing} MISSING (image ids {format_ranges(list(self.missing))})"
+            )
         return (
             f"series {self.series_id} '{self.file_prefix}' {self.state}: "
             f"{self.images_written}/{self.images_expected} images written "
             f"({self.images_received} received, {self.duplicates} duplicates, "
-            f"{self.rejected} rejected, {self.out_of_range} out of range), "
-            f"{len(self.files)} files, {self.rate_Hz:.1f} images/s ({self.file_format})"
+            f"{self.rejected} rejected, {self.out_of_range} out of range{missing}), "
+            f"{len(self.files)} files, {self.rate_hz:.1f} images/s ({self.file_format})"
         )
 
 
@@ -110,7 +157,8 @@ class SeriesWriter:
 
     Raises ``WriterError`` subclasses at construction when the series must be refused
     (unsafe prefix, existing files without ``overwrite``, unusable start fields); nothing
-    is written then.
+    is written then. ``format_override`` (the writer's ``--format``) wins over the layout
+    the start message names; ``default_format`` applies when it names none.
     """
 
     def __init__(
@@ -119,17 +167,26 @@ class SeriesWriter:
         root_dir: Path,
         *,
         default_format: FileFormat = FileFormat.LEGACY,
+        format_override: FileFormat | None = None,
         overwrite: bool = False,
         on_file_closed: Callable[[ClosedFile], None] | None = None,
+        chunk_engine: str = "auto",
     ) -> None:
         self.start = start
-        self.root_dir = root_dir
+        self.root_dir = Path(os.path.realpath(root_dir))
         self.overwrite = overwrite
-        self.plan = SeriesPlan.from_start(start.fields, default_format)
+        self.plan = SeriesPlan.from_start(start.fields, default_format, format_override)
+        self.format_choice = self.plan.format_choice(format_override)
         self.images_expected = self.plan.n_images  # the plan shrinks if the series is cut short
+        self.images_collected: int | None = None
         self.on_file_closed = on_file_closed
         self.counters = SeriesCounters()
-        self.received = np.zeros(self.plan.n_images, dtype=bool)
+        self.received = ReceivedImages()
+        sockets = start.get("image_sockets")
+        self._image_sockets = sockets if isinstance(sockets, int) and sockets > 1 else 1
+        # With several image sockets a writer receives only its socket's data files: socket
+        # 0 for the master writer, else the socket of the first image that arrives.
+        self._socket_index: int | None = 0 if self.plan.write_master_file else None
         self.errors: list[str] = []
         self.problem_count = 0
         self.closed_files: list[str] = []
@@ -137,7 +194,9 @@ class SeriesWriter:
         self._open: dict[int, ImageFile] = {}
         self._integrated: ImageFile | None = None
         self._calibration: dict[str, PixelArray] = {}
-        self._pixel_mask = self._read_pixel_mask()
+        self._pixel_mask = PixelMask(start.get("pixel_mask"), self.plan.image_shape)
+        self._chunks = ChunkWriter(chunk_engine)
+        self.chunk_engine = self._chunks.engine  # which engine writes the image chunks
         self._keeps_analysis = (
             self.plan.file_format is FileFormat.LEGACY and self.plan.write_master_file
         )
@@ -146,34 +205,18 @@ class SeriesWriter:
         self._started_s = time.monotonic()
         self._first_image_s: float | None = None
         self._last_image_s: float | None = None
+        if self.plan.writes_files:
+            contained_directory(self.root_dir, self.plan.master_path(self.root_dir).parent)
         if self.plan.writes_files and not overwrite:
-            refuse_existing(self.plan.final_paths(root_dir))
+            refuse_existing(self.plan.final_paths(self.root_dir))
         if self.plan.writes_files and self.plan.file_format is FileFormat.INTEGRATED:
             self._integrated = self._new_image_file(
-                self.plan.master_path(root_dir),
+                self.plan.master_path(self.root_dir),
                 0,
                 self.plan.n_images,
                 LIBVER_HDF5_110,
                 detector_group="instrument/detector/detectorSpecific",
             )
-
-    def _read_pixel_mask(self) -> np.ndarray | None:
-        masks = self.start.get("pixel_mask")
-        mask = masks.get("default") if isinstance(masks, Mapping) else None
-        if not isinstance(mask, PixelArray):
-            return None
-        if tuple(mask.shape) != self.plan.image_shape:
-            self._error(
-                f"start message: pixel_mask: shape {tuple(mask.shape)}, image is "
-                f"{self.plan.image_shape}; writing an empty mask"
-            )
-            return None
-        try:
-            array = decode_pixels(mask)
-        except WriterError as error:
-            self._error(f"start message: pixel_mask: {error}; writing an empty mask")
-            return None
-        return array if array.dtype == np.uint32 else array.astype(np.uint32)
 
     def _new_image_file(
         self,
@@ -183,6 +226,7 @@ class SeriesWriter:
         libver: tuple[str, str],
         detector_group: str = "detector",
     ) -> ImageFile:
+        contained_directory(self.root_dir, path.parent)
         return ImageFile(
             path,
             n_images=n_images,
@@ -194,6 +238,7 @@ class SeriesWriter:
             azint_shape=self.plan.azint_shape,
             libver=libver,
             detector_group=detector_group,
+            chunks=self._chunks,
         )
 
     @property
@@ -282,26 +327,27 @@ class SeriesWriter:
                 f"image {image_id}: belongs to series {series_id}, series "
                 f"{self.plan.series_id} is open"
             )
-        if self.received[image_id]:
+        if image_id in self.received:
             self.counters.duplicates += 1
             return ImageOutcome.DUPLICATE
         try:
             payload = self._payload(image)
         except WriterError as error:
             return self._reject(f"image {image_id}: {error}")
-        self.received[image_id] = True
+        self.received.add(image_id)
         self._last_image_s = now
+        if self._socket_index is None:
+            self._socket_index = (image_id // self.plan.images_per_file) % self._image_sockets
         if not self.plan.writes_files:
             return ImageOutcome.NOT_WRITTEN
         try:
             image_file, position = self._image_file_for(image_id)
-        except WriterError as error:
-            self.received[image_id] = False
-            return self._reject(f"image {image_id}: {error}")
-        problems = image_file.write_image(position, payload, image.fields)
+            problems = image_file.write_image(position, payload, image.fields)
+        except (WriterError, OSError, RuntimeError) as error:  # h5py: OSError/RuntimeError
+            self.received.discard(image_id)
+            return self._reject(f"image {image_id}: not written: {error}")
         self.counters.written += 1
         if problems:
-            self.counters.analysis_problems += len(problems)
             self._error(f"image {image_id}: analysis fields skipped: {'; '.join(problems)}")
         if image_file is not self._integrated and image_file.complete:
             self._close_data_file(image_id // self.plan.images_per_file)
@@ -335,8 +381,17 @@ class SeriesWriter:
         image_file = self._open.pop(file_index)
         try:
             path = image_file.close(overwrite=self.overwrite)
-        except WriterError as error:
-            self._error(str(error))
+        except FINISH_ERRORS as error:
+            # Not under its final name: its images are not written (counted as missing).
+            image_file.abandon()
+            lost = np.flatnonzero(image_file.received) + image_file.first_image_id
+            for image_id in lost:
+                self.received.discard(int(image_id))
+            self.counters.written -= lost.size
+            self._error(
+                f"{image_file.final_path.name}: not finalised ({error}); "
+                f"its {lost.size} images are lost"
+            )
             return
         self._records[file_index] = DataFileRecord(
             file_index=file_index,
@@ -367,25 +422,36 @@ class SeriesWriter:
     def finish(self, end: Message | None, state: SeriesState) -> SeriesSummary:
         """Close every file, write the master, rename everything to final names and return
         the summary. Data files of which no image arrived are linked, never created: with
-        several image sockets another writer writes them."""
+        several image sockets another writer writes them.
+
+        A master that cannot be written is a failure: the state becomes ``failed``, the
+        reason is logged and kept, and the unfinished files stay ``*.tmp``."""
+        end_fields = None
+        if end is not None:
+            end_fields, problems = usable_end_fields(end.fields)
+            for problem in problems:
+                self._error(problem)
+            collected = end_fields.get("images_collected")
+            self.images_collected = collected if isinstance(collected, int) else None
         if self.plan.writes_files:
             try:
-                self._finish_files(end, state)
-            except (OSError, WriterError, ValueError, TypeError, KeyError) as error:
-                # h5py reports I/O failures as OSError; bad start values surface here as
-                # ValueError/TypeError. The unfinished files stay *.tmp.
-                self._error(f"finishing series: {error}; unfinished files left as *.tmp")
+                self._finish_files(end_fields, state)
+            except FINISH_ERRORS as error:
+                reason = str(error) or type(error).__name__
+                self._error(f"finishing series: {reason}; its files stay *.tmp (not finalised)")
                 self.abandon()
+                state = SeriesState.FAILED
+        self._chunks.close()
         return self._summary(state)
 
-    def _finish_files(self, end: Message | None, state: SeriesState) -> None:
-        end_fields = end.fields if end is not None else None
+    def _finish_files(self, end_fields: Mapping[str, Any] | None, state: SeriesState) -> None:
         if self._integrated is not None:
             integrated = self._integrated
 
             def add_master(image_file: ImageFile) -> None:
                 self._write_master_content(image_file.h5, end_fields, state)
                 link_detector_data(image_file.h5)
+                self._finish_mask()
 
             path = integrated.close(overwrite=self.overwrite, before_close=add_master)
             self._notify(path, 0, self.plan.n_images)
@@ -398,7 +464,9 @@ class SeriesWriter:
         for file_index in sorted(self._open):
             self._close_data_file(file_index)
         if state is not SeriesState.COMPLETED:
-            self._end_at_last_received_file()
+            self._end_at_last_received_file(0)
+        elif self.images_collected is not None and self.images_collected < self.plan.n_images:
+            self._end_at_last_received_file(self.images_collected)
         records = dict(self._records)
         for file_index in range(self.plan.n_data_files):
             if file_index not in records:
@@ -413,26 +481,32 @@ class SeriesWriter:
                     remote=True,
                 )
         master_path = self.plan.master_path(self.root_dir)
+        contained_directory(self.root_dir, master_path.parent)
         tmp_path = temporary_path(master_path)
         with h5py.File(tmp_path, "w", libver=self.libver) as master:
-            master.attrs["file_name"] = master_path.name
-            self._write_master_content(master, end_fields, state)
-            link_data_files(master, self.plan, list(records.values()))
+            try:
+                master.attrs["file_name"] = master_path.name
+                self._write_master_content(master, end_fields, state)
+                link_data_files(master, self.plan, list(records.values()))
+                self._finish_mask()
+            finally:
+                self._pixel_mask.wait()  # no thread may write once the file is closed
         commit_file(tmp_path, master_path, overwrite=self.overwrite)
         self.closed_files.insert(0, str(master_path.relative_to(self.root_dir)))
 
-    def _end_at_last_received_file(self) -> None:
-        """Shorten a cancelled or interrupted series to the data files that exist.
+    def _end_at_last_received_file(self, images_collected: int) -> None:
+        """Shorten a series that stopped early to the data files that can exist.
 
-        The sender stopped early: the master then describes the images up to the end of the
-        last data file that received any, instead of linking files nobody will write.
+        Cancelled, interrupted, or ended with fewer images collected than announced: the
+        master then describes the images up to the end of the last data file that received
+        any (or that holds the last collected image), instead of linking files nobody
+        will write.
         """
-        received_ids = np.flatnonzero(self.received)
-        files = int(received_ids[-1]) // self.plan.images_per_file + 1 if received_ids.size else 0
+        last_image = max(self.received.highest + 1, images_collected)
+        files = -(-last_image // self.plan.images_per_file)
         n_images = min(self.plan.n_images, files * self.plan.images_per_file)
         if n_images < self.plan.n_images:
             self.plan = replace(self.plan, n_images=n_images)
-            self.received = self.received[:n_images]
 
     def _write_master_content(
         self, h5: h5py.File, end_fields: Mapping[str, Any] | None, state: SeriesState
@@ -442,7 +516,7 @@ class SeriesWriter:
             self.start.fields,
             end_fields,
             self.plan,
-            self.received,
+            self.received.as_array(self.plan.n_images),
             state.value,
             self._pixel_mask,
         )
@@ -451,15 +525,25 @@ class SeriesWriter:
         if self._calibration:
             write_calibration(h5["/entry/instrument/detector"], self._calibration)
 
+    def _finish_mask(self) -> None:
+        self._pixel_mask.finish()
+        for problem in self._pixel_mask.problems:
+            self._error(problem)
+
     def abandon(self) -> None:
         """Close open files without renaming (they stay ``*.tmp``): the crash-safe exit."""
+        self._pixel_mask.wait()
+        try:
+            self._chunks.drain()  # no chunk may be written into a closed file
+        except OSError as error:
+            self._error(str(error))
         for image_file in self._open.values():
             image_file.abandon()
         self._open.clear()
         if self._integrated is not None:
             self._integrated.abandon()
 
-    def current_rate_Hz(self) -> float:
+    def current_rate_hz(self) -> float:
         """Images written per second between the first and the latest image (N images span
         N − 1 intervals). Images queued before the writer got to them make it run ahead."""
         if self._first_image_s is None or self._last_image_s is None:
@@ -468,9 +552,23 @@ class SeriesWriter:
         intervals = self.counters.written - 1
         return round(intervals / span_s if span_s > 0 and intervals > 0 else 0.0, 2)
 
+    def images_to_expect(self) -> int:
+        """How many images should have arrived: the announced number, or fewer when the end
+        message says the detector collected fewer (never below the highest id received)."""
+        if self.images_collected is None:
+            return self.images_expected
+        return min(self.images_expected, max(self.images_collected, self.received.highest + 1))
+
     def _summary(self, state: SeriesState) -> SeriesSummary:
         counters = self.counters
         elapsed_s = time.monotonic() - self._started_s
+        expected = self.images_to_expect()
+        mine = None
+        if self._image_sockets > 1:
+            files = np.arange(expected) // self.plan.images_per_file
+            mine = files % self._image_sockets == self._socket_index
+        missing_ids = self.received.missing(expected, mine)
+        missing = self.received.missing_ranges(expected, mine)
         return SeriesSummary(
             file_prefix=str(self.plan.file_prefix or ""),
             series_id=self.plan.series_id,
@@ -485,7 +583,11 @@ class SeriesWriter:
             rejected=counters.rejected,
             files=tuple(self.closed_files),
             elapsed_s=round(elapsed_s, 3),
-            rate_Hz=self.current_rate_Hz(),
+            rate_hz=self.current_rate_hz(),
             errors=tuple(self.errors),
             problems=self.problem_count,
+            images_collected=self.images_collected,
+            images_missing=int(np.count_nonzero(missing_ids)),
+            missing=tuple(missing[:MAX_LISTED_RANGES]),
+            format_choice=self.format_choice,
         )

@@ -1,21 +1,27 @@
 """The writer's service sockets: HTTP status/cancel, finalized-file PUB, republish PUSH.
 
-All three are optional, as in jfjoch_writer (``-H``, ``-f``, ``-r``). The HTTP server runs
-in a thread and never touches HDF5: a cancel request is handed to the receive loop, which
-closes the files and then answers.
+All three are optional, as in jfjoch_writer (``-H``, ``-f``, ``-r``), and bind the loopback
+interface unless the user names another host (``--bind-host``): the HTTP ``POST /cancel`` has
+no authentication. The HTTP server never touches HDF5: a cancel request is handed to the
+receive loop, which closes the files and then answers. It serves from a small fixed pool of
+threads, and a connection that sends nothing for ``HTTP_IDLE_TIMEOUT_S`` is closed, so idle
+clients cannot pile up threads.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import zmq
 
+from jfsim.writer.errors import WriterError
 from jfsim.writer.series_writer import ClosedFile
 
 log = logging.getLogger(__name__)
@@ -24,11 +30,34 @@ log = logging.getLogger(__name__)
 CONTROL_SEND_TIMEOUT_MS = 100
 #: How long an HTTP cancel waits for the receive loop to close the files.
 CANCEL_WAIT_S = 30.0
+#: An HTTP connection that sends no (complete) request for this long is closed.
+HTTP_IDLE_TIMEOUT_S = 10.0
+#: Threads serving HTTP requests; connections beyond these are refused (closed at once).
+HTTP_WORKERS = 4
+#: The interface every listening socket binds unless the user names another.
+LOOPBACK = "127.0.0.1"
 
 
-def zmq_bind(socket: zmq.Socket, host: str, port: int) -> str:
-    """Bind ``tcp://host:port`` (port 0 = any free port); returns the bound endpoint."""
-    socket.bind(f"tcp://{host}:{port if port else '*'}")
+def bind_error(option: str, host: str, port: int, error: Exception) -> WriterError:
+    """One line naming the option, the address and what to do."""
+    reason = (getattr(error, "strerror", None) or str(error)).split(" (addr=")[0]
+    return WriterError(
+        f"{option} {port}: cannot listen on {host}:{port} ({reason}); choose a free port "
+        f"(0 = any free port) or another --bind-host"
+    )
+
+
+def zmq_bind(socket: zmq.Socket, host: str, port: int, option: str) -> str:
+    """Bind ``tcp://host:port`` (port 0 = any free port); returns the bound endpoint.
+
+    On failure the socket is closed (an unclosed socket would hang ``Context.term``) and a
+    ``WriterError`` names ``option``.
+    """
+    try:
+        socket.bind(f"tcp://{host}:{port if port else '*'}")
+    except zmq.ZMQError as error:
+        socket.close(linger=0)
+        raise bind_error(option, host, port, error) from None
     return socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
@@ -77,7 +106,7 @@ class FileNotifier:
     def __init__(self, context: zmq.Context, host: str, port: int) -> None:
         self.socket = context.socket(zmq.PUB)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.endpoint = zmq_bind(self.socket, host, port)
+        self.endpoint = zmq_bind(self.socket, host, port, "-f/--zmq_file_port")
 
     def publish(self, closed: ClosedFile) -> None:
         text = json.dumps(file_notification(closed), default=str)
@@ -98,7 +127,7 @@ class Republisher:
         self.socket = context.socket(zmq.PUSH)
         self.socket.setsockopt(zmq.SNDHWM, watermark)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.endpoint = zmq_bind(self.socket, host, port)
+        self.endpoint = zmq_bind(self.socket, host, port, "-r/--zmq_repub_port")
         self.dropped = 0
         self.sent = 0
 
@@ -119,6 +148,47 @@ class Republisher:
         self.socket.close()
 
 
+class _PooledHTTPServer(HTTPServer):
+    """An HTTP server whose requests run on a fixed pool of threads.
+
+    A connection that arrives while every worker is busy is closed at once (the client sees
+    a reset and may retry) instead of getting a thread of its own.
+    """
+
+    daemon_threads = True
+    request_queue_size = 64  # a burst is accepted (and, past the workers, closed) at once
+
+    def __init__(self, address: tuple[str, int], handler: type, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="jfsim-write-http")
+        self._free = threading.BoundedSemaphore(workers)
+        self.refused = 0
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._free.acquire(blocking=False):
+            self.refused += 1
+            log.debug("http: every worker busy, connection from %s closed", client_address)
+            self.shutdown_request(request)
+            return
+        self._pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # the handler's own errors: reported like socketserver does
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._free.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("http: error serving %s", client_address, exc_info=True)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class StatusServer:
     """``GET /status`` → JSON state; ``POST /cancel`` → close the open series now."""
 
@@ -128,10 +198,15 @@ class StatusServer:
         port: int,
         status: Callable[[], dict[str, Any]],
         cancel: Callable[[float], dict[str, Any]],
+        *,
+        idle_timeout_s: float = HTTP_IDLE_TIMEOUT_S,
+        workers: int = HTTP_WORKERS,
     ) -> None:
         status_provider, cancel_handler = status, cancel
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = idle_timeout_s  # socket timeout: an idle connection is dropped
+
             def _reply(self, code: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body, default=str).encode()
                 self.send_response(code)
@@ -156,13 +231,22 @@ class StatusServer:
                 log.debug("http: " + format, *args)
 
         bind_host = "" if host in ("*", "0.0.0.0") else host
-        self.server = ThreadingHTTPServer((bind_host, port), Handler)
-        self.server.daemon_threads = True
+        family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        server_class = type("StatusHTTPServer", (_PooledHTTPServer,), {"address_family": family})
+        try:
+            self.server = server_class((bind_host, port), Handler, workers)
+        except (OSError, OverflowError) as error:
+            raise bind_error("-H/--http_port", host, port, error) from None
         self.port = int(self.server.server_address[1])
+        self.host = host
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="jfsim-write-http", daemon=True
         )
         self._thread.start()
+
+    @property
+    def refused_connections(self) -> int:
+        return self.server.refused
 
     def close(self) -> None:
         self.server.shutdown()

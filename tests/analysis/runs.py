@@ -20,7 +20,7 @@ from jfsim.experiment import (
     experiment_preset,
 )
 from jfsim.recording import read_recording
-from jfsim.sim.output import write_simulation
+from jfsim.simulate import write_simulation
 from jfsim.writer import SeriesState, SeriesWriter
 
 #: Two 64 × 48 modules with an 8-row gap: 64 × 104 pixels, 0.3 mm pixels at 60 mm.

@@ -17,7 +17,7 @@ from jfsim.analysis.nxmx_run import open_run
 from jfsim.analysis.process_file import CONFIGURATION_PATH, PROCESS_GROUP
 from jfsim.analysis.settings import ProcessSettings
 from jfsim.recording import read_recording
-from jfsim.sim.output import write_simulation
+from jfsim.simulate import write_simulation
 from jfsim.writer import SeriesState, SeriesWriter
 from tests.analysis.conftest import run_cli, truth_of
 from tests.analysis.runs import tiny_experiment

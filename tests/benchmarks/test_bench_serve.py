@@ -150,7 +150,7 @@ def test_start_latency_status_rate_and_polling_cost(benchmark):
     figures = benchmark.pedantic(measure, rounds=1, iterations=1)
     benchmark.extra_info.update(figures)
     print(f"\nserve: {json.dumps(figures)}")
-    assert figures["status_rate_idle_Hz"] > 0
+    assert figures["status_rate_idle_hz"] > 0
 
 
 def _cpu_s(pid: int) -> float:
@@ -229,14 +229,14 @@ def _streaming_figures(endpoint: str) -> dict:
     cpu_ms_per_request = min(idle_before[1], idle_after[1])
     stream_cpu_per_s = statistics.median(stream_cpu[1:])
     return {
-        "rate_quiet_Hz": rates["quiet"],
-        "rate_polled_10Hz_Hz": rates["polled"],
+        "rate_quiet_hz": rates["quiet"],
+        "rate_polled_10hz_hz": rates["polled"],
         "polling_cost_rate": 1.0 - polled / quiet,
         "status_cpu_ms_per_request": cpu_ms_per_request,
         "serve_cpu_s_per_s_streaming": stream_cpu_per_s,
         "polling_cpu_fraction_of_core": POLL_HZ * cpu_ms_per_request / 1e3,
         "polling_cost_cpu": POLL_HZ * cpu_ms_per_request / 1e3 / stream_cpu_per_s,
-        "status_rate_streaming_Hz": status_busy[0],
-        "status_rate_idle_Hz": status_idle,
+        "status_rate_streaming_hz": status_busy[0],
+        "status_rate_idle_hz": status_idle,
         "status_streaming_over_idle": status_busy[0] / status_idle,
     }

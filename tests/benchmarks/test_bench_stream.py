@@ -15,6 +15,11 @@ the paced run (default 5 s; the figures in docs/stream.md used 20 s).
 * 2 kHz: achieved rate over 2000 Hz (goal within 0.5 %) and the p99 gap between sends
   (goal < 2 ms), over the configured duration; also the rate over this machine's ceiling
   (the plain sender's maximum rate for the same frames, measured in the same run).
+* default settings (issue 9): paced at R = min(2000 Hz, 0.8 × the plain sender's maximum
+  rate measured in the same run), every other option at its default (drop on a slow
+  writer, the default send queue), into a counting receiver: goal no image lost, R reached
+  within 0.5 %, p99 gap < 2.5 ms. Each run's figures are printed; run it several times for
+  a range.
 """
 
 from __future__ import annotations
@@ -275,9 +280,9 @@ def test_paced_2khz_rate_and_gaps(benchmark, detector, on_slow, jf4m_series):
             "seconds": summary.duration_s,
             "images_sent": summary.images_sent,
             "images_dropped": summary.images_dropped,
-            "plain_max_rate_Hz": (plain["images"] - 1) / plain["seconds"],
-            "sender_rate_Hz": summary.achieved_rate_hz,
-            "receiver_rate_Hz": (result["images"] - 1) / result["seconds"],
+            "plain_max_rate_hz": (plain["images"] - 1) / plain["seconds"],
+            "sender_rate_hz": summary.achieved_rate_hz,
+            "receiver_rate_hz": (result["images"] - 1) / result["seconds"],
             "rate_ratio": summary.achieved_rate_hz / PACED_RATE_HZ,
             "rate_ratio_to_ceiling": summary.achieved_rate_hz / ceiling_hz,
             "mean_gap_ms": summary.mean_gap_ms,
@@ -291,3 +296,42 @@ def test_paced_2khz_rate_and_gaps(benchmark, detector, on_slow, jf4m_series):
     benchmark.extra_info.update(figures)
     print(f"\n{detector} {on_slow} at 2 kHz for {PACED_SECONDS:g} s: {json.dumps(figures)}")
     assert figures["images_sent"] + figures["images_dropped"] == n_images
+
+
+def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
+    """JF4M at R = min(2 kHz, 0.8 × what a plain pyzmq sender reaches here) with default
+    settings: the rate a transport sustains must cost no image and keep the schedule."""
+    frames, start, end = _prebuilt_frames(jf4m_series)
+
+    def measure() -> dict:
+        plain = _plain_pyzmq_sender(frames, start, end, MAX_RATE_IMAGES)
+        plain_rate_hz = (plain["images"] - 1) / plain["seconds"]
+        rate_hz = min(PACED_RATE_HZ, 0.8 * plain_rate_hz)
+        n_images = int(rate_hz * PACED_SECONDS)
+        result, summary = _streamer_run(jf4m_series, rate_hz=rate_hz, number_of_images=n_images)
+        return {
+            "plain_max_rate_hz": plain_rate_hz,
+            "target_rate_hz": rate_hz,
+            "images": n_images,
+            "images_received": result["images"],
+            "images_dropped": summary.images_dropped,
+            "sender_rate_hz": summary.achieved_rate_hz,
+            "rate_ratio": summary.achieved_rate_hz / rate_hz,
+            "p99_gap_ms": summary.p99_gap_ms,
+            "max_gap_ms": summary.max_gap_ms,
+            "sends_that_waited": summary.sends_blocked,
+            "load_average_1min": os.getloadavg()[0],
+        }
+
+    figures = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info.update(figures)
+    verdict = (
+        figures["images_dropped"] == 0
+        and abs(figures["rate_ratio"] - 1) <= 0.005
+        and figures["p99_gap_ms"] < 2.5
+    )
+    print(
+        f"\ndefault settings at R for {PACED_SECONDS:g} s (goal met: {verdict}): "
+        f"{json.dumps(figures)}"
+    )
+    assert figures["images_received"] + figures["images_dropped"] == figures["images"]

@@ -146,3 +146,24 @@ def test_truth_thresholds_refuse_out_of_range_values() -> None:
     with pytest.raises(ValueError, match="min_spot_recall"):
         TruthThresholds(min_spot_recall=2.0)
     assert TruthThresholds(min_intensity_cc=-1.0).min_intensity_cc == -1.0
+
+
+#: ``jfconform rules --json`` as it was before the rules became data (issue 11); rules added
+#: since are appended, existing rows never change.
+RULES_SNAPSHOT = Path(__file__).with_name("data") / "rules_snapshot.json"
+#: What a rule is to its users: changing any of these breaks baselines and CI selections.
+STABLE_KEYS = ("rule", "symbol", "severity", "family", "roles", "profile_raises")
+
+
+def test_rules_keep_their_ids_symbols_severities_and_roles(run_cli) -> None:
+    listed = json.loads(run_cli("rules", "--json").stdout)
+    snapshot = json.loads(RULES_SNAPSHOT.read_text(encoding="utf-8"))
+    now = {r["rule"]: {k: r[k] for k in STABLE_KEYS} for r in listed}
+    before = {r["rule"]: {k: r[k] for k in STABLE_KEYS} for r in snapshot}
+    assert sorted(now) == sorted(before), "rules added or removed: update the snapshot by appending"
+    changed = {
+        rule_id: (before[rule_id], now[rule_id])
+        for rule_id in before
+        if now[rule_id] != before[rule_id]
+    }
+    assert not changed

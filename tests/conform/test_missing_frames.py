@@ -18,7 +18,7 @@ from jfconform.context import FileContext
 from jfconform.engine import _run_rule, check_file
 from jfconform.model import Issue, Severity
 from jfconform.registry import Rule
-from jfconform.rules.h5 import written_frames
+from jfconform.storage import written_frames
 
 LAST_FILE_EMPTY = (4, 5)  # 6 images, 2 per file: the third data file has no chunk at all
 A_FEW_MISSING = (1, 4)

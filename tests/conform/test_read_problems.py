@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from fixtures.broken import write_broken
+from fixtures.broken import damage_object_header, write_broken
 from fixtures.clean import DETECTOR, RunSpec, write_run
 from jfconform.context import FileContext
 from jfconform.engine import CheckOptions, RuleError, _run_rule, check_file
@@ -103,3 +103,17 @@ def test_strict_mode_keeps_h5py_failures_as_findings(tmp_path: Path) -> None:
 def test_cli_strict_flag(clean_runs: dict[str, Path], run_cli) -> None:
     result = run_cli("check", "--strict", clean_runs["vds"])
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "field", ["x_pixel_size", "distance", "beam_center_x", "count_time", "depends_on"]
+)
+def test_every_rule_copes_with_an_unreadable_detector_field(tmp_path: Path, field: str) -> None:
+    """Strict (as this whole suite runs): no rule may trip over a field that exists but
+    cannot be opened (RD-NEGGIA-006 once read the dtype of what it got back, None); the
+    field is H5-013's and nobody calls it missing."""
+    master = write_run(tmp_path, RunSpec())
+    damage_object_header(f"{DETECTOR}/{field}")(master)
+    findings = check_file(master, CheckOptions(strict=True)).findings
+    assert [f.path for f in findings if f.rule == "H5-013"] == [f"{DETECTOR}/{field}"]
+    assert not [f for f in findings if "missing" in f.message and f.path.endswith(field)]

@@ -1,9 +1,10 @@
-"""Arrays of small maps (spots, reflections): the fast decoders agree with the general path.
+"""Arrays (spots, reflections, metadata entries, profiles): one fast path, checked against cbor2.
 
-Arrays of flat maps go through the numba scan + C decoder whatever the buffer type. When
-the scan declines (a nested value, a tag), a ``bytes`` buffer takes the tight Python loop
-and a ``memoryview`` the general item-by-item path. cbor2's own reading of the message is
-the oracle for plain values; both paths must also give the same errors.
+A plain array (no tags, definite lengths) goes through the numba scan + cbor2's C decoder,
+whatever the buffer type; when the scan declines (a tag, an indefinite length, nesting at
+the depth limit), the general item-by-item path decodes it. cbor2's own reading of the
+message is the oracle for plain values, and every buffer type must give the same values
+and the same errors.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jfsim.protocol import Message, PixelArray, ProtocolError, decode, encode
-from jfsim.protocol.map_scan import scan_flat_map_array
+from jfsim.protocol.decode import MAX_DEPTH
+from jfsim.protocol.plain_arrays import scan_plain_array
+
+CONTAINER_BYTES = (56, 8, 64, 48)
 
 _SCALARS = (
     st.integers(min_value=-(2**64), max_value=2**64 - 1)
@@ -24,10 +28,14 @@ _SCALARS = (
     | st.booleans()
     | st.none()
     | st.text(max_size=30)
+    | st.binary(max_size=8)
     | st.lists(st.floats(allow_nan=False), max_size=3)
 )
-_KEYS = st.text(min_size=1, max_size=30)
-_MAPS = st.lists(st.dictionaries(_KEYS, _SCALARS, max_size=26), min_size=2, max_size=8)
+_KEYS = st.text(min_size=1, max_size=30) | st.integers(min_value=-(2**63), max_value=2**63)
+_FLAT = st.dictionaries(_KEYS, _SCALARS, max_size=26)
+#: Mostly flat maps (the fast path's case), some with a nested map, some not maps at all.
+_ELEMENTS = _FLAT | st.dictionaries(_KEYS, _FLAT, max_size=2) | _SCALARS
+_MAPS = st.lists(_ELEMENTS, min_size=1, max_size=8)
 
 
 def _image(**extra: object) -> bytes:
@@ -96,17 +104,17 @@ def test_every_scalar_encoding_decodes_like_the_general_path() -> None:
     assert first["k"].year == 1970
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_MAPS)
-def test_random_map_arrays_agree_with_the_general_path(maps: list[dict]) -> None:
-    wire = _image(extra_maps=maps)
-    fast, general = _both(wire)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(maps=_MAPS, canonical=st.booleans())
+def test_random_map_arrays_decode_as_cbor2_reads_them(maps: list, canonical: bool) -> None:
+    """``canonical`` makes cbor2 write floats in their shortest form (half, single)."""
+    message = cbor2.dumps({"type": "custom", "extra_maps": maps}, canonical=canonical)
+    oracle = cbor2.loads(message)["extra_maps"]
+    for buffer in (message, memoryview(message), bytearray(message)):
+        assert decode(buffer, strict=False)["extra_maps"] == oracle
+    wire = _image(extra_maps=maps)  # as jfsim's encoder writes it, beside pixels
     assert wire[:3] == b"\xd9\xd9\xf7"  # cbor2 reads tagged content as frozen types: skip it
-    assert fast["extra_maps"] == general["extra_maps"] == cbor2.loads(wire[3:])["extra_maps"]
-    assert decode(bytearray(wire))["extra_maps"] == fast["extra_maps"]
-    for got, sent in zip(fast["extra_maps"], maps, strict=True):
-        assert got.keys() == sent.keys()
-        assert got == sent
+    assert decode(wire)["extra_maps"] == cbor2.loads(wire[3:])["extra_maps"] == maps
 
 
 def test_truncation_anywhere_in_the_spots_is_a_protocol_error() -> None:
@@ -131,17 +139,32 @@ def test_spot_array_claiming_a_billion_entries_is_rejected_without_allocating() 
         decode(broken)
 
 
-def test_scanner_rejects_what_it_cannot_vouch_for() -> None:
-    def scan(data: bytes) -> int:
-        return int(scan_flat_map_array(np.frombuffer(data, dtype=np.uint8), 0))
+def test_scanner_vouches_for_plain_cbor_only() -> None:
+    def scan(data: bytes, max_levels: int = MAX_DEPTH) -> int:
+        array = np.frombuffer(data, dtype=np.uint8)
+        return int(scan_plain_array(array, 0, max_levels, CONTAINER_BYTES)[0])
 
-    good = cbor2.dumps([{"x": 1.5, "n": -3}, {"s": "t"}])
+    good = cbor2.dumps([{"x": 1.5, "n": -3}, {"s": "t" * 40, 7: [1, [2.5, None]], "b": True}])
     assert scan(good) == len(good)
-    assert scan(cbor2.dumps([{"x": [1]}])) == -1  # nested value
-    assert scan(cbor2.dumps([{1: 2}])) == -1  # integer key
-    assert scan(cbor2.dumps([{"x": "y" * 30}])) == -1  # long text value
-    assert scan(good[:-1]) == -1  # truncated float
+    assert scan(cbor2.dumps([1.0, 2.0, 3.5])) == len(cbor2.dumps([1.0, 2.0, 3.5]))
+    assert scan(cbor2.dumps([{"x": cbor2.CBORTag(1, 0)}])) == -1  # a tag
+    assert scan(cbor2.dumps(["bslz4", 2, b"pixels"])) == -1  # bytes: pixels, copied once
+    assert scan(cbor2.dumps([{(1, 2): 3}])) == -1  # an array as a key
+    assert scan(bytes([0x81, 0xF7])) == -1  # undefined (cbor2 has its own type for it)
+    assert scan(bytes([0x81, 0x9F, 0xFF])) == -1  # an indefinite-length array
+    assert scan(good[:-1]) == -1  # truncated
     assert scan(bytes([0x9A, 0xFF, 0xFF, 0xFF, 0xFF, 0xA0])) == -1  # count beyond the buffer
+    assert scan(bytes([0x81, 0x7B]) + b"\xff" * 8) == -1  # a text length beyond 2**63
+    nested = cbor2.dumps([[[1]]])
+    assert scan(nested, max_levels=3) == len(nested) and scan(nested, max_levels=2) == -1
+
+
+def test_scanner_counts_what_the_lists_and_maps_below_the_array_will_cost() -> None:
+    """The decoder charges this against its budget before cbor2 builds anything."""
+    data = cbor2.dumps([{"a": 1, "b": [1, 2, 3]}, [], {"c": {}}])
+    end, cost = scan_plain_array(np.frombuffer(data, dtype=np.uint8), 0, 8, (100, 10, 1000, 1))
+    # maps of 2, 1 and 0 pairs; lists of 3 and 0 slots (the outer array is not counted)
+    assert (end, cost) == (len(data), 3 * 1000 + 3 + 2 * 100 + 30)
 
 
 @pytest.mark.parametrize("buffer_type", [bytes, memoryview, bytearray])

@@ -84,29 +84,23 @@ def test_malformed_container_fields_are_rejected_with_their_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "destination"),
+    "name",
     [
-        ("spot_finding_time", "/entry/profiling/spotFindingTime"),
-        ("indexing_time", "/entry/profiling/indexingTime"),
-        ("image_scale_time", "/entry/profiling/imageScaleTime"),
-        ("timestamp", "/entry/instrument/detector/timestamp"),
-        ("exptime", "/entry/instrument/detector/exptime"),
-        ("jf_info", "/entry/instrument/detector/det_info"),
-        ("receiver_aq_dev_delay", "/entry/instrument/detector/rcv_delay"),
-        ("receiver_free_send_buf", "/entry/instrument/detector/rcv_free_send_buffers"),
-        ("image_scale_factor", "/entry/MX/imageScaleFactor"),
+        "spot_finding_time",
+        "indexing_time",
+        "image_scale_time",
+        "timestamp",
+        "exptime",
+        "jf_info",
+        "receiver_aq_dev_delay",
+        "receiver_free_send_buf",
+        "image_scale_factor",
     ],
 )
-def test_writer_fields_are_tabled_as_inferred_with_their_hdf5_home(
-    name: str, destination: str
-) -> None:
-    spec = SCHEMA["image"][name]
-    assert spec.confidence is Confidence.INFERRED and spec.hdf5 == destination
+def test_writer_fields_are_tabled_as_inferred(name: str) -> None:
+    assert SCHEMA["image"][name].confidence is Confidence.INFERRED
 
 
-def test_profiling_times_and_member_floats_are_float_typed() -> None:
-    profiling = [s for s in SCHEMA["image"].values() if s.hdf5.startswith("/entry/profiling/")]
-    assert len(profiling) == 11
-    assert all(s.wire_type is WireType.FLOAT for s in profiling)
+def test_member_floats_are_float_typed() -> None:
     assert MEMBERS["image.spots"]["x"].wire_type is WireType.FLOAT
     assert MEMBERS["start.grid_scan"]["n_fast"].wire_type is WireType.UINT

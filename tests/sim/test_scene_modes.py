@@ -10,7 +10,8 @@ import pytest
 
 from jfsim.errors import ConfigError
 from jfsim.experiment import GridScan, StillsScan
-from jfsim.sim import Renderer, Scene, analysis_from_truth, select_engine, simulate
+from jfsim.sim import Renderer, Scene, select_engine, simulate
+from jfsim.truth_analysis import analysis_from_truth
 
 
 def test_unknown_device_and_bad_bank_are_config_errors(rotation_experiment) -> None:
@@ -73,7 +74,7 @@ def test_simulate_yields_requested_images_in_order(rotation_experiment) -> None:
 
 def test_write_simulation_of_a_grid_scan(tmp_path, make_experiment) -> None:
     from jfsim.recording import read_recording
-    from jfsim.sim.output import write_simulation
+    from jfsim.simulate import write_simulation
     from jfsim.truth import read_truth
 
     experiment = make_experiment(scan=GridScan(n_fast=2, n_slow=2, hit_rate=0.5))

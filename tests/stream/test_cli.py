@@ -80,7 +80,7 @@ def test_no_writer_is_a_one_line_error_with_exit_status_2(recording, start_strea
         ("--rate", "0Hz", "must be > 0"),
         ("--start-timeout", "soon", "--start-timeout 'soon': not understood"),
         ("--sndhwm", "1", "sndhwm: must be in 2..16384"),
-        ("--endpoint", "nowhere", "image endpoint 'nowhere': cannot bind"),
+        ("--endpoint", "nowhere", "--endpoint nowhere: cannot bind"),
         ("--recording", "absent.cbors", "absent.cbors: no such file"),
     ],
 )
@@ -117,3 +117,23 @@ def test_recording_only_options_are_checked(recording, arguments, expected, caps
 def test_experiment_only_options_are_checked(arguments, expected, capsys):
     assert main(["stream", "--preset", "small-jf1m", *arguments]) == 2
     assert expected in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_default_endpoint_is_loopback_and_bound_there(recording):
+    """Issue 9: nothing listens on every interface unless the user names it."""
+    from jfsim.cli import build_parser
+    from jfsim.cli.stream import _config, _source
+    from jfsim.stream import Streamer
+
+    args = build_parser().parse_args(["stream", "--recording", str(recording)])
+    config = _config(args)
+    assert config.endpoints == ("tcp://127.0.0.1:5500",)
+    assert config.sndhwm == 1000
+    free = Streamer(
+        type(config)(endpoints=("tcp://127.0.0.1:*",), number_of_images=1), _source(args, None)
+    )
+    try:
+        (bound,) = free.bind()
+        assert bound.startswith("tcp://127.0.0.1:")
+    finally:
+        free.close()

@@ -9,9 +9,10 @@ import pytest
 from jfsim.experiment import experiment_preset
 from jfsim.protocol import decode
 from jfsim.series import image_message
-from jfsim.sim import Scene, analysis_from_truth
+from jfsim.sim import Scene
 from jfsim.stream import StreamOptionError
 from jfsim.stream.experiment_source import ExperimentSource
+from jfsim.truth_analysis import analysis_from_truth
 
 
 @pytest.fixture(scope="module")

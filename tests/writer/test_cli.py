@@ -14,38 +14,21 @@ import hdf5plugin  # noqa: F401 - bitshuffle for reading images
 import numpy as np
 import pytest
 from writer_helpers import (
+    PROCESS_TIMEOUT_S,
     Sender,
+    finish,
     jfsim_command,
     make_series,
     run_process,
+    start_writer,
     tiny_experiment,
     tree,
 )
 
 from jfsim.recording import RecordingWriter
 
-PROCESS_TIMEOUT_S = 120
 #: The writer's start-up log line names the HTTP port it bound (``-H 0``: any free port).
 HTTP_PORT = re.compile(r"http port (\d+)")
-
-
-def start_writer(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*jfsim_command(), "write", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=PROCESS_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        raise AssertionError(f"jfsim write did not exit; stderr:\n{err}") from None
-    return process.returncode, out, err
 
 
 def http_status(port: int) -> dict | None:
@@ -78,6 +61,7 @@ def test_cli_writes_one_series_and_prints_a_json_summary(tmp_path, sender, file_
     assert summary["state"] == "completed"
     assert summary["file_format"] == file_format
     assert summary["images_written"] == 7 and summary["images_expected"] == 7
+    assert summary["rate_hz"] > 0  # spelt as jfsim stream's target_rate_hz / achieved_rate_hz
     assert "series 1 'run/tiny' completed: 7/7 images written" in err
     with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
         data = h5["entry/data"]
@@ -172,7 +156,7 @@ def test_help_teaches_and_bad_options_fail_clearly(tmp_path):
     assert "tcp://dcu-address:5500" in help_text and "--overwrite" in help_text
     bad = run_process([*jfsim_command(), "write", "-w", "0", "tcp://127.0.0.1:1"])
     assert bad.returncode == 2
-    assert "jfsim write: error: -w 0: a watermark must be at least 1" in bad.stderr
+    assert "jfsim write: error: -w/rcv_watermark 0: a watermark must be at least 1" in bad.stderr
     missing = run_process(
         [*jfsim_command(), "write", "-R", str(tmp_path / "nope"), "tcp://127.0.0.1:1"]
     )
@@ -263,3 +247,10 @@ def test_port_options_are_checked(option, value, message, capsys):
         main(["write", option, value, "tcp://127.0.0.1:5500"])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_service_ports_default_to_loopback():
+    from jfsim.cli import build_parser
+
+    args = build_parser().parse_args(["write", "-H", "0", "tcp://127.0.0.1:5500"])
+    assert args.bind_host == "127.0.0.1" and args.format is None

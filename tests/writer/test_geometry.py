@@ -20,7 +20,7 @@ from jfsim.experiment import Experiment, experiment_preset
 from jfsim.geometry import rotation_matrix
 from jfsim.protocol import Message
 from jfsim.recording import read_recording
-from jfsim.sim.output import write_simulation
+from jfsim.simulate import write_simulation
 from jfsim.truth import read_truth
 from jfsim.writer import SeriesState, SeriesWriter
 

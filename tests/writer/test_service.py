@@ -15,7 +15,7 @@ import zmq
 from writer_helpers import check_analysis, make_series, tiny_experiment, tree
 
 from jfsim.protocol import Message, PixelArray, encode
-from jfsim.writer import FileFormat, WriterConfig, WriterService
+from jfsim.writer import FileFormat, WriterConfig, WriterError, WriterService
 
 RECEIVE_TIMEOUT_MS = 10_000
 
@@ -261,3 +261,28 @@ def test_mutated_frames_never_stop_the_service(tmp_path):
         assert counters.messages == 300
         assert counters.malformed > 0
     assert not [name for name in tree(tmp_path) if name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"rcv_watermark": 0}, r"^-w/rcv_watermark 0: a watermark must be at least 1"),
+        ({"repub_watermark": -1}, r"^-W/repub_watermark -1: a watermark must be at least 1"),
+        ({"rcv_watermark": 2.5}, r"^-w/rcv_watermark 2\.5: a watermark"),
+        ({"http_port": 70000}, r"^-H/http_port 70000: a port must be within 0\.\.65535"),
+        ({"file_port": -1}, r"^-f/file_port -1: a port must be within"),
+        ({"endpoint": ""}, r"^endpoint: empty"),
+        ({"max_message_bytes": 0}, r"^--max-message-size/max_message_bytes 0: at least 1 MiB"),
+    ],
+)
+def test_a_writer_config_refuses_what_the_command_line_refuses(tmp_path, options, message):
+    """A library user's 0 would be ZeroMQ's "unlimited": refused when the config is built,
+    before any socket exists."""
+    with pytest.raises(WriterError, match=message):
+        WriterConfig(**{"endpoint": "tcp://127.0.0.1:5500", "root_dir": tmp_path, **options})
+
+
+def test_a_writer_config_at_the_limits_is_accepted(tmp_path):
+    made = WriterConfig("tcp://127.0.0.1:5500", tmp_path, http_port=0, file_port=65535,
+                        rcv_watermark=1, repub_watermark=1)  # fmt: skip
+    assert (made.rcv_watermark, made.file_port) == (1, 65535)

@@ -29,6 +29,7 @@ from jfsim.protocol import Compression, Message, PixelArray, encode
 from jfsim.series import ImageAnalysis, end_message, image_message, start_message
 
 SEND_TIMEOUT_MS = 30_000  # a CLI writer may need a while to start
+PROCESS_TIMEOUT_S = 120
 
 
 def tiny_experiment(
@@ -178,6 +179,27 @@ def jfsim_command() -> list[str]:
 
 def tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def start_writer(*args: str) -> subprocess.Popen:
+    """``jfsim write ARGS`` as a subprocess with piped output."""
+    return subprocess.Popen(
+        [*jfsim_command(), "write", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of a writer that should exit by itself."""
+    try:
+        out, err = process.communicate(timeout=PROCESS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        raise AssertionError(f"jfsim write did not exit; stderr:\n{err}") from None
+    return process.returncode, out, err
 
 
 def run_process(args: list[str], timeout_s: float = 60) -> subprocess.CompletedProcess:

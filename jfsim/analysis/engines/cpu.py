@@ -63,8 +63,8 @@ __all__ = ["NAME", "CpuOptions", "PreparedCpu", "prepare", "probe", "run"]
 NAME = "cpu"
 
 _strong_mean = build_spot_functions(cpu_primitives()).strong_mean
-_INT64_MAX = np.iinfo(np.int64).max
-_INT64_MIN = np.iinfo(np.int64).min
+_INT64_MAX = np.int64(np.iinfo(np.int64).max)
+_INT64_MIN = np.int64(np.iinfo(np.int64).min)
 #: Interleaved sub-histograms of the azimuthal pass (pixel i adds to copy i mod 4).
 _SUB_HISTOGRAMS = 4
 #: Windows of more pixels than this many times the frame's are summed by running column
@@ -87,13 +87,13 @@ def probe() -> str | None:
 @numba.njit(nogil=True)
 def _statistics(frame, pixel_class, error, saturation, stats):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Reductions over the sensitive pixels; returns the number of error/saturated ones."""
-    total = 0
-    band = 0
+    total = np.int64(0)
+    band = np.int64(0)
     low = _INT64_MAX
     high = _INT64_MIN
-    n_error = 0
-    n_saturated = 0
-    viable_count = 0
+    n_error = np.int64(0)
+    n_saturated = np.int64(0)
+    viable_count = np.int64(0)
     for i in range(frame.shape[0]):
         value = np.int64(frame[i])
         klass = np.int64(pixel_class[i])

@@ -10,8 +10,8 @@ import numpy as np
 
 from jfsim.experiment import Experiment, RotationScan
 from jfsim.geometry import direct_lattice_rows, rotation_matrix
+from jfsim.image_truth import ImageTruth
 from jfsim.series import ImageAnalysis
-from jfsim.sim.scene import ImageTruth
 
 #: Reflections with fewer expected photons on the image are not reported as spots.
 STRONG_SPOT_MIN_PHOTONS = 20.0

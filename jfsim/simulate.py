@@ -1,6 +1,8 @@
 """Write a simulated series to disk: a CBOR recording plus its ground-truth file.
 
-``write_simulation`` is what ``jfsim simulate`` runs: start, image and end messages (pixels
+This is where the simulator's frames meet the wire and the files (``jfsim.sim`` itself knows
+nothing of messages, recordings or truth files). ``write_simulation`` is what
+``jfsim simulate`` runs: start, image and end messages (pixels
 compressed as the experiment's dataset says, analysis fields from the truth, marked
 ``analysis_source = "jfsim-truth"``) into ``<prefix>.cbors`` and the truth into
 ``<prefix>_truth.h5``. Both files appear under their final names only when complete.
@@ -19,8 +21,10 @@ from jfsim.protocol import Compression, PixelArray
 from jfsim.recording import RecordingWriter
 from jfsim.series import end_message, image_message, start_message
 from jfsim.sim.render import Renderer
-from jfsim.sim.truth_analysis import analysis_from_truth
 from jfsim.truth import TruthWriter, pixel_sha256, truth_path
+from jfsim.truth_analysis import analysis_from_truth
+
+__all__ = ["ProgressCallback", "SimulationSummary", "recording_path", "write_simulation"]
 
 #: Called after each image with (images done, images in total).
 ProgressCallback = Callable[[int, int], None]
