@@ -43,6 +43,8 @@ THRESHOLD_HELP = {
     "spot_radius_px": "match radius for spots in pixels (default %(default)s)",
     "min_true_photons": "true reflections weaker than this are not expected as spots "
     "(default %(default)s)",
+    "min_true_snr": "true reflections with a lower expected I/sigma(I) are not expected as "
+    "spots (0 = off, default %(default)s; see docs/conform.md)",
 }
 
 

@@ -120,9 +120,10 @@ def _ranges(values: list[int]) -> str:
 
 
 def check_frames(
-    ctx: FileContext, truth_path: Path
+    ctx: FileContext, truth_path: Path, image_numbers: np.ndarray | None = None
 ) -> tuple[list[tuple[str, Issue]], dict[str, Any]]:
-    """Compare every frame's digest with the truth's for the same image id.
+    """Compare every frame's digest with the truth's for the same image id (frame i is
+    image i, or image ``image_numbers[i]`` in a file that holds a subset of the run).
 
     Returns (rule ID, issue) pairs (TRUTH-009 naming the frames that differ; TRUTH-001 for
     unreadable checksums) and a JSON-safe summary.
@@ -144,9 +145,15 @@ def check_frames(
     missing: list[int] = []
     differing: list[int] = []
     other_images: list[tuple[int, int]] = []
-    for index, frame, fills in _frames(ctx, sorted(expected)):
+    if image_numbers is None:
+        image_of = {index: index for index in expected}
+    else:
+        image_of = {
+            row: int(number) for row, number in enumerate(image_numbers) if int(number) in expected
+        }
+    for index, frame, fills in _frames(ctx, sorted(image_of)):
         digest = frame_sha256(frame, checksums.dtype)
-        if digest == expected[index]:
+        if digest == expected[image_of[index]]:
             matching += 1
         elif frame.size and frame.min() == frame.max() and frame.flat[0] in fills:
             missing.append(index)

@@ -5,7 +5,9 @@ pixel centre at 0.5); CXI peak positions are indices (centre at 0), so observed 
 UB maps h to the reciprocal-space vector in the lab frame (r = UB·h, Å⁻¹, no 2π); the
 real-space lattice R = inv(UB) has rows a, b, c, the order of Jungfraujoch's latticeIndexed.
 For rotation scans the truth UB is at scan angle 0; per-image lattices are compared with the
-truth rotated to the middle of the image's exposure.
+truth rotated to the middle of the image's exposure. A file that holds a subset of the run
+(a ``_process.h5`` of ``jfsim process -s/-e/-t``) names each row's image in
+``detectorSpecific/number``; rows are matched to the truth's images through it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class TruthThresholds:
     min_intensity_cc: float = 0.8
     spot_radius_px: float = 2.0
     min_true_photons: float = 10.0
+    min_true_snr: float = 0.0
 
     def __post_init__(self) -> None:
         for name, allowed in THRESHOLD_RANGES.items():
@@ -72,7 +75,11 @@ THRESHOLD_RANGES: dict[str, ThresholdRange] = {
     "min_intensity_cc": ThresholdRange(-1.0, 1.0),
     "spot_radius_px": ThresholdRange(0.0, math.inf, low_open=True),
     "min_true_photons": ThresholdRange(0.0, math.inf),
+    "min_true_snr": ThresholdRange(0.0, math.inf),
 }
+
+#: Path, below the NXmx detector, of each row's image number in the original run.
+IMAGE_NUMBER_PATH = "detectorSpecific/number"
 
 
 #: The lattice scores and the threshold each is judged against.
@@ -238,7 +245,21 @@ def score(
         }
     issues: list[tuple[str, Issue]] = []
     frame = ctx.frame_shape
-    if ctx.n_frames is not None and ctx.n_frames != truth.n_images:
+    numbers = image_numbers(ctx)
+    if numbers is not None:
+        outside = numbers[(numbers < 0) | (numbers >= truth.n_images)]
+        if outside.size:
+            issues.append(
+                (
+                    "TRUTH-002",
+                    Issue(
+                        "/entry/instrument/detector/" + IMAGE_NUMBER_PATH,
+                        f"image number {int(outside[0])} is beyond the truth's "
+                        f"{truth.n_images} images",
+                    ),
+                )
+            )
+    elif ctx.n_frames is not None and ctx.n_frames != truth.n_images:
         issues.append(
             (
                 "TRUTH-002",
@@ -257,7 +278,7 @@ def score(
                 ),
             )
         )
-    frame_issues, frames = check_frames(ctx, truth_path)
+    frame_issues, frames = check_frames(ctx, truth_path, numbers)
     if frame_issues:  # other pixels than the truth describes: any score would mislead
         reason = "the file's frames differ from the truth's images (TRUTH-009)"
         return issues + frame_issues, {
@@ -271,7 +292,7 @@ def score(
             "passed": False,
         }
     scores: dict[str, dict] = {}
-    scores.update(_spot_scores(ctx, truth, thresholds))
+    scores.update(_spot_scores(ctx, truth, thresholds, numbers))
     scores.update(_indexing_scores(ctx, truth, thresholds))
     scores.update(_intensity_scores(ctx, truth, thresholds))
     rule_of = {
@@ -307,7 +328,33 @@ def score(
     return issues, summary
 
 
-def _spot_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+def image_numbers(ctx: FileContext) -> np.ndarray | None:
+    """Each row's image number in the original run, when the file says (else None: row i
+    is image i)."""
+    for detector in ctx.detectors:
+        numbers = ctx.array(ctx.dataset(IMAGE_NUMBER_PATH, detector))
+        if numbers is not None and numbers.ndim == 1 and numbers.shape[0] == ctx.n_frames:
+            return numbers.astype(np.int64)
+    return None
+
+
+def expected_snr(reflections: dict[str, np.ndarray]) -> np.ndarray:
+    """Expected I/σ(I) of each true spot: σ² = I + 4π·σ_spot²·b, the variance of an ideal
+    profile-fitted intensity of a Gaussian spot of width σ_spot on b background photons per
+    pixel (4πσ² is the spot's effective area). +inf where the truth lacks σ_spot or b."""
+    intensity = reflections["intensity_photons"]
+    sigma = reflections.get("sigma_pxl")
+    background = reflections.get("background_photons")
+    if sigma is None or background is None:
+        return np.full(intensity.shape, np.inf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = intensity / np.sqrt(intensity + 4.0 * math.pi * sigma**2 * background)
+    return np.where(np.isfinite(sigma) & np.isfinite(background), snr, np.inf)
+
+
+def _spot_scores(
+    ctx: FileContext, truth: Truth, limits: TruthThresholds, numbers: np.ndarray | None
+) -> dict[str, dict]:
     table = peak_table(ctx)
     if table is None:
         reason = "no readable CXI peak list (/entry/MX nPeaks, peakXPosRaw, peakYPosRaw, ...)"
@@ -317,20 +364,30 @@ def _spot_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dic
         }
     counts, arrays = table
     refl = truth.reflections
-    visible = ~refl["masked"].astype(bool) & (refl["intensity_photons"] >= limits.min_true_photons)
-    matched = n_true = n_observed = 0
+    real = ~refl["masked"].astype(bool)
+    visible = real & (refl["intensity_photons"] >= limits.min_true_photons)
+    if limits.min_true_snr > 0:
+        visible &= expected_snr(refl) >= limits.min_true_snr
+    matched = matched_real = n_true = n_observed = 0
     capacity = arrays["peakXPosRaw"].shape[1]
-    for image in range(min(len(counts), truth.n_images)):
-        k = int(np.clip(counts[image], 0, arrays["peakXPosRaw"].shape[1]))
+    for row in range(len(counts)):
+        image = int(numbers[row]) if numbers is not None else row
+        if not 0 <= image < truth.n_images:
+            continue
+        k = int(np.clip(counts[row], 0, capacity))
         observed = (
-            np.stack([arrays["peakXPosRaw"][image, :k], arrays["peakYPosRaw"][image, :k]], axis=1)
-            + 0.5
+            np.stack([arrays["peakXPosRaw"][row, :k], arrays["peakYPosRaw"][row, :k]], axis=1) + 0.5
         )
-        rows = np.flatnonzero(visible & (refl["image_id"] == image))
+        on_image = refl["image_id"] == image
+        rows = np.flatnonzero(visible & on_image)
         # A finder can list at most `capacity` spots: expect the brightest ones.
         rows = rows[np.argsort(-refl["intensity_photons"][rows], kind="stable")][:capacity]
         true = np.stack([refl["x_pxl"][rows], refl["y_pxl"][rows]], axis=1)
         matched += _match_count(observed, true, limits.spot_radius_px)
+        # a listed spot on any real reflection is right, even one too weak to be expected
+        every = np.flatnonzero(real & on_image)
+        pool = np.stack([refl["x_pxl"][every], refl["y_pxl"][every]], axis=1)
+        matched_real += _match_count(observed, pool, limits.spot_radius_px)
         n_true += len(true)
         n_observed += len(observed)
     return {
@@ -341,7 +398,7 @@ def _spot_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dic
             "no true reflection on an unmasked pixel reaches --min-true-photons",
         ),
         "spot_precision": _score(
-            matched / n_observed, limits.min_spot_precision, True, n=n_observed
+            matched_real / n_observed, limits.min_spot_precision, True, n=n_observed
         )
         if n_observed
         else _skipped(limits.min_spot_precision, "the peak list holds no spot"),
@@ -374,7 +431,24 @@ def _observed_lattices(ctx: FileContext, n: int) -> tuple[dict[int, np.ndarray],
     return {}, True
 
 
+def _holds_lattices(ctx: FileContext) -> bool:
+    """Whether the file reports indexing at all (per-image lattices or a sample UB)."""
+    mx = None if ctx.entry is None else ctx.group("MX", ctx.entry)
+    if mx is not None and ctx.dataset("latticeIndexed", mx) is not None:
+        return True
+    return any(ctx.dataset("ub_matrix", sample) is not None for sample in ctx.in_entry("NXsample"))
+
+
 def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+    if not _holds_lattices(ctx):  # e.g. a spot-finding-only _process.h5
+        return {
+            name: _skipped(
+                getattr(limits, threshold),
+                "no indexed lattice: the file holds no indexing result "
+                "(no /entry/MX/latticeIndexed, no ub_matrix)",
+            )
+            for name, threshold in LATTICE_THRESHOLDS.items()
+        }
     lattices, per_image = _observed_lattices(ctx, truth.n_images)
     hits = [i for i in range(truth.n_images) if truth.n_lattices[i] > 0]
     if not hits:

@@ -22,7 +22,10 @@ class ReflectionTable:
     ``x_pxl``/``y_pxl`` are continuous (pixel centre at i + 0.5); ``phi_deg`` is the crossing
     angle (NaN for stills); ``excitation_error_invA`` NaN for rotation; ``intensity_photons``
     is the expected number of photons recorded on this image (full intensity × partiality);
-    ``masked`` is True when the predicted centre is on a gap or masked pixel.
+    ``masked`` is True when the predicted centre is on a gap or masked pixel; ``sigma_pxl``
+    is the rendered Gaussian width of the spot and ``background_photons`` the expected
+    (noise-free) background per pixel at its centre, which a judge needs to know how
+    significant a spot was meant to be.
     """
 
     lattice: np.ndarray
@@ -37,6 +40,8 @@ class ReflectionTable:
     intensity_photons: np.ndarray
     d_A: np.ndarray
     masked: np.ndarray
+    sigma_pxl: np.ndarray
+    background_photons: np.ndarray
 
     def __len__(self) -> int:
         return int(self.h.shape[0])
@@ -56,7 +61,9 @@ class ReflectionTable:
     def _empty(cls) -> ReflectionTable:
         i32 = np.zeros(0, dtype=np.int32)
         f64 = np.zeros(0)
-        return cls(i32, i32, i32, i32, f64, f64, f64, f64, f64, f64, f64, np.zeros(0, bool))
+        return cls(
+            i32, i32, i32, i32, f64, f64, f64, f64, f64, f64, f64, np.zeros(0, bool), f64, f64
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,9 @@ Plain HDF5, readable with h5py alone (format "jfsim-truth", version 1):
     /reflections      one row per predicted reflection, all columns the same length:
       image_id int64, lattice int32, h, k, l int32, x_pxl, y_pxl float64 (continuous),
       phi_deg (NaN for stills), excitation_error_invA (NaN for rotation), partiality,
-      intensity_photons (expected photons recorded on that image), d_A float64, masked bool
+      intensity_photons (expected photons recorded on that image), d_A float64, masked bool,
+      sigma_pxl (rendered spot width), background_photons (expected background per pixel at
+      the spot centre) float64 — both absent from files of jfsim ≤ 0.1 (read as NaN)
 
 Every dataset carries a ``units`` attribute. The file is written as ``<name>.tmp`` and
 renamed when complete, so a file under the final name is always whole.
@@ -79,7 +81,11 @@ REFLECTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("intensity_photons", "float64", "photons"),
     ("d_A", "float64", "angstrom"),
     ("masked", "bool", "1"),
+    ("sigma_pxl", "float64", "pixel"),
+    ("background_photons", "float64", "photons"),
 )
+#: Columns a reader accepts as missing (added later to format version 1), read as NaN.
+OPTIONAL_COLUMNS = ("sigma_pxl", "background_photons")
 _ROW_CHUNK = 16384
 _IMAGE_CHUNK = 64
 SHA256_BYTES = 32
@@ -320,9 +326,7 @@ def read_truth(path: str | Path) -> TruthFile:
                 image_id=file["images/image_id"][()],
                 n_lattices=file["images/n_lattices"][()],
                 ub_matrix=file["images/ub_matrix"][()],
-                reflections={
-                    name: file["reflections"][name][()] for name, _, _ in REFLECTION_COLUMNS
-                },
+                reflections=_read_reflections(file["reflections"]),
                 pixel_sha256=(
                     file["images/pixel_sha256"][()] if "pixel_sha256" in file["images"] else None
                 ),
@@ -331,3 +335,13 @@ def read_truth(path: str | Path) -> TruthFile:
         raise TruthError(f"{path}: cannot read the truth file ({error})") from error
     except KeyError as error:
         raise TruthError(f"{path}: truth file is missing {error}") from error
+
+
+def _read_reflections(group: h5py.Group) -> dict[str, np.ndarray]:
+    columns = {}
+    for name, dtype, _ in REFLECTION_COLUMNS:
+        if name in group or name not in OPTIONAL_COLUMNS:
+            columns[name] = group[name][()]
+        else:
+            columns[name] = np.full(group["image_id"].shape, np.nan, dtype=dtype)
+    return columns

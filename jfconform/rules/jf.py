@@ -13,7 +13,14 @@ from jfconform.model import E, I, Issue, W
 from jfconform.registry import BOTH, DATA, MASTER, rule
 from jfconform.rules.cxi import CXI_DATASETS, valid_slots
 from jfconform.rules.nxr import IMAGE_GROUP
-from jfconform.storage import BITSHUFFLE, DATA_NAME, MASTER_NAME, expected_fill, filters_of
+from jfconform.storage import (
+    BITSHUFFLE,
+    DATA_NAME,
+    MASTER_NAME,
+    PROCESS_NAME,
+    expected_fill,
+    filters_of,
+)
 
 EXTENSION_GROUPS = ("MX", "azint", "roi", "roi_defs", "image", "profiling", "xfel", "user")
 MX_RUN_LEVEL = frozenset(
@@ -87,7 +94,8 @@ register_rows(FIELD_RULES)
 
 @rule("JF-001", "file-naming", E, roles=BOTH)
 def file_naming(ctx: FileContext) -> Iterator[Issue]:
-    """Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001)
+    """Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001);
+    reprocessing output <prefix>_process.h5 points at a run's data or master files
 
     Spec: Jungfraujoch HDF5.md §2
     Hint: name the master <prefix>_master.h5 and data files <prefix>_data_000001.h5, ...
@@ -97,6 +105,14 @@ def file_naming(ctx: FileContext) -> Iterator[Issue]:
             yield Issue("/", f"data file name {ctx.name!r} is not <prefix>_data_NNNNNN.h5")
         return
     master = MASTER_NAME.match(ctx.name)
+    if master is None and PROCESS_NAME.match(ctx.name):
+        for ref in ctx.references():
+            base = ref.file_name.rsplit("/", 1)[-1]
+            if ref.file_name != "." and not (DATA_NAME.match(base) or MASTER_NAME.match(base)):
+                yield Issue(
+                    ref.path, f"{ref.kind} target {ref.file_name!r} is not a run's data or master"
+                )
+        return
     if master is None:
         yield Issue("/", f"master file name {ctx.name!r} is not <prefix>_master.h5")
         return

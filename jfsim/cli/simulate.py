@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable
 from dataclasses import replace
 
 from jfsim.cli._experiment_options import add_experiment_options, experiment_from_options
+from jfsim.cli._progress import progress_printer
 from jfsim.errors import ConfigError
 
 #: The values of jfsim.sim.render.DEVICES, repeated so that building the parser does not
@@ -62,23 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _progress_printer() -> Callable[[int, int], None]:
-    interactive = sys.stderr.isatty()
-    last_decile = [-1]
-
-    def show(done: int, total: int) -> None:
-        if interactive:
-            end = "\n" if done == total else ""
-            print(f"\rsimulate: {done}/{total} images", end=end, file=sys.stderr, flush=True)
-            return
-        decile = done * 10 // total
-        if decile != last_decile[0]:
-            last_decile[0] = decile
-            print(f"simulate: {done}/{total} images", file=sys.stderr, flush=True)
-
-    return show
-
-
 def run(args: argparse.Namespace) -> int:
     from jfsim.simulate import write_simulation  # numba: imported only when simulating
 
@@ -93,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         n_images=args.images,
         device=args.device,
         noise_bank_frames=args.noise_bank,
-        progress=None if args.json else _progress_printer(),
+        progress=None if args.json else progress_printer("simulate"),
     )
     rows = {
         "recording": str(summary.recording_path),

@@ -17,7 +17,8 @@ from types import ModuleType
 
 import numpy as np
 
-from jfsim.errors import ConfigError, EngineUnavailable
+from jfsim import engines
+from jfsim.errors import ConfigError
 from jfsim.experiment import Experiment
 from jfsim.image_truth import ImageTruth
 from jfsim.sim.engines import cpu, gpu
@@ -29,7 +30,7 @@ __all__ = ["DEVICES", "Renderer", "SimulatedImage", "render", "select_engine", "
 _log = logging.getLogger(__name__)
 
 #: Allowed values of ``device`` / ``--device``.
-DEVICES = ("cpu", "gpu", "auto")
+DEVICES = engines.DEVICES
 _ENGINES: dict[str, ModuleType] = {cpu.NAME: cpu, gpu.NAME: gpu}
 
 
@@ -46,19 +47,7 @@ class SimulatedImage:
 
 def select_engine(device: str) -> ModuleType:
     """The engine module for ``device``; only ``auto`` falls back."""
-    if device not in DEVICES:
-        raise ConfigError(f"device: must be one of {', '.join(DEVICES)}, got {device!r}")
-    if device == "auto":
-        reason = gpu.probe()
-        if reason is None:
-            return gpu
-        _log.info("device auto: using the CPU engine (gpu: %s)", reason)
-        return cpu
-    engine = _ENGINES[device]
-    reason = engine.probe()
-    if reason is not None:
-        raise EngineUnavailable(f"{device}: {reason}; use --device cpu (or auto)")
-    return engine
+    return engines.select_engine(device, _ENGINES)
 
 
 def render(plan: FramePlan, spots: SpotList, image_id: int, *, device: str = "auto") -> np.ndarray:

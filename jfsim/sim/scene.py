@@ -15,6 +15,8 @@ probability ``hit_rate``, one random orientation).
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from jfsim.experiment import Experiment, GridScan, RotationScan, StillsScan, detector_panel
@@ -78,18 +80,23 @@ class Scene:
         scan = self.experiment.scan
         return scan.lattices_per_hit if isinstance(scan, StillsScan) else 1
 
+    @cached_property
+    def background_photons(self) -> np.ndarray:
+        """Expected background photons per pixel, float32 ``[H, W]`` (computed once)."""
+        experiment = self.experiment
+        return background_image(
+            experiment.background,
+            self.panel,
+            self.wavelength_A,
+            experiment.beam.polarization_factor,
+        ) * np.float32(experiment.beam.transmission)
+
     def frame_plan(self) -> FramePlan:
         """The fixed part of every frame: background, pixel classes, sentinels, seed."""
         experiment = self.experiment
         detector = experiment.detector
         return FramePlan(
-            background_photons=background_image(
-                experiment.background,
-                self.panel,
-                self.wavelength_A,
-                experiment.beam.polarization_factor,
-            )
-            * np.float32(experiment.beam.transmission),
+            background_photons=self.background_photons,
             pixel_class=self.pixel_class,
             image_dtype=detector.image_dtype,
             saturation_value=detector.saturation_value,
@@ -176,6 +183,8 @@ class Scene:
             intensity_photons=full * predicted.partiality,
             d_A=predicted.d_A,
             masked=self.pixel_class[rows, cols] != 0,
+            sigma_pxl=self.spot_sigma_pxl(predicted.x_pxl, predicted.y_pxl),
+            background_photons=self.background_photons[rows, cols].astype(np.float64),
         )
 
     def spot_sigma_pxl(self, x_pxl: np.ndarray, y_pxl: np.ndarray) -> np.ndarray:
@@ -190,6 +199,6 @@ class Scene:
         return SpotList(
             x_pxl=reflections.x_pxl,
             y_pxl=reflections.y_pxl,
-            sigma_pxl=self.spot_sigma_pxl(reflections.x_pxl, reflections.y_pxl),
+            sigma_pxl=reflections.sigma_pxl,
             photons=reflections.intensity_photons,
         )

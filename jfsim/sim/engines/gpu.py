@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numba import cuda
 
+from jfsim.engines import cuda_probe
 from jfsim.sim.frame import FramePlan, SpotList
 from jfsim.sim.noise import build_pixel_functions, frame_key
 
@@ -33,13 +34,7 @@ class GpuOptions:
 
 def probe() -> str | None:
     """None when a CUDA device (or the numba CUDA simulator) is usable, else the reason."""
-    try:
-        available = cuda.is_available()
-    except Exception as error:  # driver present but broken: report, do not crash
-        return f"CUDA driver error ({error})"
-    if not available:
-        return "no CUDA device found (numba.cuda.is_available() is false)"
-    return None
+    return cuda_probe()
 
 
 _KERNELS: dict[str, Any] = {}

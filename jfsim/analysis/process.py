@@ -1,0 +1,251 @@
+"""``jfsim process`` as a library call: analyse a run's images, write ``_process.h5``.
+
+:func:`process_run` opens the run, resolves the settings against its geometry, analyses
+the selected images with ``threads`` threads (each with its own prepared engine; frames are
+read and decoded in the same threads) or on a Dask cluster (:mod:`jfsim.analysis.distributed`),
+and writes ``<prefix>_process.h5``. A frame that cannot be read is skipped, counted and
+named in the summary and the file; everything else that goes wrong stops the run with a
+one-line :class:`jfsim.errors.JfsimError` and leaves no file under the final name.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jfsim.analysis.analyse import ImageAnalyser, select_engine
+from jfsim.analysis.errors import AnalysisInputError, FrameError
+from jfsim.analysis.frames import FrameReader
+from jfsim.analysis.message_fields import image_message_fields
+from jfsim.analysis.nxmx_run import open_run
+from jfsim.analysis.plan import AnalysisPlan, analysis_plan
+from jfsim.analysis.process_file import (
+    ProcessFileWriter,
+    RunRecord,
+    process_file_path,
+)
+from jfsim.analysis.result import ImageAnalysis, SkippedImage
+from jfsim.analysis.settings import ProcessSettings
+from jfsim.writer.per_image import AnalysisBuffer
+
+__all__ = ["ProcessSummary", "ProgressCallback", "analyse_images", "process_run"]
+
+_log = logging.getLogger(__name__)
+
+#: Called as images complete with (images done, images in total).
+ProgressCallback = Callable[[int, int], None]
+#: Images in flight per thread (bounds memory: results are recorded as they complete).
+_IN_FLIGHT_PER_THREAD = 4
+
+
+@dataclass(frozen=True)
+class ProcessSummary:
+    """What one ``jfsim process`` run did (the CLI's summary table and ``--json``)."""
+
+    input_path: Path
+    output_path: Path
+    engine: str
+    threads: int
+    images_selected: int
+    images_analysed: int
+    skipped: tuple[SkippedImage, ...]
+    seconds: float
+    spots_per_image: float
+    strong_pixels_per_image: float
+    distributed: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images_analysed / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "input": str(self.input_path),
+            "output": str(self.output_path),
+            "engine": self.engine,
+            "threads": self.threads,
+            "dask_scheduler": self.distributed,
+            "images_selected": self.images_selected,
+            "images_analysed": self.images_analysed,
+            "images_skipped": len(self.skipped),
+            "skipped": [{"row": s.position, "reason": s.reason} for s in self.skipped],
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_s, 2),
+            "spots_per_image": round(self.spots_per_image, 2),
+            "strong_pixels_per_image": round(self.strong_pixels_per_image, 1),
+            "notes": list(self.notes),
+        }
+
+
+def analyse_images(
+    plan: AnalysisPlan,
+    image_numbers: Sequence[int],
+    *,
+    threads: int = 1,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> Iterator[ImageAnalysis | SkippedImage]:
+    """Analyse images ``image_numbers`` of ``plan.run`` with ``threads`` threads; yields a
+    result (or a skipped image) per image, in order, ``position`` = its index in
+    ``image_numbers``."""
+    if threads < 1:
+        raise AnalysisInputError(f"-N: must be >= 1, got {threads}")
+    chosen = str(select_engine(device).NAME)  # an unusable device fails before any work
+    local = threading.local()
+    reader = FrameReader(plan.run)
+
+    def analyser() -> ImageAnalyser:
+        if not hasattr(local, "analyser"):
+            local.analyser = ImageAnalyser(plan, device=chosen)
+        found: ImageAnalyser = local.analyser
+        return found
+
+    def one(position: int) -> ImageAnalysis | SkippedImage:
+        number = int(image_numbers[position])
+        try:
+            frame = reader.read(number)
+        except FrameError as error:
+            return SkippedImage(position, str(error))
+        return analyser().analyse(
+            position, frame.pixels, preprocessing_s=frame.read_s + frame.decode_s
+        )
+
+    total = len(image_numbers)
+    done = 0
+    try:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="process") as pool:
+            pending: list[Future[ImageAnalysis | SkippedImage]] = []
+            next_position = 0
+            while next_position < total or pending:
+                while next_position < total and len(pending) < threads * _IN_FLIGHT_PER_THREAD:
+                    pending.append(pool.submit(one, next_position))
+                    next_position += 1
+                first = pending.pop(0)
+                yield first.result()
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    finally:
+        reader.close()
+
+
+def process_run(
+    master: Path,
+    prefix: str | Path,
+    settings: ProcessSettings,
+    *,
+    threads: int = 1,
+    device: str = "auto",
+    dask_scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> ProcessSummary:
+    """Analyse ``master``'s images as ``settings`` say and write ``<prefix>_process.h5``."""
+    started = time.perf_counter()
+    output = process_file_path(prefix)
+    if output.exists() and output.resolve() == master.resolve():
+        raise AnalysisInputError(f"-o {prefix}: would overwrite the input {master}")
+    run = open_run(master)
+    numbers = settings.images.image_numbers(run.n_images)
+    with FrameReader(run) as reader:
+        reader.check()
+    height, width = run.image_shape
+    _log.info(
+        "%s: %d images of %d x %d %s in %d data block(s); analysing %d",
+        master.name,
+        run.n_images,
+        width,
+        height,
+        run.image_dtype,
+        len(run.blocks),
+        len(numbers),
+    )
+    plan = analysis_plan(run, settings)
+    _log.info(
+        "plan: %d q x %d phi bins, %d ROIs, %d sensitive pixels, %.1f s",
+        plan.azimuthal.n_q,
+        plan.azimuthal.n_phi,
+        plan.rois.n_rois,
+        plan.sensitive_pixels,
+        time.perf_counter() - started,
+    )
+    buffer = AnalysisBuffer(
+        len(numbers), max_spots=settings.max_spots, azint_shape=plan.azimuthal.shape
+    )
+    skipped: list[SkippedImage] = []
+    engines: set[str] = set()
+    spots = strong = truncated = 0
+    with ProcessFileWriter(output, overwrite=overwrite) as writer:
+        if dask_scheduler is not None:
+            from jfsim.analysis.distributed import analyse_on_dask
+
+            results = analyse_on_dask(
+                dask_scheduler, plan, numbers, threads=threads, device=device, progress=progress
+            )
+        else:
+            results = analyse_images(
+                plan, numbers, threads=threads, device=device, progress=progress
+            )
+        for result in results:
+            if isinstance(result, SkippedImage):
+                skipped.append(result)
+                continue
+            engines.add(result.engine)
+            truncated += result.candidates_truncated
+            spots += len(result.spots)
+            strong += result.spots.strong_pixels
+            number = int(numbers[result.position])
+            problems = buffer.record(
+                result.position, image_message_fields(result, int(run.image_numbers[number]))
+            )
+            if problems:  # our own fields: a problem here is a bug, not bad input
+                raise RuntimeError(f"image {number}: {'; '.join(problems)}")
+        skipped.sort(key=lambda item: item.position)
+        analysed = len(numbers) - len(skipped)
+        notes = run.notes
+        if truncated:
+            notes += (
+                f"{truncated} images had more pixels above the photon threshold than the "
+                f"{plan.spots.max_candidates} the spot finder tests: their spots are incomplete; "
+                "raise --spot-threshold",
+            )
+        engine = ",".join(sorted(engines)) or select_engine(device).NAME
+        seconds = time.perf_counter() - started
+        _log.info("writing %s (%d images analysed, %d skipped)", output, analysed, len(skipped))
+        writer.write(
+            plan,
+            numbers,
+            buffer,
+            RunRecord(
+                engine,
+                threads,
+                analysed,
+                tuple(skipped),
+                seconds,
+                dask_scheduler,
+                notes[len(run.notes) :],
+            ),
+        )
+    return ProcessSummary(
+        input_path=master,
+        output_path=output,
+        engine=engine,
+        threads=threads,
+        images_selected=len(numbers),
+        images_analysed=analysed,
+        skipped=tuple(skipped),
+        seconds=time.perf_counter() - started,
+        spots_per_image=spots / analysed if analysed else float(np.nan),
+        strong_pixels_per_image=strong / analysed if analysed else float(np.nan),
+        distributed=dask_scheduler,
+        notes=notes,
+    )

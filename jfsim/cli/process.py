@@ -1,0 +1,167 @@
+"""``jfsim process``: per-image analysis of a written run into ``<prefix>_process.h5``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from jfsim.cli._progress import progress_printer
+
+_DEVICES = ("cpu", "gpu", "auto")  # jfsim.analysis.analyse.DEVICES, without importing numba
+
+_EPILOG = """\
+examples:
+  jfsim process run_master.h5 -o out/run -N 2
+      spot finding, azimuthal integration, ROIs and pixel statistics of every image into
+      out/run_process.h5, with 2 threads
+  jfsim process run_master.h5 -o sub -s 100 -e 199 -t 10 --spot-sigma 4 --max-spots 500
+      images 100, 110, ..., 190 (-e is the last image, inclusive)
+  jfsim process run_master.h5 -o tuned --settings settings.json
+      settings in the broker's vocabulary: {"spot_finding": {...}, "azim_int": {...},
+      "roi": {...}, "max_spots": 250, "images": {...}}; options given here override them
+  jfsim process run_master.h5 -o again --settings-from out/run_process.h5
+      the settings of an earlier run, read back from its NXprocess configuration
+  jfsim process run_master.h5 --show-settings
+      print the effective settings document (a template for --settings) and exit
+  jfsim process run_master.h5 -o big --dask tcp://scheduler:8786
+      chunks of images to a Dask cluster ('--dask' alone starts a local one)
+  jfconform check out/run_process.h5 --truth run_truth.h5 --spot-radius-px 1
+
+exit status: 0 every image analysed, 1 some images skipped (corrupt or missing frames; the
+file is written and names them), 2 usage error or unusable input (nothing written).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "process",
+        help="analyse a run's images (spots, azimuthal integration, ROIs) into _process.h5",
+        description=(
+            "Like jfjoch_process: read an NXmx run (any layout, geometry from the file), find "
+            "spots with Jungfraujoch's rule, integrate azimuthally, measure ROIs and pixel "
+            "statistics for every image, and write PREFIX_process.h5: the run's NXmx metadata, "
+            "a virtual dataset back to the raw images, the results (seed 001 §4) and an "
+            "NXprocess group with the settings as JSON."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("master", type=Path, metavar="MASTER", help="the run's master file")
+    parser.add_argument(
+        "-o",
+        "--output-prefix",
+        default="output",
+        metavar="PREFIX",
+        help="output prefix: writes PREFIX_process.h5 (default: output)",
+    )
+    parser.add_argument("-N", "--threads", type=int, default=1, help="worker threads (default 1)")
+    parser.add_argument("-s", "--start-image", type=int, metavar="N", help="first image (0)")
+    parser.add_argument(
+        "-e", "--end-image", type=int, metavar="N", help="last image, inclusive (default: all)"
+    )
+    parser.add_argument("-t", "--stride", type=int, metavar="N", help="every N-th image (1)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    spots = parser.add_argument_group("spot finding (override --settings)")
+    spots.add_argument(
+        "--spot-sigma", type=float, metavar="X", help="signal_to_noise_threshold (default 3.0)"
+    )
+    spots.add_argument(
+        "--spot-threshold", type=int, metavar="N", help="photon_count_threshold (default 10)"
+    )
+    spots.add_argument(
+        "--spot-high-resolution",
+        type=float,
+        metavar="A",
+        help="high_resolution_limit in Å (default 1.5)",
+    )
+    spots.add_argument("--max-spots", type=int, metavar="N", help="spots kept per image (250)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--settings", type=Path, metavar="FILE.json", help="settings document (see examples)"
+    )
+    source.add_argument(
+        "--settings-from",
+        type=Path,
+        metavar="OLD_process.h5",
+        help="reuse the settings of an earlier jfsim process run",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=_DEVICES,
+        help="analysis engine: cpu, gpu (fails without CUDA) or auto (default)",
+    )
+    parser.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        metavar="SCHEDULER_ADDRESS",
+        help="run on a Dask distributed cluster (alone: a local cluster of -N workers)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing PREFIX_process.h5"
+    )
+    parser.add_argument(
+        "--show-settings", action="store_true", help="print the effective settings and exit"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from jfsim.analysis.process_file import settings_from_process_file
+    from jfsim.analysis.settings import ProcessSettings, settings_from_file
+
+    if args.settings is not None:
+        base = settings_from_file(args.settings)
+    elif args.settings_from is not None:
+        base = settings_from_process_file(args.settings_from)
+    else:
+        base = ProcessSettings()
+    return base.with_overrides(
+        spot_sigma=args.spot_sigma,
+        spot_threshold=args.spot_threshold,
+        spot_high_resolution_A=args.spot_high_resolution,
+        max_spots=args.max_spots,
+        start=args.start_image,
+        end=args.end_image,
+        stride=args.stride,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from jfsim.analysis.process import process_run  # numba: imported only when processing
+
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="process: %(message)s")
+    settings = _settings(args)
+    if args.show_settings:
+        print(settings.to_json())
+        return 0
+    summary = process_run(
+        args.master,
+        args.output_prefix,
+        settings,
+        threads=args.threads,
+        device=args.device,
+        dask_scheduler=args.dask,
+        overwrite=args.overwrite,
+        progress=None if args.json else progress_printer("process"),
+    )
+    report = summary.as_dict()
+    status = 1 if summary.skipped else 0
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return status
+    rows = {k: v for k, v in report.items() if k not in ("skipped", "notes") and v is not None}
+    width = max(len(key) for key in rows)
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {value}")
+    for skipped in summary.skipped:
+        print(f"skipped row {skipped.position}: {skipped.reason}", file=sys.stderr)
+    for note in summary.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return status
