@@ -126,6 +126,10 @@ def check(
     truth_path = None if truth is None else Path(truth)
     if truth_path is not None:
         _require_file(truth_path, "truth", "give the PREFIX_truth.h5 of this run")
+        if not h5py.is_hdf5(truth_path):
+            raise UsageError(
+                f"{truth_path}: not an HDF5 file; give the PREFIX_truth.h5 of this run", "truth"
+            )
         if len(files) != 1:
             raise UsageError("scores one run: give exactly one file with it", "truth")
     options = _options(select, ignore, profile, sample, max_read_mb, strict, fail_on_missing)

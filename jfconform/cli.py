@@ -9,6 +9,7 @@ import sys
 import traceback
 from dataclasses import fields
 from pathlib import Path
+from typing import NoReturn
 
 from jfconform.api import UsageError, check, list_rules, rule_as_dict
 from jfconform.context import DEFAULT_READ_LIMIT_BYTES
@@ -76,8 +77,16 @@ def add_report_options(parser: argparse.ArgumentParser, *, example_prefixes: str
     )
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors in one line that names the command and its ``--help`` (argparse
+    would print the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_UNREADABLE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="jfconform",
         description="Judge NXmx / Jungfraujoch HDF5 files against the specifications "
         "(NXmx, NXtransformations, NXreflections, CXI, Jungfraujoch layout, HDF5 mechanics, "
@@ -234,8 +243,16 @@ def _usage_message(error: UsageError) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # argparse reports usage errors itself (exit 2)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # blamed on the subcommand they follow, not on jfconform itself
+            command = f"jfconform {args.command}"
+            print(
+                f"{command}: error: unrecognized arguments: {' '.join(unknown)} "
+                f"(see '{command} --help')",
+                file=sys.stderr,
+            )
+            return EXIT_UNREADABLE
+    except SystemExit as stop:  # usage errors, --help and --version (exit 2 or 0)
         return int(stop.code or 0)
     try:
         return int(args.func(args))

@@ -13,6 +13,7 @@ import pkgutil
 import sys
 
 from jfsim import __version__
+from jfsim.cli._parser import OneLineErrorParser, parse_command_line
 from jfsim.errors import JfsimError
 
 EXIT_OK = 0
@@ -20,7 +21,7 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="jfsim",
         description=(
             "A synthetic JUNGFRAU/EIGER detector: render diffraction images with known "
@@ -40,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse_command_line(parser, argv, "jfsim")
+    except SystemExit as stop:  # usage errors, --help and --version (exit 2 or 0)
+        return int(stop.code or 0)
     try:
         return int(args.func(args))
     except JfsimError as error:

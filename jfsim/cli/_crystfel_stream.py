@@ -44,7 +44,7 @@ def add_crystfel_options(parser: argparse.ArgumentParser) -> None:
         choices=("jungfraujoch", "crystfel"),
         default="jungfraujoch",
         help="jungfraujoch (default): CBOR messages on PUSH sockets, as jfjoch_broker; "
-        "crystfel: MessagePack frames for indexamajig --zmq-input (seed 004)",
+        "crystfel: MessagePack frames for indexamajig --zmq-input (CrystFEL's online data input)",
     )
     crystfel = parser.add_argument_group("--format crystfel")
     crystfel.add_argument(

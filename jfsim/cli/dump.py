@@ -21,6 +21,9 @@ from jfsim.recording import RecordingError, iter_recording_frames
 EXIT_OK = 0
 EXIT_BAD_MESSAGES = 1
 SOCKET_SCHEMES = ("tcp://", "ipc://", "inproc://")
+SELF_DESCRIBE_TAG = b"\xd9\xd9\xf7"
+MAP_MAJOR_TYPE = 0xA0  # CBOR major type 5: maps, heads a0..bb and bf (indefinite length)
+MAP_LAST_HEAD = 0xBF
 
 EPILOG = """\
 examples:
@@ -126,7 +129,22 @@ def _frames(source: str, args: argparse.Namespace) -> tuple[Iterator[bytes], boo
         raise DumpError(f"{source}: is a directory; give a .cbor/.cbors file in it")
     if not path.is_file():
         raise DumpError(f"{source}: no such file; give a .cbor/.cbors file or a tcp:// endpoint")
+    if not _starts_like_a_message(path):
+        raise DumpError(
+            f"{source}: not a CBOR message or recording (a message starts with the CBOR "
+            "self-describe tag or a map); give a .cbor/.cbors file"
+        )
     return iter_recording_frames(path), False
+
+
+def _starts_like_a_message(path: Path) -> bool:
+    """Whether the file starts as every message does: tag 55799 (``d9 d9 f7``) or a map.
+
+    An HDF5 or text file would otherwise give one "malformed" line per byte run.
+    """
+    with path.open("rb") as file:
+        head = file.read(3)
+    return not head or head == SELF_DESCRIBE_TAG or MAP_MAJOR_TYPE <= head[0] <= MAP_LAST_HEAD
 
 
 def _channels(message: Message) -> str:

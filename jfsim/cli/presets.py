@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         size = f"{d['width_pxl']} x {d['height_pxl']} px"
         modules = f"{d['modules']} module{'s' if d['modules'] > 1 else ''}"
         print(
-            f"  {d['name']:<12} {size:>15}  {modules:<10}  {d['image_dtype']:<6}  "
+            f"  {d['name']:<12}  {size:<15} {modules:<10}  {d['image_dtype']:<6}  "
             f"{d['description']}"
         )
     return 0

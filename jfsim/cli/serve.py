@@ -30,7 +30,7 @@ examples:
     api = jfjoch_client.DefaultApi(jfjoch_client.ApiClient(
         jfjoch_client.Configuration(host="http://127.0.0.1:5232")))
     api.initialize_post(); api.wait_till_done_post(timeout=10)
-    api.start_post(jfjoch_client.DatasetSettings(beam_x_pxl=1030, beam_y_pxl=1100,
+    api.start_post(jfjoch_client.DatasetSettings(beam_x_pxl=515.5, beam_y_pxl=530.5,
         detector_distance_mm=100, incident_energy_keV=12.4, ntrigger=100,
         file_prefix="run1/lyso"))
     api.wait_till_done_post(timeout=60)

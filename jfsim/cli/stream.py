@@ -98,7 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_crystfel_options(parser)
     parser.add_argument(
-        "--rate", default="2kHz", help="images per second: 2kHz, 500Hz, 2000, 1.5kHz or max"
+        "--rate",
+        default="2kHz",
+        help="images per second: 2kHz (default), 500Hz, 2000, 1.5kHz or max",
     )
     parser.add_argument(
         "--images", type=int, metavar="N", help="images to send (default: the source's number)"
@@ -162,14 +164,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--preview", metavar="ENDPOINT", help="bind a preview PUB socket")
     parser.add_argument(
-        "--preview-period", default="1s", metavar="DURATION", help="one preview image per period"
+        "--preview-period",
+        default="1s",
+        metavar="DURATION",
+        help="one preview image per period (default 1s)",
     )
     parser.add_argument("--metadata", metavar="ENDPOINT", help="bind a metadata PUB socket")
     parser.add_argument(
         "--metadata-period",
         default="1s",
         metavar="DURATION",
-        help="one metadata message per period",
+        help="one metadata message per period (default 1s)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)

@@ -10,6 +10,7 @@ body a model rejects becomes ``BadRequest`` naming the model and the field:
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from jfsim.serve.errors import BadRequest
 __all__ = ["describe_validation_error", "parse_body", "validated"]
 
 Model = TypeVar("Model", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 #: pydantic names the branch of a Union in an error location (``float``, ``constrained-int``,
 #: ``function-after[...]``); those are not fields, so they are left out of the path.
@@ -62,9 +64,16 @@ def validated(model: type[Model], document: Any) -> Model:
     if not isinstance(document, dict):
         raise BadRequest(f"{name}: expected a JSON object, got {type(document).__name__}")
     try:
-        return model.model_validate(document)
+        value = model.model_validate(document)
     except ValidationError as error:
         raise BadRequest(describe_validation_error(name, error)) from None
+    known = {field.alias or key for key, field in model.model_fields.items()} | set(
+        model.model_fields
+    )
+    unknown = sorted(str(key) for key in document if key not in known)
+    if unknown:  # accepted (a newer broker's field), but a typo must not pass unseen
+        log.warning("%s: ignored unknown field(s) %s", name, ", ".join(unknown))
+    return value
 
 
 def parse_body(model: type[Model], raw: bytes) -> Model:

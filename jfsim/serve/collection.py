@@ -222,12 +222,12 @@ class Collection:
         self.outcome, self.outcome_state = message, state
         if state is BrokerState.ERROR:
             self.error = message
-            log.error("series %s: %s", self.experiment.dataset.run_name, message)
+            log.error("series %r: %s", self.experiment.dataset.run_name, message)
             self._state.move(state, message, "error")
             return
         severity = "warning" if message and not self.cancelled else "info"
         log.info(
-            "series %s: %d of %d images sent, %d dropped%s",
+            "series %r: %d of %d images sent, %d dropped%s",
             self.experiment.dataset.run_name,
             self.images_sent,
             self.n_images,

@@ -101,11 +101,34 @@ class ServeConfig:
             )
 
 
+def _require_bindable(config: ServeConfig) -> None:
+    """Fail at start, not at the first ``/start``, when an endpoint cannot be bound.
+
+    Each series binds its sockets anew (as the streamer does); a port that is busy now would
+    only turn the first collection into an error.
+    """
+    roles = [("image", endpoint, zmq.PUSH) for endpoint in config.stream.endpoints]
+    roles += [
+        (role, endpoint, zmq.PUB)
+        for role, endpoint in (
+            ("preview", config.preview_endpoint),
+            ("metadata", config.metadata_endpoint),
+        )
+        if endpoint is not None
+    ]
+    with zmq.Context() as context:
+        for role, endpoint, kind in roles:
+            with context.socket(kind) as probe:
+                probe.setsockopt(zmq.LINGER, 0)
+                bind_socket(probe, endpoint, role)
+
+
 class BrokerService:
     """jfjoch_broker's behaviour behind its REST API; see the module docstring."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
+        _require_bindable(config)
         self.state = StateMachine()
         self.settings = SettingsStore(
             preview_endpoint=config.preview_endpoint, metadata_endpoint=config.metadata_endpoint

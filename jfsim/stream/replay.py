@@ -285,6 +285,10 @@ class RecordingSource(RecordedSeries):
 
 
 def _map(path: Path) -> mmap.mmap:
+    if path.is_dir():
+        raise StreamOptionError(
+            f"recording {path}: is a directory; give the PREFIX.cbors file jfsim simulate wrote"
+        )
     if not path.is_file():
         raise StreamOptionError(
             f"recording {path}: no such file; make one with jfsim simulate -o PREFIX"

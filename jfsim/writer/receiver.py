@@ -304,7 +304,10 @@ class WriterService:
             ):
                 break
             if deadline is not None and time.monotonic() > deadline:
-                log.warning("timeout after %.1f s: closing the open series", timeout_s)
+                if self._series is not None:
+                    log.warning("timeout after %.1f s: closing the open series", timeout_s)
+                else:
+                    log.warning("timeout after %.1f s: no series is open; stopping", timeout_s)
                 break
             ready = dict(self._poller.poll(POLL_INTERVAL_MS))
             if self._drops in ready:

@@ -61,6 +61,7 @@ def test_fail_on_missing_makes_never_written_frames_errors(tmp_path: Path) -> No
         ({"max_read_mb": 0}, "max_read_mb", "> 0"),
         ({"fail_on": "fatal"}, "fail_on", "unknown severity"),
         ({"truth": "absent_truth.h5"}, "truth", "no such file"),
+        ({"truth": __file__}, "truth", "not an HDF5 file"),
     ],
 )
 def test_bad_requests_raise_a_usage_error_naming_the_argument(

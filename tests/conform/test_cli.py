@@ -98,7 +98,15 @@ def test_select_and_ignore_on_the_command_line(run_cli, tmp_path: Path) -> None:
 
 
 def test_usage_and_unreadable_files_exit_2(run_cli, tmp_path: Path) -> None:
-    assert run_cli("check", "--no-such-option", "x.h5").returncode == 2
+    unknown_option = run_cli("check", "--no-such-option", "x.h5")
+    assert unknown_option.returncode == 2
+    assert unknown_option.stderr == (
+        "jfconform check: error: unrecognized arguments: --no-such-option "
+        "(see 'jfconform check --help')\n"
+    )
+    no_file = run_cli("check")
+    assert no_file.returncode == 2 and no_file.stderr.count("\n") == 1
+    assert no_file.stderr.startswith("jfconform check: error: the following arguments")
     missing = run_cli("check", tmp_path / "absent_master.h5")
     assert missing.returncode == 2 and "no such file" in missing.stderr
     not_hdf5 = tmp_path / "notes_master.h5"

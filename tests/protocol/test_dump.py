@@ -142,6 +142,19 @@ def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, run_jfsi
     assert len(lines) == 1 and lines[0].startswith("jfsim dump: error:") and needle in lines[0]
 
 
+@pytest.mark.parametrize("head", [b"\x89HDF\r\n\x1a\n", b"# a README\n"])
+def test_a_file_that_is_no_message_is_one_line_not_a_flood(
+    head: bytes, tmp_path: Path, run_jfsim
+) -> None:
+    path = tmp_path / "not_cbor.cbors"
+    path.write_bytes(head + bytes(range(256)) * 40)
+    result = run_jfsim("dump", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "not a CBOR message or recording" in lines[0]
+    assert str(path) in lines[0]
+
+
 def test_help_teaches_with_examples(run_jfsim) -> None:
     result = run_jfsim("dump", "--help")
     assert result.returncode == 0

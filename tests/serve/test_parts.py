@@ -65,6 +65,24 @@ def test_a_rejected_body_names_the_model_and_the_field(model, body, message):
     assert caught.value.msg.startswith(message)
 
 
+def test_an_unknown_field_is_accepted_but_logged_by_name(caplog):
+    body = b'{"beam_x_pxl": 1, "beam_y_pxl": 1, "detector_distance_mm": 1, ' + (
+        b'"incident_energy_keV": 12, "unit_celll": {"a": 79}, "bogus": 1}'
+    )
+    with caplog.at_level("WARNING", logger="jfsim.serve.bodies"):
+        settings = parse_body(jc.DatasetSettings, body)
+    assert settings.unit_cell is None
+    assert "DatasetSettings: ignored unknown field(s) bogus, unit_celll" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="jfsim.serve.bodies"):
+        parse_body(
+            jc.DatasetSettings,
+            b'{"beam_x_pxl": 1, "beam_y_pxl": 1, '
+            b'"detector_distance_mm": 1, "incident_energy_keV": 12}',
+        )
+    assert caplog.text == ""
+
+
 def test_a_complete_dataset_settings_from_the_client_becomes_an_experiment():
     """Every field the client can send is either simulated or accepted and ignored."""
     body = jc.DatasetSettings(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,16 @@ def test_the_readme_example_runs_as_printed(tmp_path):
         f"tcp://127.0.0.1:{image_port}",
     )
     try:
+        waits = [line for line in commands.splitlines() if line.startswith("until ")]
+        assert len(waits) == 1, "the README waits for the API before running the script"
+        if shutil.which("curl"):  # the README's wait uses curl; without it, only the script
+            wait = subprocess.run(
+                ["bash", "-c", waits[0].replace("http://127.0.0.1:5232", serve.url)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert wait.returncode == 0, wait.stderr
         (tmp_path / "collect.py").write_text(script, encoding="utf-8")
         result = subprocess.run(
             [sys.executable, "collect.py"],

@@ -82,6 +82,8 @@ def test_no_writer_is_a_one_line_error_with_exit_status_2(recording, start_strea
         ("--sndhwm", "1", "sndhwm: must be in 2..16384"),
         ("--endpoint", "nowhere", "--endpoint nowhere: cannot bind"),
         ("--recording", "absent.cbors", "absent.cbors: no such file"),
+        ("--recording", ".", "recording .: is a directory"),
+        ("--rate", "2", "unrecognized arguments: kHz (see 'jfsim stream --help')"),
     ],
 )
 def test_bad_options_exit_2_with_a_clear_message(recording, option, value, expected, capsys):
@@ -89,6 +91,8 @@ def test_bad_options_exit_2_with_a_clear_message(recording, option, value, expec
     arguments = ["stream", "--recording", str(recording), option, value]
     if option == "--recording":
         arguments = ["stream", option, value]
+    if value == "2":  # '--rate 2 kHz': a space in the value leaves a stray word
+        arguments.append("kHz")
     assert main(arguments) == 2
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert error_lines[-1].startswith("jfsim stream: error: ")
