@@ -24,7 +24,7 @@ MAX_CHAIN = 64
 
 
 def join(group_path: str, target: str) -> str:
-    """Resolve a depends_on value relative to the group that holds it (NeXus §2.2)."""
+    """Resolve a depends_on value relative to the group that holds it (NeXus NXtransformations)."""
     if target.startswith("/"):
         return target
     parts = [p for p in group_path.split("/") if p]

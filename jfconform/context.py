@@ -455,7 +455,7 @@ class FileContext:
         """``/entry/data`` by name (layout rules key on the path, as readers do)."""
         return self.group("data", self.entry) if self.entry is not None else None
 
-    # -- Jungfraujoch's extensions (HDF5.md §4), by name -----------------------------------
+    # -- Jungfraujoch's extensions (docs/HDF5.md §4), by name ------------------------------
     def extension(self, name: str) -> h5py.Group | None:
         """An extension group of the entry by name: ``MX``, ``image``, ``azint``, ``user``..."""
         return None if self.entry is None else self.group(name, self.entry)
@@ -545,7 +545,7 @@ class FileContext:
 
     def resolve_name(self, file_name: str) -> Path | None:
         """Where libhdf5 finds a link/VDS target: the checked file itself for ``.``, else
-        relative names against this file's directory (conformance.md §6.4, §6.5)."""
+        relative names against this file's directory (HDF5 virtual datasets, external links)."""
         if file_name == ".":
             return self.path
         candidate = Path(file_name)

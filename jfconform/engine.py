@@ -19,7 +19,7 @@ STRICT_ENV = "JFCONFORM_STRICT"
 #: Where h5py's own code lives: an exception raised in there is the file's fault.
 _H5PY_DIR = str(Path(h5py.__file__).resolve().parent)
 
-#: Reader profiles and the RD groups each one raises to error (conformance.md §7.8).
+#: Reader profiles and the RD groups each one raises to error (docs/conform.md).
 PROFILES: dict[str, tuple[str, ...]] = {
     "nxmx": (),
     "crystfel": ("CFL",),
@@ -29,7 +29,7 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "all": ("CFL", "DIALS", "DXTBX", "NEGGIA", "DURIN"),
 }
 
-#: Rule that records a file which cannot be opened at all (conformance.md §7.7 H5-001).
+#: Rule that records a file which cannot be opened at all (H5-001).
 UNREADABLE_RULE = "H5-001"
 #: Rules the engine reports from what the context recorded while the other rules read.
 UNREADABLE_OBJECT_RULE = "H5-013"

@@ -1,6 +1,6 @@
 """The rule registry: every check is a registered object with a stable ID.
 
-IDs have the catalogue's ``FAMILY-NNN`` shape (conformance.md §7) and a kebab-case symbol;
+IDs have the catalogue's ``FAMILY-NNN`` shape (docs/conform.md) and a kebab-case symbol;
 the registry refuses malformed, duplicate or retired IDs at import time, so a clash is a
 test failure rather than a silent overwrite.
 """
@@ -56,7 +56,7 @@ class Rule:
         id: stable catalogue ID, e.g. ``NXMX-021``.
         symbol: kebab-case name, e.g. ``sensor-material-missing``.
         severity: default severity (required → E, recommended → W, optional → I).
-        spec: where the requirement comes from (conformance.md §, NXDL class, reader).
+        spec: where the requirement comes from (public document, NXDL class, reader).
         summary: one line saying what is checked.
         hint: default one-line fix, used when the issue carries none.
         check: the function, ``None`` for rules evaluated outside the file walk (TRUTH).

@@ -18,10 +18,10 @@ import numpy as np
 
 from jfconform.model import Issue
 
-#: Names Jungfraujoch gives its files (Jungfraujoch HDF5.md §2).
+#: Names Jungfraujoch gives its files (Jungfraujoch docs/HDF5.md §2).
 MASTER_NAME = re.compile(r"^(?P<prefix>.+)_master\.h5$")
 DATA_NAME = re.compile(r"^(?P<prefix>.+)_data_(?P<number>\d{6})\.h5$")
-#: Reprocessing output (Jungfraujoch HDF5.md §2): integrated layout, images by VDS from the
+#: Reprocessing output (Jungfraujoch docs/HDF5.md §2): integrated layout, images by VDS from the
 #: raw run's files.
 PROCESS_NAME = re.compile(r"^(?P<prefix>.+)_process\.h5$")
 LEGACY_LINK = re.compile(r"^data_(\d{6})$")

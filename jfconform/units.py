@@ -2,7 +2,7 @@
 
 We do not depend on pint at run time: the table lists the spellings pint accepts for the
 quantities NXmx uses (so ``Angstrom`` and ``A`` are *not* lengths, as in DIALS nxmx,
-conformance.md §5.1), plus ``photons`` (Jungfraujoch's intensity unit, a count) and
+which parses units with pint), plus ``photons`` (Jungfraujoch's intensity unit, a count) and
 ``pixel``. Each spelling maps to a dimension name and a factor to SI (radians for angles).
 """
 

@@ -1,4 +1,4 @@
-"""CXI peak-list rules (CXI) for /entry/MX as CrystFEL reads it, conformance.md §4 and §7.5."""
+"""CXI peak-list rules (CXI) for /entry/MX as CrystFEL reads it (CrystFEL's image-hdf5.c)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ FIELD_RULES = (
         Field(MX, CXI_DATASETS, need=REQUIRED),
         """/entry/MX holds nPeaks, peakXPosRaw, peakYPosRaw, peakTotalIntensity
 
-        Spec: CrystFEL image_hdf5_read_peaks_cxi; Jungfraujoch HDF5.md
+        Spec: CrystFEL image_hdf5_read_peaks_cxi; Jungfraujoch docs/HDF5.md §4.1
         Hint: write all four CXI datasets under /entry/MX""",
         roles=BOTH,
     ),
@@ -56,7 +56,7 @@ FIELD_RULES = (
         Field(MX, CXI_DATASETS, shapes=((), (FRAMES, MORE))),
         """First dimension of the four CXI datasets = frames of /entry/data/data
 
-        Spec: CrystFEL event //n reads row n; Jungfraujoch HDF5.md
+        Spec: CrystFEL event //n reads row n; Jungfraujoch docs/HDF5.md §4.1
         Hint: write one row per frame, row n describing frame n""",
         roles=BOTH,
     ),
@@ -170,7 +170,7 @@ def peak_outside_image(ctx: FileContext) -> Iterator[Issue]:
 def peak_padding_sentinel(ctx: FileContext) -> Iterator[Issue]:
     """Padding beyond nPeaks is NaN
 
-    Spec: Jungfraujoch HDF5.md §4 (NaN padding)
+    Spec: Jungfraujoch docs/HDF5.md §4 (NaN padding)
     Hint: fill unused peak slots with NaN
     """
     table, mx = peak_table(ctx), ctx.mx
@@ -187,7 +187,7 @@ def peak_padding_sentinel(ctx: FileContext) -> Iterator[Issue]:
 def cxi_legacy_master(ctx: FileContext) -> Iterator[Issue]:
     """Legacy layout: CrystFEL reads CXI peaks only from the data files
 
-    Spec: CrystFEL path placeholders (conformance.md §4.4)
+    Spec: CrystFEL geometry file documentation (path placeholders)
     Hint: use the VDS or integrated layout to read peaks from the master
     """
     if ctx.layout == "legacy":

@@ -1,4 +1,4 @@
-"""HDF5 storage rules (H5): files, chunks, filters, VDS and external links (§6, §7.7)."""
+"""HDF5 storage rules (H5): files, chunks, filters, VDS and external links (libhdf5)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from jfconform.storage import (
 def file_unreadable(ctx: FileContext) -> Iterator[Issue]:
     """The file and every file it links to open as HDF5
 
-    Spec: conformance.md §7.7; libhdf5
+    Spec: libhdf5
     Hint: the file is truncated or not HDF5: re-copy or rewrite it
     """
     try:
@@ -58,7 +58,7 @@ def file_unreadable(ctx: FileContext) -> Iterator[Issue]:
 def image_chunking(ctx: FileContext) -> Iterator[Issue]:
     """Image datasets are chunked (1, ny, nx)
 
-    Spec: Jungfraujoch HDF5.md §2; Neggia; Durin fast path
+    Spec: Jungfraujoch docs/HDF5.md §2; Neggia; Durin fast path
     Hint: create images with chunks=(1, ny, nx) (one image per chunk)
     """
     for store in ctx.image_stores:
@@ -73,7 +73,7 @@ def image_filter(ctx: FileContext) -> Iterator[Issue]:
     """Exactly one filter: bitshuffle with cd_values[4] in {2,3} and cd_values[2] = element
     size, or LZ4
 
-    Spec: conformance.md §6.1; Neggia; Durin
+    Spec: HDF5 registered filters (bitshuffle 32008, LZ4 32004); Neggia; Durin
     Hint: use hdf5plugin.Bitshuffle(cname='lz4') and nothing else in the pipeline
     """
     for store in ctx.image_stores:
@@ -108,7 +108,7 @@ def _frame_list(frames: np.ndarray, shown: int = 5) -> str:
 def chunk_decode(ctx: FileContext) -> Iterator[Issue]:
     """Sampled written chunks decode; the bitshuffle header holds the chunk's byte count
 
-    Spec: Durin chunk header check; conformance.md §6.1
+    Spec: Durin chunk header check; bitshuffle HDF5 filter (chunk header)
     Hint: rewrite the chunks: their header or payload is corrupt
     """
     for store in ctx.image_stores:
@@ -148,7 +148,7 @@ def chunk_decode(ctx: FileContext) -> Iterator[Issue]:
 def single_chunk(ctx: FileContext) -> Iterator[Issue]:
     """Image datasets do not use a single-chunk/implicit index
 
-    Spec: conformance.md §6.2; Neggia
+    Spec: HDF5 chunk indexes (no single-chunk index); Neggia
     Hint: create image datasets with maxshape=(None, ny, nx)
     """
     for store in ctx.image_stores:
@@ -162,7 +162,7 @@ def single_chunk(ctx: FileContext) -> Iterator[Issue]:
 def vds_source(ctx: FileContext) -> Iterator[Issue]:
     """VDS sources exist, match dtype and frame shape, tile [0, n) once, relative names
 
-    Spec: conformance.md §6.4; HDF5 VDS
+    Spec: HDF5 virtual datasets (RFC)
     Hint: write the data files next to the master, named relatively, and map each frame once
     """
     for path, obj in ctx.walk():
@@ -219,7 +219,7 @@ def vds_source(ctx: FileContext) -> Iterator[Issue]:
 def external_link(ctx: FileContext) -> Iterator[Issue]:
     """External links: relative name, target exists; data links are 3-D frames
 
-    Spec: conformance.md §6.5; Neggia; Durin
+    Spec: HDF5 external links; Neggia; Durin
     Hint: keep data files beside the master and link them by bare file name
     """
     frame = None
@@ -251,7 +251,7 @@ def external_link(ctx: FileContext) -> Iterator[Issue]:
 def legacy_file_blocks(ctx: FileContext) -> Iterator[Issue]:
     """Legacy links numbered from 000001; equal files; total = nimages × ntrigger
 
-    Spec: Neggia/Durin concatenation (conformance.md §6.4)
+    Spec: Neggia/Durin (data files concatenated in name order)
     Hint: number data files 000001.. without gaps, equal length except the last
     """
     group = ctx.data_group
@@ -296,7 +296,7 @@ def pixel_mask_storage(ctx: FileContext) -> Iterator[Issue]:
 def fill_value_implicit(ctx: FileContext) -> Iterator[Issue]:
     """Image fill values are set explicitly
 
-    Spec: Jungfraujoch HDF5.md §2
+    Spec: Jungfraujoch docs/HDF5.md §2
     Hint: pass fillvalue= when creating image datasets
     """
     for store in ctx.image_stores:
@@ -312,7 +312,7 @@ def fill_value_implicit(ctx: FileContext) -> Iterator[Issue]:
 def legacy_not_hdf5_1_8(ctx: FileContext) -> Iterator[Issue]:
     """Legacy data files keep pre-1.10 format features (superblock < 3)
 
-    Spec: Jungfraujoch HDF5.md §2 (legacy = HDF5 1.8 compatible); conformance.md §6.2
+    Spec: Jungfraujoch docs/HDF5.md §2 (legacy = HDF5 1.8 compatible); libhdf5 (format bounds)
     Hint: write legacy data files with libver=('earliest', 'v18') for HDF5 1.8 readers
     """
     if ctx.layout != "legacy":
@@ -334,7 +334,8 @@ def legacy_not_hdf5_1_8(ctx: FileContext) -> Iterator[Issue]:
 def frames_never_written(ctx: FileContext) -> Iterator[Issue]:
     """Frames whose chunks were never written (missed images) read as the fill value
 
-    Spec: Jungfraujoch HDF5.md §2 (missing images read as the fill value); HDF5 chunk allocation
+    Spec: Jungfraujoch docs/HDF5.md §2 (missing images read as the fill value);
+    HDF5 chunk allocation
     Hint: nothing to repair: missed images read as the fill value; check the collection log if
     they were not expected
     """
@@ -362,7 +363,7 @@ register(
         "H5-013",
         "object-unreadable",
         E,
-        "HDF5 object headers and data; conformance.md §7.7",
+        "libhdf5 (object headers and data)",
         "Objects that exist can be read (else the HDF5 error, never 'missing')",
         "the object is damaged: rewrite the file (or restore it from a good copy)",
         None,

@@ -1,4 +1,4 @@
-"""Jungfraujoch layout and extension rules (JF), Jungfraujoch HDF5.md and conformance.md §7.6."""
+"""Jungfraujoch layout and extension rules (JF), from Jungfraujoch's docs/HDF5.md."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ FIELD_RULES = (
         Field(MX, MX_PER_IMAGE, shapes=((ANY,),)),
         """/entry/MX per-image vectors are 1-D [n]
 
-        Spec: Jungfraujoch HDF5.md §4.1 per-image vectors
+        Spec: Jungfraujoch docs/HDF5.md §4.1 per-image vectors
         Hint: write per-image quantities as 1-D arrays of length n""",
         roles=BOTH,
     ),
@@ -84,7 +84,7 @@ FIELD_RULES = (
         ),
         """latticeIndexed [n, 9], latticeIndexedExtra [n, m, 9] (Å)
 
-        Spec: Jungfraujoch HDF5.md §4.1 latticeIndexed
+        Spec: Jungfraujoch docs/HDF5.md §4.1 latticeIndexed
         Hint: store the real-space lattice as 9 floats (a, b, c vectors) per image""",
         roles=BOTH,
     ),
@@ -97,7 +97,7 @@ def file_naming(ctx: FileContext) -> Iterator[Issue]:
     """Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001);
     reprocessing output <prefix>_process.h5 points at a run's data or master files
 
-    Spec: Jungfraujoch HDF5.md §2
+    Spec: Jungfraujoch docs/HDF5.md §2
     Hint: name the master <prefix>_master.h5 and data files <prefix>_data_000001.h5, ...
     """
     if ctx.role == DATA:
@@ -134,7 +134,7 @@ def file_naming(ctx: FileContext) -> Iterator[Issue]:
 def tmp_leftover(ctx: FileContext) -> Iterator[Issue]:
     """No *.tmp left; no link, VDS source or file_name refers to a .tmp name
 
-    Spec: Jungfraujoch HDF5.md §2; conformance.md §6.6
+    Spec: Jungfraujoch docs/HDF5.md §2 (written as *.tmp, then renamed)
     Hint: finish the run (rename *.tmp to the final names) and remove stray .tmp files
     """
     if ctx.name.endswith(".tmp"):
@@ -160,7 +160,7 @@ def tmp_leftover(ctx: FileContext) -> Iterator[Issue]:
 def layout_ambiguous(ctx: FileContext) -> Iterator[Issue]:
     """Exactly one of legacy links, a virtual data, or a real chunked data
 
-    Spec: Jungfraujoch HDF5.md §2 (NXmxLegacy / NXmxVDS / NXmxIntegrated)
+    Spec: Jungfraujoch docs/HDF5.md §2 (NXmxLegacy / NXmxVDS / NXmxIntegrated)
     Hint: write either /entry/data/data (VDS or real) or data_NNNNNN links, not both/neither
     """
     if ctx.entry is None or ctx.data_group is None:
@@ -174,7 +174,7 @@ def layout_ambiguous(ctx: FileContext) -> Iterator[Issue]:
 def image_nr_attributes(ctx: FileContext) -> Iterator[Issue]:
     """/entry/data/data has image_nr_low = 1 and image_nr_high = n
 
-    Spec: Jungfraujoch HDF5.md §3 /entry/data
+    Spec: Jungfraujoch docs/HDF5.md §3 /entry/data
     Hint: set integer attributes image_nr_low=1 and image_nr_high=<frames>
     """
     dataset = ctx.image_dataset
@@ -194,7 +194,7 @@ def image_nr_attributes(ctx: FileContext) -> Iterator[Issue]:
 def image_compression(ctx: FileContext) -> Iterator[Issue]:
     """Images are compressed with bitshuffle (LZ4 or Zstd inside)
 
-    Spec: Jungfraujoch HDF5.md §2 (bitshuffle + LZ4 or Zstd)
+    Spec: Jungfraujoch docs/HDF5.md §2 (bitshuffle + LZ4 or Zstd)
     Hint: compress images with the bitshuffle filter (32008) using LZ4
     """
     for store in ctx.image_stores:
@@ -207,7 +207,7 @@ def image_compression(ctx: FileContext) -> Iterator[Issue]:
 def fill_value(ctx: FileContext) -> Iterator[Issue]:
     """Image and VDS fill value INTx_MIN / UINTx_MAX; error_value equals it
 
-    Spec: Jungfraujoch HDF5.md §2; conformance.md §6.3
+    Spec: Jungfraujoch docs/HDF5.md §2 (fill values)
     Hint: create image datasets with fillvalue=INTx_MIN (signed) or UINTx_MAX (unsigned)
     """
     datasets = [(s.dataset, s.file_name) for s in ctx.image_stores]
@@ -250,7 +250,7 @@ def _per_image_datasets(ctx: FileContext) -> Iterator[h5py.Dataset]:
 def per_image_length(ctx: FileContext) -> Iterator[Issue]:
     """Every per-image array in the extension groups has first dimension n (frames)
 
-    Spec: Jungfraujoch HDF5.md §4 (arrays indexed by image number)
+    Spec: Jungfraujoch docs/HDF5.md §4 (arrays indexed by image number)
     Hint: pad per-image arrays to the run length with the sentinel (NaN, -1 or 0)
     """
     n = ctx.n_frames
@@ -265,7 +265,7 @@ def per_image_length(ctx: FileContext) -> Iterator[Issue]:
 def extension_class(ctx: FileContext) -> Iterator[Issue]:
     """Extension groups are NXcollection
 
-    Spec: Jungfraujoch HDF5.md §4 (NXcollection)
+    Spec: Jungfraujoch docs/HDF5.md §4 (NXcollection)
     Hint: set NX_class='NXcollection' on Jungfraujoch extension groups
     """
     candidates = [ctx.extension(n) for n in EXTENSION_GROUPS]
@@ -280,7 +280,7 @@ def extension_class(ctx: FileContext) -> Iterator[Issue]:
 def per_spot_width(ctx: FileContext) -> Iterator[Issue]:
     """/entry/MX per-spot arrays are [n, max_spots] with one common max_spots
 
-    Spec: Jungfraujoch HDF5.md §4.1 per-spot arrays
+    Spec: Jungfraujoch docs/HDF5.md §4.1 per-spot arrays
     Hint: allocate every per-spot array with the same width as peakXPosRaw
     """
     reference = ctx.mx_dataset("peakXPosRaw")
@@ -298,7 +298,7 @@ def per_spot_width(ctx: FileContext) -> Iterator[Issue]:
 def per_spot_sentinel(ctx: FileContext) -> Iterator[Issue]:
     """Beyond nPeaks: NaN for floats, 0 for Miller indices, -1 for peakLattice
 
-    Spec: Jungfraujoch HDF5.md §4 sentinels
+    Spec: Jungfraujoch docs/HDF5.md §4 sentinels
     Hint: pad unused spot slots with the documented sentinels
     """
     counts_ds, reference = ctx.mx_dataset("nPeaks"), ctx.mx_dataset("peakXPosRaw")
@@ -332,7 +332,7 @@ def per_spot_sentinel(ctx: FileContext) -> Iterator[Issue]:
 def indexing_consistency(ctx: FileContext) -> Iterator[Issue]:
     """imageIndexed in {0,1}; indexingLatticeCount >= imageIndexed
 
-    Spec: Jungfraujoch HDF5.md §4.1; [ours]
+    Spec: Jungfraujoch docs/HDF5.md §4.1; jfconform's own check
     Hint: keep the per-image indexing summaries consistent
     """
     indexed_ds, count_ds = ctx.mx_dataset("imageIndexed"), ctx.mx_dataset("indexingLatticeCount")
@@ -351,7 +351,7 @@ def indexing_consistency(ctx: FileContext) -> Iterator[Issue]:
 def bravais_niggli_codes(ctx: FileContext) -> Iterator[Issue]:
     """bravaisLattice in the 14 short codes; niggliClass 1-44 (0 = none)
 
-    Spec: Jungfraujoch HDF5.md §4.1; ITA Table 3.1.3.1
+    Spec: Jungfraujoch docs/HDF5.md §4.1; ITA Table 3.1.3.1
     Hint: use aP mP mC oP oC oI oF tP tI hP hR cP cI cF and Niggli classes 1-44
     """
     bravais = ctx.mx_dataset("bravaisLattice")
@@ -378,7 +378,7 @@ def bravais_niggli_codes(ctx: FileContext) -> Iterator[Issue]:
 def reflections_group_name(ctx: FileContext) -> Iterator[Issue]:
     """/entry/reflections members are named image_NNNNNN (6 digits)
 
-    Spec: Jungfraujoch HDF5.md §4.2 (image_NNNNNN)
+    Spec: Jungfraujoch docs/HDF5.md §4.2 (image_NNNNNN)
     Hint: name each per-image group image_000001, image_000002, ...
     """
     root = ctx.extension("reflections")

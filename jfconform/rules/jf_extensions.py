@@ -1,6 +1,6 @@
 """Jungfraujoch extension-group rules (JF-017 … JF-031): azint, roi, image, profiling, xfel,
 user, detectorSpecific, detector extras, goniometer, units, run summaries
-(Jungfraujoch HDF5.md §3-§4).
+(Jungfraujoch docs/HDF5.md §3-§4).
 
 Split from :mod:`jfconform.rules.jf` (same family).
 """
@@ -31,7 +31,7 @@ from jfconform.model import I, Issue, W
 from jfconform.registry import rule
 from jfconform.storage import written_frames
 
-#: What Jungfraujoch HDF5.md lists with units.
+#: What Jungfraujoch's docs/HDF5.md lists with units.
 UNITS_REQUIRED = (
     Field(BEAM, ("incident_wavelength", "total_flux"), units=Units()),
     Field(
@@ -68,7 +68,7 @@ FIELD_RULES = (
         _vectors("image"),
         """/entry/image statistics are [n] vectors
 
-        Spec: Jungfraujoch HDF5.md §4.5
+        Spec: Jungfraujoch docs/HDF5.md §4.5
         Hint: write one value per image""",
     ),
     FieldRule(
@@ -78,7 +78,7 @@ FIELD_RULES = (
         _vectors("profiling"),
         """/entry/profiling timings are [n] vectors in seconds
 
-        Spec: Jungfraujoch HDF5.md §4.6
+        Spec: Jungfraujoch docs/HDF5.md §4.6
         Hint: write one timing per image with units='s'""",
     ),
     FieldRule(
@@ -88,7 +88,7 @@ FIELD_RULES = (
         _vectors("xfel"),
         """/entry/xfel pulseID, eventCode are [n]
 
-        Spec: Jungfraujoch HDF5.md §4.8
+        Spec: Jungfraujoch docs/HDF5.md §4.8
         Hint: write pulseID and eventCode with one value per image""",
     ),
     FieldRule(
@@ -98,7 +98,7 @@ FIELD_RULES = (
         Field(DETECTOR, "detectorSpecific/pixel_mask", same_as="pixel_mask"),
         """detector/pixel_mask and detectorSpecific/pixel_mask are the same object
 
-        Spec: Jungfraujoch HDF5.md §3 (hard link)
+        Spec: Jungfraujoch docs/HDF5.md §3 (hard link)
         Hint: hard-link detectorSpecific/pixel_mask to detector/pixel_mask""",
     ),
     FieldRule(
@@ -108,7 +108,7 @@ FIELD_RULES = (
         Field(SAMPLE, "goniometer", same_as="transformations"),
         """/entry/sample/goniometer is a hard link to the sample transformations
 
-        Spec: Jungfraujoch HDF5.md §3 (sample/goniometer hard link)
+        Spec: Jungfraujoch docs/HDF5.md §3 (sample/goniometer hard link)
         Hint: hard-link sample/goniometer to sample/transformations""",
     ),
     FieldRule(
@@ -118,7 +118,7 @@ FIELD_RULES = (
         (Field(SAMPLE, "unit_cell", size=6), Field(SAMPLE, "ub_matrix", shapes=((MORE, 3, 3),))),
         """unit_cell has six numbers; ub_matrix is [1, 3, 3]
 
-        Spec: Jungfraujoch HDF5.md §3; NXsample
+        Spec: Jungfraujoch docs/HDF5.md §3; NXsample
         Hint: unit_cell = [a, b, c, alpha, beta, gamma]; ub_matrix shape (1, 3, 3)""",
     ),
     FieldRule(
@@ -126,9 +126,9 @@ FIELD_RULES = (
         "units-missing",
         W,
         UNITS_REQUIRED,
-        """Datasets that Jungfraujoch HDF5.md lists with units carry a units attribute
+        """Datasets that Jungfraujoch's docs/HDF5.md lists with units carry a units attribute
 
-        Spec: Jungfraujoch HDF5.md (datasets listed with units)
+        Spec: Jungfraujoch docs/HDF5.md §3-§4 (datasets listed with units)
         Hint: add the units attribute named in the Jungfraujoch HDF5 documentation""",
     ),
 )
@@ -139,7 +139,7 @@ register_rows(FIELD_RULES)
 def azint_shapes(ctx: FileContext) -> Iterator[Issue]:
     """/entry/azint bin maps share [phi, q]; image arrays [n, phi, q]
 
-    Spec: Jungfraujoch HDF5.md §4.3
+    Spec: Jungfraujoch docs/HDF5.md §4.3
     Hint: bin_to_* are [phi_bins, q_bins]; image/image_std/image_count are [n, phi, q]
     """
     group = ctx.extension("azint")
@@ -165,7 +165,7 @@ def azint_shapes(ctx: FileContext) -> Iterator[Issue]:
 def roi_definitions(ctx: FileContext) -> Iterator[Issue]:
     """ROI results [n]; roi_defs type in {box, circle, azim}; bit_index unique < 16
 
-    Spec: Jungfraujoch HDF5.md §4.4
+    Spec: Jungfraujoch docs/HDF5.md §4.4
     Hint: one ROI per bit of the uint16 roi_map; type box, circle or azim
     """
     defs = ctx.extension("roi_defs")
@@ -196,7 +196,7 @@ def roi_definitions(ctx: FileContext) -> Iterator[Issue]:
 def user_not_scalar(ctx: FileContext) -> Iterator[Issue]:
     """/entry/user holds only scalars
 
-    Spec: Jungfraujoch HDF5.md §4.11 (header_appendix.hdf5)
+    Spec: Jungfraujoch docs/HDF5.md §4.11 (header_appendix.hdf5)
     Hint: store only scalar strings and numbers
     """
     group = ctx.extension("user")
@@ -223,7 +223,7 @@ def _stored_frames(ctx: FileContext) -> int | None:
 def detector_specific(ctx: FileContext) -> Iterator[Issue]:
     """detectorSpecific pixel counts and image counts match the data
 
-    Spec: Jungfraujoch HDF5.md §4.9; [ours] relations
+    Spec: Jungfraujoch docs/HDF5.md §4.9; relations: jfconform's own check
     Hint: x/y_pixels_in_detector = image width/height; nimages_written = frames (or the frames
     actually written, when images were missed)
     """
@@ -262,7 +262,7 @@ def detector_specific(ctx: FileContext) -> Iterator[Issue]:
 def detector_extension_fields(ctx: FileContext) -> Iterator[Issue]:
     """detector_distance = distance; bit_depth_image fits the dtype; acquisition_type
 
-    Spec: Jungfraujoch HDF5.md §4.10
+    Spec: Jungfraujoch docs/HDF5.md §4.10
     Hint: keep the Dectris-style duplicates consistent with the standard fields
     """
     dtype = ctx.image_dataset.dtype if ctx.image_dataset is not None else None
@@ -283,7 +283,7 @@ def detector_extension_fields(ctx: FileContext) -> Iterator[Issue]:
             yield Issue(f"{detector.name}/acquisition_type", f"is {kind!r}, expected 'triggered'")
 
 
-#: Jungfraujoch's detector chain (HDF5.md §3), from the detector's depends_on outwards,
+#: Jungfraujoch's detector chain (docs/HDF5.md §3), from the detector's depends_on outwards,
 #: with each axis's transformation type: depends_on → rot3 → rot2 → rot1 → translation → ".".
 JUNGFRAUJOCH_DETECTOR_CHAIN = (
     ("rot3", "rotation"),
@@ -297,7 +297,7 @@ JUNGFRAUJOCH_DETECTOR_CHAIN = (
 def detector_chain_names(ctx: FileContext) -> Iterator[Issue]:
     """Detector chain depends_on → rot3 → rot2 → rot1 → translation → '.'
 
-    Spec: Jungfraujoch HDF5.md §3 (PONI axes)
+    Spec: Jungfraujoch docs/HDF5.md §3 (PONI axes)
     Hint: Jungfraujoch names the detector axes rot3 → rot2 → rot1 → translation (PONI)
     """
     expected = " → ".join(name for name, _kind in JUNGFRAUJOCH_DETECTOR_CHAIN)
@@ -319,7 +319,7 @@ def detector_chain_names(ctx: FileContext) -> Iterator[Issue]:
 def rotation_axis_summaries(ctx: FileContext) -> Iterator[Issue]:
     """Rotation scans: <axis> and <axis>_end [n]; range_average/total consistent
 
-    Spec: Jungfraujoch HDF5.md §3 NXsample
+    Spec: Jungfraujoch docs/HDF5.md §3 NXsample
     Hint: write <axis>_end and <axis>_range_total = n × <axis>_range_average
     """
     n = ctx.n_frames
@@ -344,7 +344,7 @@ def rotation_axis_summaries(ctx: FileContext) -> Iterator[Issue]:
 def run_summaries(ctx: FileContext) -> Iterator[Issue]:
     """Master run summaries well formed (rotationLatticeIndexed [9], algorithm text)
 
-    Spec: Jungfraujoch HDF5.md §4.1 run-level summaries
+    Spec: Jungfraujoch docs/HDF5.md §4.1 run-level summaries
     Hint: rotationLatticeIndexed is 9 floats (Å); indexing_algorithm is a string
     """
     lattice = ctx.mx_dataset("rotationLatticeIndexed")
@@ -362,7 +362,7 @@ def run_summaries(ctx: FileContext) -> Iterator[Issue]:
 def vds_extensions_exposed(ctx: FileContext) -> Iterator[Issue]:
     """A VDS master exposes the data files' /entry/MX through virtual datasets
 
-    Spec: Jungfraujoch HDF5.md §2, §4 (VDS master exposes analysis arrays)
+    Spec: Jungfraujoch docs/HDF5.md §2, §4 (VDS master exposes analysis arrays)
     Hint: add virtual datasets under /entry/MX mapping the data files' arrays
     """
     if ctx.layout != "vds" or ctx.mx is not None or not ctx.image_stores:

@@ -1,4 +1,5 @@
-"""General NeXus rules (NXG): classes, names, units, timestamps, types (conformance.md §7.1)."""
+"""General NeXus rules (NXG): classes, names, units, timestamps, types (NeXus design and base
+classes)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ CHAR_FIELDS = frozenset(
 )
 
 #: Expected unit dimensions by field name: NXmx's units categories, then what NXmx leaves
-#: to base classes and what Jungfraujoch documents with units (HDF5.md §3-§4).
+#: to base classes and what Jungfraujoch documents with units (docs/HDF5.md §3-§4).
 FIELD_DIMENSIONS: dict[str, tuple[str, ...]] = {
     **{
         name: (NXDL_CATEGORIES[spec.units],)
@@ -109,7 +110,7 @@ def _groups(ctx: FileContext) -> Iterator[tuple[str, h5py.Group]]:
 def nx_class_missing(ctx: FileContext) -> Iterator[Issue]:
     """Root holds an NXentry; every group has a string NX_class
 
-    Spec: conformance.md §1.0, §7.1; NeXus design
+    Spec: NeXus design (NX_class attribute); NeXus NXroot
     Hint: add the string attribute NX_class (e.g. NXentry, NXcollection) to the group
     """
     if not ctx.entries:
@@ -134,7 +135,7 @@ def nx_class_missing(ctx: FileContext) -> Iterator[Issue]:
 def nx_class_unknown(ctx: FileContext) -> Iterator[Issue]:
     """NX_class values are known base-class names
 
-    Spec: conformance.md §7.1; NeXus base classes
+    Spec: NeXus base classes
     Hint: use a NeXus base class name, or NXcollection for non-standard content
     """
     for path, group in _groups(ctx):
@@ -147,7 +148,7 @@ def nx_class_unknown(ctx: FileContext) -> Iterator[Issue]:
 def root_file_attributes(ctx: FileContext) -> Iterator[Issue]:
     """Root attributes file_name and file_time present; file_name is the real name
 
-    Spec: NXmx/NXroot; Jungfraujoch HDF5.md §3
+    Spec: NXmx/NXroot; Jungfraujoch docs/HDF5.md §3
     Hint: set root attributes file_name (final base name) and file_time (ISO 8601 with zone)
     """
     for name in ("file_name", "file_time"):
@@ -247,7 +248,7 @@ def scalar_as_array(ctx: FileContext) -> Iterator[Issue]:
 def char_not_string(ctx: FileContext) -> Iterator[Issue]:
     """NX_CHAR fields are HDF5 string types
 
-    Spec: NX_CHAR (conformance.md §1.0)
+    Spec: NeXus design (NX_CHAR)
     Hint: store the value as a string (fixed or variable length, UTF-8/ASCII)
     """
     for path, obj in ctx.walk():

@@ -1,4 +1,4 @@
-"""NXmx application-definition rules (NXMX), conformance.md §1 and §7.2; the detector's
+"""NXmx application-definition rules (NXMX), from the NeXus NXmx definition; the detector's
 are in :mod:`jfconform.rules.nxmx_detector`.
 
 The field rules are rows of ``FIELD_RULES``, with their requirements read from the NXmx
@@ -72,7 +72,7 @@ FIELD_RULES = (
         Field(DATA_GROUP, "data", shapes=((FRAMES, ANY, ANY), (FRAMES, ANY, ANY, ANY))),
         """NXdata/data has rank 3 or 4 (legacy data_NNNNNN links stand in)
 
-        Spec: NXmx NXdata/data [nP,i,j(,k)]; Jungfraujoch HDF5.md legacy
+        Spec: NXmx NXdata/data [nP,i,j(,k)]; Jungfraujoch docs/HDF5.md §2 (NXmxLegacy)
         Hint: store images as [frames, slow, fast] in /entry/data/data""",
     ),
     FieldRule(

@@ -1,4 +1,4 @@
-"""NXmx detector rules (NXMX), conformance.md §1.5-§1.7: the detector, its modules, mask
+"""NXmx detector rules (NXMX), NeXus NXmx definition: the detector, its modules, mask
 and geometry. Split from :mod:`jfconform.rules.nxmx` (same family, same layout: field rows
 first, then the rules with logic)."""
 

@@ -1,4 +1,4 @@
-"""NXreflections rules (NXR) for /entry/reflections, conformance.md §3 and §7.4."""
+"""NXreflections rules (NXR) for /entry/reflections (NeXus NXreflections)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ IMAGE_GROUP = re.compile(r"^image_(\d{6})$")
 BASE_REQUIRED = tuple(
     name for name, spec in NXREFLECTIONS_FIELDS.items() if spec.need == "required"
 )
-#: Jungfraujoch's columns that NXreflections does not define (HDF5.md §4.2).
+#: Jungfraujoch's columns that NXreflections does not define (Jungfraujoch docs/HDF5.md §4.2).
 EXTENSIONS = ("int_err", "delta_phi", "zeta", "image_scale_corr")
 
 FIELD_RULES = (
@@ -30,7 +30,7 @@ FIELD_RULES = (
         Field(REFLECTION_TABLES, attributes=(("NX_class", "NXreflections"),)),
         """image_NNNNNN groups carry NX_class = NXreflections
 
-        Spec: Jungfraujoch HDF5.md §4.2
+        Spec: Jungfraujoch docs/HDF5.md §4.2
         Hint: set NX_class='NXreflections' on each per-image reflection group""",
     ),
     FieldRule(
@@ -106,7 +106,7 @@ def reflections_base_columns(ctx: FileContext) -> Iterator[Issue]:
 def reflections_extension_columns(ctx: FileContext) -> Iterator[Issue]:
     """Non-standard columns (int_err, delta_phi, zeta, image_scale_corr) noted
 
-    Spec: Jungfraujoch HDF5.md §4.2
+    Spec: Jungfraujoch docs/HDF5.md §4.2
     Hint: int_err's standard name is int_sum_errors
     """
     used: set[str] = set()
@@ -120,7 +120,7 @@ def reflections_extension_columns(ctx: FileContext) -> Iterator[Issue]:
 def observed_frame_mismatch(ctx: FileContext) -> Iterator[Issue]:
     """observed_frame is consistent with the image number in the group name
 
-    Spec: Jungfraujoch HDF5.md §4.2 (observed_frame)
+    Spec: Jungfraujoch docs/HDF5.md §4.2 (observed_frame)
     Hint: image_NNNNNN holds reflections of frame NNNNNN-1 (0-based observed_frame)
     """
     for group in ctx.reflection_tables:

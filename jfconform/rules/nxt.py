@@ -1,4 +1,4 @@
-"""NXtransformations rules (NXT): depends_on chains and axes, conformance.md §2 and §7.3."""
+"""NXtransformations rules (NXT): depends_on chains and axes (NeXus NXtransformations)."""
 
 from __future__ import annotations
 
@@ -220,7 +220,7 @@ def _lab_direction(ctx: FileContext, dataset: h5py.Dataset) -> np.ndarray | None
 def pixel_directions_geometry(ctx: FileContext) -> Iterator[Issue]:
     """Fast and slow directions (after rotations) are orthogonal, not along the beam
 
-    Spec: [ours] detector geometry sanity
+    Spec: jfconform's own check (detector geometry sanity)
     Hint: check the pixel-direction vectors: fast ⟂ slow, both across the beam (z)
     """
     for module in ctx.modules:

@@ -1,4 +1,4 @@
-"""Reader-profile rules (RD): what CrystFEL, DIALS/dxtbx, Neggia and Durin need (§5, §7.8).
+"""Reader-profile rules (RD): what CrystFEL, DIALS/dxtbx, Neggia and Durin need (their sources).
 
 Warnings become errors under ``--profile`` for their reader, as do the I rules marked
 ``raisable``; the other I rules stay informational. A defect is a warning once: where a
@@ -480,7 +480,7 @@ def durin_sign_extension(ctx: FileContext) -> Iterator[Issue]:
 def crystfel_geometry(ctx: FileContext) -> Iterator[Issue]:
     """With /entry/MX, the master offers /entry/data/data of rank 3 for dim0 = %
 
-    Spec: CrystFEL geometry (conformance.md §4.4)
+    Spec: CrystFEL geometry file documentation
     Hint: CrystFEL needs data = /entry/data/data, dim0 = %, peak_list = /entry/MX
     """
     if ctx.entry is None or ctx.group("MX", ctx.entry) is None:

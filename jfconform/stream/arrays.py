@@ -1,7 +1,7 @@
 """Pixel arrays on the wire: tag 40 → RFC 8746 typed array → bytes or tag 56500.
 
 Checks shapes and sizes without decompressing by default. The framing header of a
-compressed payload gives the uncompressed size (stream.md §3), which must equal
+compressed payload gives the uncompressed size (DECTRIS CBOR compression tag), which must equal
 dims × element size. With ``decompress`` every block is walked and LZ4-decoded, and its
 decoded length is compared with the block's. Nothing is allocated from a declared size:
 a header that claims terabytes is a finding, not an allocation.
@@ -52,7 +52,7 @@ ELEMENT_TYPES: dict[int, tuple[str, int]] = {
 }
 MULTIDIM_TAGS = (40, 1040)
 COMPRESSION_TAG = 56500
-#: The framing header: u64 uncompressed size, u32 block size (stream.md §3).
+#: The framing header: u64 uncompressed size, u32 block size (DECTRIS CBOR compression tag).
 HEADER_BYTES = 12
 #: Blocks larger than this are refused before decoding (bitshuffle uses 8 KiB).
 MAX_BLOCK_BYTES = 1 << 26
@@ -182,7 +182,7 @@ def _check_compressed(
 
 def _bslz4_blocks(total: int, block: int, element_bytes: int) -> tuple[Iterator[int], int]:
     """Uncompressed sizes of the LZ4 blocks (lazily: a header may claim any size) and of
-    the raw trailer (stream.md §3.1)."""
+    the raw trailer (bitshuffle's bslz4 framing)."""
     n_elements = total // element_bytes
     per_block = block // element_bytes
     full, rest = divmod(n_elements, per_block)

@@ -20,7 +20,7 @@ from cbor2 import CBORTag
 
 __all__ = ["CHANNEL_FIELDS", "decode_item"]
 
-#: Fields whose value is a map of channel name → tag-40 array (stream.md §4.1-4.2).
+#: Fields whose value is a map of channel name → tag-40 array (DECTRIS Stream V2).
 CHANNEL_FIELDS = frozenset({"data", "pixel_mask", "flatfield"})
 _MAJOR_BYTES = 2
 _MAJOR_TEXT = 3

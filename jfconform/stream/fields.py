@@ -1,9 +1,10 @@
-"""The judge's own table of message fields, written from ``shared/spec/stream.md``.
+"""The judge's own table of message fields, written from DECTRIS Stream V2 and Jungfraujoch's
+CBOR stream documentation.
 
 Independent of jfsim's protocol package on purpose: a wrong name or type shared by the
-encoder and the judge would otherwise pass unseen. A field marked [inferred] in stream.md
-is judged with W, a confirmed one with E. Keys not in the table are accepted, as receivers
-must ignore unknown keys (stream.md §2).
+encoder and the judge would otherwise pass unseen. A field whose name those sources do not
+confirm (marked inferred) is judged with W, a confirmed one with E. Keys not in the table are
+accepted, as receivers must ignore unknown keys (DECTRIS Stream V2).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ MESSAGE_TYPES = ("start", "image", "end", "calibration", "metadata")
 
 
 class Kind(enum.Enum):
-    """The CBOR shape a field must have (stream.md §2.1 names)."""
+    """The CBOR shape a field must have (DECTRIS Stream V2 data model names)."""
 
     UINT = "an unsigned integer"
     INT = "an integer"
@@ -80,7 +81,7 @@ def _i(kind: Kind) -> Spec:
 K = Kind
 _SERIES = {"series_id": _c(K.UINT, True), "series_unique_id": _c(K.TEXT, True)}
 
-#: Per message type: field name → spec (stream.md §4.1-4.3 DECTRIS, §6.1-6.5 Jungfraujoch).
+#: Per message type: field name → spec (DECTRIS Stream V2, then Jungfraujoch's extensions).
 MESSAGE_FIELDS: dict[str, dict[str, Spec]] = {
     "start": {
         **_SERIES,

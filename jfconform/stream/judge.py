@@ -429,8 +429,8 @@ class StreamJudge:
     def _metadata(
         self, socket: int, state: SocketState, fields: Mapping[str, Any], where: str
     ) -> None:
-        """A metadata message bundles the fields of several images (stream.md §6.5); their
-        ``image_id`` values count as the images of the open series."""
+        """A metadata message of Jungfraujoch's metadata stream bundles the fields of several
+        images; their ``image_id`` values count as the images of the open series."""
         if state.open is None:
             key = self._key(fields)
             self._outside_series(socket, state, key, where, "metadata")
