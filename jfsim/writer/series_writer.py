@@ -263,7 +263,7 @@ class SeriesWriter:
             self._open[file_index] = image_file
         return image_file, position
 
-    def _payload(self, image: Message) -> bytes:
+    def _payload(self, image: Message) -> bytes | memoryview:
         """The bitshuffle/LZ4 chunk of the image, checked against the series' frame.
 
         The block framing is trusted: ``jfsim.protocol.decode`` validates it, and
@@ -297,8 +297,7 @@ class SeriesWriter:
                     f"field 'data': bslz4 header declares {declared_bytes} bytes, "
                     f"the frame has {frame_bytes}"
                 )
-            payload = pixels.payload
-            return payload if isinstance(payload, bytes) else bytes(payload)
+            return pixels.payload  # a received frame's buffer is written as it is, uncopied
         # Uncompressed or plain-LZ4 images: the file format is bitshuffle/LZ4 only.
         try:
             return bslz4.compress(pixels.to_numpy())
