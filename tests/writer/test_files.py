@@ -386,6 +386,20 @@ def test_pixel_mask_reads_back_as_sent(tmp_path):
         assert np.array_equal(stored[()], mask) and mask.any()
 
 
+def test_each_series_stores_its_own_mask_when_masks_change_between_series(tmp_path):
+    """The last decoded mask is reused only for the very same compressed bytes."""
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=1))
+    first = series.start["pixel_mask"]["default"].to_numpy()
+    second = first.copy()
+    second[3, 4] = 4
+    for index, mask in enumerate([first, second, second, first]):
+        series.start.fields["pixel_mask"] = {"default": PixelArray.from_numpy(mask)}
+        root = tmp_path / f"series{index}"
+        write_series(root, series).finish(series.end, SeriesState.COMPLETED)
+        with h5py.File(root / "run/tiny_master.h5", "r") as h5:
+            assert np.array_equal(h5["entry/instrument/detector/pixel_mask"][()], mask), index
+
+
 def corrupt_lz4_content(payload: bytes) -> bytes:
     """Valid block framing, garbage inside the first LZ4 block."""
     block_length = int.from_bytes(payload[12:16], "big")
