@@ -8,12 +8,17 @@ Every figure is a ratio against a baseline measured in the same run on the same 
 ``open().write()``. Rounds are paired: each timed writer round is preceded (in the untimed
 setup) by one timed raw round, both after ``os.sync()`` in a fresh folder, so the ratio
 compares measurements taken moments apart on a machine whose load drifts.
+
+CPU time (user + system, every thread of the process) is recorded beside the wall time of
+each round: on a shared machine the wall-time ratio depends on whether a free core runs the
+writer's chunk thread beside its main thread, the CPU-time ratio does not.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -86,26 +91,48 @@ def fresh_folder(parent: Path) -> Path:
     return folder
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def paired_benchmark(benchmark, tmp_path: Path, chunks: list[bytes], run_round: Callable) -> float:
     """Time ``run_round(folder)`` against raw writes of ``chunks``; returns the ratio of
     the best rates and records both in the benchmark's extra_info (rates per image of
-    ``chunks``)."""
+    ``chunks``), with the CPU time of each side (best and median, ms per round)."""
     raw_seconds: list[float] = []
+    raw_cpu_s: list[float] = []
+    cpu_s: list[float] = []
 
     def setup():
         folder = fresh_folder(tmp_path)
-        began = time.perf_counter()
+        began, began_cpu_s = time.perf_counter(), cpu_seconds()
         with open(folder / "raw.bin", "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
         raw_seconds.append(time.perf_counter() - began)
+        raw_cpu_s.append(cpu_seconds() - began_cpu_s)
         return (fresh_folder(tmp_path),), {}
 
-    benchmark.pedantic(run_round, setup=setup, rounds=ROUNDS, iterations=1)
+    def timed_round(folder: Path) -> None:
+        began_cpu_s = cpu_seconds()
+        run_round(folder)
+        cpu_s.append(cpu_seconds() - began_cpu_s)
+
+    benchmark.pedantic(timed_round, setup=setup, rounds=ROUNDS, iterations=1)
     rate = len(chunks) / benchmark.stats.stats.min
     raw_rate = len(chunks) / min(raw_seconds)
     ratio = rate / raw_rate
-    benchmark.extra_info.update(images_per_s=rate, raw_images_per_s=raw_rate, ratio=ratio)
+    benchmark.extra_info.update(
+        images_per_s=rate,
+        raw_images_per_s=raw_rate,
+        ratio=ratio,
+        cpu_ms=(1e3 * min(cpu_s), 1e3 * float(np.median(cpu_s))),
+        raw_cpu_ms=(1e3 * min(raw_cpu_s), 1e3 * float(np.median(raw_cpu_s))),
+        cpu_ratio=min(raw_cpu_s) / min(cpu_s),
+        load_average_1min=os.getloadavg()[0],
+    )
     return ratio
 
 
@@ -113,7 +140,9 @@ def report(name: str, benchmark) -> None:
     info = benchmark.extra_info
     print(
         f"\n{name}: {info['images_per_s']:.0f} images/s, raw write {info['raw_images_per_s']:.0f}"
-        f" images/s, ratio {info['ratio']:.2f}"
+        f" images/s, ratio {info['ratio']:.2f}; CPU {info['cpu_ms'][0]:.0f}-"
+        f"{info['cpu_ms'][1]:.0f} ms, raw {info['raw_cpu_ms'][0]:.0f}-{info['raw_cpu_ms'][1]:.0f}"
+        f" ms, CPU ratio {info['cpu_ratio']:.2f} (load {info['load_average_1min']:.1f})"
     )
 
 
