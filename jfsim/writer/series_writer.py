@@ -192,6 +192,7 @@ class SeriesWriter:
         self.closed_files: list[str] = []
         self._records: dict[int, DataFileRecord] = {}
         self._open: dict[int, ImageFile] = {}
+        self._complete: list[int] = []  # open data files holding all their images, in order
         self._integrated: ImageFile | None = None
         self._calibration: dict[str, PixelArray] = {}
         self._pixel_mask = PixelMask(start.get("pixel_mask"), self.plan.image_shape)
@@ -349,8 +350,26 @@ class SeriesWriter:
         if problems:
             self._error(f"image {image_id}: analysis fields skipped: {'; '.join(problems)}")
         if image_file is not self._integrated and image_file.complete:
-            self._close_data_file(image_id // self.plan.images_per_file)
+            self._complete.append(image_id // self.plan.images_per_file)
+        if self._complete:
+            self.close_complete_files(wait=self.received.count >= self.images_to_expect())
         return ImageOutcome.WRITTEN
+
+    def close_complete_files(self, *, wait: bool = True) -> None:
+        """Close the data files that hold all their images, in the order they completed.
+
+        A complete file is closed once the chunk thread has written its last images:
+        waiting for them at once would leave the chunk thread idle while the file is closed
+        and the next images are handled, twice per file. With ``wait`` its chunks are
+        waited for (the series is complete, or the writer is idle)."""
+        while self._complete:
+            file_index = self._complete[0]
+            image_file = self._open.get(file_index)
+            if image_file is not None and image_file.chunks_in_flight and not wait:
+                return
+            self._complete.pop(0)
+            if image_file is not None:
+                self._close_data_file(file_index)
 
     def add_calibration(self, calibration: Message) -> None:
         """Keep one calibration image (pedestal, RMS, …) for the master file."""
@@ -444,6 +463,7 @@ class SeriesWriter:
         return self._summary(state)
 
     def _finish_files(self, end_fields: Mapping[str, Any] | None, state: SeriesState) -> None:
+        self.close_complete_files(wait=True)
         if self._integrated is not None:
             integrated = self._integrated
 
@@ -539,6 +559,7 @@ class SeriesWriter:
         for image_file in self._open.values():
             image_file.abandon()
         self._open.clear()
+        self._complete.clear()
         if self._integrated is not None:
             self._integrated.abandon()
 

@@ -493,3 +493,21 @@ def test_chunk_engines_write_the_same_files(tmp_path, file_format):
     assert np.array_equal(read_back["thread"][0], read_back["inline"][0])
     assert np.array_equal(read_back["thread"][1], read_back["inline"][1])
     assert np.array_equal(read_back["thread"][1], series.experiment.detector.pixel_mask())
+
+
+def test_complete_data_files_are_closed_before_the_end_message(tmp_path):
+    """A complete data file may wait for its last chunks while later images are handled,
+    but it is final once the writer is idle, and every file is final once the last image
+    of the series arrived (the end message only adds the master)."""
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=7))
+    writer = SeriesWriter(series.start, tmp_path)
+    for image in series.images[:3]:
+        writer.add_image(image)
+    writer.close_complete_files(wait=True)  # what the service does when no message comes
+    assert tree(tmp_path) == ["run/tiny_data_000001.h5"]
+    assert writer.closed_files == ["run/tiny_data_000001.h5"]
+    for image in series.images[3:]:
+        writer.add_image(image)
+    assert tree(tmp_path) == [f"run/tiny_data_00000{k}.h5" for k in (1, 2, 3)]
+    assert writer.finish(series.end, SeriesState.COMPLETED).images_written == 7
+    assert np.array_equal(read_all_images(tmp_path / "run/tiny_master.h5"), np.stack(series.pixels))
