@@ -11,7 +11,9 @@ compares measurements taken moments apart on a machine whose load drifts.
 
 CPU time (user + system, every thread of the process) is recorded beside the wall time of
 each round: on a shared machine the wall-time ratio depends on whether a free core runs the
-writer's chunk thread beside its main thread, the CPU-time ratio does not.
+writer's chunk thread beside its main thread, the CPU-time ratio does not. The CPU time of
+each thread gives a third figure, the ratio an idle 2-core machine allows: raw CPU time over
+max(busiest thread, all threads / 2), the shortest wall time two cores can give the writer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import itertools
 import os
 import resource
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -97,6 +100,18 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU time of every live thread of this process, by thread name."""
+    times: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            clock = time.pthread_getcpuclockid(thread.ident or 0)
+            times[thread.name] = time.clock_gettime(clock)
+        except (OSError, AttributeError):  # finished meanwhile, or no per-thread clocks
+            continue
+    return times
+
+
 def paired_benchmark(benchmark, tmp_path: Path, chunks: list[bytes], run_round: Callable) -> float:
     """Time ``run_round(folder)`` against raw writes of ``chunks``; returns the ratio of
     the best rates and records both in the benchmark's extra_info (rates per image of
@@ -115,10 +130,19 @@ def paired_benchmark(benchmark, tmp_path: Path, chunks: list[bytes], run_round: 
         raw_cpu_s.append(cpu_seconds() - began_cpu_s)
         return (fresh_folder(tmp_path),), {}
 
+    two_core_s: list[float] = []
+    busiest: list[dict[str, float]] = []
+
     def timed_round(folder: Path) -> None:
-        began_cpu_s = cpu_seconds()
+        began_cpu_s, began_threads = cpu_seconds(), thread_cpu_seconds()
         run_round(folder)
         cpu_s.append(cpu_seconds() - began_cpu_s)
+        threads = {
+            name: seconds - began_threads.get(name, 0.0)
+            for name, seconds in thread_cpu_seconds().items()
+        }
+        two_core_s.append(max(max(threads.values()), cpu_s[-1] / 2))
+        busiest.append({name: round(1e3 * s, 1) for name, s in threads.items() if s > 1e-3})
 
     benchmark.pedantic(timed_round, setup=setup, rounds=ROUNDS, iterations=1)
     rate = len(chunks) / benchmark.stats.stats.min
@@ -131,6 +155,8 @@ def paired_benchmark(benchmark, tmp_path: Path, chunks: list[bytes], run_round: 
         cpu_ms=(1e3 * min(cpu_s), 1e3 * float(np.median(cpu_s))),
         raw_cpu_ms=(1e3 * min(raw_cpu_s), 1e3 * float(np.median(raw_cpu_s))),
         cpu_ratio=min(raw_cpu_s) / min(cpu_s),
+        two_core_ratio=min(raw_cpu_s) / min(two_core_s),
+        thread_cpu_ms=busiest[int(np.argmin(two_core_s))],
         load_average_1min=os.getloadavg()[0],
     )
     return ratio
@@ -142,7 +168,8 @@ def report(name: str, benchmark) -> None:
         f"\n{name}: {info['images_per_s']:.0f} images/s, raw write {info['raw_images_per_s']:.0f}"
         f" images/s, ratio {info['ratio']:.2f}; CPU {info['cpu_ms'][0]:.0f}-"
         f"{info['cpu_ms'][1]:.0f} ms, raw {info['raw_cpu_ms'][0]:.0f}-{info['raw_cpu_ms'][1]:.0f}"
-        f" ms, CPU ratio {info['cpu_ratio']:.2f} (load {info['load_average_1min']:.1f})"
+        f" ms, CPU ratio {info['cpu_ratio']:.2f}, idle 2-core ratio {info['two_core_ratio']:.2f}"
+        f" (load {info['load_average_1min']:.1f}); thread CPU ms {info['thread_cpu_ms']}"
     )
 
 
