@@ -19,7 +19,9 @@ the paced run (default 5 s; the figures in docs/stream.md used 20 s).
   rate measured in the same run), every other option at its default (drop on a slow
   writer, the default send queue), into a counting receiver: goal no image lost, R reached
   within 0.5 %, p99 gap < 2.5 ms. Each run's figures are printed; run it several times for
-  a range.
+  a range. Beside them, in the same run: the p99 gap of an empty paced loop at R (the same
+  ``Pacer``, nothing sent, for ``PACING_FLOOR_SECONDS``), i.e. the gaps this machine's
+  scheduler alone gives a Python thread at that moment, the floor under any sender's p99.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,7 @@ from jfsim.detectors import DETECTOR_PRESETS
 from jfsim.protocol import Compression, Message, PixelArray, Rational, encode
 from jfsim.recording import RecordingWriter
 from jfsim.stream import MessageListSource, OnSlow, RecordingSource, StreamConfig, Streamer
+from jfsim.stream.pacing import Pacer
 
 pytestmark = pytest.mark.benchmark
 
@@ -45,6 +49,7 @@ POOL_FRAMES = 16
 MAX_RATE_IMAGES = 3000
 PACED_RATE_HZ = 2000.0
 PACED_SECONDS = float(os.environ.get("JFSIM_BENCH_STREAM_SECONDS", "5"))
+PACING_FLOOR_SECONDS = 2.0
 RECORDING_IMAGES = int(os.environ.get("JFSIM_BENCH_RECORDING_IMAGES", "2000"))
 
 #: A plain PULL receiver: counts messages and bytes until the end message, prints JSON.
@@ -298,6 +303,18 @@ def test_paced_2khz_rate_and_gaps(benchmark, detector, on_slow, jf4m_series):
     assert figures["images_sent"] + figures["images_dropped"] == n_images
 
 
+def _empty_paced_loop_p99_gap_ms(rate_hz: float, seconds: float) -> float:
+    """p99 gap of a loop that only waits for the ``Pacer``'s deadlines at ``rate_hz``."""
+    n_images = int(rate_hz * seconds)
+    pacer = Pacer(rate_hz)
+    pacer.start()
+    times = np.empty(n_images)
+    for image_id in range(n_images):
+        pacer.wait_for(image_id)
+        times[image_id] = time.perf_counter()
+    return float(np.percentile(np.diff(times), 99) * 1e3)
+
+
 def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
     """JF4M at R = min(2 kHz, 0.8 × what a plain pyzmq sender reaches here) with default
     settings: the rate a transport sustains must cost no image and keep the schedule."""
@@ -309,6 +326,7 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
         rate_hz = min(PACED_RATE_HZ, 0.8 * plain_rate_hz)
         n_images = int(rate_hz * PACED_SECONDS)
         result, summary = _streamer_run(jf4m_series, rate_hz=rate_hz, number_of_images=n_images)
+        floor_ms = _empty_paced_loop_p99_gap_ms(rate_hz, PACING_FLOOR_SECONDS)
         return {
             "plain_max_rate_hz": plain_rate_hz,
             "target_rate_hz": rate_hz,
@@ -319,6 +337,7 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
             "rate_ratio": summary.achieved_rate_hz / rate_hz,
             "p99_gap_ms": summary.p99_gap_ms,
             "max_gap_ms": summary.max_gap_ms,
+            "empty_paced_loop_p99_gap_ms": floor_ms,
             "sends_that_waited": summary.sends_blocked,
             "load_average_1min": os.getloadavg()[0],
         }
