@@ -17,11 +17,15 @@ makes the assembler that puts its frames on the wire.
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import zmq
 
 from jfsim.protocol import Message, PixelArray, Rational, encode
@@ -162,21 +166,34 @@ def _type_entry(message_type: str) -> bytes:
 _IMAGE_TYPE_ENTRY = _type_entry("image")
 
 
+#: Spare buffers a kind keeps ready once it had to grow, made by the spare-buffer thread.
+SPARE_BUFFERS = 2
+
+
 class SendBuffers:
     """Send buffers [free room | tail] of one kind, reused once ZeroMQ has released them.
 
     ``tail`` is copied into every new buffer (a pool frame's pre-encoded entries); with
     ``tail_size`` alone the room is left for the caller to fill before each send. Buffers are
     kept oldest-sent first; ZeroMQ releases messages in the order it sends them, so only the
-    oldest needs checking: if it is still in flight, a new buffer is made.
+    oldest needs checking: if it is still in flight, another buffer is used.
+
+    Buffers run out while a receiver falls behind, just when the sender must keep its
+    schedule; making one (a JF4M frame: 1 MB whose pages the kernel must first provide) took
+    0.3-1 ms of the sending thread. So once a kind has had to grow, a background thread keeps
+    ``SPARE_BUFFERS`` made in advance (numpy copies without holding the GIL), and a new
+    buffer is made on the spot only when no spare is ready.
     """
 
     def __init__(self, n_buffers: int, *, tail: bytes = b"", tail_size: int = 0) -> None:
         self.tail = tail
         self.tail_size = max(tail_size, len(tail))
         self._in_flight: deque[tuple[SendBuffer, zmq.MessageTracker]] = deque()
-        self.n_buffers = 0
+        self.n_buffers = 0  # made and handed out (spares not yet used are not counted)
         self._idle = [self._new_buffer(HEADER_RESERVE_BYTES) for _ in range(n_buffers)]
+        self._spares: list[SendBuffer] = []  # appended by the spare-buffer thread only
+        self._spares_requested = 0  # written by the sending thread only
+        self._spares_made = 0  # written by the spare-buffer thread only
 
     def acquire(self, header_length: int) -> SendBuffer:
         if self._in_flight and self._in_flight[0][1].done:
@@ -186,13 +203,25 @@ class SendBuffers:
             if buffer.reserve >= header_length:
                 return buffer
             self.n_buffers -= 1  # too small for this header: let it go
-        return self._new_buffer(max(HEADER_RESERVE_BYTES, 2 * header_length))
+        reserve = max(HEADER_RESERVE_BYTES, 2 * header_length)
+        while self._spares_requested - self._spares_made + len(self._spares) < SPARE_BUFFERS:
+            self._spares_requested += 1
+            _SPARE_MAKER.request(self)
+        while self._spares:
+            spare = self._spares.pop()
+            if spare.reserve >= header_length:
+                self.n_buffers += 1
+                return spare
+        return self._new_buffer(reserve)
 
     def _new_buffer(self, reserve: int) -> SendBuffer:
-        data = bytearray(reserve + self.tail_size)
-        data[reserve : reserve + len(self.tail)] = self.tail
         self.n_buffers += 1
-        return SendBuffer(data, reserve)
+        return make_buffer(reserve, self.tail, self.tail_size)
+
+    def add_spare(self) -> None:
+        """Make one spare buffer (on the spare-buffer thread)."""
+        self._spares.append(make_buffer(HEADER_RESERVE_BYTES, self.tail, self.tail_size))
+        self._spares_made += 1
 
     def release(self, buffer: SendBuffer, tracker: zmq.MessageTracker | None) -> None:
         if tracker is None or tracker.done:
@@ -201,19 +230,65 @@ class SendBuffers:
             self._in_flight.append((buffer, tracker))
 
 
-@dataclass(frozen=True, slots=True)
+def make_buffer(reserve: int, tail: bytes, tail_size: int) -> SendBuffer:
+    """A buffer of ``reserve`` free bytes then ``tail`` (``tail_size`` bytes in all), its
+    pages touched by copies that run without the GIL."""
+    data = np.empty(reserve + tail_size, dtype=np.uint8)
+    data[reserve : reserve + len(tail)] = np.frombuffer(tail, dtype=np.uint8)
+    data[reserve + len(tail) :] = 0
+    return SendBuffer(data, reserve, data.data)
+
+
+class _SpareMaker:
+    """The process's spare-buffer thread, started on first use (again in a forked child)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[SendBuffers] | None = None
+        self._pid = 0
+
+    def request(self, buffers: SendBuffers) -> None:
+        requests = self._requests
+        if requests is None or self._pid != os.getpid():
+            with self._lock:
+                if self._requests is None or self._pid != os.getpid():
+                    self._requests, self._pid = queue.SimpleQueue(), os.getpid()
+                    threading.Thread(
+                        target=self._run,
+                        args=(self._requests,),
+                        name="jfsim-stream-spare-buffers",
+                        daemon=True,
+                    ).start()
+                requests = self._requests
+        requests.put(buffers)
+
+    @staticmethod
+    def _run(requests: queue.SimpleQueue[SendBuffers]) -> None:
+        while True:
+            buffers = requests.get()
+            try:
+                buffers.add_spare()
+            except MemoryError:  # the sending thread makes its own buffer, or reports
+                buffers._spares_made += 1
+
+
+_SPARE_MAKER = _SpareMaker()
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # a buffer is itself: compared by identity
 class SendBuffer:
     """One buffer: ``reserve`` bytes of room for a header, then the tail."""
 
-    data: bytearray
+    data: np.ndarray
     reserve: int
+    view: memoryview  # of ``data``, made once
 
     def fill(self, header: bytes, end: int | None = None) -> memoryview:
         """Write ``header`` just before the tail; the message runs up to ``end`` (default:
         the buffer's end)."""
         start = self.reserve - len(header)
-        self.data[start : self.reserve] = header
-        return memoryview(self.data)[start:end]
+        self.view[start : self.reserve] = header
+        return self.view[start:end]
 
 
 def image_header(entries: bytes, n_entries: int) -> bytes:

@@ -188,7 +188,7 @@ class ReplayAssembler:
         entries = self._image_entries(image_fields)
         header = image_header(entries, 1 + len(image_fields) + image.n_pixel_entries + 1)
         buffer = self._buffers.acquire(len(header))
-        target = memoryview(buffer.data)  # one memcpy (bytearray slices would copy twice)
+        target = buffer.view  # one memcpy (slices of the array would copy twice)
         position = buffer.reserve
         for start, end in (*image.pixel_spans, image.data_span):
             target[position : position + end - start] = self._view[start:end]
