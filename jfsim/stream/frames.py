@@ -17,9 +17,6 @@ makes the assembler that puts its frames on the wire.
 
 from __future__ import annotations
 
-import os
-import queue
-import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +27,7 @@ import zmq
 
 from jfsim.protocol import Message, PixelArray, Rational, encode
 from jfsim.protocol.validate import coerce_floats
+from jfsim.workers import Worker
 
 __all__ = [
     "Assembler",
@@ -206,7 +204,7 @@ class SendBuffers:
         reserve = max(HEADER_RESERVE_BYTES, 2 * header_length)
         while self._spares_requested - self._spares_made + len(self._spares) < SPARE_BUFFERS:
             self._spares_requested += 1
-            _SPARE_MAKER.request(self)
+            _SPARE_MAKER.put(self)
         while self._spares:
             spare = self._spares.pop()
             if spare.reserve >= header_length:
@@ -239,40 +237,15 @@ def make_buffer(reserve: int, tail: bytes, tail_size: int) -> SendBuffer:
     return SendBuffer(data, reserve, data.data)
 
 
-class _SpareMaker:
-    """The process's spare-buffer thread, started on first use (again in a forked child)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: queue.SimpleQueue[SendBuffers] | None = None
-        self._pid = 0
-
-    def request(self, buffers: SendBuffers) -> None:
-        requests = self._requests
-        if requests is None or self._pid != os.getpid():
-            with self._lock:
-                if self._requests is None or self._pid != os.getpid():
-                    self._requests, self._pid = queue.SimpleQueue(), os.getpid()
-                    threading.Thread(
-                        target=self._run,
-                        args=(self._requests,),
-                        name="jfsim-stream-spare-buffers",
-                        daemon=True,
-                    ).start()
-                requests = self._requests
-        requests.put(buffers)
-
-    @staticmethod
-    def _run(requests: queue.SimpleQueue[SendBuffers]) -> None:
-        while True:
-            buffers = requests.get()
-            try:
-                buffers.add_spare()
-            except MemoryError:  # the sending thread makes its own buffer, or reports
-                buffers._spares_made += 1
+def _add_spare(buffers: SendBuffers) -> None:
+    try:
+        buffers.add_spare()
+    except MemoryError:  # the sending thread makes its own buffer, or reports
+        buffers._spares_made += 1
 
 
-_SPARE_MAKER = _SpareMaker()
+#: The process's spare-buffer thread.
+_SPARE_MAKER: Worker[SendBuffers] = Worker("jfsim-stream-spare-buffers", _add_spare)
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # a buffer is itself: compared by identity

@@ -31,8 +31,8 @@ import h5py
 import numpy as np
 from h5py._objects import phil
 
+from jfsim.workers import Worker
 from jfsim.writer import hdf5_library
-from jfsim.writer.background import Worker
 from jfsim.writer.hdf5_library import hsize_t
 
 __all__ = ["ENGINES", "ChunkWriter", "probe"]

@@ -4,7 +4,7 @@ A JUNGFRAU 4M mask is 18 MB of uint32 once decoded, and Neggia needs it contiguo
 uncompressed in ``detectorSpecific/pixel_mask`` (conformance.md §5.3; jfconform H5-009,
 RD-NEGGIA-002), so the received bitshuffle/LZ4 bytes cannot simply be stored as a chunk.
 Decoding (10 ms) and writing (5-15 ms) would sit on the critical path of every series.
-Instead the mask is decoded on the writer's job thread (``jfsim.writer.background``) as
+Instead the mask is decoded on the writer's job thread (``JOBS``) as
 soon as the start message arrives (the bitshuffle library runs without the GIL), and its
 dataset is created with its storage allocated at once and no fill value written; the same
 thread then writes the bytes straight into that storage with ``os.pwrite`` (again without
@@ -26,9 +26,12 @@ import h5py
 import numpy as np
 
 from jfsim.protocol import PixelArray, ProtocolError
-from jfsim.writer.background import JOBS, Job
+from jfsim.workers import Job, Worker
 
-__all__ = ["PixelMask"]
+__all__ = ["JOBS", "PixelMask"]
+
+#: Jobs of the series' start that need no HDF5 lock (decoding and writing the pixel mask).
+JOBS: Worker[Job] = Worker("jfsim-writer-jobs", Job.run)
 
 
 class PixelMask:

@@ -1,10 +1,10 @@
-"""Long-lived background threads of the writer, started once per process.
+"""Long-lived background threads, started once per process.
 
 Starting a thread costs little on an idle machine but milliseconds on a loaded one, and the
-writer needs its helpers right when a series starts (the mask, the first image chunks).
-A ``Worker`` is one daemon thread that handles queued items in order for every series of
-the process; it is started on first use, and again in a forked child, which inherits the
-queue but not the thread.
+writer and the streamer need their helpers at their busiest moments (a series' start, a
+receiver falling behind). A ``Worker`` is one daemon thread that handles queued items in
+order for the whole process; it is started on first use, and again in a forked child, which
+inherits the queue but not the thread.
 """
 
 from __future__ import annotations
@@ -77,7 +77,3 @@ class Job:
 
     def wait(self) -> None:
         self._done.wait()
-
-
-#: Jobs of the series' start that need no HDF5 lock (decoding and writing the pixel mask).
-JOBS: Worker[Job] = Worker("jfsim-writer-jobs", Job.run)
