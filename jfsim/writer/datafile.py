@@ -133,11 +133,13 @@ class ImageFile:
         """
         if self._closed:
             return self.final_path
-        if self._chunks is not None:
-            self._chunks.drain(self.images)
+        # The last chunks may still be on their way (the chunk thread and these calls take
+        # turns on HDF5's lock): the arrays and the master's objects are written meanwhile.
         self.analysis.write(self.entry, detector_group=self.detector_group)
         if before_close is not None:
             before_close(self)
+        if self._chunks is not None:
+            self._chunks.drain(self.images)
         self.h5.close()
         self._closed = True
         commit_file(self.tmp_path, self.final_path, overwrite=overwrite)
