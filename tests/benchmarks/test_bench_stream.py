@@ -23,7 +23,10 @@ the paced run (default 5 s; the figures in docs/stream.md used 20 s).
   ``Pacer``, nothing sent, for ``PACING_FLOOR_SECONDS``), i.e. the gaps this machine's
   scheduler alone gives a Python thread at that moment, the floor under any sender's p99;
   and the sending thread's CPU time per image (its spin-wait and the stream's setup
-  included), to set against the period 1/R.
+  included), to set against the period 1/R. The peer: ALBA's eiger-simulator's send loop
+  (eiger-simulator 0.5.1, ``eigersim/acquisition.py`` and ``ZMQChannel`` in ``web.py``),
+  rebuilt here on the same pre-built messages and run at R into the same receiver, for
+  its loss and p99 gap in the same run.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from queue import SimpleQueue
 
 import numpy as np
 import pytest
@@ -317,6 +322,58 @@ def _empty_paced_loop_p99_gap_ms(rate_hz: float, seconds: float) -> float:
     return float(np.percentile(np.diff(times), 99) * 1e3)
 
 
+def _peer_style_sender(
+    frames: list[bytes], start: bytes, end: bytes, rate_hz: float, n_images: int
+) -> dict:
+    """ALBA eiger-simulator's send loop on our messages: one thread sleeps until each
+    deadline (no spin) and queues the pre-built message on an unbounded queue; a second
+    thread sends it zero-copy with a 0.5 s send timeout (on a timeout eigersim flushes its
+    queue: those images are counted as dropped). Returns the receiver's figures, the p99
+    gap between sends and the dropped count."""
+    context = zmq.Context()
+    socket = context.socket(zmq.PUSH)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+    receiver = _start_receiver(f"tcp://127.0.0.1:{port}")
+    socket.send(start)
+    socket.setsockopt(zmq.SNDTIMEO, 500)
+    queued: SimpleQueue[bytes | None] = SimpleQueue()
+    send_times: list[float] = []
+    dropped = [0]
+
+    def send_loop() -> None:
+        nonlocal queued
+        while (frame := queued.get()) is not None:
+            try:
+                socket.send(frame, copy=False)
+                send_times.append(time.perf_counter())
+            except zmq.Again:
+                dropped[0] += 1
+                flushed, queued = queued, SimpleQueue()
+                while not flushed.empty():
+                    if flushed.get() is None:
+                        return
+                    dropped[0] += 1
+
+    sender = threading.Thread(target=send_loop, daemon=True)
+    sender.start()
+    began, period_s = time.monotonic(), 1.0 / rate_hz
+    for image_id in range(n_images):
+        sleep_s = began + (image_id + 1) * period_s - time.monotonic()
+        if sleep_s > 0:
+            time.sleep(sleep_s)
+        queued.put(frames[image_id % len(frames)])
+    queued.put(None)
+    sender.join()
+    socket.setsockopt(zmq.SNDTIMEO, -1)
+    socket.send(end)
+    result = _receiver_result(receiver)
+    socket.close(linger=5000)
+    context.term()
+    gaps_s = np.diff(send_times)
+    p99_ms = float(np.percentile(gaps_s, 99) * 1e3) if gaps_s.size else float("nan")
+    return {**result, "p99_gap_ms": p99_ms, "dropped": dropped[0]}
+
+
 def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
     """JF4M at R = min(2 kHz, 0.8 × what a plain pyzmq sender reaches here) with default
     settings: the rate a transport sustains must cost no image and keep the schedule."""
@@ -331,6 +388,7 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
         result, summary = _streamer_run(jf4m_series, rate_hz=rate_hz, number_of_images=n_images)
         sender_cpu_s = time.thread_time() - began_cpu_s
         floor_ms = _empty_paced_loop_p99_gap_ms(rate_hz, PACING_FLOOR_SECONDS)
+        peer = _peer_style_sender(frames, start, end, rate_hz, n_images)
         return {
             "plain_max_rate_hz": plain_rate_hz,
             "target_rate_hz": rate_hz,
@@ -342,6 +400,9 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
             "p99_gap_ms": summary.p99_gap_ms,
             "max_gap_ms": summary.max_gap_ms,
             "empty_paced_loop_p99_gap_ms": floor_ms,
+            "peer_images_received": peer["images"],
+            "peer_images_dropped": peer["dropped"],
+            "peer_p99_gap_ms": peer["p99_gap_ms"],
             # setup included; the period at R is 1e6 / R µs
             "sender_thread_cpu_us_per_image": 1e6 * sender_cpu_s / n_images,
             "sends_that_waited": summary.sends_blocked,
