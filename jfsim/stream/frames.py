@@ -22,16 +22,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import zmq
 
-from jfsim.protocol import Message, PixelArray, encode
+from jfsim.protocol import Message, PixelArray, Rational, encode
 from jfsim.protocol.validate import coerce_floats
+from jfsim.workers import Worker
 
 __all__ = [
     "Assembler",
     "FramePool",
     "Frames",
     "ImageAssembler",
+    "ImageEntries",
     "PoolFrame",
     "SendBuffer",
     "SendBuffers",
@@ -89,6 +92,69 @@ def encoded_entries(message_type: str, fields: dict[str, Any]) -> bytes:
     return whole[body + len(type_entry) :]
 
 
+class ImageEntries:
+    """Per-image entries of image messages, exactly as ``encoded_entries("image", fields)``
+    gives them, in a few µs instead of the generic encoder's ~100 µs.
+
+    Every image carries the same few keys (image id, timing, series id), and the generic
+    path validates and coerces a whole message for them each time: on a loaded 2-core
+    machine that was the largest part of the sender's work between two sends. Here each
+    entry is encoded on its own (a CBOR map's entries are simply concatenated): an int or a
+    Rational directly, any other value through ``encoded_entries`` once and then from a
+    cache. The direct path is taken for a key only after its first value was checked against
+    ``encoded_entries`` (a Float field sent as an int must travel as a float, which only the
+    generic path knows).
+    """
+
+    MAX_CACHED = 4096
+
+    def __init__(self) -> None:
+        #: (key, int or Rational) -> the key's encoding, or None where the direct path differs
+        self._direct: dict[tuple[str, type], bytes | None] = {}
+        self._cached: dict[tuple[str, type, Any], bytes] = {}
+
+    def __call__(self, fields: dict[str, Any]) -> bytes:
+        parts = []
+        for key, value in fields.items():
+            kind = type(value)
+            if kind is int or kind is Rational:
+                head = self._direct.get((key, kind), b"")
+                if head == b"":
+                    head = self._check_direct(key, value)
+                if head is not None:
+                    parts.append(head + _direct_value(value))
+                    continue
+            parts.append(self._entry(key, kind, value))
+        return b"".join(parts)
+
+    def _check_direct(self, key: str, value: int | Rational) -> bytes | None:
+        encoded_key = key.encode()
+        key_head = cbor_head(3, len(encoded_key)) + encoded_key
+        same = key_head + _direct_value(value) == encoded_entries("image", {key: value})
+        head = key_head if same else None
+        self._direct[(key, type(value))] = head
+        return head
+
+    def _entry(self, key: str, kind: type, value: Any) -> bytes:
+        try:
+            entry = self._cached.get((key, kind, value))
+        except TypeError:  # an unhashable value (a list, a map): encoded every time
+            return encoded_entries("image", {key: value})
+        if entry is None:
+            entry = encoded_entries("image", {key: value})
+            if len(self._cached) >= self.MAX_CACHED:
+                self._cached.clear()
+            self._cached[(key, kind, value)] = entry
+        return entry
+
+
+def _direct_value(value: int | Rational) -> bytes:
+    """An int, or a Rational as ``[numerator, denominator]``, as ``encode`` writes it."""
+    if isinstance(value, Rational):
+        return b"\x82" + _direct_value(int(value.numerator)) + _direct_value(int(value.denominator))
+    return cbor_head(0, value) if value >= 0 else cbor_head(1, -1 - value)
+
+
 def _type_entry(message_type: str) -> bytes:
     key = b"type"
     value = message_type.encode()
@@ -98,21 +164,34 @@ def _type_entry(message_type: str) -> bytes:
 _IMAGE_TYPE_ENTRY = _type_entry("image")
 
 
+#: Spare buffers a kind keeps ready once it had to grow, made by the spare-buffer thread.
+SPARE_BUFFERS = 2
+
+
 class SendBuffers:
     """Send buffers [free room | tail] of one kind, reused once ZeroMQ has released them.
 
     ``tail`` is copied into every new buffer (a pool frame's pre-encoded entries); with
     ``tail_size`` alone the room is left for the caller to fill before each send. Buffers are
     kept oldest-sent first; ZeroMQ releases messages in the order it sends them, so only the
-    oldest needs checking: if it is still in flight, a new buffer is made.
+    oldest needs checking: if it is still in flight, another buffer is used.
+
+    Buffers run out while a receiver falls behind, just when the sender must keep its
+    schedule; making one (a JF4M frame: 1 MB whose pages the kernel must first provide) took
+    0.3-1 ms of the sending thread. So once a kind has had to grow, a background thread keeps
+    ``SPARE_BUFFERS`` made in advance (numpy copies without holding the GIL), and a new
+    buffer is made on the spot only when no spare is ready.
     """
 
     def __init__(self, n_buffers: int, *, tail: bytes = b"", tail_size: int = 0) -> None:
         self.tail = tail
         self.tail_size = max(tail_size, len(tail))
         self._in_flight: deque[tuple[SendBuffer, zmq.MessageTracker]] = deque()
-        self.n_buffers = 0
+        self.n_buffers = 0  # made and handed out (spares not yet used are not counted)
         self._idle = [self._new_buffer(HEADER_RESERVE_BYTES) for _ in range(n_buffers)]
+        self._spares: list[SendBuffer] = []  # appended by the spare-buffer thread only
+        self._spares_requested = 0  # written by the sending thread only
+        self._spares_made = 0  # written by the spare-buffer thread only
 
     def acquire(self, header_length: int) -> SendBuffer:
         if self._in_flight and self._in_flight[0][1].done:
@@ -122,13 +201,25 @@ class SendBuffers:
             if buffer.reserve >= header_length:
                 return buffer
             self.n_buffers -= 1  # too small for this header: let it go
-        return self._new_buffer(max(HEADER_RESERVE_BYTES, 2 * header_length))
+        reserve = max(HEADER_RESERVE_BYTES, 2 * header_length)
+        while self._spares_requested - self._spares_made + len(self._spares) < SPARE_BUFFERS:
+            self._spares_requested += 1
+            _SPARE_MAKER.put(self)
+        while self._spares:
+            spare = self._spares.pop()
+            if spare.reserve >= header_length:
+                self.n_buffers += 1
+                return spare
+        return self._new_buffer(reserve)
 
     def _new_buffer(self, reserve: int) -> SendBuffer:
-        data = bytearray(reserve + self.tail_size)
-        data[reserve : reserve + len(self.tail)] = self.tail
         self.n_buffers += 1
-        return SendBuffer(data, reserve)
+        return make_buffer(reserve, self.tail, self.tail_size)
+
+    def add_spare(self) -> None:
+        """Make one spare buffer (on the spare-buffer thread)."""
+        self._spares.append(make_buffer(HEADER_RESERVE_BYTES, self.tail, self.tail_size))
+        self._spares_made += 1
 
     def release(self, buffer: SendBuffer, tracker: zmq.MessageTracker | None) -> None:
         if tracker is None or tracker.done:
@@ -137,19 +228,40 @@ class SendBuffers:
             self._in_flight.append((buffer, tracker))
 
 
-@dataclass(frozen=True, slots=True)
+def make_buffer(reserve: int, tail: bytes, tail_size: int) -> SendBuffer:
+    """A buffer of ``reserve`` free bytes then ``tail`` (``tail_size`` bytes in all), its
+    pages touched by copies that run without the GIL."""
+    data = np.empty(reserve + tail_size, dtype=np.uint8)
+    data[reserve : reserve + len(tail)] = np.frombuffer(tail, dtype=np.uint8)
+    data[reserve + len(tail) :] = 0
+    return SendBuffer(data, reserve, data.data)
+
+
+def _add_spare(buffers: SendBuffers) -> None:
+    try:
+        buffers.add_spare()
+    except MemoryError:  # the sending thread makes its own buffer, or reports
+        buffers._spares_made += 1
+
+
+#: The process's spare-buffer thread.
+_SPARE_MAKER: Worker[SendBuffers] = Worker("jfsim-stream-spare-buffers", _add_spare)
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # a buffer is itself: compared by identity
 class SendBuffer:
     """One buffer: ``reserve`` bytes of room for a header, then the tail."""
 
-    data: bytearray
+    data: np.ndarray
     reserve: int
+    view: memoryview  # of ``data``, made once
 
     def fill(self, header: bytes, end: int | None = None) -> memoryview:
         """Write ``header`` just before the tail; the message runs up to ``end`` (default:
         the buffer's end)."""
         start = self.reserve - len(header)
-        self.data[start : self.reserve] = header
-        return memoryview(self.data)[start:end]
+        self.view[start : self.reserve] = header
+        return self.view[start:end]
 
 
 def image_header(entries: bytes, n_entries: int) -> bytes:
@@ -219,6 +331,7 @@ class ImageAssembler:
             self._slots.append(SendBuffers(buffers_per_frame, tail=pixel_entries + data_entry))
         self._pending: tuple[int, SendBuffer] | None = None
         self._last_image: tuple[int, bytes, int] = (0, b"", 0)
+        self._image_entries = ImageEntries()
 
     def __len__(self) -> int:
         return len(self.pool)
@@ -242,7 +355,7 @@ class ImageAssembler:
 
     def assemble(self, image_fields: dict[str, Any], slot: int) -> memoryview:
         """The wire bytes of one image; call ``sent`` with its tracker before the next one."""
-        entries = encoded_entries("image", image_fields)
+        entries = self._image_entries(image_fields)
         n_entries = 1 + len(image_fields) + len(self.pool[slot].pixel_fields) + 1
         self._last_image = (len(image_fields), entries, slot)
         header = image_header(entries, n_entries)

@@ -39,6 +39,7 @@ from jfsim.protocol import (
 from jfsim.recording import RecordingError
 from jfsim.stream.errors import StreamOptionError
 from jfsim.stream.frames import (
+    ImageEntries,
     PoolFrame,
     SendBuffer,
     SendBuffers,
@@ -153,6 +154,7 @@ class ReplayAssembler:
         tail_size = max(image.tail_bytes for image in self._images)
         self._buffers = SendBuffers(messages_in_flight + 1, tail_size=tail_size)
         self._pending: SendBuffer | None = None
+        self._image_entries = ImageEntries()
         self._last: tuple[dict[str, Any], int] = ({}, 0)
         self._advised: tuple[int, int] = (0, 0)
 
@@ -183,10 +185,10 @@ class ReplayAssembler:
         if image.as_recorded and image_fields == image.recorded:
             start, end = image.message
             return self._view[start:end]
-        entries = encoded_entries("image", image_fields)
+        entries = self._image_entries(image_fields)
         header = image_header(entries, 1 + len(image_fields) + image.n_pixel_entries + 1)
         buffer = self._buffers.acquire(len(header))
-        target = memoryview(buffer.data)  # one memcpy (bytearray slices would copy twice)
+        target = buffer.view  # one memcpy (slices of the array would copy twice)
         position = buffer.reserve
         for start, end in (*image.pixel_spans, image.data_span):
             target[position : position + end - start] = self._view[start:end]

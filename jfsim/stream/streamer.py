@@ -7,6 +7,7 @@ thread) ends the image loop early; the end message is still sent.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -263,10 +264,16 @@ class Streamer:
                     publisher.publish(start_frame)
             if n_images:
                 assembler.verify(self.source.image_fields(0), 0)
+            # The objects alive now (pool, sockets, imported modules) are left out of garbage
+            # collection while images are sent: a full collection over them pauses the
+            # sender for milliseconds, and each image's own objects are freed as it goes.
+            gc.freeze()
             try:
                 self._send_images(assembler, stats)
             except WriterStalledError as error:
                 self.request_stop(str(error))
+            finally:
+                gc.unfreeze()
             # The detector collected every image it attempted; the dropped ones were lost on
             # the way, which a writer can then report as missing.
             collected = stats.images_sent + stats.images_dropped

@@ -4,9 +4,15 @@ A received image is one ``H5Dwrite_chunk`` of its compressed bytes: a memory cop
 page cache that takes about as long as the raw write of the same bytes. h5py holds the GIL
 through that call, so the writer's Python work per image (checks, analysis fields) cannot
 run meanwhile. Here the same HDF5 function is called through ctypes, which releases the
-GIL, from one background thread, while h5py's own lock (``phil``) is held so HDF5 is never
+GIL, from a background thread, while h5py's own lock (``phil``) is held so HDF5 is never
 entered from two threads at once: the copy of image *k* overlaps the Python work of image
-*k + 1*.
+*k + 1*. The bytes are written from the buffer they arrived in (a ZeroMQ frame), never
+copied first.
+
+The thread is started once per process and serves every writer; starting one per series
+costs milliseconds on a loaded machine, right when the first images arrive. Each writer
+counts its chunks in flight per dataset, so a data file can wait for its own chunks
+(``drain(dataset)``) while the next file's keep being written.
 
 Two engines with one contract (``submit`` then ``drain``):
 
@@ -18,70 +24,46 @@ Two engines with one contract (``submit`` then ``drain``):
 
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
-import queue
 import threading
-from collections.abc import Callable
-from functools import cache
-from pathlib import Path
+from typing import Any
 
 import h5py
+import numpy as np
 from h5py._objects import phil
+
+from jfsim.workers import Worker
+from jfsim.writer import hdf5_library
+from jfsim.writer.hdf5_library import hsize_t
 
 __all__ = ["ENGINES", "ChunkWriter", "probe"]
 
 ENGINES = ("auto", "thread", "inline")
 #: Images waiting for the I/O thread (their bytes stay referenced until written).
 MAX_PENDING = 32
-_hsize_t = ctypes.c_ulonglong
-_hid_t = ctypes.c_int64
 
-
-def _library_paths() -> list[str]:
-    """Where the libhdf5 that h5py uses lives: the loaded mapping, else h5py's wheel."""
-    paths: list[str] = []
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.split()[-1]
-                name = os.path.basename(path)
-                if name.startswith("libhdf5") and not name.startswith("libhdf5_hl"):
-                    paths.append(path)
-    except OSError:
-        pass
-    package = Path(h5py.__file__).parent
-    for folder in (package.parent / "h5py.libs", package / ".dylibs"):
-        paths += sorted(glob.glob(str(folder / "libhdf5[-.]*")))
-    return list(dict.fromkeys(paths))
-
-
-@cache
-def _write_chunk_function() -> Callable[..., int] | str:
-    """``H5Dwrite_chunk`` of h5py's HDF5, or the reason it is unavailable."""
-    for path in _library_paths():
-        try:
-            function = ctypes.CDLL(path).H5Dwrite_chunk
-        except (OSError, AttributeError):
-            continue
-        function.argtypes = [
-            _hid_t,
-            _hid_t,
-            ctypes.c_uint32,
-            ctypes.POINTER(_hsize_t),
-            ctypes.c_size_t,
-            ctypes.c_void_p,
-        ]
-        function.restype = ctypes.c_int
-        return function
-    return "the HDF5 library h5py uses was not found, or lacks H5Dwrite_chunk"
+#: (writer, dataset identifier, row, pointer or bytes, length, object keeping the bytes alive)
+_Item = tuple["ChunkWriter", int, int, Any, int, Any]
 
 
 def probe() -> str | None:
     """None when the ``thread`` engine can run here, else why not."""
-    function = _write_chunk_function()
-    return function if isinstance(function, str) else None
+    return hdf5_library.probe()
+
+
+def _write_chunk(item: _Item) -> None:
+    """The chunk thread's work: one chunk, its outcome reported to its writer."""
+    writer, dataset_id, row, data, length, _keep = item
+    offset = (hsize_t * 3)(row, 0, 0)
+    try:
+        with phil:  # HDF5 is not thread-safe: h5py's lock, as h5py's own calls
+            status = hdf5_library.library().H5Dwrite_chunk(dataset_id, 0, 0, offset, length, data)
+    except Exception:  # a bad argument; the thread must live on for every writer
+        status = -1
+    writer._written(dataset_id, row, status)
+
+
+#: The process's chunk-writing thread, shared by every writer.
+_CHUNK_THREAD: Worker[_Item] = Worker("jfsim-write-chunks", _write_chunk, MAX_PENDING)
 
 
 class ChunkWriter:
@@ -97,56 +79,67 @@ class ChunkWriter:
         if engine == "thread" and reason is not None:
             raise RuntimeError(f"chunk engine 'thread' unavailable: {reason}")
         self.engine = "inline" if engine == "inline" or reason is not None else "thread"
-        self._queue: queue.Queue = queue.Queue(MAX_PENDING)
-        self._thread: threading.Thread | None = None
-        self._errors: list[str] = []
+        self._done = threading.Condition()
+        self._in_flight: dict[int, int] = {}  # dataset identifier -> chunks not yet written
+        self._errors: dict[int, list[str]] = {}  # dataset identifier -> failed chunks
 
-    def submit(self, dataset: h5py.Dataset, row: int, payload: bytes) -> None:
-        """Write ``payload`` as the chunk of image ``row`` of ``dataset`` (shape [n, y, x])."""
+    def submit(self, dataset: h5py.Dataset, row: int, payload: bytes | memoryview) -> None:
+        """Write ``payload`` as the chunk of image ``row`` of ``dataset`` (shape [n, y, x]).
+
+        ``payload`` must not change until the chunk is written (``drain``)."""
         if self.engine == "inline":
             dataset.id.write_direct_chunk((row, 0, 0), payload)
             return
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="jfsim-write-chunks", daemon=True
-            )
-            self._thread.start()
-        self._queue.put((dataset.id.id, row, payload))
+        dataset_id = dataset.id.id
+        with self._done:
+            self._in_flight[dataset_id] = self._in_flight.get(dataset_id, 0) + 1
+        data: Any
+        keep: Any = None
+        if isinstance(payload, bytes):
+            data, length = payload, len(payload)
+        else:  # a frame's buffer: its address, and the view that keeps the frame alive
+            keep = np.frombuffer(payload, dtype=np.uint8)
+            data, length = keep.ctypes.data, keep.nbytes
+        _CHUNK_THREAD.put((self, dataset_id, row, data, length, keep))
 
-    def _run(self) -> None:
-        write = _write_chunk_function()
-        assert not isinstance(write, str)
-        offset = (_hsize_t * 3)()
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                dataset_id, row, payload = item
-                offset[0] = row
-                with phil:  # HDF5 is not thread-safe: h5py's lock, as h5py's own calls
-                    status = write(dataset_id, 0, 0, offset, len(payload), payload)
-                if status < 0:
-                    self._errors.append(f"image row {row}: H5Dwrite_chunk failed")
-            finally:
-                self._queue.task_done()
+    def _written(self, dataset_id: int, row: int, status: int) -> None:
+        """Called by the chunk thread after each chunk."""
+        with self._done:
+            if status < 0:
+                self._errors.setdefault(dataset_id, []).append(
+                    f"image row {row}: H5Dwrite_chunk failed"
+                )
+            left = self._in_flight[dataset_id] - 1
+            if left:
+                self._in_flight[dataset_id] = left
+            else:
+                del self._in_flight[dataset_id]
+                self._done.notify_all()
 
-    def drain(self) -> None:
-        """Wait until every submitted chunk is written.
+    def in_flight(self, dataset: h5py.Dataset) -> int:
+        """Chunks of ``dataset`` submitted and not yet written."""
+        return self._in_flight.get(dataset.id.id, 0)
+
+    def drain(self, dataset: h5py.Dataset | None = None) -> None:
+        """Wait until every submitted chunk (of ``dataset``, or of all) is written.
 
         Raises:
             OSError: a chunk could not be written (the file is incomplete).
         """
-        if self._thread is not None:
-            self._queue.join()
-        if self._errors:
-            errors, self._errors = self._errors, []
+        with self._done:
+            if dataset is None:
+                self._done.wait_for(lambda: not self._in_flight)
+                errors = [e for found in self._errors.values() for e in found]
+                self._errors.clear()
+            else:
+                dataset_id = dataset.id.id
+                self._done.wait_for(lambda: dataset_id not in self._in_flight)
+                errors = self._errors.pop(dataset_id, [])
+        if errors:
             raise OSError(f"{len(errors)} image chunks not written: {errors[0]}")
 
     def close(self) -> None:
-        """Drain and stop the thread (safe to call twice)."""
-        if self._thread is not None:
-            self._queue.join()
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        """Wait for every chunk in flight (errors stay for ``drain``; the thread itself
+        serves the whole process and keeps running)."""
+        with self._done:
+            self._done.wait_for(lambda: not self._in_flight)

@@ -17,6 +17,7 @@ import hdf5plugin
 import numpy as np
 
 from jfsim.writer.chunks import ChunkWriter
+from jfsim.writer.h5tree import H5Tree
 from jfsim.writer.per_image import AnalysisBuffer
 from jfsim.writer.safety import commit_file, temporary_path
 
@@ -24,11 +25,10 @@ from jfsim.writer.safety import commit_file, temporary_path
 #: VDS needs 1.10; ``v110`` as the upper bound keeps files readable by every 1.10+ library.
 LIBVER_HDF5_18 = ("earliest", "v108")
 LIBVER_HDF5_110 = ("v110", "v110")
-
-
-def set_nx_class(group: h5py.Group, nx_class: str) -> h5py.Group:
-    group.attrs["NX_class"] = nx_class
-    return group
+_BITSHUFFLE = hdf5plugin.Bitshuffle(cname="lz4")
+#: The bitshuffle filter with LZ4 as (HDF5 filter id, options): 32008, (0 = automatic block
+#: size, 2 = LZ4).
+BITSHUFFLE_LZ4 = (_BITSHUFFLE.filter_id, tuple(_BITSHUFFLE.filter_options))
 
 
 class ImageFile:
@@ -71,23 +71,25 @@ class ImageFile:
             n_images, max_spots=max_spots, first_image_id=first_image_id, azint_shape=azint_shape
         )
         self.h5 = h5py.File(self.tmp_path, "w", libver=libver)
-        self.h5.attrs["file_name"] = final_path.name
-        entry = set_nx_class(self.h5.create_group("entry"), "NXentry")
-        data = set_nx_class(entry.create_group("data"), "NXdata")
-        data.attrs["signal"] = "data"
-        self.images = data.create_dataset(
-            "data",
-            shape=(n_images, *image_shape),
-            maxshape=(None, *image_shape),
+        tree = H5Tree()
+        tree.attrs("", file_name=final_path.name)
+        tree.group("entry", "NXentry")
+        tree.group("entry/data", "NXdata", signal="data")
+        tree.chunked_dataset(
+            "entry/data/data",
+            (n_images, *image_shape),
+            image_dtype,
             chunks=(1, *image_shape),
-            dtype=image_dtype,
-            fillvalue=fill_value,
-            **hdf5plugin.Bitshuffle(cname="lz4"),
+            maxshape=(None, *image_shape),
+            fill_value=fill_value,
+            filters=(BITSHUFFLE_LZ4,),
+            image_nr_low=np.int64(first_image_id + 1),
+            image_nr_high=np.int64(first_image_id + n_images),
         )
+        tree.write(self.h5)
+        self.images = self.h5["entry/data/data"]
         # bound once: an h5py attribute chain per image costs more than the Python around it
         self._write_chunk = self.images.id.write_direct_chunk
-        self.images.attrs["image_nr_low"] = np.int64(first_image_id + 1)
-        self.images.attrs["image_nr_high"] = np.int64(first_image_id + n_images)
         self._closed = False
 
     @property
@@ -98,11 +100,19 @@ class ImageFile:
     def complete(self) -> bool:
         return self.n_written == self.n_images
 
-    def write_image(self, position: int, payload: bytes, fields: Mapping[str, Any]) -> list[str]:
+    @property
+    def chunks_in_flight(self) -> int:
+        """Image chunks submitted and not yet in the file (0 without a chunk writer)."""
+        return self._chunks.in_flight(self.images) if self._chunks is not None else 0
+
+    def write_image(
+        self, position: int, payload: bytes | memoryview, fields: Mapping[str, Any]
+    ) -> list[str]:
         """Store one compressed frame at row ``position`` and record its analysis fields.
 
-        ``payload`` is the bitshuffle/LZ4 chunk exactly as received. Returns the problems
-        found in the analysis fields (the frame itself is written regardless).
+        ``payload`` is the bitshuffle/LZ4 chunk exactly as received (unchanged until the
+        file is closed). Returns the problems found in the analysis fields (the frame
+        itself is written regardless).
         """
         if self._chunks is not None:
             self._chunks.submit(self.images, position, payload)
@@ -123,11 +133,13 @@ class ImageFile:
         """
         if self._closed:
             return self.final_path
-        if self._chunks is not None:
-            self._chunks.drain()
+        # The last chunks may still be on their way (the chunk thread and these calls take
+        # turns on HDF5's lock): the arrays and the master's objects are written meanwhile.
         self.analysis.write(self.entry, detector_group=self.detector_group)
         if before_close is not None:
             before_close(self)
+        if self._chunks is not None:
+            self._chunks.drain(self.images)
         self.h5.close()
         self._closed = True
         commit_file(self.tmp_path, self.final_path, overwrite=overwrite)
@@ -138,7 +150,7 @@ class ImageFile:
         if not self._closed:
             if self._chunks is not None:
                 try:
-                    self._chunks.drain()  # nothing may write into a closed file
+                    self._chunks.drain(self.images)  # nothing may write into a closed file
                 except OSError:
                     pass  # the file is abandoned anyway
             self.h5.close()

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-from jfsim.writer.datafile import set_nx_class
-from jfsim.writer.h5objects import require_group, set_text_attribute, write_virtual
+from jfsim.writer.h5tree import H5Tree
 from jfsim.writer.per_image import DatasetSpec
 from jfsim.writer.plan import FileFormat, SeriesPlan
 
@@ -45,34 +44,40 @@ class DataFileRecord:
 
 def link_data_files(master: h5py.File, plan: SeriesPlan, records: list[DataFileRecord]) -> None:
     """Fill the master's ``/entry/data`` (and analysis groups for VDS) for ``plan``'s layout."""
-    entry = master.require_group("entry")
-    data = set_nx_class(entry.require_group("data"), "NXdata")
+    tree = H5Tree()
+    tree.require_group("entry", "NXentry")
+    tree.group("entry/data", "NXdata")
     records = sorted(records, key=lambda record: record.file_index)
     if plan.file_format is FileFormat.LEGACY:
         for record in records:
-            data[f"data_{record.file_index + 1:06d}"] = h5py.ExternalLink(
-                record.file_name, "/entry/data/data"
+            tree.external_link(
+                f"entry/data/data_{record.file_index + 1:06d}",
+                record.file_name,
+                "/entry/data/data",
             )
         if records:
-            data.attrs["signal"] = f"data_{records[0].file_index + 1:06d}"
-        _copy_analysis(entry, records, plan.n_images)
+            tree.attrs("entry/data", signal=f"data_{records[0].file_index + 1:06d}")
+        _copy_analysis(tree, records, plan.n_images)
+        tree.write(master)
     elif plan.file_format is FileFormat.VDS:
-        data.attrs["signal"] = "data"
-        images = _virtual(
-            data,
-            "data",
+        tree.attrs("entry/data", signal="data")
+        _virtual(
+            tree,
+            "entry/data/data",
             records,
             "/entry/data/data",
             DatasetSpec(plan.image_dtype, plan.image_shape, plan.error_value, None),
             plan.n_images,
         )
-        images.attrs["image_nr_low"] = np.int64(1)
-        images.attrs["image_nr_high"] = np.int64(plan.n_images)
+        tree.attrs(
+            "entry/data/data", image_nr_low=np.int64(1), image_nr_high=np.int64(plan.n_images)
+        )
+        _link_analysis(tree, records, plan.n_images)
+        tree.write(master)
         link_detector_data(master)
-        _link_analysis(entry, records, plan.n_images)
 
 
-def _copy_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: int) -> None:
+def _copy_analysis(tree: H5Tree, records: list[DataFileRecord], n_images: int) -> None:
     """Legacy masters get real copies of the per-image arrays (VDS needs HDF5 1.10), from
     the arrays the writer kept in memory (no read-back); ROI results stay in the data files
     (S1 §4.4). Each array is written file by file into a chunked dataset whose fill value is
@@ -80,14 +85,16 @@ def _copy_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: i
     for path, spec in sorted(_union_specs(records).items()):
         if path.startswith("roi/"):
             continue
-        parent_path, _, name = path.rpartition("/")
+        parent_path, _, _name = path.rpartition("/")
         rows = min(n_images, max((r.n_images for r in records), default=1)) or 1
-        dataset = require_group(entry, parent_path, "NXcollection").create_dataset(
-            name,
-            shape=(n_images, *spec.row_shape),
-            dtype=spec.dtype,
+        tree.require_group(f"entry/{parent_path}", "NXcollection")
+        dataset = tree.chunked_dataset(
+            f"entry/{path}",
+            (n_images, *spec.row_shape),
+            spec.dtype,
             chunks=(rows, *spec.row_shape) if n_images else None,
-            fillvalue=spec.fill_value,
+            fill_value=spec.fill_value,
+            units=spec.units,
         )
         for record in records:
             array = record.arrays.get(path)
@@ -97,9 +104,9 @@ def _copy_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: i
                 and array.shape[1:] == spec.row_shape
                 and end > record.first_image_id
             ):
-                dataset[record.first_image_id : end] = array[: end - record.first_image_id]
-        if spec.units:
-            set_text_attribute(dataset, "units", spec.units)
+                tree.write_rows(
+                    dataset, record.first_image_id, array[: end - record.first_image_id]
+                )
 
 
 def _union_specs(records: list[DataFileRecord]) -> dict[str, DatasetSpec]:
@@ -126,29 +133,23 @@ def link_detector_data(h5: h5py.File) -> None:
 
 
 def _virtual(
-    group: h5py.Group,
-    name: str,
+    tree: H5Tree,
+    path: str,
     records: list[DataFileRecord],
     source_path: str,
     spec: DatasetSpec,
     n_images: int,
-) -> h5py.Dataset:
+) -> None:
     sources = [
         (record.first_image_id, record.n_images, vds_file_name(record.file_name), source_path)
         for record in records
     ]
-    return write_virtual(
-        group,
-        name,
-        (n_images, *spec.row_shape),
-        spec.dtype,
-        spec.fill_value,
-        sources,
-        spec.units,
+    tree.virtual_dataset(
+        path, (n_images, *spec.row_shape), spec.dtype, spec.fill_value, sources, spec.units
     )
 
 
-def _link_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: int) -> None:
+def _link_analysis(tree: H5Tree, records: list[DataFileRecord], n_images: int) -> None:
     """One virtual dataset per per-image array present in any data file (same row shape)."""
     for path, spec in sorted(_union_specs(records).items()):
         sources = [
@@ -157,18 +158,13 @@ def _link_analysis(entry: h5py.Group, records: list[DataFileRecord], n_images: i
             if record.remote
             or (path in record.datasets and record.datasets[path].row_shape == spec.row_shape)
         ]
-        parent_path, _, name = path.rpartition("/")
-        _virtual(
-            require_group(entry, parent_path, "NXcollection"),
-            name,
-            sources,
-            f"/entry/{path}",
-            spec,
-            n_images,
-        )
+        parent_path, _, _name = path.rpartition("/")
+        tree.require_group(f"entry/{parent_path}", "NXcollection")
+        _virtual(tree, f"entry/{path}", sources, f"/entry/{path}", spec, n_images)
     for record in records:
         for group_path in record.reflection_groups:
-            reflections = set_nx_class(entry.require_group("reflections"), "NXcollection")
-            reflections[group_path.rpartition("/")[2]] = h5py.ExternalLink(
-                record.file_name, f"/entry/{group_path}"
+            tree.group("entry/reflections", "NXcollection")
+            name = group_path.rpartition("/")[2]
+            tree.external_link(
+                f"entry/reflections/{name}", record.file_name, f"/entry/{group_path}"
             )

@@ -19,7 +19,7 @@ import numpy as np
 
 from jfsim.protocol import Rational
 from jfsim.writer.field_homes import PROFILING_DATASETS
-from jfsim.writer.h5objects import require_group, write_array
+from jfsim.writer.h5tree import H5Tree
 
 #: Sentinel written where an image or a value is absent: NaN for floats, 0 for counts.
 FLOAT_SENTINEL = np.nan
@@ -343,21 +343,28 @@ class AnalysisBuffer:
             for position in sorted(self._reflections)
         ]
 
-    def write(self, entry: h5py.Group, *, detector_group: str = "detector") -> None:
-        """Write every array below ``entry`` (``detector/*`` goes to ``detector_group``)."""
+    def tree(self, *, detector_group: str = "detector") -> H5Tree:
+        """Every array as an ``H5Tree`` below ``/entry`` (``detector/*`` goes to
+        ``detector_group``); groups that exist already are left as they are."""
+        tree = H5Tree()
         for path, array in self._arrays.items():
             group_name, _, rest = path.partition("/")
             target = detector_group if group_name == "detector" else group_name
-            parent_path, _, name = f"{target}/{rest}".rpartition("/")
-            parent = require_group(entry, parent_path, "NXcollection") if parent_path else entry
-            write_array(parent, name, array, self._units.get(path))
+            parent_path, _, _name = f"{target}/{rest}".rpartition("/")
+            if parent_path:
+                tree.require_group(parent_path, "NXcollection")
+            tree.dataset(f"{target}/{rest}", array, self._units.get(path))
         units = {column: unit for _w, column, _d, unit in REFLECTION_COLUMNS}
         for position, columns in sorted(self._reflections.items()):
-            group = require_group(
-                entry,
+            group = tree.require_group(
                 f"reflections/image_{self.first_image_id + position:06d}",
                 "NXcollection",
                 leaf_class="NXreflections",
             )
             for column, values in columns.items():
-                write_array(group, column, values, units.get(column))
+                tree.dataset(f"{group}/{column}", values, units.get(column))
+        return tree
+
+    def write(self, entry: h5py.Group, *, detector_group: str = "detector") -> None:
+        """Write every array below ``entry`` (``detector/*`` goes to ``detector_group``)."""
+        self.tree(detector_group=detector_group).write(entry)

@@ -316,6 +316,8 @@ class WriterService:
                 if time.monotonic() - self._dropped_at > RECONNECT_GRACE_S:
                     self._reconnect()
             if self.pull not in ready:
+                if self._series is not None:  # idle: data files waiting for their last chunks
+                    self._series.close_complete_files(wait=True)
                 continue
             frame = self.pull.recv(copy=False).buffer
             self.handle_frame(frame)

@@ -192,6 +192,7 @@ class SeriesWriter:
         self.closed_files: list[str] = []
         self._records: dict[int, DataFileRecord] = {}
         self._open: dict[int, ImageFile] = {}
+        self._complete: list[int] = []  # open data files holding all their images, in order
         self._integrated: ImageFile | None = None
         self._calibration: dict[str, PixelArray] = {}
         self._pixel_mask = PixelMask(start.get("pixel_mask"), self.plan.image_shape)
@@ -263,7 +264,7 @@ class SeriesWriter:
             self._open[file_index] = image_file
         return image_file, position
 
-    def _payload(self, image: Message) -> bytes:
+    def _payload(self, image: Message) -> bytes | memoryview:
         """The bitshuffle/LZ4 chunk of the image, checked against the series' frame.
 
         The block framing is trusted: ``jfsim.protocol.decode`` validates it, and
@@ -297,8 +298,7 @@ class SeriesWriter:
                     f"field 'data': bslz4 header declares {declared_bytes} bytes, "
                     f"the frame has {frame_bytes}"
                 )
-            payload = pixels.payload
-            return payload if isinstance(payload, bytes) else bytes(payload)
+            return pixels.payload  # a received frame's buffer is written as it is, uncopied
         # Uncompressed or plain-LZ4 images: the file format is bitshuffle/LZ4 only.
         try:
             return bslz4.compress(pixels.to_numpy())
@@ -350,8 +350,27 @@ class SeriesWriter:
         if problems:
             self._error(f"image {image_id}: analysis fields skipped: {'; '.join(problems)}")
         if image_file is not self._integrated and image_file.complete:
-            self._close_data_file(image_id // self.plan.images_per_file)
+            self._complete.append(image_id // self.plan.images_per_file)
+        if self._complete:
+            self.close_complete_files(wait=False)
         return ImageOutcome.WRITTEN
+
+    def close_complete_files(self, *, wait: bool = True) -> None:
+        """Close the data files that hold all their images, in the order they completed.
+
+        A complete file is closed once the chunk thread has written its last images:
+        waiting for them at once would leave the chunk thread idle while the file is closed
+        and the next images are handled, twice per file. With ``wait`` its chunks are
+        waited for (the writer is idle, or the series ends; the last files of a series
+        are closed by ``finish`` while the master is written)."""
+        while self._complete:
+            file_index = self._complete[0]
+            image_file = self._open.get(file_index)
+            if image_file is not None and image_file.chunks_in_flight and not wait:
+                return
+            self._complete.pop(0)
+            if image_file is not None:
+                self._close_data_file(file_index)
 
     def add_calibration(self, calibration: Message) -> None:
         """Keep one calibration image (pedestal, RMS, …) for the master file."""
@@ -445,6 +464,7 @@ class SeriesWriter:
         return self._summary(state)
 
     def _finish_files(self, end_fields: Mapping[str, Any] | None, state: SeriesState) -> None:
+        self.close_complete_files(wait=False)
         if self._integrated is not None:
             integrated = self._integrated
 
@@ -458,15 +478,64 @@ class SeriesWriter:
             return
         if not self.plan.write_master_file:
             # A secondary writer: its data files only; the master writer links them all.
-            for file_index in sorted(self._open):
-                self._close_data_file(file_index)
+            self._close_open_data_files()
             return
+        master_path = self.plan.master_path(self.root_dir)
+        contained_directory(self.root_dir, master_path.parent)
+        tmp_path = temporary_path(master_path)
+        # The master's content is written while the chunk thread finishes the last data
+        # files (they take turns on HDF5's lock); it is written again in the rare case that
+        # closing a data file loses its images, which the master must then not claim.
+        received_before = self.received.count
+        try:
+            master = self._begin_master(tmp_path, master_path, end_fields, state)
+        except FINISH_ERRORS:
+            self._close_open_data_files()
+            raise
+        try:
+            self._close_open_data_files()
+            if self.received.count != received_before:
+                self._pixel_mask.wait()
+                master.close()
+                master = self._begin_master(tmp_path, master_path, end_fields, state)
+            link_data_files(master, self.plan, list(self._all_records().values()))
+            self._finish_mask()
+        finally:
+            self._pixel_mask.wait()  # no thread may write once the file is closed
+            master.close()
+        commit_file(tmp_path, master_path, overwrite=self.overwrite)
+        self.closed_files.insert(0, str(master_path.relative_to(self.root_dir)))
+
+    def _close_open_data_files(self) -> None:
+        self.close_complete_files(wait=True)
         for file_index in sorted(self._open):
             self._close_data_file(file_index)
+
+    def _begin_master(
+        self,
+        tmp_path: Path,
+        master_path: Path,
+        end_fields: Mapping[str, Any] | None,
+        state: SeriesState,
+    ) -> h5py.File:
+        """The master file (``tmp_path``) with its NXmx content, but not yet the links to the
+        data files; a series that stopped early is first shortened to its data files."""
         if state is not SeriesState.COMPLETED:
             self._end_at_last_received_file(0)
         elif self.images_collected is not None and self.images_collected < self.plan.n_images:
             self._end_at_last_received_file(self.images_collected)
+        master = h5py.File(tmp_path, "w", libver=self.libver)
+        try:
+            master.attrs["file_name"] = master_path.name
+            self._write_master_content(master, end_fields, state)
+        except BaseException:
+            self._pixel_mask.wait()
+            master.close()
+            raise
+        return master
+
+    def _all_records(self) -> dict[int, DataFileRecord]:
+        """Every data file of the plan: those written here, and the others as remote."""
         records = dict(self._records)
         for file_index in range(self.plan.n_data_files):
             if file_index not in records:
@@ -480,19 +549,7 @@ class SeriesWriter:
                     n_written=0,
                     remote=True,
                 )
-        master_path = self.plan.master_path(self.root_dir)
-        contained_directory(self.root_dir, master_path.parent)
-        tmp_path = temporary_path(master_path)
-        with h5py.File(tmp_path, "w", libver=self.libver) as master:
-            try:
-                master.attrs["file_name"] = master_path.name
-                self._write_master_content(master, end_fields, state)
-                link_data_files(master, self.plan, list(records.values()))
-                self._finish_mask()
-            finally:
-                self._pixel_mask.wait()  # no thread may write once the file is closed
-        commit_file(tmp_path, master_path, overwrite=self.overwrite)
-        self.closed_files.insert(0, str(master_path.relative_to(self.root_dir)))
+        return records
 
     def _end_at_last_received_file(self, images_collected: int) -> None:
         """Shorten a series that stopped early to the data files that can exist.
@@ -540,6 +597,7 @@ class SeriesWriter:
         for image_file in self._open.values():
             image_file.abandon()
         self._open.clear()
+        self._complete.clear()
         if self._integrated is not None:
             self._integrated.abandon()
 

@@ -19,7 +19,14 @@ the paced run (default 5 s; the figures in docs/stream.md used 20 s).
   rate measured in the same run), every other option at its default (drop on a slow
   writer, the default send queue), into a counting receiver: goal no image lost, R reached
   within 0.5 %, p99 gap < 2.5 ms. Each run's figures are printed; run it several times for
-  a range.
+  a range. Beside them, in the same run: the p99 gap of an empty paced loop at R (the same
+  ``Pacer``, nothing sent, for ``PACING_FLOOR_SECONDS``), i.e. the gaps this machine's
+  scheduler alone gives a Python thread at that moment, the floor under any sender's p99;
+  and the sending thread's CPU time per image (its spin-wait and the stream's setup
+  included), to set against the period 1/R. The peer: ALBA's eiger-simulator's send loop
+  (eiger-simulator 0.5.1, ``eigersim/acquisition.py`` and ``ZMQChannel`` in ``web.py``),
+  rebuilt here on the same pre-built messages and run at R into the same receiver, for
+  its loss and p99 gap in the same run.
 """
 
 from __future__ import annotations
@@ -28,7 +35,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from queue import SimpleQueue
 
 import numpy as np
 import pytest
@@ -38,6 +48,7 @@ from jfsim.detectors import DETECTOR_PRESETS
 from jfsim.protocol import Compression, Message, PixelArray, Rational, encode
 from jfsim.recording import RecordingWriter
 from jfsim.stream import MessageListSource, OnSlow, RecordingSource, StreamConfig, Streamer
+from jfsim.stream.pacing import Pacer
 
 pytestmark = pytest.mark.benchmark
 
@@ -45,6 +56,7 @@ POOL_FRAMES = 16
 MAX_RATE_IMAGES = 3000
 PACED_RATE_HZ = 2000.0
 PACED_SECONDS = float(os.environ.get("JFSIM_BENCH_STREAM_SECONDS", "5"))
+PACING_FLOOR_SECONDS = 2.0
 RECORDING_IMAGES = int(os.environ.get("JFSIM_BENCH_RECORDING_IMAGES", "2000"))
 
 #: A plain PULL receiver: counts messages and bytes until the end message, prints JSON.
@@ -298,6 +310,70 @@ def test_paced_2khz_rate_and_gaps(benchmark, detector, on_slow, jf4m_series):
     assert figures["images_sent"] + figures["images_dropped"] == n_images
 
 
+def _empty_paced_loop_p99_gap_ms(rate_hz: float, seconds: float) -> float:
+    """p99 gap of a loop that only waits for the ``Pacer``'s deadlines at ``rate_hz``."""
+    n_images = int(rate_hz * seconds)
+    pacer = Pacer(rate_hz)
+    pacer.start()
+    times = np.empty(n_images)
+    for image_id in range(n_images):
+        pacer.wait_for(image_id)
+        times[image_id] = time.perf_counter()
+    return float(np.percentile(np.diff(times), 99) * 1e3)
+
+
+def _peer_style_sender(
+    frames: list[bytes], start: bytes, end: bytes, rate_hz: float, n_images: int
+) -> dict:
+    """ALBA eiger-simulator's send loop on our messages: one thread sleeps until each
+    deadline (no spin) and queues the pre-built message on an unbounded queue; a second
+    thread sends it zero-copy with a 0.5 s send timeout (on a timeout eigersim flushes its
+    queue: those images are counted as dropped). Returns the receiver's figures, the p99
+    gap between sends and the dropped count."""
+    context = zmq.Context()
+    socket = context.socket(zmq.PUSH)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+    receiver = _start_receiver(f"tcp://127.0.0.1:{port}")
+    socket.send(start)
+    socket.setsockopt(zmq.SNDTIMEO, 500)
+    queued: SimpleQueue[bytes | None] = SimpleQueue()
+    send_times: list[float] = []
+    dropped = [0]
+
+    def send_loop() -> None:
+        nonlocal queued
+        while (frame := queued.get()) is not None:
+            try:
+                socket.send(frame, copy=False)
+                send_times.append(time.perf_counter())
+            except zmq.Again:
+                dropped[0] += 1
+                flushed, queued = queued, SimpleQueue()
+                while not flushed.empty():
+                    if flushed.get() is None:
+                        return
+                    dropped[0] += 1
+
+    sender = threading.Thread(target=send_loop, daemon=True)
+    sender.start()
+    began, period_s = time.monotonic(), 1.0 / rate_hz
+    for image_id in range(n_images):
+        sleep_s = began + (image_id + 1) * period_s - time.monotonic()
+        if sleep_s > 0:
+            time.sleep(sleep_s)
+        queued.put(frames[image_id % len(frames)])
+    queued.put(None)
+    sender.join()
+    socket.setsockopt(zmq.SNDTIMEO, -1)
+    socket.send(end)
+    result = _receiver_result(receiver)
+    socket.close(linger=5000)
+    context.term()
+    gaps_s = np.diff(send_times)
+    p99_ms = float(np.percentile(gaps_s, 99) * 1e3) if gaps_s.size else float("nan")
+    return {**result, "p99_gap_ms": p99_ms, "dropped": dropped[0]}
+
+
 def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
     """JF4M at R = min(2 kHz, 0.8 × what a plain pyzmq sender reaches here) with default
     settings: the rate a transport sustains must cost no image and keep the schedule."""
@@ -308,7 +384,11 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
         plain_rate_hz = (plain["images"] - 1) / plain["seconds"]
         rate_hz = min(PACED_RATE_HZ, 0.8 * plain_rate_hz)
         n_images = int(rate_hz * PACED_SECONDS)
+        began_cpu_s = time.thread_time()  # the streamer sends from this thread
         result, summary = _streamer_run(jf4m_series, rate_hz=rate_hz, number_of_images=n_images)
+        sender_cpu_s = time.thread_time() - began_cpu_s
+        floor_ms = _empty_paced_loop_p99_gap_ms(rate_hz, PACING_FLOOR_SECONDS)
+        peer = _peer_style_sender(frames, start, end, rate_hz, n_images)
         return {
             "plain_max_rate_hz": plain_rate_hz,
             "target_rate_hz": rate_hz,
@@ -319,6 +399,12 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
             "rate_ratio": summary.achieved_rate_hz / rate_hz,
             "p99_gap_ms": summary.p99_gap_ms,
             "max_gap_ms": summary.max_gap_ms,
+            "empty_paced_loop_p99_gap_ms": floor_ms,
+            "peer_images_received": peer["images"],
+            "peer_images_dropped": peer["dropped"],
+            "peer_p99_gap_ms": peer["p99_gap_ms"],
+            # setup included; the period at R is 1e6 / R µs
+            "sender_thread_cpu_us_per_image": 1e6 * sender_cpu_s / n_images,
             "sends_that_waited": summary.sends_blocked,
             "load_average_1min": os.getloadavg()[0],
         }

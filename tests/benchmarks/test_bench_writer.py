@@ -8,13 +8,21 @@ Every figure is a ratio against a baseline measured in the same run on the same 
 ``open().write()``. Rounds are paired: each timed writer round is preceded (in the untimed
 setup) by one timed raw round, both after ``os.sync()`` in a fresh folder, so the ratio
 compares measurements taken moments apart on a machine whose load drifts.
+
+CPU time (user + system, every thread of the process) is recorded beside the wall time of
+each round: on a shared machine the wall-time ratio depends on whether a free core runs the
+writer's chunk thread beside its main thread, the CPU-time ratio does not. The CPU time of
+each thread gives a third figure, the ratio an idle 2-core machine allows: raw CPU time over
+max(busiest thread, all threads / 2), the shortest wall time two cores can give the writer.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import resource
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -86,26 +94,71 @@ def fresh_folder(parent: Path) -> Path:
     return folder
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU time of every live thread of this process, by thread name."""
+    times: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            clock = time.pthread_getcpuclockid(thread.ident or 0)
+            times[thread.name] = time.clock_gettime(clock)
+        except (OSError, AttributeError):  # finished meanwhile, or no per-thread clocks
+            continue
+    return times
+
+
 def paired_benchmark(benchmark, tmp_path: Path, chunks: list[bytes], run_round: Callable) -> float:
     """Time ``run_round(folder)`` against raw writes of ``chunks``; returns the ratio of
     the best rates and records both in the benchmark's extra_info (rates per image of
-    ``chunks``)."""
+    ``chunks``), with the CPU time of each side (best and median, ms per round)."""
     raw_seconds: list[float] = []
+    raw_cpu_s: list[float] = []
+    cpu_s: list[float] = []
 
     def setup():
         folder = fresh_folder(tmp_path)
-        began = time.perf_counter()
+        began, began_cpu_s = time.perf_counter(), cpu_seconds()
         with open(folder / "raw.bin", "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
         raw_seconds.append(time.perf_counter() - began)
+        raw_cpu_s.append(cpu_seconds() - began_cpu_s)
         return (fresh_folder(tmp_path),), {}
 
-    benchmark.pedantic(run_round, setup=setup, rounds=ROUNDS, iterations=1)
+    two_core_s: list[float] = []
+    busiest: list[dict[str, float]] = []
+
+    def timed_round(folder: Path) -> None:
+        began_cpu_s, began_threads = cpu_seconds(), thread_cpu_seconds()
+        run_round(folder)
+        cpu_s.append(cpu_seconds() - began_cpu_s)
+        threads = {
+            name: seconds - began_threads.get(name, 0.0)
+            for name, seconds in thread_cpu_seconds().items()
+        }
+        two_core_s.append(max(max(threads.values()), cpu_s[-1] / 2))
+        busiest.append({name: round(1e3 * s, 1) for name, s in threads.items() if s > 1e-3})
+
+    benchmark.pedantic(timed_round, setup=setup, rounds=ROUNDS, iterations=1)
     rate = len(chunks) / benchmark.stats.stats.min
     raw_rate = len(chunks) / min(raw_seconds)
     ratio = rate / raw_rate
-    benchmark.extra_info.update(images_per_s=rate, raw_images_per_s=raw_rate, ratio=ratio)
+    benchmark.extra_info.update(
+        images_per_s=rate,
+        raw_images_per_s=raw_rate,
+        ratio=ratio,
+        cpu_ms=(1e3 * min(cpu_s), 1e3 * float(np.median(cpu_s))),
+        raw_cpu_ms=(1e3 * min(raw_cpu_s), 1e3 * float(np.median(raw_cpu_s))),
+        cpu_ratio=min(raw_cpu_s) / min(cpu_s),
+        two_core_ratio=min(raw_cpu_s) / min(two_core_s),
+        thread_cpu_ms=busiest[int(np.argmin(two_core_s))],
+        load_average_1min=os.getloadavg()[0],
+    )
     return ratio
 
 
@@ -113,7 +166,10 @@ def report(name: str, benchmark) -> None:
     info = benchmark.extra_info
     print(
         f"\n{name}: {info['images_per_s']:.0f} images/s, raw write {info['raw_images_per_s']:.0f}"
-        f" images/s, ratio {info['ratio']:.2f}"
+        f" images/s, ratio {info['ratio']:.2f}; CPU {info['cpu_ms'][0]:.0f}-"
+        f"{info['cpu_ms'][1]:.0f} ms, raw {info['raw_cpu_ms'][0]:.0f}-{info['raw_cpu_ms'][1]:.0f}"
+        f" ms, CPU ratio {info['cpu_ratio']:.2f}, idle 2-core ratio {info['two_core_ratio']:.2f}"
+        f" (load {info['load_average_1min']:.1f}); thread CPU ms {info['thread_cpu_ms']}"
     )
 
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import zmq
 
 from jfsim.protocol import Compression, PixelArray, Rational, decode, encode
 from jfsim.stream import ImageAssembler, PoolFrame
-from jfsim.stream.frames import cbor_head
+from jfsim.stream.frames import (
+    SPARE_BUFFERS,
+    ImageEntries,
+    SendBuffers,
+    cbor_head,
+    encoded_entries,
+)
 
 
 def _pool(n_frames: int = 2, compression: Compression = Compression.BSLZ4) -> list[PoolFrame]:
@@ -104,3 +112,42 @@ def test_cbor_head_is_the_shortest_form(argument):
 
     assert cbor_head(5, argument)[0] >> 5 == 5
     assert cbor_head(0, argument) == cbor2.dumps(argument)
+
+
+def test_image_entries_equal_the_generic_encoding_image_after_image():
+    """The per-entry fast path (direct ints and Rationals, cached other values) gives the
+    generic encoder's bytes whatever the values do from one image to the next."""
+    entries = ImageEntries()
+    values = [
+        _fields(0),
+        _fields(1, beam_center_x=512),  # a Float field sent as an int travels as 512.0
+        _fields(2, beam_corr_x=2, beam_center_x=512.5, user_data={"note": [1, 2]}),  # a map
+        _fields(-(2**40), series_unique_id="other", series_id=-1),
+        _fields(2**40, start_time=Rational(-5, 7), spot_count=True),
+        {"image_id": 7, "series_id": 2**64 - 1},
+    ]
+    for fields in values * 2:
+        assert entries(fields) == encoded_entries("image", fields), fields
+
+
+class _InFlight:
+    """A tracker whose message ZeroMQ still holds."""
+
+    done = False
+
+
+def test_a_kind_that_had_to_grow_takes_spares_made_in_the_background():
+    tail = bytes(range(256)) * 40
+    buffers = SendBuffers(1, tail=tail)
+    first = buffers.acquire(10)
+    buffers.release(first, _InFlight())
+    grown = buffers.acquire(10)  # none idle: made on the spot, and spares are requested
+    buffers.release(grown, _InFlight())
+    deadline = time.monotonic() + 30
+    while len(buffers._spares) < SPARE_BUFFERS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(buffers._spares) == SPARE_BUFFERS
+    spare = buffers.acquire(10)
+    assert spare not in (first, grown)
+    assert bytes(spare.fill(b"head")) == b"head" + tail
+    assert buffers.n_buffers == 3  # spares count once handed out

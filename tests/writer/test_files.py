@@ -386,6 +386,20 @@ def test_pixel_mask_reads_back_as_sent(tmp_path):
         assert np.array_equal(stored[()], mask) and mask.any()
 
 
+def test_each_series_stores_its_own_mask_when_masks_change_between_series(tmp_path):
+    """The last decoded mask is reused only for the very same compressed bytes."""
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=1))
+    first = series.start["pixel_mask"]["default"].to_numpy()
+    second = first.copy()
+    second[3, 4] = 4
+    for index, mask in enumerate([first, second, second, first]):
+        series.start.fields["pixel_mask"] = {"default": PixelArray.from_numpy(mask)}
+        root = tmp_path / f"series{index}"
+        write_series(root, series).finish(series.end, SeriesState.COMPLETED)
+        with h5py.File(root / "run/tiny_master.h5", "r") as h5:
+            assert np.array_equal(h5["entry/instrument/detector/pixel_mask"][()], mask), index
+
+
 def corrupt_lz4_content(payload: bytes) -> bytes:
     """Valid block framing, garbage inside the first LZ4 block."""
     block_length = int.from_bytes(payload[12:16], "big")
@@ -479,3 +493,38 @@ def test_chunk_engines_write_the_same_files(tmp_path, file_format):
     assert np.array_equal(read_back["thread"][0], read_back["inline"][0])
     assert np.array_equal(read_back["thread"][1], read_back["inline"][1])
     assert np.array_equal(read_back["thread"][1], series.experiment.detector.pixel_mask())
+
+
+def test_complete_data_files_are_closed_before_the_end_message(tmp_path):
+    """A complete data file may wait for its last chunks while later images are handled,
+    but it is final once the writer is idle (the end message only adds the master)."""
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=7))
+    writer = SeriesWriter(series.start, tmp_path)
+    for image in series.images[:3]:
+        writer.add_image(image)
+    writer.close_complete_files(wait=True)  # what the service does when no message comes
+    assert tree(tmp_path) == ["run/tiny_data_000001.h5"]
+    assert writer.closed_files == ["run/tiny_data_000001.h5"]
+    for image in series.images[3:]:
+        writer.add_image(image)
+    writer.close_complete_files(wait=True)
+    assert tree(tmp_path) == [f"run/tiny_data_00000{k}.h5" for k in (1, 2, 3)]
+    assert writer.finish(series.end, SeriesState.COMPLETED).images_written == 7
+    assert np.array_equal(read_all_images(tmp_path / "run/tiny_master.h5"), np.stack(series.pixels))
+
+
+def test_a_data_file_lost_at_the_end_is_not_claimed_by_the_master(tmp_path):
+    """The master is written while the last data files are closed; if closing one loses
+    its images, the master is written again without them."""
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=8), extras=False)
+    writer = SeriesWriter(series.start, tmp_path)
+    for image in series.images[:7]:  # the third file (images 6, 7) stays open, incomplete
+        writer.add_image(image)
+    (tmp_path / "run/tiny_data_000003.h5").write_bytes(b"taken meanwhile")  # refuses the rename
+    summary = writer.finish(series.end, SeriesState.COMPLETED)
+    assert any("tiny_data_000003.h5: not finalised" in error for error in summary.errors)
+    assert summary.images_written == 6
+    with h5py.File(tmp_path / "run/tiny_master.h5", "r") as h5:
+        specific = h5["entry/instrument/detector/detectorSpecific"]
+        assert specific["nimages_written"][()] == 6
+        assert specific["image_received"][()].tolist() == [1] * 6 + [0, 0]
