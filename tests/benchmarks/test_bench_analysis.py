@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from jfsim.analysis.analyse import ImageAnalyser
+from jfsim.analysis.azimuthal import AZ_LOST, azimuthal_profile_from
 from jfsim.analysis.engines import cpu
 from jfsim.analysis.engines import gpu as gpu_engine
 from jfsim.analysis.frames import FrameReader
@@ -104,8 +105,11 @@ def _best(function, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def _spot_finding_only(prepared: cpu.PreparedCpu, plan: AnalysisPlan, frame: np.ndarray) -> int:
-    """The spot-finding share of the CPU engine: candidates, window tests, groups, filters."""
-    rows, cols, excess, _ = cpu.strong_pixels(prepared, frame)
+    """The spot-finding share of the CPU engine: the pass that lists the candidates (it
+    computes the other analyses' sums on the way, so this over-counts), window tests, groups,
+    filters."""
+    n_found = cpu.pixel_pass(prepared, frame.reshape(-1)).candidates
+    rows, cols, excess = cpu.strong_pixels(prepared, frame, n_found)
     return len(spots_from(plan.spots, rows, cols, excess))
 
 
@@ -194,21 +198,11 @@ def test_bench_azimuthal_integration_vs_pyfai_csr(benchmark, small_run: Path) ->
         ).intensity
 
     def ours() -> np.ndarray:
-        from jfsim.analysis.azimuthal import azimuthal_profile_from
-        from jfsim.analysis.pixel_statistics import N_STATS
-
-        flat = frame.reshape(-1)
-        stats = np.zeros(N_STATS, dtype=np.int64)
-        lost = cpu._statistics(
-            flat, prepared.pixel_class, run.error_value, run.saturation_value, stats
-        )
-        sums = np.zeros(8 * prepared.stride, dtype=np.int64)
-        cpu._histogram(flat, prepared.histogram_bins, prepared.stride, sums)
-        merged = sums.reshape(4, prepared.stride, 2).sum(axis=0)[: azimuthal.n_bins]
-        accumulators = np.zeros((azimuthal.n_bins, 3), dtype=np.int64)
-        accumulators[:, :2] = merged
-        assert lost == 0
-        return azimuthal_profile_from(azimuthal, accumulators, np.zeros(azimuthal.n_bins)).mean[0]
+        """The CPU engine's pass (it also gives the statistics and the spot candidates)."""
+        passed = cpu.pixel_pass(prepared, frame.reshape(-1))
+        assert passed.azimuthal[:, AZ_LOST].sum() == 0
+        profile = azimuthal_profile_from(azimuthal, passed.azimuthal, passed.lost_correction)
+        return profile.mean[0]
 
     reference = pyfai_csr()  # builds pyFAI's CSR matrix outside the timing
     mine = ours()
