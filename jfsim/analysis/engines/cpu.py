@@ -8,14 +8,15 @@ analysing its own frames.
 
 A frame costs one pass over its pixels and then the spot candidates' windows:
 
-* ``_pixel_pass`` reads the frame and one per-run *key* map (uint16 where it fits: the
-  pixel's azimuthal bin, whether it lies in the background band, or "not sensitive"),
-  nothing else. Small values — the bulk of a photon-counting frame — only count how often
-  each value occurs per key (one increment, no branch taken); the rest (larger and negative
-  values, error and saturated pixels, pixels outside the mask) take a rarely used branch
-  that sums them, takes lost pixels out of their bins and ROIs, and lists the spot
-  candidates in row-major order. Small values are never candidates: they stop below the
-  photon threshold, the error value and the saturation value.
+* ``_pixel_pass`` reads the frame and one per-run map of *keys* (the pixel's azimuthal
+  bin, whether it lies in the background band, or "not sensitive"), stored as the offset
+  of the key's row of counts (uint16 where it fits), nothing else. Small values — the bulk
+  of a photon-counting frame — only count how often each value occurs per key (one
+  increment, no branch taken); the rest (larger and negative values, error and saturated
+  pixels, pixels outside the mask) take a rarely used branch that sums them, takes lost
+  pixels out of their bins and ROIs, and lists the spot candidates in row-major order.
+  Small values are never candidates: they stop below the photon threshold, the error value
+  and the saturation value.
 * ``_fold`` turns the counts into Σ I and Σ I² per bin, the sums of the pixel statistics
   (all bins, band bins) and their extremes: ~10³ keys instead of 4·10⁶ pixels.
 * ``_test_candidates`` sums each candidate's window row by row without branches (the
@@ -85,7 +86,8 @@ __all__ = [
 NAME = "cpu"
 
 #: Values 0 … LEVELS − 1 are counted per key rather than summed (row stride of the counts).
-_LEVELS = 8
+_LEVEL_BITS = np.uint64(3)
+_LEVELS = 1 << int(_LEVEL_BITS)
 #: Windows of more pixels than this many times the frame's are summed by running column
 #: sums (cost ~ frame) instead of one by one (cost ~ candidates × window).
 _COLUMN_SUMS_FACTOR = 4
@@ -110,7 +112,7 @@ def probe() -> str | None:
 @numba.njit(nogil=True, cache=True)
 def _pixel_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - numba
     frame,
-    keys,
+    offsets,
     outside,
     levels,
     error,
@@ -125,9 +127,11 @@ def _pixel_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - numba
     candidates,
     tallies,
 ):
-    """One pass over a flat frame; see the module docstring. ``keys[i]`` is 2·bin + band
-    (bin = n_bins for "no bin") or ``outside`` for a pixel that is not sensitive; values
-    0 ≤ I < ``levels`` only count. ``tallies`` (zeroed, extremes at their neutral values)
+    """One pass over a flat frame; see the module docstring. ``offsets[i]`` is LEVELS ×
+    the key of pixel i: 2·bin + band (bin = n_bins for "no bin"), or ``outside`` for a
+    pixel that is not sensitive; values 0 ≤ I < ``levels`` only count. Unsigned index
+    arithmetic: numba then emits no negative-index correction, and the hot loop is an
+    add and an increment. ``tallies`` (zeroed, extremes at their neutral values)
     receives the error, saturated and lost band pixels, the viable pixels summed, their
     extremes and the candidates found. The rare branch keeps its state in memory: that
     leaves the registers to the hot loop."""
@@ -135,10 +139,12 @@ def _pixel_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - numba
     limit = np.uint64(levels)
     for i in range(frame.shape[0]):
         value = np.int64(frame[i])
-        key = np.intp(keys[i])
-        if np.uint64(value) < limit:
-            counts[key * _LEVELS + value] += 1
+        small = np.uint64(value)
+        offset = np.uint64(offsets[i])
+        if small < limit:
+            counts[offset + small] += 1
             continue
+        key = np.intp(offset >> _LEVEL_BITS)
         if key == outside:
             continue
         if value == error or value >= saturation:
@@ -383,10 +389,13 @@ class PreparedCpu:
         self.plan = plan
         self.pixel_class_2d = np.ascontiguousarray(plan.pixel_class)
         self.pixel_class = self.pixel_class_2d.reshape(-1)
-        self.keys, self.outside = pixel_keys(plan)
+        keys, self.outside = pixel_keys(plan)
         n_keys = self.outside + 1
+        fits = n_keys * _LEVELS <= np.iinfo(np.uint16).max + 1
+        #: LEVELS × key, the row of the pixel's counts
+        self.offsets = (keys.astype(np.int64) * _LEVELS).astype(np.uint16 if fits else np.uint32)
         #: counts only while their table stays small (uint16 keys: at most 2 MB)
-        counted = self.keys.dtype == np.uint16
+        counted = keys.dtype == np.uint16
         self.levels = _count_levels(plan, _LEVELS if counted else 0)
         self.counts = np.zeros(n_keys * _LEVELS if counted else 0, dtype=np.int32)
         self.sums = np.zeros(n_keys, dtype=np.int64)
@@ -426,7 +435,7 @@ def pixel_pass(prepared: PreparedCpu, flat: npt.NDArray[Any]) -> PixelPass:
     tallies[_T_MAX] = _INT64_MIN
     _pixel_pass(
         flat,
-        prepared.keys,
+        prepared.offsets,
         prepared.outside,
         prepared.levels,
         plan.error_value,
