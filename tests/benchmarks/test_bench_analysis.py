@@ -98,23 +98,14 @@ def _plan(master: Path, name: str) -> AnalysisPlan:
     return analysis_plan(open_run(master), ProcessSettings.from_mapping(SETTINGS[name]))
 
 
-def _best(function, repeats: int) -> float:  # type: ignore[no-untyped-def]
+def _best(function, repeats: int, clock=time.perf_counter) -> float:  # type: ignore[no-untyped-def]
+    """Fewest ``clock`` seconds of ``repeats`` calls (``time.thread_time``: CPU seconds of
+    the calling thread, so that waiting for a core on a shared machine does not count)."""
     best = float("inf")
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = clock()
         function()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def _best_cpu(function, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    """Like ``_best`` in CPU seconds of the calling thread: on a shared machine, time spent
-    waiting for a core does not count."""
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.thread_time()
-        function()
-        best = min(best, time.thread_time() - started)
+        best = min(best, clock() - started)
     return best
 
 
@@ -318,13 +309,14 @@ def test_bench_per_frame_costs_jf4m(benchmark, small_run: Path) -> None:
 
     def each(function) -> float:  # type: ignore[no-untyped-def]
         """Best-of-rounds CPU seconds per frame of ``function(i)`` over every frame."""
-        return _best_cpu(lambda: [function(i) for i in range(N_FRAMES)], 10) / N_FRAMES
+        every = _best(lambda: [function(i) for i in range(N_FRAMES)], 10, time.thread_time)
+        return every / N_FRAMES
 
     decompress_s = each(lambda i: bslz4.decompress(compressed[i], run.image_dtype, frames[i].size))
     pass_s = each(lambda i: cpu.pixel_pass(prepared, frames[i].reshape(-1)))
     windows_s = each(lambda i: cpu.strong_pixels(prepared, frames[i], found[i]))
     analysis_s = each(lambda i: analyser.analyse(i, frames[i]))
-    plan_s = _best_cpu(lambda: analysis_plan(run, ProcessSettings()), 3)
+    plan_s = _best(lambda: analysis_plan(run, ProcessSettings()), 3, time.thread_time)
     benchmark.pedantic(lambda: analyser.analyse(0, frames[0]), rounds=5)
     per_image_s = decompress_s + analysis_s + plan_s / PROCESS_IMAGES
     benchmark.extra_info.update(

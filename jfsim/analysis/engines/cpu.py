@@ -35,6 +35,7 @@ The kernels use only constants of this module, so numba caches them on disk.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -224,6 +225,22 @@ def _rois(frame, pixel_class, roi_map, width, error, saturation, rois):  # type:
                 rois[k, ROI_SUM_Y] += value * row
 
 
+@numba.njit(inline="always", cache=True)
+def _strong_excess(value, count, total, squares, min_count, nsigma):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """I − μ of a candidate of value I (viable) if it is strong, else NaN: ``count``,
+    ``total``, ``squares`` sum the viable pixels of its window, the candidate included, and
+    the rule (``strong_mean``'s) takes it out."""
+    others = count - 1
+    if others < min_count:
+        return np.nan
+    mean = (total - value) / others
+    variance = (squares - value * value) / others - mean * mean
+    difference = np.float64(value) - mean
+    if difference > 0.0 and difference * difference > nsigma * nsigma * variance:
+        return difference
+    return np.nan
+
+
 @numba.njit(nogil=True, cache=True)
 def _test_candidates(  # type: ignore[no-untyped-def]  # pragma: no cover
     frame,
@@ -268,15 +285,8 @@ def _test_candidates(  # type: ignore[no-untyped-def]  # pragma: no cover
                 total += kept
                 squares += kept * kept
         value = np.int64(frame[row, col])
-        count -= 1
-        total -= value
-        squares -= value * value
-        if count < min_count:
-            continue
-        mean = total / count
-        variance = squares / count - mean * mean
-        difference = np.float64(value) - mean
-        if difference > 0.0 and difference * difference > nsigma * nsigma * variance:
+        difference = _strong_excess(value, count, total, squares, min_count, nsigma)
+        if not math.isnan(difference):
             rows[found] = row
             cols[found] = col
             excess[found] = difference
@@ -340,16 +350,9 @@ def _test_candidates_by_columns(  # type: ignore[no-untyped-def]  # pragma: no c
                 n += count[c]
                 s += total[c]
                 s2 += squares[c]
-            value = np.int64(frame[row, col])  # a candidate is viable: take it out
-            n -= 1
-            s -= value
-            s2 -= value * value
-            if n < min_count:
-                continue
-            mean = s / n
-            variance = s2 / n - mean * mean
-            difference = np.float64(value) - mean
-            if difference > 0.0 and difference * difference > nsigma * nsigma * variance:
+            value = np.int64(frame[row, col])
+            difference = _strong_excess(value, n, s, s2, min_count, nsigma)
+            if not math.isnan(difference):
                 rows[found] = row
                 cols[found] = col
                 excess[found] = difference
