@@ -169,3 +169,16 @@ def test_a_full_candidate_list_is_counted_and_truncated() -> None:
     assert output.candidates == frame.size
     assert output.truncated
     np.testing.assert_array_equal(prepared.candidates, np.arange(100))
+
+
+def test_threads_preparing_one_plan_share_its_offset_map() -> None:
+    """The per-pixel map is built once per plan and shared read-only (one 9 MB copy for a
+    JF4M run however many threads); another plan gets its own."""
+    plan = synthetic_plan(ProcessSettings())
+    first, second = cpu.prepare(plan), cpu.prepare(plan)
+    assert first.offsets is second.offsets
+    assert not first.offsets.flags.writeable
+    keys, _ = cpu.pixel_keys(plan)
+    np.testing.assert_array_equal(first.offsets, keys.astype(np.int64) * 8)
+    other = cpu.prepare(synthetic_plan(ProcessSettings()))
+    assert other.offsets is not first.offsets

@@ -36,7 +36,9 @@ The kernels use only constants of this module, so numba caches them on disk.
 from __future__ import annotations
 
 import math
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +78,7 @@ __all__ = [
     "CpuOptions",
     "PixelPass",
     "PreparedCpu",
+    "count_offsets",
     "pixel_keys",
     "pixel_pass",
     "prepare",
@@ -95,6 +98,9 @@ _COLUMN_SUMS_FACTOR = 4
 #: Slots of the pass's tallies.
 _T_ERROR, _T_SATURATED, _T_BAND_LOST, _T_VIABLE, _T_MIN, _T_MAX, _T_FOUND = range(7)
 _INT64_MAX = np.iinfo(np.int64).max
+#: ``count_offsets`` of the live plans, by ``id``: (the plan, its offsets, outside).
+_OFFSETS: dict[int, tuple[weakref.ref[AnalysisPlan], npt.NDArray[np.unsignedinteger], int]] = {}
+_OFFSETS_LOCK = threading.Lock()
 _INT64_MIN = np.iinfo(np.int64).min
 
 
@@ -385,20 +391,38 @@ def _count_levels(plan: AnalysisPlan, most: int) -> int:
     return max(levels, 0)
 
 
+def count_offsets(plan: AnalysisPlan) -> tuple[npt.NDArray[np.unsignedinteger], int]:
+    """LEVELS × the key of every pixel (:func:`pixel_keys`): the row of its counts, uint16
+    where it fits; and the key of the pixels outside. Computed once per plan and shared,
+    read-only, by every thread that prepares an engine for it: a JF4M map is 9 MB, and a
+    copy per thread would crowd out of the caches the frames that the threads decode."""
+    with _OFFSETS_LOCK:
+        shared = _OFFSETS.get(id(plan))
+        if shared is not None and shared[0]() is plan:
+            return shared[1], shared[2]
+        keys, outside = pixel_keys(plan)
+        fits = (outside + 1) * _LEVELS <= np.iinfo(np.uint16).max + 1
+        offsets: npt.NDArray[np.unsignedinteger] = (keys.astype(np.int64) * _LEVELS).astype(
+            np.uint16 if fits else np.uint32
+        )
+        offsets.flags.writeable = False
+        _OFFSETS[id(plan)] = (weakref.ref(plan), offsets, outside)
+        weakref.finalize(plan, _OFFSETS.pop, id(plan), None)
+        return offsets, outside
+
+
 class PreparedCpu:
-    """The run's key map, flat views of its other maps, and scratch (one per thread)."""
+    """The run's count offsets, flat views of its other maps, and scratch (one per
+    thread)."""
 
     def __init__(self, plan: AnalysisPlan, options: CpuOptions) -> None:
         self.plan = plan
         self.pixel_class_2d = np.ascontiguousarray(plan.pixel_class)
         self.pixel_class = self.pixel_class_2d.reshape(-1)
-        keys, self.outside = pixel_keys(plan)
+        self.offsets, self.outside = count_offsets(plan)
         n_keys = self.outside + 1
-        fits = n_keys * _LEVELS <= np.iinfo(np.uint16).max + 1
-        #: LEVELS × key, the row of the pixel's counts
-        self.offsets = (keys.astype(np.int64) * _LEVELS).astype(np.uint16 if fits else np.uint32)
         #: counts only while their table stays small (uint16 keys: at most 2 MB)
-        counted = keys.dtype == np.uint16
+        counted = self.outside <= np.iinfo(np.uint16).max
         self.levels = _count_levels(plan, _LEVELS if counted else 0)
         self.counts = np.zeros(n_keys * _LEVELS if counted else 0, dtype=np.int32)
         self.sums = np.zeros(n_keys, dtype=np.int64)
