@@ -114,13 +114,12 @@ def azimuthal_plan(
             f"azim_int: {n_q} q bins x {n_phi} phi bins exceed {MAX_BINS}; raise q_spacing"
         )
     with np.errstate(invalid="ignore"):
-        q_bin = np.floor((q - low_q) / spacing)
-        in_range = usable & (q_bin >= 0) & (q_bin < n_q)
-        phi_bin = np.floor(maps.phi_rad.astype(np.float64) / (2.0 * math.pi / n_phi))
-    phi_bin = np.clip(np.nan_to_num(phi_bin), 0, n_phi - 1)
-    bin_map = np.where(
-        in_range, (phi_bin * n_q + np.nan_to_num(q_bin)).astype(np.int64), -1
-    ).astype(np.int32)
+        bins = np.floor((q - low_q) / spacing)
+        in_range = usable & (bins >= 0) & (bins < n_q)
+        if n_phi > 1:  # φ is finite wherever q is
+            phi_bin = np.floor(maps.phi_rad.astype(np.float64) / (2.0 * math.pi / n_phi))
+            bins += n_q * np.clip(phi_bin, 0, n_phi - 1)
+    bin_map = np.where(in_range, bins, -1).astype(np.int32)
     correction = np.ones(q.shape, dtype=np.float32)
     if settings.solid_angle_corr:
         correction *= maps.solid_angle

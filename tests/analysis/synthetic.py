@@ -26,6 +26,9 @@ def synthetic_plan(
     beam_xy_pxl: tuple[float, float] = (80.0, 60.0),
     wavelength_A: float = 1.0,
     polarization_factor: float | None = 0.99,
+    image_dtype: np.dtype | type = np.int16,
+    error_value: int = ERROR,
+    saturation_value: int = SATURATION,
 ) -> AnalysisPlan:
     height, width = shape
     panel = panel_from_position(
@@ -45,10 +48,10 @@ def synthetic_plan(
             polarization_factor=polarization_factor,
         ),
         n_images=1,
-        image_dtype=np.dtype(np.int16),
+        image_dtype=np.dtype(image_dtype),
         valid_pixels=np.ones(shape, dtype=bool) if valid is None else valid,
-        error_value=ERROR,
-        saturation_value=SATURATION,
+        error_value=error_value,
+        saturation_value=saturation_value,
         blocks=(),
         image_numbers=np.arange(1),
     )

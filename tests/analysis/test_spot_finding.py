@@ -168,9 +168,7 @@ def test_both_window_sum_methods_of_the_cpu_engine_agree(threshold: int) -> None
     plan = synthetic_plan(_settings(photon_count_threshold=threshold), valid=valid)
     prepared = cpu.prepare(plan)
     frame = _noisy_frame(11)
-    n = cpu._candidates(
-        frame.reshape(-1), prepared.pixel_class, ERROR, SATURATION, threshold, prepared.candidates
-    )
+    n = cpu.pixel_pass(prepared, frame.reshape(-1)).candidates
     assert n > 20
     outputs = []
     for test in (cpu._test_candidates, cpu._test_candidates_by_columns):
