@@ -293,7 +293,7 @@ def score(
         }
     scores: dict[str, dict] = {}
     scores.update(_spot_scores(ctx, truth, thresholds, numbers))
-    scores.update(_indexing_scores(ctx, truth, thresholds))
+    scores.update(_indexing_scores(ctx, truth, thresholds, numbers))
     scores.update(_intensity_scores(ctx, truth, thresholds))
     rule_of = {
         "spot_recall": "TRUTH-003",
@@ -405,8 +405,11 @@ def _spot_scores(
     }
 
 
-def _observed_lattices(ctx: FileContext, n: int) -> tuple[dict[int, np.ndarray], bool]:
-    """Per-image real-space lattices (rows a, b, c) and whether they are per image."""
+def _observed_lattices(
+    ctx: FileContext, n: int, numbers: np.ndarray | None = None
+) -> tuple[dict[int, np.ndarray], bool]:
+    """Per-image real-space lattices (rows a, b, c), keyed by image number (row i is image
+    ``numbers[i]`` when given), and whether they are per image."""
     mx = None if ctx.entry is None else ctx.group("MX", ctx.entry)
     lattice = None if mx is None else ctx.dataset("latticeIndexed", mx)
     if lattice is not None and lattice.ndim == 2 and lattice.shape[1] == 9:
@@ -416,9 +419,12 @@ def _observed_lattices(ctx: FileContext, n: int) -> tuple[dict[int, np.ndarray],
         values = stored.astype(float)
         indexed = ctx.array(ctx.dataset("imageIndexed", mx))
         found = {}
-        for image in range(min(n, len(values))):
-            if np.isfinite(values[image]).all() and (indexed is None or indexed[image] > 0):
-                found[image] = values[image].reshape(3, 3)
+        for row in range(len(values)):
+            image = int(numbers[row]) if numbers is not None and row < len(numbers) else row
+            if not 0 <= image < n:
+                continue
+            if np.isfinite(values[row]).all() and (indexed is None or indexed[row] > 0):
+                found[image] = values[row].reshape(3, 3)
         return found, True
     for sample in ctx.in_entry("NXsample"):
         ub = ctx.dataset("ub_matrix", sample)
@@ -439,7 +445,9 @@ def _holds_lattices(ctx: FileContext) -> bool:
     return any(ctx.dataset("ub_matrix", sample) is not None for sample in ctx.in_entry("NXsample"))
 
 
-def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+def _indexing_scores(
+    ctx: FileContext, truth: Truth, limits: TruthThresholds, numbers: np.ndarray | None = None
+) -> dict[str, dict]:
     if not _holds_lattices(ctx):  # e.g. a spot-finding-only _process.h5
         return {
             name: _skipped(
@@ -449,8 +457,9 @@ def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) ->
             )
             for name, threshold in LATTICE_THRESHOLDS.items()
         }
-    lattices, per_image = _observed_lattices(ctx, truth.n_images)
-    hits = [i for i in range(truth.n_images) if truth.n_lattices[i] > 0]
+    lattices, per_image = _observed_lattices(ctx, truth.n_images, numbers)
+    covered = range(truth.n_images) if numbers is None else sorted(set(numbers.tolist()))
+    hits = [i for i in covered if 0 <= i < truth.n_images and truth.n_lattices[i] > 0]
     if not hits:
         return {
             name: _skipped(getattr(limits, threshold), "the truth has no image with a crystal")

@@ -20,6 +20,7 @@ from jfsim import engines
 from jfsim.analysis.azimuthal import azimuthal_profile_from
 from jfsim.analysis.engines import cpu, gpu
 from jfsim.analysis.errors import FrameError
+from jfsim.analysis.indexing.indexer import ImageIndexer
 from jfsim.analysis.pixel_statistics import statistics_from_counts
 from jfsim.analysis.plan import AnalysisPlan
 from jfsim.analysis.result import ImageAnalysis, ImageTiming
@@ -45,16 +46,26 @@ class ImageAnalyser:
         self.plan = plan
         self.engine = select_engine(device)
         self._prepared = self.engine.prepare(plan, options)
+        self.indexer = (
+            None if plan.indexing is None else ImageIndexer(plan.indexing, device=self.engine_name)
+        )
 
     @property
     def engine_name(self) -> str:
         return str(self.engine.NAME)
 
     def analyse(
-        self, position: int, pixels: npt.NDArray[Any], *, preprocessing_s: float = 0.0
+        self,
+        position: int,
+        pixels: npt.NDArray[Any],
+        *,
+        preprocessing_s: float = 0.0,
+        image_number: int | None = None,
     ) -> ImageAnalysis:
         """Analyse one frame ``[H, W]`` (the run's pixel type) at row ``position``;
-        ``preprocessing_s`` is what reading and decoding it cost, for the profile."""
+        ``preprocessing_s`` is what reading and decoding it cost, for the profile;
+        ``image_number`` is the frame's number in the run (its goniometer angle; default
+        ``position``)."""
         plan = self.plan
         if pixels.shape != plan.image_shape:
             raise FrameError(
@@ -71,6 +82,8 @@ class ImageAnalyser:
         pixel_statistics = statistics_from_counts(
             output.stats, plan.sensitive_pixels, plan.band_pixels
         )
+        number = position if image_number is None else image_number
+        indexing = None if self.indexer is None else self.indexer.index(spots, number)
         return ImageAnalysis(
             position=position,
             engine=self.engine_name,
@@ -85,4 +98,5 @@ class ImageAnalyser:
                 processing_s=preprocessing_s + time.perf_counter() - started,
             ),
             candidates_truncated=output.truncated,
+            indexing=indexing,
         )

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from jfsim.analysis.azimuthal import AzimuthalPlan, azimuthal_plan
 from jfsim.analysis.geometry import PixelMaps, pixel_maps
+from jfsim.analysis.indexing.indexer import IndexingPlan, indexing_plan
 from jfsim.analysis.nxmx_run import NxmxRun
 from jfsim.analysis.pixel_statistics import BKG_BAND, SENSITIVE, pixel_classes
 from jfsim.analysis.roi import RoiPlan, roi_plan
@@ -34,6 +35,7 @@ class AnalysisPlan:
         maps: per-pixel geometry.
         pixel_class: uint8 ``[H, W]`` (``SENSITIVE``, ``BKG_BAND`` bits).
         spots, azimuthal, rois: each analysis's plan.
+        indexing: the indexing plan, None when indexing is off (``-X none``).
     """
 
     run: NxmxRun
@@ -45,6 +47,7 @@ class AnalysisPlan:
     rois: RoiPlan
     sensitive_pixels: int
     band_pixels: int
+    indexing: IndexingPlan | None = None
 
     @property
     def error_value(self) -> int:
@@ -74,4 +77,10 @@ def analysis_plan(run: NxmxRun, settings: ProcessSettings) -> AnalysisPlan:
         rois=roi_plan(settings.roi, maps, sensitive),
         sensitive_pixels=int(np.count_nonzero(classes & SENSITIVE)),
         band_pixels=int(np.count_nonzero(classes & BKG_BAND)),
+        indexing=indexing_plan(
+            settings.indexing,
+            run.geometry,
+            space_group_number=settings.space_group_number,
+            enabled=bool(settings.spot_finding.indexing),
+        ),
     )

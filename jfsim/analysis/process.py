@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 from jfsim.analysis.analyse import ImageAnalyser, select_engine
 from jfsim.analysis.errors import AnalysisInputError, FrameError
 from jfsim.analysis.frames import FrameReader
+from jfsim.analysis.indexing.summary import IndexingSummary, IndexingTally
 from jfsim.analysis.message_fields import image_message_fields
 from jfsim.analysis.nxmx_run import open_run
 from jfsim.analysis.plan import AnalysisPlan, analysis_plan
@@ -62,6 +63,7 @@ class ProcessSummary:
     strong_pixels_per_image: float
     distributed: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    indexing: IndexingSummary | None = None
 
     @property
     def images_per_s(self) -> float:
@@ -82,6 +84,7 @@ class ProcessSummary:
             "images_per_s": round(self.images_per_s, 2),
             "spots_per_image": round(self.spots_per_image, 2),
             "strong_pixels_per_image": round(self.strong_pixels_per_image, 1),
+            "indexing": None if self.indexing is None else self.indexing.as_dict(),
             "notes": list(self.notes),
         }
 
@@ -116,7 +119,10 @@ def analyse_images(
         except FrameError as error:
             return SkippedImage(position, str(error))
         return analyser().analyse(
-            position, frame.pixels, preprocessing_s=frame.read_s + frame.decode_s
+            position,
+            frame.pixels,
+            preprocessing_s=frame.read_s + frame.decode_s,
+            image_number=number,
         )
 
     total = len(image_numbers)
@@ -178,6 +184,12 @@ def process_run(
         plan.sensitive_pixels,
         time.perf_counter() - started,
     )
+    plan, rotation_message = _first_pass(plan, numbers, threads=threads, device=device)
+    tally = (
+        None
+        if plan.indexing is None
+        else IndexingTally(plan.indexing.algorithm, plan.indexing.refinement)
+    )
     buffer = AnalysisBuffer(
         len(numbers), max_spots=settings.max_spots, azint_shape=plan.azimuthal.shape
     )
@@ -200,6 +212,8 @@ def process_run(
                 skipped.append(result)
                 continue
             engines.add(result.engine)
+            if tally is not None and result.indexing is not None:
+                tally.add(result.indexing)
             truncated += result.candidates_truncated
             spots += len(result.spots)
             strong += result.spots.strong_pixels
@@ -211,7 +225,10 @@ def process_run(
                 raise RuntimeError(f"image {number}: {'; '.join(problems)}")
         skipped.sort(key=lambda item: item.position)
         analysed = len(numbers) - len(skipped)
-        notes = run.notes
+        notes = run.notes + ((rotation_message,) if rotation_message else ())
+        indexing = None if tally is None else _indexing_summary(tally, plan, rotation_message)
+        if indexing is not None and indexing.images and not indexing.indexed:
+            notes += (_nothing_indexed(indexing),)
         if truncated:
             notes += (
                 f"{truncated} images had more pixels above the photon threshold than the "
@@ -233,6 +250,7 @@ def process_run(
                 seconds,
                 dask_scheduler,
                 notes[len(run.notes) :],
+                indexing,
             ),
         )
     return ProcessSummary(
@@ -248,4 +266,58 @@ def process_run(
         strong_pixels_per_image=strong / analysed if analysed else float(np.nan),
         distributed=dask_scheduler,
         notes=notes,
+        indexing=indexing,
+    )
+
+
+def _first_pass(
+    plan: AnalysisPlan, numbers: Sequence[int], *, threads: int, device: str
+) -> tuple[AnalysisPlan, str]:
+    """Two-pass rotation indexing's first pass (``-R[=N]``): find spots on the first N
+    selected images, index them as one wedge and put the sweep's lattice into the plan;
+    returns the plan and a sentence saying what the first pass found ("" when there was no
+    first pass)."""
+    indexing = plan.indexing
+    if indexing is None or not indexing.two_pass or indexing.run_lattice is not None:
+        return plan, ""
+    from jfsim.analysis.indexing.indexer import select_scoring
+    from jfsim.analysis.indexing.rotation import index_wedge
+
+    first = list(numbers[: indexing.config.rotation_images])
+    _log.info("-R: first pass over %d images", len(first))
+    spot_lists = [
+        (int(first[result.position]), result.spots)
+        for result in analyse_images(
+            replace(plan, indexing=None), first, threads=threads, device=device
+        )
+        if isinstance(result, ImageAnalysis)
+    ]
+    engine = select_scoring(device).prepare(None)
+    wedge = index_wedge(spot_lists, indexing, engine)
+    _log.info("-R: %s", wedge.message)
+    message = f"two-pass rotation indexing: {wedge.message}"
+    return replace(plan, indexing=indexing.with_run_lattice(wedge.run_lattice)), message
+
+
+def _nothing_indexed(indexing: IndexingSummary) -> str:
+    """The note of a run where no image indexed: why, and what to try next."""
+    steps = ", ".join(f"{n} {step}" for step, n in indexing.failures.items())
+    advice = (
+        "check -C and -S, or try -X fft without a cell"
+        if indexing.algorithm == "ffbidx"
+        else "check the geometry (beam centre, distance), or give the cell with -C"
+    )
+    if indexing.failures.get("too_few_spots") == indexing.images:
+        advice = "too few spots on every image: lower --spot-sigma / --spot-threshold"
+    return f"no image indexed ({steps}): {advice}"
+
+
+def _indexing_summary(
+    tally: IndexingTally, plan: AnalysisPlan, rotation_message: str
+) -> IndexingSummary:
+    indexing = plan.indexing
+    lattice = None if indexing is None or indexing.run_lattice is None else indexing.run_lattice
+    return tally.summary(
+        rotation_lattice_A=None if lattice is None else tuple(lattice.vectors_A),
+        rotation_message=rotation_message,
     )

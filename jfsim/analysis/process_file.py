@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from jfsim import __version__
 from jfsim.analysis.errors import AnalysisInputError
+from jfsim.analysis.indexing.summary import IndexingSummary
 from jfsim.analysis.nxmx_run import NxmxRun
 from jfsim.analysis.plan import AnalysisPlan
 from jfsim.analysis.result import SkippedImage
@@ -84,6 +85,7 @@ class RunRecord:
     seconds: float
     distributed: str | None = None
     notes: tuple[str, ...] = ()
+    indexing: IndexingSummary | None = None
 
 
 class ProcessFileWriter(CommitOnSuccess):
@@ -123,6 +125,8 @@ class ProcessFileWriter(CommitOnSuccess):
         link_detector_data(h5)
         buffer.write(entry, detector_group="instrument/detector/detectorSpecific")
         _write_run_level(entry, plan, buffer)
+        if record.indexing is not None:
+            _write_indexing_summary(entry, record.indexing)
         _write_provenance(entry, plan.settings, run, record)
         h5.attrs["NX_class"] = "NXroot"
         h5.attrs["default"] = "entry"
@@ -288,6 +292,19 @@ def _write_run_level(entry: h5py.Group, plan: AnalysisPlan, buffer: AnalysisBuff
         )
 
 
+def _write_indexing_summary(entry: h5py.Group, indexing: IndexingSummary) -> None:
+    """The run-level indexing datasets of ``/entry/MX`` (seed 001 §4.1)."""
+    mx = entry.require_group("MX")
+    _text(mx, "indexing_algorithm", indexing.algorithm_name)
+    _text(mx, "geom_refinement_algorithm", indexing.refinement)
+    mx.create_dataset("imageIndexedMean", data=float(indexing.rate))
+    if indexing.rotation_lattice_A is not None:
+        lattice = mx.create_dataset(
+            "rotationLatticeIndexed", data=np.asarray(indexing.rotation_lattice_A, dtype="f4")
+        )
+        lattice.attrs["units"] = "angstrom"
+
+
 def _write_provenance(
     entry: h5py.Group, settings: ProcessSettings, run: NxmxRun, record: RunRecord
 ) -> None:
@@ -323,6 +340,12 @@ def _write_provenance(
         "skipped_reasons",
         data=np.array([s.reason for s in record.skipped], dtype=h5py.string_dtype()),
     )
+    if record.indexing is not None:
+        indexing = results.create_group("indexing")
+        indexing.attrs["NX_class"] = "NXcollection"
+        indexing.create_dataset("images_indexed", data=np.int64(record.indexing.indexed))
+        for step, count in record.indexing.failures.items():
+            indexing.create_dataset(f"failed_{step}", data=np.int64(count))
     seconds = results.create_dataset("processing_time", data=float(record.seconds))
     seconds.attrs["units"] = "s"
     notes = [*run.notes, *record.notes]

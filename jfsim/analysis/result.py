@@ -1,8 +1,8 @@
 """What the analysis says about one image, and about a whole run.
 
 :class:`ImageAnalysis` is the per-image result every engine leads to; it names the engine
-that computed it. It is the seam for the next analysis steps (indexing, integration), which
-add their own fields beside ``spots`` rather than changing these.
+that computed it. Each analysis step has its own field beside ``spots`` (``indexing``, and
+the integration's).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from jfsim.analysis.azimuthal import AzimuthalProfile
+from jfsim.analysis.indexing.solution import ImageIndexing
 from jfsim.analysis.pixel_statistics import PixelStatistics
 from jfsim.analysis.roi import RoiResult
 from jfsim.analysis.spot_finding import Spots
@@ -41,6 +42,7 @@ class ImageAnalysis:
         timing: where the time went.
         candidates_truncated: more pixels passed the photon threshold than the engine's
             candidate list holds; the spots of this image are incomplete.
+        indexing: the indexing result (None when indexing is off).
     """
 
     position: int
@@ -51,6 +53,7 @@ class ImageAnalysis:
     pixels: PixelStatistics
     timing: ImageTiming = field(default_factory=ImageTiming)
     candidates_truncated: bool = False
+    indexing: ImageIndexing | None = None
 
 
 @dataclass(frozen=True, slots=True)
