@@ -42,6 +42,7 @@ from jfsim.analysis.reflections import IntegratedReflections
 __all__ = [
     "INTEGRATION_DEVICES",
     "MIN_BACKGROUND_PIXELS",
+    "ImageIntegration",
     "IntegrationPlan",
     "build_integration_functions",
     "integrate_image",
@@ -88,6 +89,19 @@ class IntegrationPlan:
     def radii_pxl(self) -> tuple[float, float, float]:
         s = self.settings
         return s.signal_radius_pxl, s.background_inner_radius_pxl, s.background_outer_radius_pxl
+
+
+@dataclass(frozen=True, slots=True)
+class ImageIntegration:
+    """What integration did on one image (the per-image result's ``integration``).
+
+    Attributes:
+        lattices: the lattices predicted with (their cells give the run's merging cell).
+        reflections: :func:`integrate_image` of them (``image`` = the run's image number).
+    """
+
+    lattices: tuple[ImageLattice, ...]
+    reflections: IntegratedReflections
 
 
 def integration_plan(

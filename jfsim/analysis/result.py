@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from jfsim.analysis.azimuthal import AzimuthalProfile
+from jfsim.analysis.integration import ImageIntegration
 from jfsim.analysis.pixel_statistics import PixelStatistics
 from jfsim.analysis.roi import RoiResult
 from jfsim.analysis.spot_finding import Spots
@@ -41,6 +42,8 @@ class ImageAnalysis:
         timing: where the time went.
         candidates_truncated: more pixels passed the photon threshold than the engine's
             candidate list holds; the spots of this image are incomplete.
+        integration: the lattices integrated and their reflections (None when the image
+            was not indexed).
     """
 
     position: int
@@ -51,6 +54,7 @@ class ImageAnalysis:
     pixels: PixelStatistics
     timing: ImageTiming = field(default_factory=ImageTiming)
     candidates_truncated: bool = False
+    integration: ImageIntegration | None = None
 
 
 @dataclass(frozen=True, slots=True)
