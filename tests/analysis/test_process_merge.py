@@ -194,3 +194,17 @@ def test_reflection_options_refuse_bad_values_in_one_line(
     (tmp_path / "x.mtz").write_bytes(b"")
     assert "x.mtz" in refused("-M")
     assert not list(tmp_path.glob("x_process.h5*")), "nothing written"
+
+
+def test_jfconform_scores_integrated_and_merged_intensities_against_the_truth(
+    merged_run: ProcessSummary, sweep: Path
+) -> None:
+    output = merged_run.output_path
+    scored = run_cli("jfconform", "check", output, "--truth", truth_of(sweep), "--json")
+    scores = json.loads(scored.stdout)["truth"]["scores"]
+    assert scores["intensity_cc"]["value"] >= 0.95 and scores["intensity_cc"]["n"] > 200
+    merged = scores["merged_intensity_cc"]
+    assert merged["value"] >= 0.95 and merged["passed"] is True
+    assert merged["n"] == len(merged_run.merge.merged) if merged_run.merge else False
+    text = run_cli("jfconform", "check", output, "--truth", truth_of(sweep)).stdout
+    assert "merged_intensity_cc" in text and "intensity_cc" in text
