@@ -287,9 +287,9 @@ def build_integration_functions(compile_function: Callable[[Callable[..., Any]],
                     continue
                 inside = 0 <= row < height and 0 <= col < width
                 viable = False
-                value = 0
+                value = np.int64(0)
                 if inside:
-                    value = frame[row, col]
+                    value = np.int64(frame[row, col])  # the products below need 64 bits
                     viable = sensitive[row, col] != 0 and value != error and value < saturation
                 if in_signal:
                     if not viable:

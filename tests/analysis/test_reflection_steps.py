@@ -8,6 +8,10 @@ file holds what gemmi reads back (cell, space group, column types).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import gemmi
@@ -285,3 +289,24 @@ def test_stills_integrate_with_excitation_error_partialities(
     )
     assert len(pairs) >= 5
     assert np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1] >= 0.9
+
+
+@pytest.mark.slow
+def test_gpu_integration_under_the_simulator_matches_the_cpu_engine() -> None:
+    """The per-reflection sums on the CUDA target (numba's simulator, in a subprocess so the
+    switch does not leak) equal the CPU engine's, lost pixels included."""
+    here = Path(__file__).resolve().parent
+    result = subprocess.run(
+        [sys.executable, str(here / "integration_twin.py"), "2"],
+        env={**os.environ, "PYTHONPATH": str(here.parents[1]), "NUMBA_ENABLE_CUDASIM": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(report["images"]) == 2
+    for image in report["images"]:
+        assert image["reflections"] > 10
+        assert image["identical"]
