@@ -39,6 +39,7 @@ class TruthThresholds:
     max_cell_angle_error_deg: float = 1.0
     max_misorientation_deg: float = 1.0
     min_intensity_cc: float = 0.8
+    min_merged_intensity_cc: float = 0.9
     spot_radius_px: float = 2.0
     min_true_photons: float = 10.0
     min_true_snr: float = 0.0
@@ -73,6 +74,7 @@ THRESHOLD_RANGES: dict[str, ThresholdRange] = {
     "max_cell_angle_error_deg": ThresholdRange(0.0, 180.0),
     "max_misorientation_deg": ThresholdRange(0.0, 180.0),
     "min_intensity_cc": ThresholdRange(-1.0, 1.0),
+    "min_merged_intensity_cc": ThresholdRange(-1.0, 1.0),
     "spot_radius_px": ThresholdRange(0.0, math.inf, low_open=True),
     "min_true_photons": ThresholdRange(0.0, math.inf),
     "min_true_snr": ThresholdRange(0.0, math.inf),
@@ -95,9 +97,14 @@ SCORE_THRESHOLDS = {
     "spot_precision": "min_spot_precision",
     **LATTICE_THRESHOLDS,
     "intensity_cc": "min_intensity_cc",
+    "merged_intensity_cc": "min_merged_intensity_cc",
 }
 #: Fewest matched reflections for which a correlation coefficient is reported.
 MIN_CORRELATED = 3
+#: Columns of the truth's ``/unique_reflections`` the merged score reads.
+UNIQUE_COLUMNS = ("h", "k", "l", "intensity_full_photons")
+#: Columns of a merged reflection table (``/entry/<NXprocess>/results/merged``).
+MERGED_COLUMNS = ("h", "k", "l", "intensity")
 
 
 class TruthFileError(Exception):
@@ -115,6 +122,9 @@ class Truth:
     ub: np.ndarray  # [n, max_lattices, 3, 3]
     n_lattices: np.ndarray
     reflections: dict[str, np.ndarray]
+    space_group_number: int = 1
+    #: /unique_reflections (h, k, l, intensity_full_photons); None in files written before it.
+    unique: dict[str, np.ndarray] | None = None
 
 
 def load_truth(path: Path) -> Truth:
@@ -145,12 +155,26 @@ def load_truth(path: Path) -> Truth:
                 ub=np.asarray(h5["images/ub_matrix"][()], dtype=float),
                 n_lattices=np.asarray(h5["images/n_lattices"][()]),
                 reflections=reflections,
+                space_group_number=int(experiment["space_group_number"][()])
+                if "space_group_number" in experiment
+                else 1,
+                unique=_unique_reflections(h5),
             )
     except TruthFileError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as error:
         first = (str(error).splitlines() or [type(error).__name__])[0]
         raise TruthFileError(f"{path}: cannot read as a jfsim truth file: {first}") from error
+
+
+def _unique_reflections(h5: h5py.File) -> dict[str, np.ndarray] | None:
+    group = h5.get("unique_reflections")
+    if not isinstance(group, h5py.Group):
+        return None
+    columns = {name: group[name][()] for name in UNIQUE_COLUMNS if name in group}
+    if len(columns) != len(UNIQUE_COLUMNS) or len({len(v) for v in columns.values()}) != 1:
+        raise TruthFileError(f"/unique_reflections: needs equal-length {', '.join(UNIQUE_COLUMNS)}")
+    return columns
 
 
 def truth_ub_at_image(truth: Truth, image: int, lattice: int = 0) -> np.ndarray:
@@ -294,7 +318,8 @@ def score(
     scores: dict[str, dict] = {}
     scores.update(_spot_scores(ctx, truth, thresholds, numbers))
     scores.update(_indexing_scores(ctx, truth, thresholds, numbers))
-    scores.update(_intensity_scores(ctx, truth, thresholds))
+    scores.update(_intensity_scores(ctx, truth, thresholds, numbers))
+    scores.update(_merged_intensity_scores(ctx, truth, thresholds))
     rule_of = {
         "spot_recall": "TRUTH-003",
         "spot_precision": "TRUTH-004",
@@ -303,12 +328,20 @@ def score(
         "cell_angle_error_deg": "TRUTH-006",
         "misorientation_deg": "TRUTH-007",
         "intensity_cc": "TRUTH-008",
+        "merged_intensity_cc": "TRUTH-010",
     }
     for name, result in scores.items():
         if result["passed"] is False:
             better = (
                 "at least"
-                if name in ("spot_recall", "spot_precision", "indexing_rate", "intensity_cc")
+                if name
+                in (
+                    "spot_recall",
+                    "spot_precision",
+                    "indexing_rate",
+                    "intensity_cc",
+                    "merged_intensity_cc",
+                )
                 else "at most"
             )
             shown = "undefined" if result["value"] is None else f"{result['value']:.4g}"
@@ -513,7 +546,33 @@ def _indexing_scores(
     return scores
 
 
-def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+def _to_truth_setting(
+    ctx: FileContext, truth: Truth, numbers: np.ndarray | None
+) -> dict[int, np.ndarray]:
+    """Per image, the integer matrix that turns the file's Miller indices into the truth's:
+    an indexer may pick any of the equivalent settings of a lattice (a and b swapped in a
+    tetragonal cell, say), and the file's ``latticeIndexed`` says which one. Images without
+    a lattice related to the truth's by a unimodular change of basis are left out."""
+    if not _holds_lattices(ctx):
+        return {}
+    lattices, per_image = _observed_lattices(ctx, truth.n_images, numbers)
+    changes = {}
+    for image, observed in lattices.items():
+        if truth.n_lattices[image] < 1:
+            continue
+        true_ub = truth_ub_at_image(truth, image) if per_image else truth.ub[image, 0]
+        if not np.isfinite(true_ub).all():
+            continue
+        change = observed @ true_ub  # rows of observed = change · rows of the truth
+        rounded = np.round(change)
+        if np.max(np.abs(change - rounded)) < 0.15 and round(abs(np.linalg.det(rounded))) == 1:
+            changes[image] = np.rint(np.linalg.inv(rounded)).astype(np.int64)
+    return changes
+
+
+def _intensity_scores(
+    ctx: FileContext, truth: Truth, limits: TruthThresholds, numbers: np.ndarray | None = None
+) -> dict[str, dict]:
     refl = truth.reflections
     keep = refl["lattice"] == 0 if "lattice" in refl else np.ones(len(refl["h"]), bool)
     true_index: dict[tuple[int, int, int, int], float] = {}
@@ -527,6 +586,7 @@ def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -
     ):
         key = (int(image), int(h), int(k), int(ell))
         true_index[key] = true_index.get(key, 0.0) + float(value)
+    settings = _to_truth_setting(ctx, truth, numbers)
     observed, expected, groups = [], [], 0
     for group in ctx.reflection_tables:
         match = IMAGE_GROUP.match(leaf(group.name))
@@ -539,6 +599,8 @@ def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -
             continue
         groups += 1
         h, k, ell, intensity = arrays
+        if image in settings:  # h_truth = change⁻¹ · h_file
+            h, k, ell = settings[image] @ np.stack([h, k, ell]).astype(np.int64)
         for hh, kk, ll, value in zip(h, k, ell, intensity, strict=False):
             key = (image, int(hh), int(kk), int(ll))
             if key in true_index and np.isfinite(value):
@@ -554,3 +616,90 @@ def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -
         return {"intensity_cc": _skipped(limits.min_intensity_cc, reason)}
     cc = float(np.corrcoef(observed, expected)[0, 1])
     return {"intensity_cc": _score(cc, limits.min_intensity_cc, True, n=len(observed))}
+
+
+def merged_tables(ctx: FileContext) -> list[tuple[h5py.Group, h5py.Group]]:
+    """(results, merged) of every NXprocess in the entry whose ``results/merged`` holds h,
+    k, l and intensity (a scaling and merging step, e.g. ``jfsim process -M``)."""
+    found = []
+    for process in ctx.in_entry("NXprocess"):
+        results = ctx.group("results", process)
+        merged = None if results is None else ctx.group("merged", results)
+        if merged is not None and all(ctx.dataset(c, merged) is not None for c in MERGED_COLUMNS):
+            found.append((results, merged))
+    return found
+
+
+def _merged_intensity_scores(
+    ctx: FileContext, truth: Truth, limits: TruthThresholds
+) -> dict[str, dict]:
+    """Pearson r of the merged intensities and the truth's full intensities, both mapped to
+    the reciprocal asymmetric unit (gemmi) of the file's space group (else the truth's)."""
+    threshold = limits.min_merged_intensity_cc
+    if truth.unique is None:
+        return {
+            "merged_intensity_cc": _skipped(
+                threshold, "the truth file has no /unique_reflections (full intensities)"
+            )
+        }
+    tables = merged_tables(ctx)
+    if not tables:
+        return {
+            "merged_intensity_cc": _skipped(
+                threshold,
+                "the file holds no merged reflections (no /entry/<NXprocess>/results/merged "
+                "with h, k, l, intensity)",
+            )
+        }
+    results, merged = tables[0]
+    columns = [ctx.array(ctx.dataset(name, merged)) for name in MERGED_COLUMNS]
+    number = ctx.array(ctx.dataset("space_group_number", results))
+    space_group = int(number) if number is not None and number.size == 1 else None
+    arrays = [column for column in columns if column is not None]
+    if len(arrays) != len(MERGED_COLUMNS) or len({a.shape for a in arrays}) != 1:
+        return {
+            "merged_intensity_cc": _skipped(
+                threshold, f"{merged.name}: h, k, l, intensity unreadable or of unequal length"
+            )
+        }
+    h, k, ell, intensity = arrays
+    true_full = _asu_lookup(
+        np.stack([truth.unique[c] for c in ("h", "k", "l")], axis=1),
+        truth.unique["intensity_full_photons"],
+        space_group or truth.space_group_number,
+    )
+    keys = _to_asu(np.stack([h, k, ell], axis=1), space_group or truth.space_group_number)
+    observed, expected = [], []
+    for key, value in zip(map(tuple, keys.tolist()), intensity.astype(float), strict=True):
+        if key in true_full and np.isfinite(value):
+            observed.append(value)
+            expected.append(true_full[key])
+    if len(observed) < MIN_CORRELATED:
+        return {
+            "merged_intensity_cc": _skipped(
+                threshold,
+                f"{len(observed)} merged reflections match true ones; {MIN_CORRELATED} are needed",
+            )
+        }
+    cc = float(np.corrcoef(observed, expected)[0, 1])
+    return {"merged_intensity_cc": _score(cc, threshold, True, n=len(observed))}
+
+
+def _to_asu(hkl: np.ndarray, space_group_number: int) -> np.ndarray:
+    """Miller indices mapped to the reciprocal ASU of the space group (Friedel mates too)."""
+    import gemmi  # deferred: only truth scoring needs it
+
+    mapped = np.array(hkl, dtype=np.int32).reshape(-1, 3)
+    gemmi.find_spacegroup_by_number(space_group_number).switch_to_asu(mapped)
+    return mapped
+
+
+def _asu_lookup(
+    hkl: np.ndarray, values: np.ndarray, space_group_number: int
+) -> dict[tuple[int, ...], float]:
+    return {
+        key: float(value)
+        for key, value in zip(
+            map(tuple, _to_asu(hkl, space_group_number).tolist()), values, strict=True
+        )
+    }

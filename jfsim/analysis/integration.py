@@ -42,6 +42,7 @@ from jfsim.analysis.reflections import IntegratedReflections
 __all__ = [
     "INTEGRATION_DEVICES",
     "MIN_BACKGROUND_PIXELS",
+    "ImageIntegration",
     "IntegrationPlan",
     "build_integration_functions",
     "integrate_image",
@@ -88,6 +89,19 @@ class IntegrationPlan:
     def radii_pxl(self) -> tuple[float, float, float]:
         s = self.settings
         return s.signal_radius_pxl, s.background_inner_radius_pxl, s.background_outer_radius_pxl
+
+
+@dataclass(frozen=True, slots=True)
+class ImageIntegration:
+    """What integration did on one image (the per-image result's ``integration``).
+
+    Attributes:
+        lattices: the lattices predicted with (their cells give the run's merging cell).
+        reflections: :func:`integrate_image` of them (``image`` = the run's image number).
+    """
+
+    lattices: tuple[ImageLattice, ...]
+    reflections: IntegratedReflections
 
 
 def integration_plan(
@@ -273,9 +287,9 @@ def build_integration_functions(compile_function: Callable[[Callable[..., Any]],
                     continue
                 inside = 0 <= row < height and 0 <= col < width
                 viable = False
-                value = 0
+                value = np.int64(0)
                 if inside:
-                    value = frame[row, col]
+                    value = np.int64(frame[row, col])  # the products below need 64 bits
                     viable = sensitive[row, col] != 0 and value != error and value < saturation
                 if in_signal:
                     if not viable:

@@ -34,8 +34,9 @@ from jfsim.analysis.merge_statistics import MergeStatistics, merge_statistics
 from jfsim.analysis.reflection_settings import ScalingSettings
 from jfsim.analysis.reflections import IntegratedReflections
 from jfsim.analysis.scaling import refine_scales, sum_rotation_partials, weighted_means
+from jfsim.geometry import cell_from_ub
 
-__all__ = ["MergeResult", "MergedReflections", "asu_miller_indices", "merge"]
+__all__ = ["MergeResult", "MergedReflections", "asu_miller_indices", "merge", "merge_cell"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int32]
@@ -123,6 +124,33 @@ def asu_miller_indices(
         image = (asu.astype(np.int64) @ rotation) // gemmi.Op.DEN
         plus |= np.all(image == original, axis=1)
     return asu, plus
+
+
+def merge_cell(
+    ub_matrices: list[npt.NDArray[np.float64]], space_group: gemmi.SpaceGroup
+) -> tuple[float, float, float, float, float, float]:
+    """The cell of a run's lattices: the median of each parameter over the lattices, made
+    to obey the space group's lattice system (tetragonal a = b, cubic a = b = c, right
+    angles, hexagonal γ = 120°, rhombohedral axes a = b = c and α = β = γ)."""
+    if not ub_matrices:
+        raise AnalysisInputError("no indexed lattice: the cell to merge in is unknown")
+    a, b, c, alpha, beta, gamma = (
+        float(v) for v in np.median([cell_from_ub(ub) for ub in ub_matrices], axis=0)
+    )
+    system = space_group.crystal_system_str()
+    if system in ("tetragonal", "hexagonal") or (system == "trigonal" and space_group.ext != "R"):
+        a = b = 0.5 * (a + b)
+    if system == "cubic" or (system == "trigonal" and space_group.ext == "R"):
+        a = b = c = (a + b + c) / 3.0
+    if system in ("orthorhombic", "tetragonal", "cubic"):
+        alpha = beta = gamma = 90.0
+    elif system == "monoclinic":
+        alpha = gamma = 90.0
+    elif system == "hexagonal" or (system == "trigonal" and space_group.ext != "R"):
+        alpha, beta, gamma = 90.0, 90.0, 120.0
+    elif system == "trigonal":
+        alpha = beta = gamma = (alpha + beta + gamma) / 3.0
+    return (a, b, c, alpha, beta, gamma)
 
 
 def merge(

@@ -53,6 +53,8 @@ def image_message_fields(result: ImageAnalysis, image_number: int) -> dict[str, 
         fields["min_viable_pixel_value"] = pixels.min_value
     if result.indexing is not None:
         fields.update(indexing_fields(result.indexing, fields["spots"]))
+    if result.integration is not None:
+        fields["integration_time"] = timing.integration_s
     if result.rois:
         fields["roi_integrals"] = {
             name: {

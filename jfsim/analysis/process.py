@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from jfsim.analysis.analyse import ImageAnalyser, select_engine
 from jfsim.analysis.errors import AnalysisInputError, FrameError
 from jfsim.analysis.frames import FrameReader
 from jfsim.analysis.indexing.summary import IndexingSummary, IndexingTally
+from jfsim.analysis.merged_files import merged_file_path, write_merged_file
+from jfsim.analysis.merging import MergeResult
 from jfsim.analysis.message_fields import image_message_fields
 from jfsim.analysis.nxmx_run import open_run
 from jfsim.analysis.plan import AnalysisPlan, analysis_plan
@@ -33,7 +36,9 @@ from jfsim.analysis.process_file import (
     RunRecord,
     process_file_path,
 )
+from jfsim.analysis.reflections import IntegratedReflections
 from jfsim.analysis.result import ImageAnalysis, SkippedImage
+from jfsim.analysis.run_merge import MergeOutcome, merge_run
 from jfsim.analysis.settings import ProcessSettings
 from jfsim.writer.per_image import AnalysisBuffer
 
@@ -64,10 +69,20 @@ class ProcessSummary:
     distributed: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     indexing: IndexingSummary | None = None
+    images_integrated: int = 0
+    reflections_integrated: int = 0
+    merge: MergeResult | None = None
+    merged_file: Path | None = None
+    merge_error: str | None = None
 
     @property
     def images_per_s(self) -> float:
         return self.images_analysed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def failed(self) -> bool:
+        """Some work was lost: images skipped, or ``-M`` could not merge."""
+        return bool(self.skipped) or self.merge_error is not None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,7 +100,23 @@ class ProcessSummary:
             "spots_per_image": round(self.spots_per_image, 2),
             "strong_pixels_per_image": round(self.strong_pixels_per_image, 1),
             "indexing": None if self.indexing is None else self.indexing.as_dict(),
+            "images_integrated": self.images_integrated,
+            "reflections_integrated": self.reflections_integrated,
+            **self._merge_dict(),
             "notes": list(self.notes),
+        }
+
+    def _merge_dict(self) -> dict[str, Any]:
+        if self.merge is None:
+            return {"merge_error": self.merge_error} if self.merge_error else {}
+        merge = self.merge
+        return {
+            "merged_file": str(self.merged_file),
+            "space_group": merge.space_group,
+            "unit_cell": [round(value, 4) for value in merge.cell],
+            "reflections_merged": len(merge.merged),
+            "observations_merged": merge.observations_merged,
+            "merge_statistics": merge.statistics.as_dict(),
         }
 
 
@@ -160,7 +191,17 @@ def process_run(
     output = process_file_path(prefix)
     if output.exists() and output.resolve() == master.resolve():
         raise AnalysisInputError(f"-o {prefix}: would overwrite the input {master}")
+    merged_output = merged_file_path(prefix, settings.scaling.output_format)
+    if settings.scaling.merge and merged_output.exists() and not overwrite:
+        raise AnalysisInputError(
+            f"{merged_output}: exists; choose another -o prefix or --overwrite"
+        )
     run = open_run(master)
+    if settings.scaling.merge and settings.scaling.partiality_model == "rot":
+        if run.geometry.rotation_axis is None:
+            raise AnalysisInputError(
+                f"-P rot: {master.name} holds stills (no rotation axis): use -P fixed or unity"
+            )
     numbers = settings.images.image_numbers(run.n_images)
     with FrameReader(run) as reader:
         reader.check()
@@ -196,6 +237,9 @@ def process_run(
     skipped: list[SkippedImage] = []
     engines: set[str] = set()
     spots = strong = truncated = 0
+    integrated: list[IntegratedReflections] = []
+    lattices: list[npt.NDArray[np.float64]] = []
+    integrated_per_row: dict[int, int] = {}
     with ProcessFileWriter(output, overwrite=overwrite) as writer:
         if dask_scheduler is not None:
             from jfsim.analysis.distributed import analyse_on_dask
@@ -223,9 +267,21 @@ def process_run(
             )
             if problems:  # our own fields: a problem here is a bug, not bad input
                 raise RuntimeError(f"image {number}: {'; '.join(problems)}")
+            if result.integration is not None:
+                lattices.extend(lattice.ub_invA for lattice in result.integration.lattices)
+                integrated.append(result.integration.reflections)
+                integrated_per_row[result.position] = len(result.integration.reflections)
         skipped.sort(key=lambda item: item.position)
+        reflections = IntegratedReflections.concatenate(integrated)
+        outcome = MergeOutcome()
+        if settings.scaling.merge:
+            outcome = merge_run(reflections, lattices, settings, prefix=prefix)
+            if outcome.error:
+                _log.warning("%s", outcome.error)
+        _record_reflection_counts(buffer, numbers, integrated_per_row, outcome.result)
         analysed = len(numbers) - len(skipped)
-        notes = run.notes + ((rotation_message,) if rotation_message else ())
+        notes = run.notes + outcome.notes + ((outcome.error,) if outcome.error else ())
+        notes += (rotation_message,) if rotation_message else ()
         indexing = None if tally is None else _indexing_summary(tally, plan, rotation_message)
         if indexing is not None and indexing.images and not indexing.indexed:
             notes += (_nothing_indexed(indexing),)
@@ -252,6 +308,17 @@ def process_run(
                 notes[len(run.notes) :],
                 indexing,
             ),
+            reflections=reflections,
+            merge=outcome.result,
+            scaling=settings.scaling,
+            merged_file=outcome.path if outcome.result is not None else None,
+        )
+    if outcome.result is not None and outcome.path is not None:
+        write_merged_file(
+            outcome.path,
+            outcome.result,
+            settings.scaling.output_format,
+            wavelength_A=run.geometry.wavelength_A,
         )
     return ProcessSummary(
         input_path=master,
@@ -267,6 +334,11 @@ def process_run(
         distributed=dask_scheduler,
         notes=notes,
         indexing=indexing,
+        images_integrated=len(integrated_per_row),
+        reflections_integrated=len(reflections),
+        merge=outcome.result,
+        merged_file=outcome.path if outcome.result is not None else None,
+        merge_error=outcome.error,
     )
 
 
@@ -321,3 +393,28 @@ def _indexing_summary(
         rotation_lattice_A=None if lattice is None else tuple(lattice.vectors_A),
         rotation_message=rotation_message,
     )
+
+
+def _record_reflection_counts(
+    buffer: AnalysisBuffer,
+    numbers: Sequence[int],
+    integrated_per_row: dict[int, int],
+    merged: MergeResult | None,
+) -> None:
+    """Per-image ``integratedReflections`` and, after merging, ``imageScaleFactor`` and
+    ``imageScaleCC`` (seed 001 §4.1) of the rows that have them."""
+    scales: dict[int, tuple[float, float]] = {}
+    if merged is not None:
+        scales = {
+            int(number): (float(scale), float(cc))
+            for number, scale, cc in zip(
+                merged.image_numbers, merged.image_scales, merged.image_cc, strict=True
+            )
+        }
+    for position, count in integrated_per_row.items():
+        fields: dict[str, Any] = {"integrated_reflections": count}
+        if int(numbers[position]) in scales:
+            scale, cc = scales[int(numbers[position])]
+            fields["image_scale_factor"] = scale
+            fields["image_scale_cc"] = cc
+        buffer.record(position, fields)

@@ -16,16 +16,22 @@ Layout (seed 001 §2 "Reprocessing output", §4; analysis.md §5):
   settings document), which ``jfsim process --settings-from`` reads back; ``results``
   summarises the run (images analysed, skipped and why, engine).
 
+* ``/entry/reflections/image_NNNNNN`` (NXreflections, seed 001 §4.2): the reflections
+  integrated on run image NNNNNN − 1 (:mod:`jfsim.analysis.nx_reflections`);
+* with ``-M``, ``/entry/jfsim_scale_merge`` (NXprocess, ``sequence_index`` 2): the scaling
+  configuration and, in ``results``, the space group, cell, per-shell statistics
+  (``shells/*`` and ``overall/*``) and the merged reflections (``merged/h, k, l, d,
+  intensity, sigma, multiplicity`` and, with ``-A``, I(+)/I(−)).
+
 The file is written as ``<name>.tmp`` and renamed when complete (:class:`ProcessFileWriter`).
-The next analysis steps (indexing, integration) add ``/entry/MX`` indexing arrays and
-``/entry/reflections`` through the same per-image buffer and a further NXprocess group.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,8 +43,12 @@ import numpy.typing as npt
 from jfsim import __version__
 from jfsim.analysis.errors import AnalysisInputError
 from jfsim.analysis.indexing.summary import IndexingSummary
+from jfsim.analysis.merging import MergeResult
+from jfsim.analysis.nx_reflections import MERGE_GROUP, write_merge_process, write_reflections
 from jfsim.analysis.nxmx_run import NxmxRun
 from jfsim.analysis.plan import AnalysisPlan
+from jfsim.analysis.reflection_settings import ScalingSettings
+from jfsim.analysis.reflections import IntegratedReflections
 from jfsim.analysis.result import SkippedImage
 from jfsim.analysis.settings import ProcessSettings
 from jfsim.atomic import CommitOnSuccess
@@ -48,6 +58,7 @@ from jfsim.writer.per_image import AnalysisBuffer
 
 __all__ = [
     "CONFIGURATION_PATH",
+    "MERGE_GROUP",
     "PROCESS_GROUP",
     "ProcessFileWriter",
     "RunRecord",
@@ -61,7 +72,18 @@ CONFIGURATION_PATH = f"{PROCESS_GROUP}/configuration/data"
 PROGRAM = "jfsim process"
 #: ``/entry`` members the analysis writes itself: never copied from the raw master.
 _PRODUCED = frozenset(
-    {"data", "MX", "azint", "roi", "roi_defs", "image", "profiling", "reflections", "jfsim_process"}
+    {
+        "data",
+        "MX",
+        "azint",
+        "roi",
+        "roi_defs",
+        "image",
+        "profiling",
+        "reflections",
+        "jfsim_process",
+        "jfsim_scale_merge",
+    }
 )
 _DETECTOR = "/entry/instrument/detector"
 _DETECTOR_SPECIFIC = f"{_DETECTOR}/detectorSpecific"
@@ -109,11 +131,19 @@ class ProcessFileWriter(CommitOnSuccess):
         image_numbers: Sequence[int],
         buffer: AnalysisBuffer,
         record: RunRecord,
+        *,
+        reflections: IntegratedReflections | None = None,
+        merge: MergeResult | None = None,
+        scaling: ScalingSettings | None = None,
+        merged_file: Path | None = None,
     ) -> None:
         """Everything: carried-over metadata, the VDS, the results and the provenance.
 
         Args:
             image_numbers: the run positions (0-based) analysed, one per output row.
+            reflections: the integrated reflections of every image (``image`` = run image
+                number), written per image as NXreflections.
+            merge, scaling, merged_file: the scaling and merging step (``-M``), if any.
         """
         run = plan.run
         rows = np.asarray(image_numbers, dtype=np.int64)
@@ -128,6 +158,21 @@ class ProcessFileWriter(CommitOnSuccess):
         if record.indexing is not None:
             _write_indexing_summary(entry, record.indexing)
         _write_provenance(entry, plan.settings, run, record)
+        if reflections is not None and len(reflections):
+            write_reflections(entry, reflections, merge)
+        if merge is not None and scaling is not None:
+            write_merge_process(
+                entry,
+                merge,
+                configuration=json.dumps(
+                    {
+                        "scaling": asdict(scaling),
+                        "space_group_number": plan.settings.space_group_number,
+                    }
+                ),
+                configuration_of=CONFIGURATION_PATH,
+                merged_file=merged_file,
+            )
         h5.attrs["NX_class"] = "NXroot"
         h5.attrs["default"] = "entry"
         h5.attrs["file_time"] = iso_time(datetime.now(timezone.utc))

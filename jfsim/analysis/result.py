@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from jfsim.analysis.azimuthal import AzimuthalProfile
 from jfsim.analysis.indexing.solution import ImageIndexing
+from jfsim.analysis.integration import ImageIntegration
 from jfsim.analysis.pixel_statistics import PixelStatistics
 from jfsim.analysis.roi import RoiResult
 from jfsim.analysis.spot_finding import Spots
@@ -23,11 +24,12 @@ class ImageTiming:
     """Seconds spent on one image (seed 001 §4.6): ``preprocessing_s`` reading and
     decompressing, ``pixel_pass_s`` the pass over all pixels (azimuthal integration, ROIs,
     statistics, spot candidates), ``spot_finding_s`` the candidates' windows, grouping and
-    filters, ``processing_s`` all of it."""
+    filters, ``integration_s`` prediction and integration, ``processing_s`` all of it."""
 
     preprocessing_s: float = 0.0
     pixel_pass_s: float = 0.0
     spot_finding_s: float = 0.0
+    integration_s: float = 0.0
     processing_s: float = 0.0
 
 
@@ -43,6 +45,8 @@ class ImageAnalysis:
         candidates_truncated: more pixels passed the photon threshold than the engine's
             candidate list holds; the spots of this image are incomplete.
         indexing: the indexing result (None when indexing is off).
+        integration: the lattices integrated and their reflections (None when the image
+            was not indexed).
     """
 
     position: int
@@ -54,6 +58,7 @@ class ImageAnalysis:
     timing: ImageTiming = field(default_factory=ImageTiming)
     candidates_truncated: bool = False
     indexing: ImageIndexing | None = None
+    integration: ImageIntegration | None = None
 
 
 @dataclass(frozen=True, slots=True)

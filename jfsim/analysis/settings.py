@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import gemmi
 import pydantic
 from jfjoch_client.models.azim_int_settings import AzimIntSettings
 from jfjoch_client.models.bragg_integration_settings import BraggIntegrationSettings
@@ -365,6 +366,12 @@ class ProcessSettings:
                 self.space_group_number if space_group_number is None else space_group_number
             ),
         )
+
+    def space_group(self) -> gemmi.SpaceGroup | None:
+        """gemmi's space group of ``space_group_number`` (-S), None when not given."""
+        if self.space_group_number is None:
+            return None
+        return gemmi.find_spacegroup_by_number(self.space_group_number)
 
     # -- writing -----------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:

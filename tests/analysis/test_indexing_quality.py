@@ -75,6 +75,8 @@ def _stills_known_cell(master: Path, folder: Path) -> None:
     assert scores["indexing_rate"]["value"] >= 0.98
     assert scores["misorientation_deg"]["value"] < 0.1
     assert scores["cell_error"]["value"] < 0.002
+    # the lattice goes on to integration: per-image intensities follow the truth's
+    assert scores["intensity_cc"]["value"] > 0.9
 
 
 def _stills_de_novo(master: Path, folder: Path) -> None:
@@ -113,6 +115,7 @@ def _rotation(master: Path, folder: Path, first_pass_images: int) -> None:
     scores = _truth_scores(Path(summary["output"]), master, "--max-misorientation-deg", "0.05")
     assert scores["indexing_rate"]["value"] == 1.0
     assert scores["misorientation_deg"]["value"] < 0.05
+    assert scores["intensity_cc"]["value"] > 0.9
 
 
 @pytest.mark.slow

@@ -42,12 +42,15 @@ def test_exact_derivation_scores_perfectly(tmp_path: Path) -> None:
     assert scores["indexing_rate"]["value"] == pytest.approx(1.0)
     assert scores["misorientation_deg"]["value"] < 1e-3
     assert scores["intensity_cc"]["value"] > 0.999
+    assert scores["merged_intensity_cc"]["value"] > 0.999, "mapped to the ASU, any scale"
+    assert scores["merged_intensity_cc"]["n"] == 57, "every true reflection, once"
 
 
 def test_perturbed_derivation_fails_each_score(tmp_path: Path) -> None:
     master, truth = write_truth_run(tmp_path, perturbed=True)
     fired, summary = _score(master, truth)
-    assert fired == {"TRUTH-003", "TRUTH-004", "TRUTH-005", "TRUTH-006", "TRUTH-007", "TRUTH-008"}
+    expected = {f"TRUTH-{n:03d}" for n in (3, 4, 5, 6, 7, 8, 10)}
+    assert fired == expected
     assert summary["scores"]["misorientation_deg"]["value"] == pytest.approx(5.0, abs=0.01)
     assert summary["scores"]["cell_error"]["value"] == pytest.approx(0.05, abs=1e-3)
 
@@ -61,6 +64,7 @@ def test_thresholds_decide(tmp_path: Path) -> None:
         max_misorientation_deg=6.0,
         max_cell_error=0.06,
         min_intensity_cc=-1.0,
+        min_merged_intensity_cc=-1.0,
     )
     assert fired == set()
 
@@ -160,6 +164,7 @@ ALL_SCORES = {
     "cell_angle_error_deg",
     "misorientation_deg",
     "intensity_cc",
+    "merged_intensity_cc",
 }
 
 
@@ -177,6 +182,20 @@ def test_scores_that_cannot_be_computed_are_listed_as_skipped(tmp_path: Path) ->
     assert scores["intensity_cc"]["passed"] is None and scores["intensity_cc"]["value"] is None
     assert "skipped" not in scores["spot_recall"]
     assert "TRUTH-008" not in fired  # a skipped score is not a failed one
+
+
+def test_the_merged_score_says_why_it_is_skipped(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path)
+    with h5py.File(truth, "r+") as h5:
+        del h5["/unique_reflections"]
+    _fired, summary = _score(master, truth)
+    assert "no /unique_reflections" in summary["scores"]["merged_intensity_cc"]["skipped"]
+    master, truth = write_truth_run(tmp_path / "again")
+    with h5py.File(master, "r+") as h5:
+        del h5["/entry/scale_merge"]
+    fired, summary = _score(master, truth)
+    assert "no merged reflections" in summary["scores"]["merged_intensity_cc"]["skipped"]
+    assert "TRUTH-010" not in fired
 
 
 def test_skipped_scores_show_in_text_json_and_junit(run_cli, tmp_path: Path) -> None:
