@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import gemmi
 import h5py
@@ -20,17 +19,12 @@ import hdf5plugin  # noqa: F401 - registers the bitshuffle filter for reading
 import numpy as np
 import pytest
 
-from jfsim.analysis import process as process_module
-from jfsim.analysis.analyse import ImageAnalyser
-from jfsim.analysis.integration import ImageIntegration, integrate_image
 from jfsim.analysis.nx_reflections import MERGE_GROUP, REFLECTION_UNITS
-from jfsim.analysis.process import ProcessSummary, process_run
-from jfsim.analysis.result import ImageAnalysis
-from jfsim.analysis.settings import ProcessSettings
+from jfsim.analysis.process import ProcessSummary
 from jfsim.experiment import StillsScan
 from tests.analysis.conftest import run_cli, truth_of
 from tests.analysis.runs import tiny_experiment, write_run
-from tests.analysis.truth_lattices import truth_lattices
+from tests.analysis.truth_lattices import process_with_truth_lattices
 
 IMAGES = 24
 MERGE_OPTIONS = ("-S", "19", "--integration-radius", "2,3,5")
@@ -49,32 +43,6 @@ def blank_stills(tmp_path_factory: pytest.TempPathFactory) -> Path:
     experiment = tiny_experiment(n_images=3)
     experiment = replace(experiment, scan=StillsScan(hit_rate=0.0, lattices_per_hit=1))
     return write_run(experiment, tmp_path_factory.mktemp("blank_stills"))
-
-
-def _settings(*options: str) -> ProcessSettings:
-    from jfsim.cli import build_parser
-    from jfsim.cli.process import _settings as settings_of
-
-    args = build_parser().parse_args(["process", "x_master.h5", *options])
-    settings: ProcessSettings = settings_of(args)
-    return settings
-
-
-def process_with_truth_lattices(
-    monkeypatch: pytest.MonkeyPatch, master: Path, prefix: Path, *options: str
-) -> ProcessSummary:
-    """``jfsim process`` in this process, each image integrated with its true lattices."""
-    truth = truth_of(master)
-
-    class TruthLatticeAnalyser(ImageAnalyser):
-        def analyse(self, position: int, pixels: Any, **kwargs: Any) -> ImageAnalysis:
-            result = super().analyse(position, pixels, **kwargs)
-            lattices = tuple(truth_lattices(self.plan.run, truth, position))
-            reflections = integrate_image(pixels, self.plan.integration, position, lattices)
-            return replace(result, integration=ImageIntegration(lattices, reflections))
-
-    monkeypatch.setattr(process_module, "ImageAnalyser", TruthLatticeAnalyser)
-    return process_run(master, prefix, _settings(*options), threads=2, device="cpu")
 
 
 @pytest.fixture(scope="module")
