@@ -18,6 +18,8 @@ import gemmi
 import numpy as np
 import pytest
 
+from jfsim.analysis.errors import AnalysisInputError
+from jfsim.analysis.frames import FrameReader
 from jfsim.analysis.integration import IntegrationPlan, integrate_image, integration_plan
 from jfsim.analysis.merged_files import merged_file_path, write_merged_file
 from jfsim.analysis.merging import MergeResult, asu_miller_indices, merge, merge_cell
@@ -245,8 +247,6 @@ def test_cif_and_text_outputs_hold_the_same_reflections(
 
 
 def test_nothing_to_merge_is_one_clear_error() -> None:
-    from jfsim.analysis.errors import AnalysisInputError
-
     with pytest.raises(AnalysisInputError, match="no indexed lattice"):
         merge_cell([], SPACE_GROUP)
 
@@ -257,8 +257,6 @@ def test_stills_integrate_with_excitation_error_partialities(
     run = open_run(tiny_stills)
     plan = integration_plan(run, RADII, space_group=SPACE_GROUP)
     truth = read_truth(truth_of(tiny_stills)).reflections
-    from jfsim.analysis.frames import FrameReader
-
     with FrameReader(run) as reader:
         pixels = reader.read(0).pixels
     lattices = truth_lattices(run, truth_of(tiny_stills), 0)
@@ -310,3 +308,27 @@ def test_gpu_integration_under_the_simulator_matches_the_cpu_engine() -> None:
     for image in report["images"]:
         assert image["reflections"] > 10
         assert image["identical"]
+
+
+def test_stills_merge_with_the_fixed_model_and_refuse_the_rotation_model(
+    tiny_stills: Path,
+) -> None:
+    run = open_run(tiny_stills)
+    plan = integration_plan(run, RADII, space_group=SPACE_GROUP)
+    with FrameReader(run) as reader:
+        tables = [
+            integrate_image(
+                reader.read(image).pixels,
+                plan,
+                image,
+                truth_lattices(run, truth_of(tiny_stills), image),
+            )
+            for image in range(3)
+        ]
+    reflections = IntegratedReflections.concatenate(tables)
+    result = merge(reflections, CELL, SPACE_GROUP, ScalingSettings(merge=True))
+    assert len(result.merged) > 10 and result.partiality_model == "fixed"
+    assert result.image_numbers.tolist() == [0, 1, 2]
+    assert np.isfinite(result.image_scales).all()
+    with pytest.raises(AnalysisInputError, match="-P rot"):
+        merge(reflections, CELL, SPACE_GROUP, ScalingSettings(merge=True, partiality_model="rot"))
