@@ -7,8 +7,8 @@ table shows completeness and CC1/2, and the MTZ opens with gemmi with the right 
 space group and column types. Two chains:
 
 * the reflection steps alone, each image integrated with its true lattices;
-* the whole chain, ``jfsim process -M`` indexing the images itself (skipped, with the
-  reason, while ``jfsim process`` has no indexing).
+* the whole chain, ``jfsim process -R -S N -M -P rot`` indexing the images itself (two-pass
+  rotation indexing; skipped, with the reason, while ``jfsim process`` has no indexing).
 
 The default suite runs the same steps on a tiny sweep (test_process_merge.py).
 """
@@ -88,8 +88,9 @@ def test_index_integrate_and_merge(recording: Path, tmp_path: Path) -> None:
     space_group, cell = PRESETS[_preset(recording)]
     prefix = tmp_path / "run"
     result = run_cli(
-        "jfsim", "process", recording, "-o", prefix, "-N", "2", "-S", space_group, "-M", "-P", "rot"
-    )
+        "jfsim", "process", recording, "-o", prefix, "-N", "2", "-R", "-S", space_group, "-M", "-P",
+        "rot",
+    )  # fmt: skip
     print(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "compl" in result.stdout and "CC1/2" in result.stdout
