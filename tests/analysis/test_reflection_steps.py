@@ -26,6 +26,7 @@ from jfsim.analysis.merging import MergeResult, asu_miller_indices, merge, merge
 from jfsim.analysis.nxmx_run import NxmxRun, open_run
 from jfsim.analysis.reflection_settings import IntegrationSettings, ScalingSettings
 from jfsim.analysis.reflections import IntegratedReflections
+from jfsim.analysis.scaling import sum_rotation_partials
 from jfsim.truth import read_truth
 from tests.analysis.conftest import truth_of
 from tests.analysis.runs import tiny_experiment, write_run
@@ -332,3 +333,39 @@ def test_stills_merge_with_the_fixed_model_and_refuse_the_rotation_model(
     assert np.isfinite(result.image_scales).all()
     with pytest.raises(AnalysisInputError, match="-P rot"):
         merge(reflections, CELL, SPACE_GROUP, ScalingSettings(merge=True, partiality_model="rot"))
+
+
+def test_merged_means_equal_gemmis_merge_of_the_same_observations(
+    sweep_reflections: tuple[NxmxRun, IntegrationPlan, IntegratedReflections],
+) -> None:
+    """Without scaling cycles, merging is gemmi's inverse-variance weighted mean of the
+    corrected observations, in its asymmetric unit (an independent implementation)."""
+    _run, _plan, reflections = sweep_reflections
+    settings = ScalingSettings(merge=True, partiality_model="rot", iterations=0, min_partiality=0)
+    result = merge(reflections, CELL, SPACE_GROUP, settings)
+    usable = (
+        np.isfinite(reflections.intensity_photons)
+        & (reflections.sigma_photons > 0)
+        & (reflections.lp > 0)
+    )
+    summed = sum_rotation_partials(reflections.select(usable))
+    correction = summed.partiality * summed.lp
+    oracle = gemmi.Intensities()
+    oracle.set_data(
+        gemmi.UnitCell(*CELL),
+        SPACE_GROUP,
+        summed.hkl.astype(np.int32),
+        summed.intensity_photons / correction,
+        summed.sigma_photons / correction,
+    )
+    oracle.type = gemmi.DataType.Unmerged
+    oracle.prepare_for_merging(gemmi.DataType.Mean)
+    oracle.sort()
+    (stats,) = oracle.calculate_merging_stats(None, use_weights="Y")
+    assert stats.all_refl == result.statistics.overall.observations
+    assert stats.unique_refl == result.statistics.overall.unique == len(result.merged)
+    oracle.merge_in_place(gemmi.DataType.Mean)
+    expected = dict(zip(map(tuple, oracle.miller_array.tolist()), oracle.value_array, strict=True))
+    ours = dict(zip(map(tuple, result.merged.hkl.tolist()), result.merged.intensity, strict=True))
+    assert ours.keys() == expected.keys()
+    assert all(ours[key] == pytest.approx(expected[key], rel=1e-9) for key in ours)
