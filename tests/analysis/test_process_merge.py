@@ -176,3 +176,21 @@ def test_jfconform_scores_integrated_and_merged_intensities_against_the_truth(
     assert merged["n"] == len(merged_run.merge.merged) if merged_run.merge else False
     text = run_cli("jfconform", "check", output, "--truth", truth_of(sweep)).stdout
     assert "merged_intensity_cc" in text and "intensity_cc" in text
+
+
+def test_the_statistics_table_has_a_row_per_shell_and_the_overall_row(
+    merged_run: ProcessSummary,
+) -> None:
+    from jfsim.cli._statistics import statistics_table
+
+    assert merged_run.merge is not None
+    statistics = merged_run.merge.statistics
+    lines = statistics_table(statistics).splitlines()
+    assert lines[1].split() == [
+        "d_max", "d_min", "obs", "unique", "possible", "compl", "mult", "I/sig", "CC1/2", "Rmeas"
+    ]  # fmt: skip
+    assert len(lines) == 2 + len(statistics.shells) + 2
+    overall = lines[-1].split()
+    assert int(overall[2]) == statistics.overall.observations
+    assert overall[5] == f"{100 * statistics.overall.completeness:.1f}%"
+    assert overall[8] == f"{statistics.overall.cc_half:.3f}"
