@@ -322,8 +322,8 @@ def score(
         }
     scores: dict[str, dict] = {}
     scores.update(_spot_scores(ctx, truth, thresholds, numbers))
-    scores.update(_indexing_scores(ctx, truth, thresholds))
-    scores.update(_intensity_scores(ctx, truth, thresholds))
+    scores.update(_indexing_scores(ctx, truth, thresholds, numbers))
+    scores.update(_intensity_scores(ctx, truth, thresholds, numbers))
     scores.update(_merged_intensity_scores(ctx, truth, thresholds))
     rule_of = {
         "spot_recall": "TRUTH-003",
@@ -443,8 +443,11 @@ def _spot_scores(
     }
 
 
-def _observed_lattices(ctx: FileContext, n: int) -> tuple[dict[int, np.ndarray], bool]:
-    """Per-image real-space lattices (rows a, b, c) and whether they are per image."""
+def _observed_lattices(
+    ctx: FileContext, n: int, numbers: np.ndarray | None = None
+) -> tuple[dict[int, np.ndarray], bool]:
+    """Per-image real-space lattices (rows a, b, c), keyed by image number (row i is image
+    ``numbers[i]`` when given), and whether they are per image."""
     mx = None if ctx.entry is None else ctx.group("MX", ctx.entry)
     lattice = None if mx is None else ctx.dataset("latticeIndexed", mx)
     if lattice is not None and lattice.ndim == 2 and lattice.shape[1] == 9:
@@ -454,9 +457,12 @@ def _observed_lattices(ctx: FileContext, n: int) -> tuple[dict[int, np.ndarray],
         values = stored.astype(float)
         indexed = ctx.array(ctx.dataset("imageIndexed", mx))
         found = {}
-        for image in range(min(n, len(values))):
-            if np.isfinite(values[image]).all() and (indexed is None or indexed[image] > 0):
-                found[image] = values[image].reshape(3, 3)
+        for row in range(len(values)):
+            image = int(numbers[row]) if numbers is not None and row < len(numbers) else row
+            if not 0 <= image < n:
+                continue
+            if np.isfinite(values[row]).all() and (indexed is None or indexed[row] > 0):
+                found[image] = values[row].reshape(3, 3)
         return found, True
     for sample in ctx.in_entry("NXsample"):
         ub = ctx.dataset("ub_matrix", sample)
@@ -477,7 +483,9 @@ def _holds_lattices(ctx: FileContext) -> bool:
     return any(ctx.dataset("ub_matrix", sample) is not None for sample in ctx.in_entry("NXsample"))
 
 
-def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+def _indexing_scores(
+    ctx: FileContext, truth: Truth, limits: TruthThresholds, numbers: np.ndarray | None = None
+) -> dict[str, dict]:
     if not _holds_lattices(ctx):  # e.g. a spot-finding-only _process.h5
         return {
             name: _skipped(
@@ -487,8 +495,9 @@ def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) ->
             )
             for name, threshold in LATTICE_THRESHOLDS.items()
         }
-    lattices, per_image = _observed_lattices(ctx, truth.n_images)
-    hits = [i for i in range(truth.n_images) if truth.n_lattices[i] > 0]
+    lattices, per_image = _observed_lattices(ctx, truth.n_images, numbers)
+    covered = range(truth.n_images) if numbers is None else sorted(set(numbers.tolist()))
+    hits = [i for i in covered if 0 <= i < truth.n_images and truth.n_lattices[i] > 0]
     if not hits:
         return {
             name: _skipped(getattr(limits, threshold), "the truth has no image with a crystal")
@@ -542,14 +551,43 @@ def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) ->
     return scores
 
 
-def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+def _to_truth_setting(
+    ctx: FileContext, truth: Truth, numbers: np.ndarray | None
+) -> dict[int, np.ndarray]:
+    """Per image, the integer matrix that turns the file's Miller indices into the truth's:
+    an indexer may pick any of the equivalent settings of a lattice (a and b swapped in a
+    tetragonal cell, say), and the file's ``latticeIndexed`` says which one. Images without
+    a lattice related to the truth's by a unimodular change of basis are left out."""
+    if not _holds_lattices(ctx):
+        return {}
+    lattices, per_image = _observed_lattices(ctx, truth.n_images, numbers)
+    changes = {}
+    for image, observed in lattices.items():
+        if truth.n_lattices[image] < 1:
+            continue
+        true_ub = truth_ub_at_image(truth, image) if per_image else truth.ub[image, 0]
+        if not np.isfinite(true_ub).all():
+            continue
+        change = observed @ true_ub  # rows of observed = change · rows of the truth
+        rounded = np.round(change)
+        if np.max(np.abs(change - rounded)) < 0.15 and round(abs(np.linalg.det(rounded))) == 1:
+            changes[image] = np.rint(np.linalg.inv(rounded)).astype(np.int64)
+    return changes
+
+
+def _intensity_scores(
+    ctx: FileContext, truth: Truth, limits: TruthThresholds, numbers: np.ndarray | None = None
+) -> dict[str, dict]:
     """Pearson r of each image's integrated intensities and the truth's expected photons,
-    matched by (image, h, k, l) in the best indexing setting (see :func:`_best_setting`)."""
+    matched by (image, h, k, l): the file's indices are turned into the truth's setting
+    where ``latticeIndexed`` says how (:func:`_to_truth_setting`), then both sides go to the
+    reciprocal ASU, in the best setting (see :func:`_best_setting`)."""
     refl = truth.reflections
     keep = refl["lattice"] == 0 if "lattice" in refl else np.ones(len(refl["h"]), bool)
     true_images = refl["image_id"][keep].astype(np.int64)
     true_hkl = np.stack([refl[c][keep] for c in ("h", "k", "l")], axis=1)
     true_values = refl["intensity_photons"][keep].astype(float)
+    settings = _to_truth_setting(ctx, truth, numbers)
     images, hkls, values, groups = [], [], [], 0
     for group in ctx.reflection_tables:
         match = IMAGE_GROUP.match(leaf(group.name))
@@ -561,8 +599,12 @@ def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -
             continue
         groups += 1
         h, k, ell, intensity = arrays
-        images.append(np.full(h.shape[0], int(match.group(1)) - 1, dtype=np.int64))
-        hkls.append(np.stack([h, k, ell], axis=1))
+        image = int(match.group(1)) - 1
+        hkl = np.stack([h, k, ell], axis=1).astype(np.int64)
+        if image in settings:  # h_truth = change⁻¹ · h_file
+            hkl = hkl @ settings[image].T
+        images.append(np.full(hkl.shape[0], image, dtype=np.int64))
+        hkls.append(hkl)
         values.append(intensity.astype(float))
     threshold = limits.min_intensity_cc
     if not groups:

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from jfsim.analysis.azimuthal import AzimuthalPlan, azimuthal_plan
 from jfsim.analysis.geometry import PixelMaps, pixel_maps
+from jfsim.analysis.indexing.indexer import IndexingPlan, indexing_plan
 from jfsim.analysis.integration import IntegrationPlan, integration_plan
 from jfsim.analysis.nxmx_run import NxmxRun
 from jfsim.analysis.pixel_statistics import BKG_BAND, SENSITIVE, pixel_classes
@@ -35,6 +36,7 @@ class AnalysisPlan:
         maps: per-pixel geometry.
         pixel_class: uint8 ``[H, W]`` (``SENSITIVE``, ``BKG_BAND`` bits).
         spots, azimuthal, rois: each analysis's plan.
+        indexing: the indexing plan, None when indexing is off (``-X none``).
         integration: prediction and summation integration of indexed lattices.
     """
 
@@ -48,6 +50,7 @@ class AnalysisPlan:
     integration: IntegrationPlan
     sensitive_pixels: int
     band_pixels: int
+    indexing: IndexingPlan | None = None
 
     @property
     def error_value(self) -> int:
@@ -83,4 +86,10 @@ def analysis_plan(run: NxmxRun, settings: ProcessSettings) -> AnalysisPlan:
         ),
         sensitive_pixels=int(np.count_nonzero(classes & SENSITIVE)),
         band_pixels=int(np.count_nonzero(classes & BKG_BAND)),
+        indexing=indexing_plan(
+            settings.indexing,
+            run.geometry,
+            space_group_number=settings.space_group_number,
+            enabled=bool(settings.spot_finding.indexing),
+        ),
     )

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy.typing as npt
 from jfsim.analysis.analyse import ImageAnalyser, select_engine
 from jfsim.analysis.errors import AnalysisInputError, FrameError
 from jfsim.analysis.frames import FrameReader
+from jfsim.analysis.indexing.summary import IndexingSummary, IndexingTally
 from jfsim.analysis.merged_files import merged_file_path, write_merged_file
 from jfsim.analysis.merging import MergeResult
 from jfsim.analysis.message_fields import image_message_fields
@@ -67,6 +68,7 @@ class ProcessSummary:
     strong_pixels_per_image: float
     distributed: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    indexing: IndexingSummary | None = None
     images_integrated: int = 0
     reflections_integrated: int = 0
     merge: MergeResult | None = None
@@ -97,6 +99,7 @@ class ProcessSummary:
             "images_per_s": round(self.images_per_s, 2),
             "spots_per_image": round(self.spots_per_image, 2),
             "strong_pixels_per_image": round(self.strong_pixels_per_image, 1),
+            "indexing": None if self.indexing is None else self.indexing.as_dict(),
             "images_integrated": self.images_integrated,
             "reflections_integrated": self.reflections_integrated,
             **self._merge_dict(),
@@ -147,7 +150,10 @@ def analyse_images(
         except FrameError as error:
             return SkippedImage(position, str(error))
         return analyser().analyse(
-            position, frame.pixels, preprocessing_s=frame.read_s + frame.decode_s
+            position,
+            frame.pixels,
+            preprocessing_s=frame.read_s + frame.decode_s,
+            image_number=number,
         )
 
     total = len(image_numbers)
@@ -219,6 +225,12 @@ def process_run(
         plan.sensitive_pixels,
         time.perf_counter() - started,
     )
+    plan, rotation_message = _first_pass(plan, numbers, threads=threads, device=device)
+    tally = (
+        None
+        if plan.indexing is None
+        else IndexingTally(plan.indexing.algorithm, plan.indexing.refinement)
+    )
     buffer = AnalysisBuffer(
         len(numbers), max_spots=settings.max_spots, azint_shape=plan.azimuthal.shape
     )
@@ -244,6 +256,8 @@ def process_run(
                 skipped.append(result)
                 continue
             engines.add(result.engine)
+            if tally is not None and result.indexing is not None:
+                tally.add(result.indexing)
             truncated += result.candidates_truncated
             spots += len(result.spots)
             strong += result.spots.strong_pixels
@@ -267,6 +281,10 @@ def process_run(
         _record_reflection_counts(buffer, numbers, integrated_per_row, outcome.result)
         analysed = len(numbers) - len(skipped)
         notes = run.notes + outcome.notes + ((outcome.error,) if outcome.error else ())
+        notes += (rotation_message,) if rotation_message else ()
+        indexing = None if tally is None else _indexing_summary(tally, plan, rotation_message)
+        if indexing is not None and indexing.images and not indexing.indexed:
+            notes += (_nothing_indexed(indexing),)
         if truncated:
             notes += (
                 f"{truncated} images had more pixels above the photon threshold than the "
@@ -288,6 +306,7 @@ def process_run(
                 seconds,
                 dask_scheduler,
                 notes[len(run.notes) :],
+                indexing,
             ),
             reflections=reflections,
             merge=outcome.result,
@@ -314,11 +333,65 @@ def process_run(
         strong_pixels_per_image=strong / analysed if analysed else float(np.nan),
         distributed=dask_scheduler,
         notes=notes,
+        indexing=indexing,
         images_integrated=len(integrated_per_row),
         reflections_integrated=len(reflections),
         merge=outcome.result,
         merged_file=outcome.path if outcome.result is not None else None,
         merge_error=outcome.error,
+    )
+
+
+def _first_pass(
+    plan: AnalysisPlan, numbers: Sequence[int], *, threads: int, device: str
+) -> tuple[AnalysisPlan, str]:
+    """Two-pass rotation indexing's first pass (``-R[=N]``): find spots on the first N
+    selected images, index them as one wedge and put the sweep's lattice into the plan;
+    returns the plan and a sentence saying what the first pass found ("" when there was no
+    first pass)."""
+    indexing = plan.indexing
+    if indexing is None or not indexing.two_pass or indexing.run_lattice is not None:
+        return plan, ""
+    from jfsim.analysis.indexing.indexer import select_scoring
+    from jfsim.analysis.indexing.rotation import index_wedge
+
+    first = list(numbers[: indexing.config.rotation_images])
+    _log.info("-R: first pass over %d images", len(first))
+    spot_lists = [
+        (int(first[result.position]), result.spots)
+        for result in analyse_images(
+            replace(plan, indexing=None), first, threads=threads, device=device
+        )
+        if isinstance(result, ImageAnalysis)
+    ]
+    engine = select_scoring(device).prepare(None)
+    wedge = index_wedge(spot_lists, indexing, engine)
+    _log.info("-R: %s", wedge.message)
+    message = f"two-pass rotation indexing: {wedge.message}"
+    return replace(plan, indexing=indexing.with_run_lattice(wedge.run_lattice)), message
+
+
+def _nothing_indexed(indexing: IndexingSummary) -> str:
+    """The note of a run where no image indexed: why, and what to try next."""
+    steps = ", ".join(f"{n} {step}" for step, n in indexing.failures.items())
+    advice = (
+        "check -C and -S, or try -X fft without a cell"
+        if indexing.algorithm == "ffbidx"
+        else "check the geometry (beam centre, distance), or give the cell with -C"
+    )
+    if indexing.failures.get("too_few_spots") == indexing.images:
+        advice = "too few spots on every image: lower --spot-sigma / --spot-threshold"
+    return f"no image indexed ({steps}): {advice}"
+
+
+def _indexing_summary(
+    tally: IndexingTally, plan: AnalysisPlan, rotation_message: str
+) -> IndexingSummary:
+    indexing = plan.indexing
+    lattice = None if indexing is None or indexing.run_lattice is None else indexing.run_lattice
+    return tally.summary(
+        rotation_lattice_A=None if lattice is None else tuple(lattice.vectors_A),
+        rotation_message=rotation_message,
     )
 
 

@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from jfsim import __version__
 from jfsim.analysis.errors import AnalysisInputError
+from jfsim.analysis.indexing.summary import IndexingSummary
 from jfsim.analysis.merging import MergeResult
 from jfsim.analysis.nx_process import nx_process, write_text
 from jfsim.analysis.nx_reflections import MERGE_GROUP, write_merge_process, write_reflections
@@ -107,6 +108,7 @@ class RunRecord:
     seconds: float
     distributed: str | None = None
     notes: tuple[str, ...] = ()
+    indexing: IndexingSummary | None = None
 
 
 class ProcessFileWriter(CommitOnSuccess):
@@ -154,6 +156,8 @@ class ProcessFileWriter(CommitOnSuccess):
         link_detector_data(h5)
         buffer.write(entry, detector_group="instrument/detector/detectorSpecific")
         _write_run_level(entry, plan, buffer)
+        if record.indexing is not None:
+            _write_indexing_summary(entry, record.indexing)
         _write_provenance(entry, plan.settings, run, record)
         if reflections is not None and len(reflections):
             write_reflections(entry, reflections, merge)
@@ -334,6 +338,19 @@ def _write_run_level(entry: h5py.Group, plan: AnalysisPlan, buffer: AnalysisBuff
         )
 
 
+def _write_indexing_summary(entry: h5py.Group, indexing: IndexingSummary) -> None:
+    """The run-level indexing datasets of ``/entry/MX`` (seed 001 §4.1)."""
+    mx = entry.require_group("MX")
+    write_text(mx, "indexing_algorithm", indexing.algorithm_name)
+    write_text(mx, "geom_refinement_algorithm", indexing.refinement)
+    mx.create_dataset("imageIndexedMean", data=float(indexing.rate))
+    if indexing.rotation_lattice_A is not None:
+        lattice = mx.create_dataset(
+            "rotationLatticeIndexed", data=np.asarray(indexing.rotation_lattice_A, dtype="f4")
+        )
+        lattice.attrs["units"] = "angstrom"
+
+
 def _write_provenance(
     entry: h5py.Group, settings: ProcessSettings, run: NxmxRun, record: RunRecord
 ) -> None:
@@ -362,6 +379,12 @@ def _write_provenance(
         "skipped_reasons",
         data=np.array([s.reason for s in record.skipped], dtype=h5py.string_dtype()),
     )
+    if record.indexing is not None:
+        indexing = results.create_group("indexing")
+        indexing.attrs["NX_class"] = "NXcollection"
+        indexing.create_dataset("images_indexed", data=np.int64(record.indexing.indexed))
+        for step, count in record.indexing.failures.items():
+            indexing.create_dataset(f"failed_{step}", data=np.int64(count))
     seconds = results.create_dataset("processing_time", data=float(record.seconds))
     seconds.attrs["units"] = "s"
     notes = [*run.notes, *record.notes]

@@ -9,7 +9,11 @@ unchanged. One JSON document holds them all, plus the few run options that chang
      "azim_int": {...AzimIntSettings...},
      "roi": {"box": {"rois": [...]}, "circle": {"rois": [...]}, "azim": {"rois": [...]}},
      "max_spots": 250,
-     "images": {"start": 0, "end": null, "stride": 1}}
+     "images": {"start": 0, "end": null, "stride": 1},
+     "indexing": {...IndexingSettings...}, "unit_cell": {...} | null,
+     "space_group_number": null, "rotation_indexing": {"images": 30, "lattice_A": null}}
+
+(the indexing keys: :mod:`jfsim.analysis.indexing.settings`).
 
 Every key is optional in a settings file (jfsim's defaults fill the rest); an explicit
 ``null`` means "no limit" where the broker allows it. The document written into
@@ -41,6 +45,7 @@ from jfjoch_client.models.roi_definitions import RoiDefinitions
 from jfjoch_client.models.spot_finding_settings import SpotFindingSettings
 
 from jfsim.analysis.errors import SettingsError
+from jfsim.analysis.indexing.settings import INDEXING_KEYS, IndexingConfig
 from jfsim.analysis.reflection_settings import (
     IntegrationSettings,
     ScalingSettings,
@@ -61,7 +66,7 @@ __all__ = [
 #: 3σ, 10 photons, 1.5 Å, 250 spots; pixel counts and bands as Jungfraujoch ships them).
 DEFAULT_SPOT_FINDING: dict[str, Any] = {
     "enable": True,
-    "indexing": False,  # this analysis does not index (yet): say so in the configuration
+    "indexing": True,  # the broker's switch; off, or indexing.algorithm "None", skips indexing
     "signal_to_noise_threshold": 3.0,
     "photon_count_threshold": 10,
     "min_pix_per_spot": 2,
@@ -107,7 +112,9 @@ _OWN_SECTIONS: dict[str, type[IntegrationSettings] | type[ScalingSettings]] = {
     "integration": IntegrationSettings,
     "scaling": ScalingSettings,
 }
-_TOP_LEVEL = (*_SECTIONS, *_OWN_SECTIONS, "space_group_number", "max_spots", "images")
+_TOP_LEVEL = (
+    *_SECTIONS, *_OWN_SECTIONS, "space_group_number", "max_spots", "images", *INDEXING_KEYS
+)  # fmt: skip
 _UNION_TAGS = {"float", "int", "str", "bool", "list", "dict"}
 #: ``/entry/roi_defs/roi_map`` is uint16: one bit per ROI.
 MAX_ROIS = 16
@@ -175,6 +182,7 @@ class ProcessSettings:
     space_group_number: int | None = None
     max_spots: int = DEFAULT_MAX_SPOTS
     images: ImageSelection = field(default_factory=ImageSelection)
+    indexing: IndexingConfig = field(default_factory=IndexingConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_spots <= MAX_SPOTS_LIMIT:
@@ -214,6 +222,7 @@ class ProcessSettings:
             raise SettingsError(
                 f"space_group_number (-S): must be in 1..230, got {self.space_group_number}"
             )
+        self.indexing.check_cell(self.space_group_number)
         azim = self.azim_int
         if azim.high_q_recip_a is not None and azim.high_q_recip_a <= azim.low_q_recip_a:
             raise SettingsError(
@@ -260,6 +269,7 @@ class ProcessSettings:
             space_group_number=space_group,
             max_spots=max_spots,
             images=_images(document.get("images"), source),
+            indexing=IndexingConfig.from_document(document, source),
         )
 
     @classmethod
@@ -372,6 +382,7 @@ class ProcessSettings:
             "space_group_number": self.space_group_number,
             "max_spots": self.max_spots,
             "images": self.images.as_dict(),
+            **self.indexing.as_dict(),
         }
 
     def to_json(self) -> str:

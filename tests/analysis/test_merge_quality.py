@@ -66,8 +66,9 @@ def test_merging_with_true_lattices(
 ) -> None:
     space_group, cell = PRESETS[_preset(recording)]
     summary: ProcessSummary = process_with_truth_lattices(
-        monkeypatch, recording, tmp_path / "run", "-S", str(space_group), "-M", "-P", "rot"
-    )
+        monkeypatch, recording, tmp_path / "run", "-X", "none", "-S", str(space_group), "-M",
+        "-P", "rot",
+    )  # fmt: skip
     assert summary.merge is not None and not summary.failed
     table = statistics_table(summary.merge.statistics)
     print(table)

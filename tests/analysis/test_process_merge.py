@@ -50,7 +50,7 @@ def merged_run(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> Process
     with pytest.MonkeyPatch.context() as monkeypatch:
         prefix = tmp_path_factory.mktemp("merged") / "lyso"
         return process_with_truth_lattices(
-            monkeypatch, sweep, prefix, *MERGE_OPTIONS, "-M", "-P", "rot"
+            monkeypatch, sweep, prefix, "-X", "none", *MERGE_OPTIONS, "-M", "-P", "rot"
         )
 
 
@@ -194,3 +194,25 @@ def test_the_statistics_table_has_a_row_per_shell_and_the_overall_row(
     assert int(overall[2]) == statistics.overall.observations
     assert overall[5] == f"{100 * statistics.overall.completeness:.1f}%"
     assert overall[8] == f"{statistics.overall.cc_half:.3f}"
+
+
+def test_the_whole_chain_indexes_integrates_and_merges(sweep: Path, tmp_path: Path) -> None:
+    """``jfsim process -R -S 19 -M -P rot`` as a subprocess: two-pass rotation indexing,
+    integration, merging, the table, the MTZ; jfconform scores it against the truth."""
+    prefix = tmp_path / "chain"
+    result = run_cli(
+        "jfsim", "process", sweep, "-o", prefix, "-R", *MERGE_OPTIONS, "-M", "-P", "rot"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CC1/2" in result.stdout and "compl" in result.stdout
+    mtz = gemmi.read_mtz_file(str(tmp_path / "chain.mtz"))
+    assert mtz.spacegroup.number == 19
+    assert mtz.cell.parameters == pytest.approx((40, 45, 50, 90, 90, 90), rel=0.01)
+    output = tmp_path / "chain_process.h5"
+    scored = run_cli("jfconform", "check", output, "--truth", truth_of(sweep), "--json")
+    scores = json.loads(scored.stdout)["truth"]["scores"]
+    assert scores["indexing_rate"]["value"] >= 0.9
+    assert scores["intensity_cc"]["value"] >= 0.95
+    assert scores["merged_intensity_cc"]["value"] >= 0.95
+    check = run_cli("jfconform", "check", output, "--fail-on", "warning", "--ignore", "NXR-005")
+    assert check.returncode == 0, check.stdout[-3000:]

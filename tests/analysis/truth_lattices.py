@@ -77,7 +77,7 @@ def process_with_truth_lattices(
     monkeypatch: pytest.MonkeyPatch, master: Path, prefix: Path, *options: str
 ) -> ProcessSummary:
     """``jfsim process`` in this process (all images: row = image number), each image
-    integrated with its true lattices."""
+    integrated with its true lattices (give ``-X none`` to leave indexing out)."""
     truth = truth_of(master)
 
     class TruthLatticeAnalyser(ImageAnalyser):
