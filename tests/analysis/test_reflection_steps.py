@@ -369,3 +369,31 @@ def test_merged_means_equal_gemmis_merge_of_the_same_observations(
     ours = dict(zip(map(tuple, result.merged.hkl.tolist()), result.merged.intensity, strict=True))
     assert ours.keys() == expected.keys()
     assert all(ours[key] == pytest.approx(expected[key], rel=1e-9) for key in ours)
+
+
+def test_resolution_limit_and_outlier_rejection_drop_what_they_say(
+    sweep_reflections: tuple[NxmxRun, IntegrationPlan, IntegratedReflections],
+) -> None:
+    _run, _plan, reflections = sweep_reflections
+    limited = merge(
+        reflections,
+        CELL,
+        SPACE_GROUP,
+        ScalingSettings(merge=True, partiality_model="rot", high_resolution_limit_A=4.0),
+    )
+    assert limited.merged.d_A.min() >= 4.0
+    assert limited.rejected["beyond --scaling-high-resolution"] == int(
+        np.count_nonzero(reflections.d_A < 4.0)
+    )
+    spoiled = reflections.select(np.arange(len(reflections)))
+    strong = int(np.argmax(reflections.intensity_photons))
+    spoiled.intensity_photons[strong] *= 50  # one wild observation
+    kept = merge(
+        spoiled,
+        CELL,
+        SPACE_GROUP,
+        ScalingSettings(merge=True, partiality_model="fixed", reject_outliers_sigma=6.0),
+    )
+    assert kept.rejected.get("outliers (--reject-outliers)", 0) >= 1
+    plain = merge(spoiled, CELL, SPACE_GROUP, ScalingSettings(merge=True))
+    assert "outliers (--reject-outliers)" not in plain.rejected
