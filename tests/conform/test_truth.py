@@ -311,3 +311,15 @@ def test_intensities_indexed_in_another_setting_are_matched_through_the_twin_law
     other = _best_setting(truth, (zeros, hkl, values), (zeros, twin, 3 * values))
     assert other is not None and other[0] == pytest.approx(1.0)
     assert other[2] == {"reindexed": "-h,-l,-k"}
+
+
+def test_the_text_report_names_the_setting_a_score_was_matched_in(tmp_path: Path) -> None:
+    import jfconform
+    from jfconform.report import render_text
+
+    master, truth = write_truth_run(tmp_path)
+    report = jfconform.check(master, truth=truth)
+    assert report.truth is not None
+    assert "matched in the setting" not in render_text(report)
+    report.truth["scores"]["merged_intensity_cc"]["reindexed"] = "-h,-l,-k"
+    assert "merged_intensity_cc: matched in the setting -h,-l,-k" in render_text(report)
