@@ -123,6 +123,8 @@ class Truth:
     n_lattices: np.ndarray
     reflections: dict[str, np.ndarray]
     space_group_number: int = 1
+    #: /experiment/unit_cell (Å, deg); None when absent.
+    unit_cell: tuple[float, ...] | None = None
     #: /unique_reflections (h, k, l, intensity_full_photons); None in files written before it.
     unique: dict[str, np.ndarray] | None = None
 
@@ -158,6 +160,9 @@ def load_truth(path: Path) -> Truth:
                 space_group_number=int(experiment["space_group_number"][()])
                 if "space_group_number" in experiment
                 else 1,
+                unit_cell=tuple(float(v) for v in experiment["unit_cell"][()])
+                if "unit_cell" in experiment
+                else None,
                 unique=_unique_reflections(h5),
             )
     except TruthFileError:
@@ -573,49 +578,47 @@ def _to_truth_setting(
 def _intensity_scores(
     ctx: FileContext, truth: Truth, limits: TruthThresholds, numbers: np.ndarray | None = None
 ) -> dict[str, dict]:
+    """Pearson r of each image's integrated intensities and the truth's expected photons,
+    matched by (image, h, k, l): the file's indices are turned into the truth's setting
+    where ``latticeIndexed`` says how (:func:`_to_truth_setting`), then both sides go to the
+    reciprocal ASU, in the best setting (see :func:`_best_setting`)."""
     refl = truth.reflections
     keep = refl["lattice"] == 0 if "lattice" in refl else np.ones(len(refl["h"]), bool)
-    true_index: dict[tuple[int, int, int, int], float] = {}
-    for image, h, k, ell, value in zip(
-        refl["image_id"][keep],
-        refl["h"][keep],
-        refl["k"][keep],
-        refl["l"][keep],
-        refl["intensity_photons"][keep],
-        strict=True,
-    ):
-        key = (int(image), int(h), int(k), int(ell))
-        true_index[key] = true_index.get(key, 0.0) + float(value)
+    true_images = refl["image_id"][keep].astype(np.int64)
+    true_hkl = np.stack([refl[c][keep] for c in ("h", "k", "l")], axis=1)
+    true_values = refl["intensity_photons"][keep].astype(float)
     settings = _to_truth_setting(ctx, truth, numbers)
-    observed, expected, groups = [], [], 0
+    images, hkls, values, groups = [], [], [], 0
     for group in ctx.reflection_tables:
         match = IMAGE_GROUP.match(leaf(group.name))
         columns = [ctx.dataset(c, group) for c in ("h", "k", "l", "int_sum")]
         if match is None or any(c is None for c in columns):
             continue
-        image = int(match.group(1)) - 1
         arrays = [array for c in columns if (array := ctx.array(c)) is not None]
-        if len(arrays) != len(columns):
+        if len(arrays) != len(columns) or len({a.shape for a in arrays}) != 1:
             continue
         groups += 1
         h, k, ell, intensity = arrays
+        image = int(match.group(1)) - 1
+        hkl = np.stack([h, k, ell], axis=1).astype(np.int64)
         if image in settings:  # h_truth = change⁻¹ · h_file
-            h, k, ell = settings[image] @ np.stack([h, k, ell]).astype(np.int64)
-        for hh, kk, ll, value in zip(h, k, ell, intensity, strict=False):
-            key = (image, int(hh), int(kk), int(ll))
-            if key in true_index and np.isfinite(value):
-                observed.append(float(value))
-                expected.append(true_index[key])
-    if len(observed) < MIN_CORRELATED:
-        reason = (
-            "the file has no per-image reflection table with h, k, l, int_sum"
-            if not groups
-            else f"{len(observed)} integrated reflections match true ones; "
-            f"{MIN_CORRELATED} are needed"
-        )
-        return {"intensity_cc": _skipped(limits.min_intensity_cc, reason)}
-    cc = float(np.corrcoef(observed, expected)[0, 1])
-    return {"intensity_cc": _score(cc, limits.min_intensity_cc, True, n=len(observed))}
+            hkl = hkl @ settings[image].T
+        images.append(np.full(hkl.shape[0], image, dtype=np.int64))
+        hkls.append(hkl)
+        values.append(intensity.astype(float))
+    threshold = limits.min_intensity_cc
+    if not groups:
+        reason = "the file has no per-image reflection table with h, k, l, int_sum"
+        return {"intensity_cc": _skipped(threshold, reason)}
+    found = _best_setting(
+        truth,
+        (true_images, true_hkl, true_values),
+        (np.concatenate(images), np.concatenate(hkls), np.concatenate(values)),
+    )
+    if found is None:
+        return {"intensity_cc": _skipped(threshold, _too_few("integrated"))}
+    cc, n, setting = found
+    return {"intensity_cc": _score(cc, threshold, True, n=n, **setting)}
 
 
 def merged_tables(ctx: FileContext) -> list[tuple[h5py.Group, h5py.Group]]:
@@ -634,7 +637,8 @@ def _merged_intensity_scores(
     ctx: FileContext, truth: Truth, limits: TruthThresholds
 ) -> dict[str, dict]:
     """Pearson r of the merged intensities and the truth's full intensities, both mapped to
-    the reciprocal asymmetric unit (gemmi) of the file's space group (else the truth's)."""
+    the reciprocal asymmetric unit (gemmi) of the truth's space group, in the best
+    indexing setting (see :func:`_best_setting`)."""
     threshold = limits.min_merged_intensity_cc
     if truth.unique is None:
         return {
@@ -651,10 +655,8 @@ def _merged_intensity_scores(
                 "with h, k, l, intensity)",
             )
         }
-    results, merged = tables[0]
+    _results, merged = tables[0]
     columns = [ctx.array(ctx.dataset(name, merged)) for name in MERGED_COLUMNS]
-    number = ctx.array(ctx.dataset("space_group_number", results))
-    space_group = int(number) if number is not None and number.size == 1 else None
     arrays = [column for column in columns if column is not None]
     if len(arrays) != len(MERGED_COLUMNS) or len({a.shape for a in arrays}) != 1:
         return {
@@ -663,26 +665,77 @@ def _merged_intensity_scores(
             )
         }
     h, k, ell, intensity = arrays
-    true_full = _asu_lookup(
-        np.stack([truth.unique[c] for c in ("h", "k", "l")], axis=1),
-        truth.unique["intensity_full_photons"],
-        space_group or truth.space_group_number,
+    unique = truth.unique
+    true_hkl = np.stack([unique[c] for c in ("h", "k", "l")], axis=1)
+    found = _best_setting(
+        truth,
+        (np.zeros(len(true_hkl), np.int64), true_hkl, unique["intensity_full_photons"]),
+        (np.zeros(len(h), np.int64), np.stack([h, k, ell], axis=1), intensity.astype(float)),
     )
-    keys = _to_asu(np.stack([h, k, ell], axis=1), space_group or truth.space_group_number)
-    observed, expected = [], []
-    for key, value in zip(map(tuple, keys.tolist()), intensity.astype(float), strict=True):
-        if key in true_full and np.isfinite(value):
-            observed.append(value)
-            expected.append(true_full[key])
-    if len(observed) < MIN_CORRELATED:
-        return {
-            "merged_intensity_cc": _skipped(
-                threshold,
-                f"{len(observed)} merged reflections match true ones; {MIN_CORRELATED} are needed",
-            )
-        }
-    cc = float(np.corrcoef(observed, expected)[0, 1])
-    return {"merged_intensity_cc": _score(cc, threshold, True, n=len(observed))}
+    if found is None:
+        return {"merged_intensity_cc": _skipped(threshold, _too_few("merged"))}
+    cc, n, setting = found
+    return {"merged_intensity_cc": _score(cc, threshold, True, n=n, **setting)}
+
+
+def _too_few(what: str) -> str:
+    return f"fewer than {MIN_CORRELATED} {what} reflections match true ones"
+
+
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # image [n], hkl [n, 3], value [n]
+
+
+def _best_setting(truth: Truth, true: Rows, observed: Rows) -> tuple[float, int, dict] | None:
+    """(Pearson r, pairs, {"reindexed": op} when not the truth's setting) of the observed
+    and true values, matched by (image, h, k, l) after mapping both to the reciprocal ASU
+    of the truth's space group (Friedel mates together; several rows of one key summed).
+
+    Indexing may choose any setting of the lattice: symmetry equivalents are the same
+    reflection after the ASU mapping, and where the lattice has more symmetry than the
+    space group (e.g. I 21 3: -h,-l,-k) each twin law of the truth's cell (gemmi) is tried
+    on the observed indices; the best correlation is reported, with its operator."""
+    true_sums = _sums_by_key(truth, *true)
+    best: tuple[float, int, dict] | None = None
+    for triplet, rotation in _settings_of(truth):
+        images, hkl, values = observed
+        keyed = _sums_by_key(truth, images, np.rint(hkl).astype(np.int64) @ rotation, values)
+        pairs = [(value, true_sums[key]) for key, value in keyed.items() if key in true_sums]
+        if len(pairs) < MIN_CORRELATED:
+            continue
+        matrix = np.array(pairs)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cc = float(np.corrcoef(matrix[:, 0], matrix[:, 1])[0, 1])
+        extra = {} if triplet == "h,k,l" else {"reindexed": triplet}
+        if best is None or (math.isfinite(cc) and not cc <= best[0]):
+            best = (cc, len(pairs), extra)
+    return best
+
+
+def _sums_by_key(
+    truth: Truth, images: np.ndarray, hkl: np.ndarray, values: np.ndarray
+) -> dict[tuple[int, int, int, int], float]:
+    asu = _to_asu(hkl, truth.space_group_number)
+    sums: dict[tuple[int, int, int, int], float] = {}
+    for image, (h, k, ell), value in zip(images.tolist(), asu.tolist(), values, strict=True):
+        if np.isfinite(value):
+            key = (int(image), h, k, ell)
+            sums[key] = sums.get(key, 0.0) + float(value)
+    return sums
+
+
+def _settings_of(truth: Truth) -> list[tuple[str, np.ndarray]]:
+    """The identity and the twin laws of the truth's cell and space group, as (triplet in
+    h, k, l, integer rotation acting on row vectors of Miller indices)."""
+    import gemmi  # deferred: only truth scoring needs it
+
+    settings = [("h,k,l", np.eye(3, dtype=np.int64))]
+    if truth.unit_cell is None:
+        return settings
+    group = gemmi.find_spacegroup_by_number(truth.space_group_number)
+    for op in gemmi.find_twin_laws(gemmi.UnitCell(*truth.unit_cell), group, 3.0, False):
+        rotation = np.asarray(op.rot, dtype=np.int64) // gemmi.Op.DEN
+        settings.append((op.as_hkl().triplet(), rotation))
+    return settings
 
 
 def _to_asu(hkl: np.ndarray, space_group_number: int) -> np.ndarray:
@@ -692,14 +745,3 @@ def _to_asu(hkl: np.ndarray, space_group_number: int) -> np.ndarray:
     mapped = np.array(hkl, dtype=np.int32).reshape(-1, 3)
     gemmi.find_spacegroup_by_number(space_group_number).switch_to_asu(mapped)
     return mapped
-
-
-def _asu_lookup(
-    hkl: np.ndarray, values: np.ndarray, space_group_number: int
-) -> dict[tuple[int, ...], float]:
-    return {
-        key: float(value)
-        for key, value in zip(
-            map(tuple, _to_asu(hkl, space_group_number).tolist()), values, strict=True
-        )
-    }

@@ -23,7 +23,6 @@ scaling and merging step.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,9 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from jfsim import __version__
 from jfsim.analysis.merging import MergeResult
+from jfsim.analysis.nx_process import nx_process, write_text
 from jfsim.analysis.reflections import IntegratedReflections
-from jfsim.writer.nxmx import iso_time
 
 __all__ = ["MERGE_GROUP", "REFLECTION_UNITS", "write_merge_process", "write_reflections"]
 
@@ -133,24 +131,18 @@ def write_merge_process(
 ) -> None:
     """The NXprocess group of the scaling and merging step (see the module docstring);
     ``configuration`` is its settings JSON, part of the document at ``configuration_of``."""
-    process = entry.create_group(MERGE_GROUP.rpartition("/")[2])
-    process.attrs["NX_class"] = "NXprocess"
-    _text(process, "program", PROGRAM)
-    _text(process, "version", __version__)
-    _text(process, "date", iso_time(datetime.now(timezone.utc)))
-    process.create_dataset("sequence_index", data=np.int64(2))
-    note = process.create_group("configuration")
-    note.attrs["NX_class"] = "NXnote"
-    _text(note, "type", "application/json")
-    _text(
-        note,
-        "description",
-        f"the scaling section and space group of the settings (all of them: {configuration_of})",
+    process = nx_process(
+        entry,
+        MERGE_GROUP.rpartition("/")[2],
+        program=PROGRAM,
+        sequence_index=2,
+        description="the scaling section and space group of the settings "
+        f"(all of them: {configuration_of})",
+        configuration=configuration,
     )
-    _text(note, "data", configuration)
     results = process.create_group("results")
     results.attrs["NX_class"] = "NXcollection"
-    _text(results, "space_group", merge.space_group)
+    write_text(results, "space_group", merge.space_group)
     results.create_dataset("space_group_number", data=np.int64(merge.space_group_number))
     for cell_name, cell_values, cell_units in (
         ("unit_cell_abc", merge.cell[:3], "angstrom"),
@@ -159,9 +151,9 @@ def write_merge_process(
         cell = results.create_dataset(cell_name, data=np.asarray(cell_values, dtype=np.float64))
         cell.attrs["units"] = cell_units
     results.create_dataset("anomalous", data=np.uint8(merge.anomalous))
-    _text(results, "partiality_model", merge.partiality_model)
+    write_text(results, "partiality_model", merge.partiality_model)
     if merged_file is not None:
-        _text(results, "merged_file", merged_file.name)
+        write_text(results, "merged_file", merged_file.name)
     results.create_dataset("observations_integrated", data=np.int64(merge.observations_integrated))
     results.create_dataset("observations_merged", data=np.int64(merge.observations_merged))
     results.create_dataset(
@@ -208,7 +200,3 @@ def write_merge_process(
         dataset = table.create_dataset(name, data=values)
         if units:
             dataset.attrs["units"] = units
-
-
-def _text(group: h5py.Group, name: str, value: str) -> None:
-    group.create_dataset(name, data=value, dtype=h5py.string_dtype())

@@ -44,6 +44,7 @@ from jfsim import __version__
 from jfsim.analysis.errors import AnalysisInputError
 from jfsim.analysis.indexing.summary import IndexingSummary
 from jfsim.analysis.merging import MergeResult
+from jfsim.analysis.nx_process import nx_process, write_text
 from jfsim.analysis.nx_reflections import MERGE_GROUP, write_merge_process, write_reflections
 from jfsim.analysis.nxmx_run import NxmxRun
 from jfsim.analysis.plan import AnalysisPlan
@@ -340,8 +341,8 @@ def _write_run_level(entry: h5py.Group, plan: AnalysisPlan, buffer: AnalysisBuff
 def _write_indexing_summary(entry: h5py.Group, indexing: IndexingSummary) -> None:
     """The run-level indexing datasets of ``/entry/MX`` (seed 001 §4.1)."""
     mx = entry.require_group("MX")
-    _text(mx, "indexing_algorithm", indexing.algorithm_name)
-    _text(mx, "geom_refinement_algorithm", indexing.refinement)
+    write_text(mx, "indexing_algorithm", indexing.algorithm_name)
+    write_text(mx, "geom_refinement_algorithm", indexing.refinement)
     mx.create_dataset("imageIndexedMean", data=float(indexing.rate))
     if indexing.rotation_lattice_A is not None:
         lattice = mx.create_dataset(
@@ -353,29 +354,22 @@ def _write_indexing_summary(entry: h5py.Group, indexing: IndexingSummary) -> Non
 def _write_provenance(
     entry: h5py.Group, settings: ProcessSettings, run: NxmxRun, record: RunRecord
 ) -> None:
-    process = entry.create_group(PROCESS_GROUP.rpartition("/")[2])
-    process.attrs["NX_class"] = "NXprocess"
-    _text(process, "program", PROGRAM)
-    _text(process, "version", __version__)
-    _text(process, "date", iso_time(datetime.now(timezone.utc)))
-    process.create_dataset("sequence_index", data=np.int64(1))
-    note = process.create_group("configuration")
-    note.attrs["NX_class"] = "NXnote"
-    _text(note, "type", "application/json")
-    _text(
-        note,
-        "description",
-        "jfsim process settings (jfjoch-client models); feed back "
+    process = nx_process(
+        entry,
+        PROCESS_GROUP.rpartition("/")[2],
+        program=PROGRAM,
+        sequence_index=1,
+        description="jfsim process settings (jfjoch-client models); feed back "
         "with: jfsim process MASTER -o PREFIX --settings-from THIS_FILE",
+        configuration=settings.to_json(),
     )
-    _text(note, "data", settings.to_json())
     results = process.create_group("results")
     results.attrs["NX_class"] = "NXcollection"
-    _text(results, "input_file", run.master_path.name)
-    _text(results, "engine", record.engine)
+    write_text(results, "input_file", run.master_path.name)
+    write_text(results, "engine", record.engine)
     results.create_dataset("threads", data=np.int64(record.threads))
     if record.distributed:
-        _text(results, "dask_scheduler", record.distributed)
+        write_text(results, "dask_scheduler", record.distributed)
     results.create_dataset("images_analysed", data=np.int64(record.images_analysed))
     results.create_dataset("images_skipped", data=np.int64(len(record.skipped)))
     results.create_dataset(
@@ -396,10 +390,6 @@ def _write_provenance(
     notes = [*run.notes, *record.notes]
     if notes:
         results.create_dataset("notes", data=np.array(notes, dtype=h5py.string_dtype()))
-
-
-def _text(group: h5py.Group, name: str, value: str) -> None:
-    group.create_dataset(name, data=value, dtype=h5py.string_dtype())
 
 
 def settings_from_process_file(path: Path) -> ProcessSettings:

@@ -41,7 +41,7 @@ examples:
   jfsim process rot_master.h5 -o lyso -N 2 -R -S 96 -M -P rot
       index the sweep, integrate every image, scale and merge in P4(3)2(1)2 with the
       rotation partiality model: lyso_process.h5 and lyso.mtz, statistics per shell
-  jfsim process rot_master.h5 -o lyso -S 96 -M --integration-radius 3,5,7 --scaling-output txt
+  jfsim process rot_master.h5 -o lyso -R -S 96 -M --integration-radius 3,5,7 --scaling-output txt
       signal disc of 3 px, background annulus 5-7 px; merged intensities as lyso.hkl
   jfsim process run_master.h5 -o quick -X none
       no indexing (and so no integration): spot finding and the rest only

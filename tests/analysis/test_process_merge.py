@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import gemmi
 import h5py
@@ -20,17 +19,12 @@ import hdf5plugin  # noqa: F401 - registers the bitshuffle filter for reading
 import numpy as np
 import pytest
 
-from jfsim.analysis import process as process_module
-from jfsim.analysis.analyse import ImageAnalyser
-from jfsim.analysis.integration import ImageIntegration, integrate_image
 from jfsim.analysis.nx_reflections import MERGE_GROUP, REFLECTION_UNITS
-from jfsim.analysis.process import ProcessSummary, process_run
-from jfsim.analysis.result import ImageAnalysis
-from jfsim.analysis.settings import ProcessSettings
+from jfsim.analysis.process import ProcessSummary
 from jfsim.experiment import StillsScan
 from tests.analysis.conftest import run_cli, truth_of
 from tests.analysis.runs import tiny_experiment, write_run
-from tests.analysis.truth_lattices import truth_lattices
+from tests.analysis.truth_lattices import process_with_truth_lattices
 
 IMAGES = 24
 MERGE_OPTIONS = ("-S", "19", "--integration-radius", "2,3,5")
@@ -51,38 +45,12 @@ def blank_stills(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_run(experiment, tmp_path_factory.mktemp("blank_stills"))
 
 
-def _settings(*options: str) -> ProcessSettings:
-    from jfsim.cli import build_parser
-    from jfsim.cli.process import _settings as settings_of
-
-    args = build_parser().parse_args(["process", "x_master.h5", *options])
-    settings: ProcessSettings = settings_of(args)
-    return settings
-
-
-def process_with_truth_lattices(
-    monkeypatch: pytest.MonkeyPatch, master: Path, prefix: Path, *options: str
-) -> ProcessSummary:
-    """``jfsim process`` in this process, each image integrated with its true lattices."""
-    truth = truth_of(master)
-
-    class TruthLatticeAnalyser(ImageAnalyser):
-        def analyse(self, position: int, pixels: Any, **kwargs: Any) -> ImageAnalysis:
-            result = super().analyse(position, pixels, **kwargs)
-            lattices = tuple(truth_lattices(self.plan.run, truth, position))
-            reflections = integrate_image(pixels, self.plan.integration, position, lattices)
-            return replace(result, integration=ImageIntegration(lattices, reflections))
-
-    monkeypatch.setattr(process_module, "ImageAnalyser", TruthLatticeAnalyser)
-    return process_run(master, prefix, _settings(*options), threads=2, device="cpu")
-
-
 @pytest.fixture(scope="module")
 def merged_run(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> ProcessSummary:
     with pytest.MonkeyPatch.context() as monkeypatch:
         prefix = tmp_path_factory.mktemp("merged") / "lyso"
         return process_with_truth_lattices(
-            monkeypatch, sweep, prefix, *MERGE_OPTIONS, "-M", "-P", "rot"
+            monkeypatch, sweep, prefix, "-X", "none", *MERGE_OPTIONS, "-M", "-P", "rot"
         )
 
 
@@ -208,3 +176,43 @@ def test_jfconform_scores_integrated_and_merged_intensities_against_the_truth(
     assert merged["n"] == len(merged_run.merge.merged) if merged_run.merge else False
     text = run_cli("jfconform", "check", output, "--truth", truth_of(sweep)).stdout
     assert "merged_intensity_cc" in text and "intensity_cc" in text
+
+
+def test_the_statistics_table_has_a_row_per_shell_and_the_overall_row(
+    merged_run: ProcessSummary,
+) -> None:
+    from jfsim.cli._statistics import statistics_table
+
+    assert merged_run.merge is not None
+    statistics = merged_run.merge.statistics
+    lines = statistics_table(statistics).splitlines()
+    assert lines[1].split() == [
+        "d_max", "d_min", "obs", "unique", "possible", "compl", "mult", "I/sig", "CC1/2", "Rmeas"
+    ]  # fmt: skip
+    assert len(lines) == 2 + len(statistics.shells) + 2
+    overall = lines[-1].split()
+    assert int(overall[2]) == statistics.overall.observations
+    assert overall[5] == f"{100 * statistics.overall.completeness:.1f}%"
+    assert overall[8] == f"{statistics.overall.cc_half:.3f}"
+
+
+def test_the_whole_chain_indexes_integrates_and_merges(sweep: Path, tmp_path: Path) -> None:
+    """``jfsim process -R -S 19 -M -P rot`` as a subprocess: two-pass rotation indexing,
+    integration, merging, the table, the MTZ; jfconform scores it against the truth."""
+    prefix = tmp_path / "chain"
+    result = run_cli(
+        "jfsim", "process", sweep, "-o", prefix, "-R", *MERGE_OPTIONS, "-M", "-P", "rot"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CC1/2" in result.stdout and "compl" in result.stdout
+    mtz = gemmi.read_mtz_file(str(tmp_path / "chain.mtz"))
+    assert mtz.spacegroup.number == 19
+    assert mtz.cell.parameters == pytest.approx((40, 45, 50, 90, 90, 90), rel=0.01)
+    output = tmp_path / "chain_process.h5"
+    scored = run_cli("jfconform", "check", output, "--truth", truth_of(sweep), "--json")
+    scores = json.loads(scored.stdout)["truth"]["scores"]
+    assert scores["indexing_rate"]["value"] >= 0.9
+    assert scores["intensity_cc"]["value"] >= 0.95
+    assert scores["merged_intensity_cc"]["value"] >= 0.95
+    check = run_cli("jfconform", "check", output, "--fail-on", "warning", "--ignore", "NXR-005")
+    assert check.returncode == 0, check.stdout[-3000:]

@@ -18,12 +18,15 @@ import gemmi
 import numpy as np
 import pytest
 
+from jfsim.analysis.errors import AnalysisInputError
+from jfsim.analysis.frames import FrameReader
 from jfsim.analysis.integration import IntegrationPlan, integrate_image, integration_plan
 from jfsim.analysis.merged_files import merged_file_path, write_merged_file
 from jfsim.analysis.merging import MergeResult, asu_miller_indices, merge, merge_cell
 from jfsim.analysis.nxmx_run import NxmxRun, open_run
 from jfsim.analysis.reflection_settings import IntegrationSettings, ScalingSettings
 from jfsim.analysis.reflections import IntegratedReflections
+from jfsim.analysis.scaling import sum_rotation_partials
 from jfsim.truth import read_truth
 from tests.analysis.conftest import truth_of
 from tests.analysis.runs import tiny_experiment, write_run
@@ -245,8 +248,6 @@ def test_cif_and_text_outputs_hold_the_same_reflections(
 
 
 def test_nothing_to_merge_is_one_clear_error() -> None:
-    from jfsim.analysis.errors import AnalysisInputError
-
     with pytest.raises(AnalysisInputError, match="no indexed lattice"):
         merge_cell([], SPACE_GROUP)
 
@@ -257,8 +258,6 @@ def test_stills_integrate_with_excitation_error_partialities(
     run = open_run(tiny_stills)
     plan = integration_plan(run, RADII, space_group=SPACE_GROUP)
     truth = read_truth(truth_of(tiny_stills)).reflections
-    from jfsim.analysis.frames import FrameReader
-
     with FrameReader(run) as reader:
         pixels = reader.read(0).pixels
     lattices = truth_lattices(run, truth_of(tiny_stills), 0)
@@ -310,3 +309,91 @@ def test_gpu_integration_under_the_simulator_matches_the_cpu_engine() -> None:
     for image in report["images"]:
         assert image["reflections"] > 10
         assert image["identical"]
+
+
+def test_stills_merge_with_the_fixed_model_and_refuse_the_rotation_model(
+    tiny_stills: Path,
+) -> None:
+    run = open_run(tiny_stills)
+    plan = integration_plan(run, RADII, space_group=SPACE_GROUP)
+    with FrameReader(run) as reader:
+        tables = [
+            integrate_image(
+                reader.read(image).pixels,
+                plan,
+                image,
+                truth_lattices(run, truth_of(tiny_stills), image),
+            )
+            for image in range(3)
+        ]
+    reflections = IntegratedReflections.concatenate(tables)
+    result = merge(reflections, CELL, SPACE_GROUP, ScalingSettings(merge=True))
+    assert len(result.merged) > 10 and result.partiality_model == "fixed"
+    assert result.image_numbers.tolist() == [0, 1, 2]
+    assert np.isfinite(result.image_scales).all()
+    with pytest.raises(AnalysisInputError, match="-P rot"):
+        merge(reflections, CELL, SPACE_GROUP, ScalingSettings(merge=True, partiality_model="rot"))
+
+
+def test_merged_means_equal_gemmis_merge_of_the_same_observations(
+    sweep_reflections: tuple[NxmxRun, IntegrationPlan, IntegratedReflections],
+) -> None:
+    """Without scaling cycles, merging is gemmi's inverse-variance weighted mean of the
+    corrected observations, in its asymmetric unit (an independent implementation)."""
+    _run, _plan, reflections = sweep_reflections
+    settings = ScalingSettings(merge=True, partiality_model="rot", iterations=0, min_partiality=0)
+    result = merge(reflections, CELL, SPACE_GROUP, settings)
+    usable = (
+        np.isfinite(reflections.intensity_photons)
+        & (reflections.sigma_photons > 0)
+        & (reflections.lp > 0)
+    )
+    summed = sum_rotation_partials(reflections.select(usable))
+    correction = summed.partiality * summed.lp
+    oracle = gemmi.Intensities()
+    oracle.set_data(
+        gemmi.UnitCell(*CELL),
+        SPACE_GROUP,
+        summed.hkl.astype(np.int32),
+        summed.intensity_photons / correction,
+        summed.sigma_photons / correction,
+    )
+    oracle.type = gemmi.DataType.Unmerged
+    oracle.prepare_for_merging(gemmi.DataType.Mean)
+    oracle.sort()
+    (stats,) = oracle.calculate_merging_stats(None, use_weights="Y")
+    assert stats.all_refl == result.statistics.overall.observations
+    assert stats.unique_refl == result.statistics.overall.unique == len(result.merged)
+    oracle.merge_in_place(gemmi.DataType.Mean)
+    expected = dict(zip(map(tuple, oracle.miller_array.tolist()), oracle.value_array, strict=True))
+    ours = dict(zip(map(tuple, result.merged.hkl.tolist()), result.merged.intensity, strict=True))
+    assert ours.keys() == expected.keys()
+    assert all(ours[key] == pytest.approx(expected[key], rel=1e-9) for key in ours)
+
+
+def test_resolution_limit_and_outlier_rejection_drop_what_they_say(
+    sweep_reflections: tuple[NxmxRun, IntegrationPlan, IntegratedReflections],
+) -> None:
+    _run, _plan, reflections = sweep_reflections
+    limited = merge(
+        reflections,
+        CELL,
+        SPACE_GROUP,
+        ScalingSettings(merge=True, partiality_model="rot", high_resolution_limit_A=4.0),
+    )
+    assert limited.merged.d_A.min() >= 4.0
+    assert limited.rejected["beyond --scaling-high-resolution"] == int(
+        np.count_nonzero(reflections.d_A < 4.0)
+    )
+    spoiled = reflections.select(np.arange(len(reflections)))
+    strong = int(np.argmax(reflections.intensity_photons))
+    spoiled.intensity_photons[strong] *= 50  # one wild observation
+    kept = merge(
+        spoiled,
+        CELL,
+        SPACE_GROUP,
+        ScalingSettings(merge=True, partiality_model="fixed", reject_outliers_sigma=6.0),
+    )
+    assert kept.rejected.get("outliers (--reject-outliers)", 0) >= 1
+    plain = merge(spoiled, CELL, SPACE_GROUP, ScalingSettings(merge=True))
+    assert "outliers (--reject-outliers)" not in plain.rejected

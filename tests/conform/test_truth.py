@@ -280,3 +280,46 @@ def test_a_truth_without_checksums_is_scored_and_says_frames_were_not_checked(
     fired, summary = _score(master, truth)
     assert "TRUTH-009" not in fired
     assert summary["frames"]["checked"] is False and summary["scores"]
+
+
+def test_intensities_indexed_in_another_setting_are_matched_through_the_twin_law() -> None:
+    """I 21 3 has a lattice of higher symmetry: an indexer may pick the setting -h,-l,-k;
+    the merged score finds it (and says so) instead of correlating unrelated reflections."""
+    from jfconform.truth import Truth, _best_setting
+
+    rng = np.random.default_rng(3)
+    hkl = rng.integers(0, 12, size=(400, 3))
+    hkl = hkl[(hkl.sum(axis=1) % 2 == 0) & (hkl.sum(axis=1) > 0)]  # body-centred
+    truth = Truth(
+        n_images=1,
+        image_size_pxl=(10, 10),
+        scan_type="rotation",
+        rotation_axis=np.array([1.0, 0.0, 0.0]),
+        rotation_start_deg=0.0,
+        rotation_step_deg=0.1,
+        ub=np.zeros((1, 1, 3, 3)),
+        n_lattices=np.ones(1, np.int32),
+        reflections={},
+        space_group_number=199,
+        unit_cell=(78.0, 78.0, 78.0, 90.0, 90.0, 90.0),
+    )
+    values = rng.uniform(10, 1000, len(hkl))
+    zeros = np.zeros(len(hkl), np.int64)
+    twin = hkl @ np.array([[-1, 0, 0], [0, 0, -1], [0, -1, 0]])  # -h,-l,-k
+    same = _best_setting(truth, (zeros, hkl, values), (zeros, hkl, 3 * values))
+    assert same is not None and same[0] == pytest.approx(1.0) and same[2] == {}
+    other = _best_setting(truth, (zeros, hkl, values), (zeros, twin, 3 * values))
+    assert other is not None and other[0] == pytest.approx(1.0)
+    assert other[2] == {"reindexed": "-h,-l,-k"}
+
+
+def test_the_text_report_names_the_setting_a_score_was_matched_in(tmp_path: Path) -> None:
+    import jfconform
+    from jfconform.report import render_text
+
+    master, truth = write_truth_run(tmp_path)
+    report = jfconform.check(master, truth=truth)
+    assert report.truth is not None
+    assert "matched in the setting" not in render_text(report)
+    report.truth["scores"]["merged_intensity_cc"]["reindexed"] = "-h,-l,-k"
+    assert "merged_intensity_cc: matched in the setting -h,-l,-k" in render_text(report)
