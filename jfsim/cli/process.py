@@ -129,7 +129,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     indexing.add_argument(
         "--force-rotation-lattice",
         metavar="9 floats",
-        help="the sweep's lattice (a, b, c rows, Å): skips -R's first pass",
+        help="the sweep's lattice (a, b, c rows, Å): skips -R's first pass (write "
+        "--force-rotation-lattice=-12.3,... when the first number is negative)",
     )
     reflections = parser.add_argument_group(
         "integration, scaling and merging (override --settings)"

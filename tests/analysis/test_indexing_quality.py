@@ -77,6 +77,7 @@ def _stills_known_cell(master: Path, folder: Path) -> None:
     assert scores["cell_error"]["value"] < 0.002
     # the lattice goes on to integration: per-image intensities follow the truth's
     assert scores["intensity_cc"]["value"] > 0.9
+    print(f"\n{master.name} ffbidx: {indexing}, scores {scores}")
 
 
 def _stills_de_novo(master: Path, folder: Path) -> None:
@@ -96,6 +97,7 @@ def _stills_de_novo(master: Path, folder: Path) -> None:
     )
     assert scores["indexing_rate"]["value"] >= 0.8
     assert scores["indexing_rate"]["passed"] is True
+    print(f"\n{master.name} fft: {summary['indexing']}, scores {scores}")
 
 
 def _rotation(master: Path, folder: Path, first_pass_images: int) -> None:
@@ -116,6 +118,13 @@ def _rotation(master: Path, folder: Path, first_pass_images: int) -> None:
     assert scores["indexing_rate"]["value"] == 1.0
     assert scores["misorientation_deg"]["value"] < 0.05
     assert scores["intensity_cc"]["value"] > 0.9
+    print(f"\n{master.name}: sweep misorientation {misorientation:.4f} deg, scores {scores}")
+    # the lattice found, forced: no first pass, every image indexed against it
+    forced = ",".join(f"{v:.5f}" for v in found.reshape(-1))
+    again = _process(master, folder / "forced", "-e", "3", f"--force-rotation-lattice={forced}")
+    assert again["indexing"]["rotation_first_pass"] is None
+    assert again["indexing"]["indexed"] == again["images_analysed"] == 4
+    assert np.allclose(again["indexing"]["rotation_lattice_A"], found.reshape(-1), atol=1e-3)
 
 
 @pytest.mark.slow

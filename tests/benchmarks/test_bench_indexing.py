@@ -89,35 +89,43 @@ def hits(tmp_path_factory: pytest.TempPathFactory) -> tuple[AnalysisPlan, list[S
     return plan, [found for found in spots if len(found) >= 20]
 
 
+def _hit_vectors(plan: AnalysisPlan, spots: Spots) -> FloatArray:
+    from jfsim.analysis.indexing.reciprocal import scattering_vectors
+
+    return scattering_vectors(plan.run.geometry, spots.x, spots.y)
+
+
+def _race(
+    benchmark, fast, slow, spots: FloatArray, vectors: FloatArray, names: tuple[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    """Time ``fast`` against ``slow`` (two scoring engines) on the same score, after
+    checking that they agree; records ``<name>_s`` and the speed-up."""
+    np.testing.assert_allclose(
+        fast.score_vectors(spots, vectors, 0.3), slow.score_vectors(spots, vectors, 0.3), rtol=1e-9
+    )
+    slow_s = _best(lambda: slow.score_vectors(spots, vectors, 0.3), 5)
+    fast_s = _best(lambda: fast.score_vectors(spots, vectors, 0.3), 20)
+    benchmark.pedantic(lambda: fast.score_vectors(spots, vectors, 0.3), rounds=10)
+    benchmark.extra_info.update(
+        {
+            "spots": int(spots.shape[0]),
+            "vectors": int(vectors.shape[0]),
+            f"{names[0]}_s": fast_s,
+            f"{names[1]}_s": slow_s,
+            f"speedup_vs_{names[1]}": slow_s / fast_s,
+        }
+    )
+    print(f"\n{benchmark.name}: {benchmark.extra_info}")
+
+
 @pytest.mark.benchmark
 def test_bench_candidate_scoring_vs_numpy(benchmark, hits) -> None:  # type: ignore[no-untyped-def]
     plan, spot_lists = hits
     options = KnownCellOptions()
-    indexer = ImageIndexer(plan.indexing, device="cpu")
-    from jfsim.analysis.indexing.reciprocal import scattering_vectors
-
-    r = scattering_vectors(plan.run.geometry, spot_lists[0].x, spot_lists[0].y)
+    r = _hit_vectors(plan, spot_lists[0])
     lowest = r[np.argsort(np.linalg.norm(r, axis=1))[: options.search_spots]]
     vectors = hemisphere_directions(options.directions) * 79.1
-    engine, baseline = indexer.engine, NumpyScoring()
-    np.testing.assert_allclose(
-        engine.score_vectors(lowest, vectors, options.search_tolerance),
-        baseline.score_vectors(lowest, vectors, options.search_tolerance),
-        rtol=1e-9,
-    )
-    numpy_s = _best(lambda: baseline.score_vectors(lowest, vectors, 0.3), 10)
-    ours_s = _best(lambda: engine.score_vectors(lowest, vectors, 0.3), 20)
-    benchmark.pedantic(lambda: engine.score_vectors(lowest, vectors, 0.3), rounds=10)
-    benchmark.extra_info.update(
-        {
-            "spots": int(lowest.shape[0]),
-            "vectors": int(vectors.shape[0]),
-            "numpy_s": numpy_s,
-            "numba_s": ours_s,
-            "speedup_vs_numpy": numpy_s / ours_s,
-        }
-    )
-    print(f"\n{benchmark.name}: {benchmark.extra_info}")
+    _race(benchmark, cpu.prepare(), NumpyScoring(), lowest, vectors, ("numba", "numpy"))
 
 
 @pytest.mark.benchmark
@@ -187,24 +195,6 @@ def test_bench_gpu_scoring(benchmark, hits) -> None:  # type: ignore[no-untyped-
     if gpu_scoring.probe() is not None or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         pytest.skip("no CUDA device (numba.cuda.is_available() is false)")
     plan, spot_lists = hits
-    from jfsim.analysis.indexing.reciprocal import scattering_vectors
-
-    r = scattering_vectors(plan.run.geometry, spot_lists[0].x, spot_lists[0].y)
+    r = _hit_vectors(plan, spot_lists[0])
     vectors = hemisphere_directions(65536) * 79.1
-    on_gpu, on_cpu = gpu_scoring.prepare(), cpu.prepare()
-    np.testing.assert_allclose(
-        on_gpu.score_vectors(r, vectors, 0.3), on_cpu.score_vectors(r, vectors, 0.3), rtol=1e-9
-    )
-    cpu_s = _best(lambda: on_cpu.score_vectors(r, vectors, 0.3), 5)
-    gpu_s = _best(lambda: on_gpu.score_vectors(r, vectors, 0.3), 10)
-    benchmark.pedantic(lambda: on_gpu.score_vectors(r, vectors, 0.3), rounds=10)
-    benchmark.extra_info.update(
-        {
-            "spots": int(r.shape[0]),
-            "vectors": int(vectors.shape[0]),
-            "cpu_s": cpu_s,
-            "gpu_s": gpu_s,
-            "gpu_speedup_vs_one_core": cpu_s / gpu_s,
-        }
-    )
-    print(f"\n{benchmark.name}: {benchmark.extra_info}")
+    _race(benchmark, gpu_scoring.prepare(), cpu.prepare(), r, vectors, ("gpu", "cpu"))

@@ -37,6 +37,7 @@ from jfsim.analysis.indexing.lattice import (
     Lattice,
     ReferenceCell,
     bravais_lattice,
+    cell_of,
     match_reference,
 )
 from jfsim.analysis.indexing.reciprocal import image_frame, scattering_vectors
@@ -140,11 +141,8 @@ def indexing_plan(
     if two_pass and config.rotation_lattice_A is not None:
         forced = np.asarray(config.rotation_lattice_A, dtype=np.float64).reshape(3, 3)
         run_lattice = RunLattice(
-            bravais_lattice(forced) if config.cell is None else Lattice(forced, "aP")
+            _forced_lattice(forced, references, float(settings.unit_cell_dist_tolerance))
         )
-        if config.cell is not None:
-            matched = _setting(forced, references, float(settings.unit_cell_dist_tolerance))
-            run_lattice = RunLattice(matched if matched is not None else Lattice(forced, "aP"))
     return IndexingPlan(
         geometry=geometry,
         config=config,
@@ -165,6 +163,24 @@ def indexing_plan(
         two_pass=two_pass,
         run_lattice=run_lattice,
     )
+
+
+def _forced_lattice(
+    forced: FloatArray, references: tuple[ReferenceCell, ...], tolerance: float
+) -> Lattice:
+    """``--force-rotation-lattice``: the vectors as given when they are already in the
+    conventional setting of their Bravais type (or of the reference cell, ``-C``), labelled
+    with it; else that setting; ``aP`` as given when nothing fits."""
+    found = _setting(forced, references, tolerance) if references else bravais_lattice(forced)
+    if found is None:
+        return Lattice(_right_handed(forced), "aP")
+    if np.allclose(found.cell, cell_of(forced), rtol=1e-3, atol=0.05):
+        return Lattice(_right_handed(forced), found.bravais)
+    return found
+
+
+def _right_handed(basis: FloatArray) -> FloatArray:
+    return basis if np.linalg.det(basis) > 0 else -basis
 
 
 def _setting(
