@@ -687,38 +687,43 @@ Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # image [n], hkl [n, 3], value
 
 def _best_setting(truth: Truth, true: Rows, observed: Rows) -> tuple[float, int, dict] | None:
     """(Pearson r, pairs, {"reindexed": op} when not the truth's setting) of the observed
-    and true values, matched by (image, h, k, l) after mapping both to the reciprocal ASU
-    of the truth's space group (Friedel mates together; several rows of one key summed).
+    and true values, matched by (image, h, k, l) as they stand and after mapping both to the
+    reciprocal ASU of the truth's space group (Friedel mates together; several rows of one
+    key summed), whichever correlates better.
 
     Indexing may choose any setting of the lattice: symmetry equivalents are the same
     reflection after the ASU mapping, and where the lattice has more symmetry than the
     space group (e.g. I 21 3: -h,-l,-k) each twin law of the truth's cell (gemmi) is tried
-    on the observed indices; the best correlation is reported, with its operator."""
-    true_sums = _sums_by_key(truth, *true)
+    on the observed indices; the best correlation is reported, with its operator. Exact
+    keys keep apart the equivalents one image records twice (a pair on one image of which
+    only one was integrated would otherwise meet the sum of both)."""
     best: tuple[float, int, dict] | None = None
-    for triplet, rotation in _settings_of(truth):
-        images, hkl, values = observed
-        keyed = _sums_by_key(truth, images, np.rint(hkl).astype(np.int64) @ rotation, values)
-        pairs = [(value, true_sums[key]) for key, value in keyed.items() if key in true_sums]
-        if len(pairs) < MIN_CORRELATED:
-            continue
-        matrix = np.array(pairs)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cc = float(np.corrcoef(matrix[:, 0], matrix[:, 1])[0, 1])
-        extra = {} if triplet == "h,k,l" else {"reindexed": triplet}
-        if best is None or (math.isfinite(cc) and not cc <= best[0]):
-            best = (cc, len(pairs), extra)
+    for in_asu in (False, True):
+        true_sums = _sums_by_key(truth, *true, in_asu=in_asu)
+        for triplet, rotation in _settings_of(truth):
+            images, hkl, values = observed
+            turned = np.rint(hkl).astype(np.int64) @ rotation
+            keyed = _sums_by_key(truth, images, turned, values, in_asu=in_asu)
+            pairs = [(value, true_sums[key]) for key, value in keyed.items() if key in true_sums]
+            if len(pairs) < MIN_CORRELATED:
+                continue
+            matrix = np.array(pairs)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cc = float(np.corrcoef(matrix[:, 0], matrix[:, 1])[0, 1])
+            extra = {} if triplet == "h,k,l" else {"reindexed": triplet}
+            if best is None or (math.isfinite(cc) and not cc <= best[0]):
+                best = (cc, len(pairs), extra)
     return best
 
 
 def _sums_by_key(
-    truth: Truth, images: np.ndarray, hkl: np.ndarray, values: np.ndarray
+    truth: Truth, images: np.ndarray, hkl: np.ndarray, values: np.ndarray, *, in_asu: bool
 ) -> dict[tuple[int, int, int, int], float]:
-    asu = _to_asu(hkl, truth.space_group_number)
+    keys = _to_asu(hkl, truth.space_group_number) if in_asu else np.asarray(hkl, dtype=np.int64)
     sums: dict[tuple[int, int, int, int], float] = {}
-    for image, (h, k, ell), value in zip(images.tolist(), asu.tolist(), values, strict=True):
+    for image, (h, k, ell), value in zip(images.tolist(), keys.tolist(), values, strict=True):
         if np.isfinite(value):
-            key = (int(image), h, k, ell)
+            key = (int(image), int(h), int(k), int(ell))
             sums[key] = sums.get(key, 0.0) + float(value)
     return sums
 

@@ -22,7 +22,13 @@ from jfsim.analysis.errors import AnalysisInputError
 from jfsim.analysis.frames import FrameReader
 from jfsim.analysis.integration import IntegrationPlan, integrate_image, integration_plan
 from jfsim.analysis.merged_files import merged_file_path, write_merged_file
-from jfsim.analysis.merging import MergeResult, asu_miller_indices, merge, merge_cell
+from jfsim.analysis.merging import (
+    MIN_ROTATION_COMPLETENESS,
+    MergeResult,
+    asu_miller_indices,
+    merge,
+    merge_cell,
+)
 from jfsim.analysis.nxmx_run import NxmxRun, open_run
 from jfsim.analysis.reflection_settings import IntegrationSettings, ScalingSettings
 from jfsim.analysis.reflections import IntegratedReflections
@@ -164,6 +170,7 @@ def test_unity_partiality_merges_partials_as_fulls_and_says_so_in_the_figures(
     )
     assert unity.statistics.overall.cc_half < rot.statistics.overall.cc_half
     assert unity.observations_merged > rot.observations_merged, "no partials summed"
+    assert rot.rejected["incomplete crossing (-P rot)"] > 0, "the sweep's ends are cut"
 
 
 def test_anomalous_merging_keeps_friedel_mates_apart(
@@ -349,6 +356,7 @@ def test_merged_means_equal_gemmis_merge_of_the_same_observations(
         & (reflections.lp > 0)
     )
     summed = sum_rotation_partials(reflections.select(usable))
+    summed = summed.select(summed.partiality >= MIN_ROTATION_COMPLETENESS)
     correction = summed.partiality * summed.lp
     oracle = gemmi.Intensities()
     oracle.set_data(
