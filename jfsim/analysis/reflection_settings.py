@@ -91,8 +91,8 @@ class ScalingSettings:
         merge: scale and merge after integration (``-M``).
         partiality_model: ``fixed`` (each observation corrected by its predicted
             partiality), ``rot`` (partials of one crossing on consecutive rotation images
-            summed into one full observation) or ``unity`` (every observation taken as
-            full) (``-P``).
+            summed into one full observation; crossings recorded to less than 95 % are
+            dropped) or ``unity`` (every observation taken as full) (``-P``).
         anomalous: keep Friedel mates apart (``-A``).
         iterations: scale-factor refinement cycles (``--scaling-iterations``).
         high_resolution_limit_A: observations beyond it are neither scaled nor merged

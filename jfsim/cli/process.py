@@ -156,7 +156,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--partiality",
         choices=("fixed", "rot", "unity"),
         help="partiality model: fixed (predicted partiality, default), rot (sum the partials "
-        "of rotation data), unity (every observation full)",
+        "of rotation data; crossings recorded to >= 95%% merged), unity (every observation "
+        "full)",
     )
     reflections.add_argument(
         "-A",
