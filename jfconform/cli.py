@@ -41,6 +41,7 @@ THRESHOLD_HELP = {
     "max_cell_angle_error_deg": "Niggli cell-angle error in degrees (default %(default)s)",
     "max_misorientation_deg": "orientation error in degrees (default %(default)s)",
     "min_intensity_cc": "Pearson r of integrated vs true intensity (default %(default)s)",
+    "min_merged_intensity_cc": "Pearson r of merged vs true full intensity (default %(default)s)",
     "spot_radius_px": "match radius for spots in pixels (default %(default)s)",
     "min_true_photons": "true reflections weaker than this are not expected as spots "
     "(default %(default)s)",

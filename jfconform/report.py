@@ -112,6 +112,11 @@ def render_text(run: Report) -> str:
             for name, score in scores.items()
             if score.get("skipped")
         ]
+        lines += [
+            f"  {name}: matched in the setting {score['reindexed']} (another indexing choice)"
+            for name, score in scores.items()
+            if score.get("reindexed")
+        ]
     if run.stream is not None:
         lines.append("")
         lines.append("Stream statistics")

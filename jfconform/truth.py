@@ -39,6 +39,7 @@ class TruthThresholds:
     max_cell_angle_error_deg: float = 1.0
     max_misorientation_deg: float = 1.0
     min_intensity_cc: float = 0.8
+    min_merged_intensity_cc: float = 0.9
     spot_radius_px: float = 2.0
     min_true_photons: float = 10.0
     min_true_snr: float = 0.0
@@ -73,6 +74,7 @@ THRESHOLD_RANGES: dict[str, ThresholdRange] = {
     "max_cell_angle_error_deg": ThresholdRange(0.0, 180.0),
     "max_misorientation_deg": ThresholdRange(0.0, 180.0),
     "min_intensity_cc": ThresholdRange(-1.0, 1.0),
+    "min_merged_intensity_cc": ThresholdRange(-1.0, 1.0),
     "spot_radius_px": ThresholdRange(0.0, math.inf, low_open=True),
     "min_true_photons": ThresholdRange(0.0, math.inf),
     "min_true_snr": ThresholdRange(0.0, math.inf),
@@ -95,9 +97,14 @@ SCORE_THRESHOLDS = {
     "spot_precision": "min_spot_precision",
     **LATTICE_THRESHOLDS,
     "intensity_cc": "min_intensity_cc",
+    "merged_intensity_cc": "min_merged_intensity_cc",
 }
 #: Fewest matched reflections for which a correlation coefficient is reported.
 MIN_CORRELATED = 3
+#: Columns of the truth's ``/unique_reflections`` the merged score reads.
+UNIQUE_COLUMNS = ("h", "k", "l", "intensity_full_photons")
+#: Columns of a merged reflection table (``/entry/<NXprocess>/results/merged``).
+MERGED_COLUMNS = ("h", "k", "l", "intensity")
 
 
 class TruthFileError(Exception):
@@ -115,6 +122,11 @@ class Truth:
     ub: np.ndarray  # [n, max_lattices, 3, 3]
     n_lattices: np.ndarray
     reflections: dict[str, np.ndarray]
+    space_group_number: int = 1
+    #: /experiment/unit_cell (Å, deg); None when absent.
+    unit_cell: tuple[float, ...] | None = None
+    #: /unique_reflections (h, k, l, intensity_full_photons); None in files written before it.
+    unique: dict[str, np.ndarray] | None = None
 
 
 def load_truth(path: Path) -> Truth:
@@ -145,12 +157,29 @@ def load_truth(path: Path) -> Truth:
                 ub=np.asarray(h5["images/ub_matrix"][()], dtype=float),
                 n_lattices=np.asarray(h5["images/n_lattices"][()]),
                 reflections=reflections,
+                space_group_number=int(experiment["space_group_number"][()])
+                if "space_group_number" in experiment
+                else 1,
+                unit_cell=tuple(float(v) for v in experiment["unit_cell"][()])
+                if "unit_cell" in experiment
+                else None,
+                unique=_unique_reflections(h5),
             )
     except TruthFileError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as error:
         first = (str(error).splitlines() or [type(error).__name__])[0]
         raise TruthFileError(f"{path}: cannot read as a jfsim truth file: {first}") from error
+
+
+def _unique_reflections(h5: h5py.File) -> dict[str, np.ndarray] | None:
+    group = h5.get("unique_reflections")
+    if not isinstance(group, h5py.Group):
+        return None
+    columns = {name: group[name][()] for name in UNIQUE_COLUMNS if name in group}
+    if len(columns) != len(UNIQUE_COLUMNS) or len({len(v) for v in columns.values()}) != 1:
+        raise TruthFileError(f"/unique_reflections: needs equal-length {', '.join(UNIQUE_COLUMNS)}")
+    return columns
 
 
 def truth_ub_at_image(truth: Truth, image: int, lattice: int = 0) -> np.ndarray:
@@ -293,8 +322,9 @@ def score(
         }
     scores: dict[str, dict] = {}
     scores.update(_spot_scores(ctx, truth, thresholds, numbers))
-    scores.update(_indexing_scores(ctx, truth, thresholds))
-    scores.update(_intensity_scores(ctx, truth, thresholds))
+    scores.update(_indexing_scores(ctx, truth, thresholds, numbers))
+    scores.update(_intensity_scores(ctx, truth, thresholds, numbers))
+    scores.update(_merged_intensity_scores(ctx, truth, thresholds))
     rule_of = {
         "spot_recall": "TRUTH-003",
         "spot_precision": "TRUTH-004",
@@ -303,12 +333,20 @@ def score(
         "cell_angle_error_deg": "TRUTH-006",
         "misorientation_deg": "TRUTH-007",
         "intensity_cc": "TRUTH-008",
+        "merged_intensity_cc": "TRUTH-010",
     }
     for name, result in scores.items():
         if result["passed"] is False:
             better = (
                 "at least"
-                if name in ("spot_recall", "spot_precision", "indexing_rate", "intensity_cc")
+                if name
+                in (
+                    "spot_recall",
+                    "spot_precision",
+                    "indexing_rate",
+                    "intensity_cc",
+                    "merged_intensity_cc",
+                )
                 else "at most"
             )
             shown = "undefined" if result["value"] is None else f"{result['value']:.4g}"
@@ -405,8 +443,11 @@ def _spot_scores(
     }
 
 
-def _observed_lattices(ctx: FileContext, n: int) -> tuple[dict[int, np.ndarray], bool]:
-    """Per-image real-space lattices (rows a, b, c) and whether they are per image."""
+def _observed_lattices(
+    ctx: FileContext, n: int, numbers: np.ndarray | None = None
+) -> tuple[dict[int, np.ndarray], bool]:
+    """Per-image real-space lattices (rows a, b, c), keyed by image number (row i is image
+    ``numbers[i]`` when given), and whether they are per image."""
     mx = None if ctx.entry is None else ctx.group("MX", ctx.entry)
     lattice = None if mx is None else ctx.dataset("latticeIndexed", mx)
     if lattice is not None and lattice.ndim == 2 and lattice.shape[1] == 9:
@@ -416,9 +457,12 @@ def _observed_lattices(ctx: FileContext, n: int) -> tuple[dict[int, np.ndarray],
         values = stored.astype(float)
         indexed = ctx.array(ctx.dataset("imageIndexed", mx))
         found = {}
-        for image in range(min(n, len(values))):
-            if np.isfinite(values[image]).all() and (indexed is None or indexed[image] > 0):
-                found[image] = values[image].reshape(3, 3)
+        for row in range(len(values)):
+            image = int(numbers[row]) if numbers is not None and row < len(numbers) else row
+            if not 0 <= image < n:
+                continue
+            if np.isfinite(values[row]).all() and (indexed is None or indexed[row] > 0):
+                found[image] = values[row].reshape(3, 3)
         return found, True
     for sample in ctx.in_entry("NXsample"):
         ub = ctx.dataset("ub_matrix", sample)
@@ -439,7 +483,9 @@ def _holds_lattices(ctx: FileContext) -> bool:
     return any(ctx.dataset("ub_matrix", sample) is not None for sample in ctx.in_entry("NXsample"))
 
 
-def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+def _indexing_scores(
+    ctx: FileContext, truth: Truth, limits: TruthThresholds, numbers: np.ndarray | None = None
+) -> dict[str, dict]:
     if not _holds_lattices(ctx):  # e.g. a spot-finding-only _process.h5
         return {
             name: _skipped(
@@ -449,8 +495,9 @@ def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) ->
             )
             for name, threshold in LATTICE_THRESHOLDS.items()
         }
-    lattices, per_image = _observed_lattices(ctx, truth.n_images)
-    hits = [i for i in range(truth.n_images) if truth.n_lattices[i] > 0]
+    lattices, per_image = _observed_lattices(ctx, truth.n_images, numbers)
+    covered = range(truth.n_images) if numbers is None else sorted(set(numbers.tolist()))
+    hits = [i for i in covered if 0 <= i < truth.n_images and truth.n_lattices[i] > 0]
     if not hits:
         return {
             name: _skipped(getattr(limits, threshold), "the truth has no image with a crystal")
@@ -504,44 +551,202 @@ def _indexing_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) ->
     return scores
 
 
-def _intensity_scores(ctx: FileContext, truth: Truth, limits: TruthThresholds) -> dict[str, dict]:
+def _to_truth_setting(
+    ctx: FileContext, truth: Truth, numbers: np.ndarray | None
+) -> dict[int, np.ndarray]:
+    """Per image, the integer matrix that turns the file's Miller indices into the truth's:
+    an indexer may pick any of the equivalent settings of a lattice (a and b swapped in a
+    tetragonal cell, say), and the file's ``latticeIndexed`` says which one. Images without
+    a lattice related to the truth's by a unimodular change of basis are left out."""
+    if not _holds_lattices(ctx):
+        return {}
+    lattices, per_image = _observed_lattices(ctx, truth.n_images, numbers)
+    changes = {}
+    for image, observed in lattices.items():
+        if truth.n_lattices[image] < 1:
+            continue
+        true_ub = truth_ub_at_image(truth, image) if per_image else truth.ub[image, 0]
+        if not np.isfinite(true_ub).all():
+            continue
+        change = observed @ true_ub  # rows of observed = change · rows of the truth
+        rounded = np.round(change)
+        if np.max(np.abs(change - rounded)) < 0.15 and round(abs(np.linalg.det(rounded))) == 1:
+            changes[image] = np.rint(np.linalg.inv(rounded)).astype(np.int64)
+    return changes
+
+
+def _intensity_scores(
+    ctx: FileContext, truth: Truth, limits: TruthThresholds, numbers: np.ndarray | None = None
+) -> dict[str, dict]:
+    """Pearson r of each image's integrated intensities and the truth's expected photons,
+    matched by (image, h, k, l): the file's indices are turned into the truth's setting
+    where ``latticeIndexed`` says how (:func:`_to_truth_setting`), then both sides go to the
+    reciprocal ASU, in the best setting (see :func:`_best_setting`)."""
     refl = truth.reflections
     keep = refl["lattice"] == 0 if "lattice" in refl else np.ones(len(refl["h"]), bool)
-    true_index: dict[tuple[int, int, int, int], float] = {}
-    for image, h, k, ell, value in zip(
-        refl["image_id"][keep],
-        refl["h"][keep],
-        refl["k"][keep],
-        refl["l"][keep],
-        refl["intensity_photons"][keep],
-        strict=True,
-    ):
-        key = (int(image), int(h), int(k), int(ell))
-        true_index[key] = true_index.get(key, 0.0) + float(value)
-    observed, expected, groups = [], [], 0
+    true_images = refl["image_id"][keep].astype(np.int64)
+    true_hkl = np.stack([refl[c][keep] for c in ("h", "k", "l")], axis=1)
+    true_values = refl["intensity_photons"][keep].astype(float)
+    settings = _to_truth_setting(ctx, truth, numbers)
+    images, hkls, values, groups = [], [], [], 0
     for group in ctx.reflection_tables:
         match = IMAGE_GROUP.match(leaf(group.name))
         columns = [ctx.dataset(c, group) for c in ("h", "k", "l", "int_sum")]
         if match is None or any(c is None for c in columns):
             continue
-        image = int(match.group(1)) - 1
         arrays = [array for c in columns if (array := ctx.array(c)) is not None]
-        if len(arrays) != len(columns):
+        if len(arrays) != len(columns) or len({a.shape for a in arrays}) != 1:
             continue
         groups += 1
         h, k, ell, intensity = arrays
-        for hh, kk, ll, value in zip(h, k, ell, intensity, strict=False):
-            key = (image, int(hh), int(kk), int(ll))
-            if key in true_index and np.isfinite(value):
-                observed.append(float(value))
-                expected.append(true_index[key])
-    if len(observed) < MIN_CORRELATED:
-        reason = (
-            "the file has no per-image reflection table with h, k, l, int_sum"
-            if not groups
-            else f"{len(observed)} integrated reflections match true ones; "
-            f"{MIN_CORRELATED} are needed"
-        )
-        return {"intensity_cc": _skipped(limits.min_intensity_cc, reason)}
-    cc = float(np.corrcoef(observed, expected)[0, 1])
-    return {"intensity_cc": _score(cc, limits.min_intensity_cc, True, n=len(observed))}
+        image = int(match.group(1)) - 1
+        hkl = np.stack([h, k, ell], axis=1).astype(np.int64)
+        if image in settings:  # h_truth = change⁻¹ · h_file
+            hkl = hkl @ settings[image].T
+        images.append(np.full(hkl.shape[0], image, dtype=np.int64))
+        hkls.append(hkl)
+        values.append(intensity.astype(float))
+    threshold = limits.min_intensity_cc
+    if not groups:
+        reason = "the file has no per-image reflection table with h, k, l, int_sum"
+        return {"intensity_cc": _skipped(threshold, reason)}
+    found = _best_setting(
+        truth,
+        (true_images, true_hkl, true_values),
+        (np.concatenate(images), np.concatenate(hkls), np.concatenate(values)),
+    )
+    if found is None:
+        return {"intensity_cc": _skipped(threshold, _too_few("integrated"))}
+    cc, n, setting = found
+    return {"intensity_cc": _score(cc, threshold, True, n=n, **setting)}
+
+
+def merged_tables(ctx: FileContext) -> list[tuple[h5py.Group, h5py.Group]]:
+    """(results, merged) of every NXprocess in the entry whose ``results/merged`` holds h,
+    k, l and intensity (a scaling and merging step, e.g. ``jfsim process -M``)."""
+    found = []
+    for process in ctx.in_entry("NXprocess"):
+        results = ctx.group("results", process)
+        merged = None if results is None else ctx.group("merged", results)
+        if merged is not None and all(ctx.dataset(c, merged) is not None for c in MERGED_COLUMNS):
+            found.append((results, merged))
+    return found
+
+
+def _merged_intensity_scores(
+    ctx: FileContext, truth: Truth, limits: TruthThresholds
+) -> dict[str, dict]:
+    """Pearson r of the merged intensities and the truth's full intensities, both mapped to
+    the reciprocal asymmetric unit (gemmi) of the truth's space group, in the best
+    indexing setting (see :func:`_best_setting`)."""
+    threshold = limits.min_merged_intensity_cc
+    if truth.unique is None:
+        return {
+            "merged_intensity_cc": _skipped(
+                threshold, "the truth file has no /unique_reflections (full intensities)"
+            )
+        }
+    tables = merged_tables(ctx)
+    if not tables:
+        return {
+            "merged_intensity_cc": _skipped(
+                threshold,
+                "the file holds no merged reflections (no /entry/<NXprocess>/results/merged "
+                "with h, k, l, intensity)",
+            )
+        }
+    _results, merged = tables[0]
+    columns = [ctx.array(ctx.dataset(name, merged)) for name in MERGED_COLUMNS]
+    arrays = [column for column in columns if column is not None]
+    if len(arrays) != len(MERGED_COLUMNS) or len({a.shape for a in arrays}) != 1:
+        return {
+            "merged_intensity_cc": _skipped(
+                threshold, f"{merged.name}: h, k, l, intensity unreadable or of unequal length"
+            )
+        }
+    h, k, ell, intensity = arrays
+    unique = truth.unique
+    true_hkl = np.stack([unique[c] for c in ("h", "k", "l")], axis=1)
+    found = _best_setting(
+        truth,
+        (np.zeros(len(true_hkl), np.int64), true_hkl, unique["intensity_full_photons"]),
+        (np.zeros(len(h), np.int64), np.stack([h, k, ell], axis=1), intensity.astype(float)),
+    )
+    if found is None:
+        return {"merged_intensity_cc": _skipped(threshold, _too_few("merged"))}
+    cc, n, setting = found
+    return {"merged_intensity_cc": _score(cc, threshold, True, n=n, **setting)}
+
+
+def _too_few(what: str) -> str:
+    return f"fewer than {MIN_CORRELATED} {what} reflections match true ones"
+
+
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # image [n], hkl [n, 3], value [n]
+
+
+def _best_setting(truth: Truth, true: Rows, observed: Rows) -> tuple[float, int, dict] | None:
+    """(Pearson r, pairs, {"reindexed": op} when not the truth's setting) of the observed
+    and true values, matched by (image, h, k, l) as they stand and after mapping both to the
+    reciprocal ASU of the truth's space group (Friedel mates together; several rows of one
+    key summed), whichever correlates better.
+
+    Indexing may choose any setting of the lattice: symmetry equivalents are the same
+    reflection after the ASU mapping, and where the lattice has more symmetry than the
+    space group (e.g. I 21 3: -h,-l,-k) each twin law of the truth's cell (gemmi) is tried
+    on the observed indices; the best correlation is reported, with its operator. Exact
+    keys keep apart the equivalents one image records twice (a pair on one image of which
+    only one was integrated would otherwise meet the sum of both)."""
+    best: tuple[float, int, dict] | None = None
+    for in_asu in (False, True):
+        true_sums = _sums_by_key(truth, *true, in_asu=in_asu)
+        for triplet, rotation in _settings_of(truth):
+            images, hkl, values = observed
+            turned = np.rint(hkl).astype(np.int64) @ rotation
+            keyed = _sums_by_key(truth, images, turned, values, in_asu=in_asu)
+            pairs = [(value, true_sums[key]) for key, value in keyed.items() if key in true_sums]
+            if len(pairs) < MIN_CORRELATED:
+                continue
+            matrix = np.array(pairs)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cc = float(np.corrcoef(matrix[:, 0], matrix[:, 1])[0, 1])
+            extra = {} if triplet == "h,k,l" else {"reindexed": triplet}
+            if best is None or (math.isfinite(cc) and not cc <= best[0]):
+                best = (cc, len(pairs), extra)
+    return best
+
+
+def _sums_by_key(
+    truth: Truth, images: np.ndarray, hkl: np.ndarray, values: np.ndarray, *, in_asu: bool
+) -> dict[tuple[int, int, int, int], float]:
+    keys = _to_asu(hkl, truth.space_group_number) if in_asu else np.asarray(hkl, dtype=np.int64)
+    sums: dict[tuple[int, int, int, int], float] = {}
+    for image, (h, k, ell), value in zip(images.tolist(), keys.tolist(), values, strict=True):
+        if np.isfinite(value):
+            key = (int(image), int(h), int(k), int(ell))
+            sums[key] = sums.get(key, 0.0) + float(value)
+    return sums
+
+
+def _settings_of(truth: Truth) -> list[tuple[str, np.ndarray]]:
+    """The identity and the twin laws of the truth's cell and space group, as (triplet in
+    h, k, l, integer rotation acting on row vectors of Miller indices)."""
+    import gemmi  # deferred: only truth scoring needs it
+
+    settings = [("h,k,l", np.eye(3, dtype=np.int64))]
+    if truth.unit_cell is None:
+        return settings
+    group = gemmi.find_spacegroup_by_number(truth.space_group_number)
+    for op in gemmi.find_twin_laws(gemmi.UnitCell(*truth.unit_cell), group, 3.0, False):
+        rotation = np.asarray(op.rot, dtype=np.int64) // gemmi.Op.DEN
+        settings.append((op.as_hkl().triplet(), rotation))
+    return settings
+
+
+def _to_asu(hkl: np.ndarray, space_group_number: int) -> np.ndarray:
+    """Miller indices mapped to the reciprocal ASU of the space group (Friedel mates too)."""
+    import gemmi  # deferred: only truth scoring needs it
+
+    mapped = np.array(hkl, dtype=np.int32).reshape(-1, 3)
+    gemmi.find_spacegroup_by_number(space_group_number).switch_to_asu(mapped)
+    return mapped

@@ -1,4 +1,5 @@
-"""What one image truly shows: its lattices and the reflections predicted on it.
+"""What one image truly shows: its lattices and the reflections predicted on it; and what
+the crystal truly holds: the full intensity of every unique reflection.
 
 The simulator (``jfsim.sim``) makes these records, the truth file (``jfsim.truth``) stores
 and reads them, and ``jfsim.truth_analysis`` turns them into Jungfraujoch analysis fields.
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImageTruth", "ReflectionTable"]
+__all__ = ["ImageTruth", "ReflectionTable", "UniqueReflections"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +79,25 @@ class ImageTruth:
     @property
     def n_lattices(self) -> int:
         return int(self.ub_matrices.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueReflections:
+    """The full intensity of every unique reflection the detector can reach (the space
+    group's reciprocal ASU, gemmi's convention; Friedel mates are equal: the simulator has
+    no anomalous signal): what scaling and merging estimate, up to one overall scale.
+
+    ``intensity_full_photons`` = expected photons of the whole reflection with Lorentz,
+    polarisation and partiality factors 1 (``jfsim.sim.intensities``: transmission ·
+    ``intensity_scale_photons`` · |F|² · exp(−B/2d²)/exp(−B/18)); an image records it
+    times L · P · partiality (``ReflectionTable.intensity_photons``).
+    """
+
+    h: np.ndarray
+    k: np.ndarray
+    l: np.ndarray  # noqa: E741 - Miller index name
+    d_A: np.ndarray
+    intensity_full_photons: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.h.shape[0])

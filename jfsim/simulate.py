@@ -105,6 +105,7 @@ def write_simulation(
         TruthWriter(out_truth, experiment, max_lattices=renderer.scene.max_lattices) as truth_file,
     ):
         recording.write(start_message(experiment))
+        truth_file.write_unique_reflections(renderer.scene.unique_reflections())
         for image_id in range(total):
             image = renderer.render(image_id)
             analysis = analysis_from_truth(image.truth, experiment)

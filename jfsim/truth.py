@@ -21,6 +21,12 @@ Plain HDF5, readable with h5py alone (format "jfsim-truth", version 1):
       intensity_photons (expected photons recorded on that image), d_A float64, masked bool,
       sigma_pxl (rendered spot width), background_photons (expected background per pixel at
       the spot centre) float64 — both absent from files of jfsim ≤ 0.1 (read as NaN)
+    /unique_reflections  one row per unique reflection (space group's reciprocal ASU,
+                      gemmi's convention) to the resolution the simulator predicts:
+      h, k, l int32, d_A float64, intensity_full_photons float64 (the whole reflection's
+      expected photons with Lorentz, polarisation and partiality factors 1: what merged
+      intensities estimate up to one scale; an image records it times L·P·partiality);
+      attribute definition. Absent from files written before it (read as None).
 
 Every dataset carries a ``units`` attribute. The file is written as ``<name>.tmp`` and
 renamed when complete, so a file under the final name is always whole.
@@ -44,13 +50,14 @@ from jfsim import __version__
 from jfsim.atomic import CommitOnSuccess
 from jfsim.errors import JfsimError
 from jfsim.experiment import Experiment, RotationScan, experiment_to_dict
-from jfsim.image_truth import ImageTruth, ReflectionTable
+from jfsim.image_truth import ImageTruth, ReflectionTable, UniqueReflections
 from jfsim.units import rad_to_deg
 
 __all__ = [
     "PIXEL_CONVENTION",
     "TRUTH_FORMAT",
     "TRUTH_FORMAT_VERSION",
+    "UNIQUE_REFLECTIONS_DEFINITION",
     "TruthError",
     "TruthFile",
     "TruthWriter",
@@ -94,6 +101,24 @@ PIXEL_SHA256_DEFINITION = (
     "SHA-256 of the image's pixel values after decompression: the [height, width] array in "
     "C order (fast axis varying fastest), each value stored in the little-endian integer "
     "type named by the dtype attribute; all zeros = not recorded"
+)
+
+
+#: (name, dtype, units) of the /unique_reflections columns.
+UNIQUE_REFLECTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("h", "int32", "1"),
+    ("k", "int32", "1"),
+    ("l", "int32", "1"),
+    ("d_A", "float64", "angstrom"),
+    ("intensity_full_photons", "float64", "photons"),
+)
+#: What ``/unique_reflections`` holds, as the file states it (attribute ``definition``).
+UNIQUE_REFLECTIONS_DEFINITION = (
+    "one row per unique reflection of the space group's reciprocal asymmetric unit (gemmi) "
+    "to the resolution the simulator predicts; intensity_full_photons = expected photons of "
+    "the whole reflection with Lorentz, polarisation and partiality factors 1 (what merged "
+    "intensities estimate, up to one overall scale); an image records it times "
+    "L * P * partiality (/reflections/intensity_photons); Friedel mates are equal"
 )
 
 
@@ -262,6 +287,16 @@ class TruthWriter(CommitOnSuccess):
         _append(self._file["reflections"], rows, self._n_rows)
         self._n_rows += sum(counts)
 
+    def write_unique_reflections(self, unique: UniqueReflections) -> None:
+        """Store the run's full intensities (``/unique_reflections``), once."""
+        if "unique_reflections" in self._file:
+            raise TruthError(f"{self.path}: unique reflections were already written")
+        group = self._file.create_group("unique_reflections")
+        group.attrs["definition"] = UNIQUE_REFLECTIONS_DEFINITION
+        for name, dtype, units in UNIQUE_REFLECTION_COLUMNS:
+            group.create_dataset(name, data=np.asarray(getattr(unique, name), dtype=dtype))
+            group[name].attrs["units"] = units
+
     def close(self) -> Path:
         """Finish the file and rename it to its final name; returns that path."""
         self._file.close()
@@ -295,6 +330,8 @@ class TruthFile:
     reflections: dict[str, np.ndarray]
     #: [n_images, 32] uint8 per-image pixel checksums (None in files written before them).
     pixel_sha256: np.ndarray | None = None
+    #: The full intensity of every unique reflection (None in files written before it).
+    unique_reflections: UniqueReflections | None = None
 
     def image_reflections(self, image_id: int) -> ReflectionTable:
         """The reflection rows of one image."""
@@ -330,6 +367,7 @@ def read_truth(path: str | Path) -> TruthFile:
                 pixel_sha256=(
                     file["images/pixel_sha256"][()] if "pixel_sha256" in file["images"] else None
                 ),
+                unique_reflections=_read_unique(file.get("unique_reflections")),
             )
     except OSError as error:
         raise TruthError(f"{path}: cannot read the truth file ({error})") from error
@@ -345,3 +383,11 @@ def _read_reflections(group: h5py.Group) -> dict[str, np.ndarray]:
         else:
             columns[name] = np.full(group["image_id"].shape, np.nan, dtype=dtype)
     return columns
+
+
+def _read_unique(group: h5py.Group | None) -> UniqueReflections | None:
+    if group is None:
+        return None
+    return UniqueReflections(
+        *(np.asarray(group[name][()], dtype=dtype) for name, dtype, _ in UNIQUE_REFLECTION_COLUMNS)
+    )

@@ -56,6 +56,13 @@ _TRUTH_RULES = (
         "integrated intensities do not track the truth: check integration and scaling",
     ),
     (
+        "TRUTH-010",
+        "merged-intensity-correlation-low",
+        "Pearson correlation of merged and true full intensities reaches --min-merged-intensity-cc",
+        "merged intensities do not track the truth: check scaling, the partiality model (-P) "
+        "and the space group",
+    ),
+    (
         "TRUTH-009",
         "truth-frames-substituted",
         "Every frame holds the truth's image with the same id (pixel SHA-256)",

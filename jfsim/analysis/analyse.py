@@ -18,8 +18,12 @@ import numpy.typing as npt
 
 from jfsim import engines
 from jfsim.analysis.azimuthal import azimuthal_profile_from
+from jfsim.analysis.bragg_prediction import ImageLattice
 from jfsim.analysis.engines import cpu, gpu
 from jfsim.analysis.errors import FrameError
+from jfsim.analysis.indexing.indexer import ImageIndexer
+from jfsim.analysis.indexing.solution import ImageIndexing
+from jfsim.analysis.integration import ImageIntegration, integrate_image
 from jfsim.analysis.pixel_statistics import statistics_from_counts
 from jfsim.analysis.plan import AnalysisPlan
 from jfsim.analysis.result import ImageAnalysis, ImageTiming
@@ -45,16 +49,26 @@ class ImageAnalyser:
         self.plan = plan
         self.engine = select_engine(device)
         self._prepared = self.engine.prepare(plan, options)
+        self.indexer = (
+            None if plan.indexing is None else ImageIndexer(plan.indexing, device=self.engine_name)
+        )
 
     @property
     def engine_name(self) -> str:
         return str(self.engine.NAME)
 
     def analyse(
-        self, position: int, pixels: npt.NDArray[Any], *, preprocessing_s: float = 0.0
+        self,
+        position: int,
+        pixels: npt.NDArray[Any],
+        *,
+        preprocessing_s: float = 0.0,
+        image_number: int | None = None,
     ) -> ImageAnalysis:
         """Analyse one frame ``[H, W]`` (the run's pixel type) at row ``position``;
-        ``preprocessing_s`` is what reading and decoding it cost, for the profile."""
+        ``preprocessing_s`` is what reading and decoding it cost, for the profile;
+        ``image_number`` is the frame's number in the run (its goniometer angle; default
+        ``position``)."""
         plan = self.plan
         if pixels.shape != plan.image_shape:
             raise FrameError(
@@ -71,6 +85,11 @@ class ImageAnalyser:
         pixel_statistics = statistics_from_counts(
             output.stats, plan.sensitive_pixels, plan.band_pixels
         )
+        number = position if image_number is None else image_number
+        indexing = None if self.indexer is None else self.indexer.index(spots, number)
+        integrating = time.perf_counter()
+        integration = self._integrate(pixels, number, indexing)
+        integration_s = time.perf_counter() - integrating
         return ImageAnalysis(
             position=position,
             engine=self.engine_name,
@@ -82,7 +101,22 @@ class ImageAnalyser:
                 preprocessing_s=preprocessing_s,
                 pixel_pass_s=output.pixel_pass_s,
                 spot_finding_s=spot_finding_s,
+                integration_s=integration_s,
                 processing_s=preprocessing_s + time.perf_counter() - started,
             ),
             candidates_truncated=output.truncated,
+            indexing=indexing,
+            integration=integration,
         )
+
+    def _integrate(
+        self, pixels: npt.NDArray[Any], image_number: int, indexing: ImageIndexing | None
+    ) -> ImageIntegration | None:
+        """Integration of the image's indexed lattice (None when it did not index)."""
+        if indexing is None or not indexing.indexed or indexing.lattice is None:
+            return None
+        lattices = (ImageLattice(indexing.lattice.reciprocal_invA),)
+        reflections = integrate_image(
+            pixels, self.plan.integration, image_number, lattices, device=self.engine_name
+        )
+        return ImageIntegration(lattices, reflections)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from jfsim.analysis.errors import AnalysisInputError
 from jfsim.analysis.plan import AnalysisPlan
 from jfsim.analysis.result import ImageAnalysis, SkippedImage
+from jfsim.analysis.settings import ProcessSettings
 
 __all__ = ["CHUNK_IMAGES", "analyse_on_dask"]
 
@@ -77,7 +79,10 @@ def analyse_chunk(
                 continue
             results.append(
                 analyser.analyse(
-                    int(position), frame.pixels, preprocessing_s=frame.read_s + frame.decode_s
+                    int(position),
+                    frame.pixels,
+                    preprocessing_s=frame.read_s + frame.decode_s,
+                    image_number=int(number),
                 )
             )
     return results
@@ -105,6 +110,16 @@ def _client(address: str, threads: int) -> tuple[Any, Any]:
         ) from error
 
 
+def _worker_settings(plan: AnalysisPlan) -> ProcessSettings:
+    """The plan's settings, with a two-pass run's sweep lattice (found by the caller's first
+    pass) given as ``rotation_indexing.lattice_A``, so that workers need no first pass."""
+    settings = plan.settings
+    if plan.indexing is None or plan.indexing.run_lattice is None:
+        return settings
+    forced = tuple(plan.indexing.run_lattice.vectors_A)
+    return replace(settings, indexing=replace(settings.indexing, rotation_lattice_A=forced))
+
+
 def analyse_on_dask(
     address: str,
     plan: AnalysisPlan,
@@ -118,7 +133,7 @@ def analyse_on_dask(
     back chunk by chunk, in order."""
     client, cluster = _client(address, threads)
     master = str(plan.run.master_path.resolve())
-    settings_json = plan.settings.to_json()
+    settings_json = _worker_settings(plan).to_json()
     total = len(image_numbers)
     done = 0
     try:

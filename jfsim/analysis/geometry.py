@@ -75,12 +75,12 @@ class RunGeometry:
                 return module
         return None
 
-    def q_at(self, x_index: FloatArray, y_index: FloatArray) -> FloatArray:
-        """q (Å⁻¹, with 2π) at image positions in index coordinates (pixel centre at i);
-        NaN outside every module."""
+    def lab_mm_at(self, x_index: FloatArray, y_index: FloatArray) -> FloatArray:
+        """Lab positions (mm, ``(..., 3)``) of image positions in index coordinates (pixel
+        centre at i); NaN outside every module."""
         x = np.asarray(x_index, dtype=np.float64)
         y = np.asarray(y_index, dtype=np.float64)
-        q = np.full(x.shape, np.nan)
+        lab = np.full((*x.shape, 3), np.nan)
         for module in self.modules:
             panel = module.panel
             local_x = x - module.origin_col + 0.5
@@ -91,11 +91,14 @@ class RunGeometry:
                 & (local_y >= 0)
                 & (local_y <= panel.height_pxl)
             )
-            if not inside.any():
-                continue
-            lab = panel.pixel_to_lab_mm(local_x[inside], local_y[inside])
-            q[inside] = _q_of_lab(lab, self.wavelength_A)
-        return q
+            if inside.any():
+                lab[inside] = panel.pixel_to_lab_mm(local_x[inside], local_y[inside])
+        return lab
+
+    def q_at(self, x_index: FloatArray, y_index: FloatArray) -> FloatArray:
+        """q (Å⁻¹, with 2π) at image positions in index coordinates (pixel centre at i);
+        NaN outside every module."""
+        return _q_of_lab(self.lab_mm_at(x_index, y_index), self.wavelength_A)
 
 
 def _q_of_lab(lab_mm: FloatArray, wavelength_A: float) -> FloatArray:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from jfsim.analysis.indexing.solution import ImageIndexing
 from jfsim.analysis.result import ImageAnalysis
 
-__all__ = ["image_message_fields"]
+__all__ = ["image_message_fields", "indexing_fields"]
 
 
 def image_message_fields(result: ImageAnalysis, image_number: int) -> dict[str, Any]:
@@ -50,6 +51,10 @@ def image_message_fields(result: ImageAnalysis, image_number: int) -> dict[str, 
     if pixels.max_value is not None and pixels.min_value is not None:
         fields["max_viable_pixel_value"] = pixels.max_value
         fields["min_viable_pixel_value"] = pixels.min_value
+    if result.indexing is not None:
+        fields.update(indexing_fields(result.indexing, fields["spots"]))
+    if result.integration is not None:
+        fields["integration_time"] = timing.integration_s
     if result.rois:
         fields["roi_integrals"] = {
             name: {
@@ -62,4 +67,46 @@ def image_message_fields(result: ImageAnalysis, image_number: int) -> dict[str, 
             }
             for name, roi in result.rois.items()
         }
+    return fields
+
+
+def indexing_fields(indexing: ImageIndexing, spots: list[dict[str, Any]]) -> dict[str, Any]:
+    """The indexing fields of one image (stream.md §6.2, seed 001 §4.1); adds each spot's
+    ``h``, ``k``, ``l``, ``indexed``, ``dist_ewald`` and ``lattice`` to ``spots`` (the
+    image's spot maps, same order) when it indexed."""
+    fields: dict[str, Any] = {
+        "indexing_result": indexing.indexed,
+        "indexing_lattice_count": int(indexing.indexed),
+        "spot_count_indexed": indexing.n_indexed,
+        "indexing_time": indexing.indexing_s,
+        "refinement_time": indexing.refinement_s,
+    }
+    if not indexing.indexed or indexing.lattice is None or indexing.spots is None:
+        return fields
+    lattice = indexing.lattice
+    fields.update(
+        {
+            "indexing_lattice": [float(v) for v in lattice.real_space_A.reshape(-1)],
+            "bravais_lattice": lattice.bravais,
+            "profile_radius": indexing.profile_radius_invA,
+            "resolution_estimate": indexing.resolution_estimate_A,
+            "beam_corr_x": indexing.beam_shift_pxl[0],
+            "beam_corr_y": indexing.beam_shift_pxl[1],
+        }
+    )
+    assignment = indexing.spots
+    for spot, hkl, indexed, excitation in zip(
+        spots, assignment.hkl, assignment.indexed, assignment.excitation_error_invA, strict=True
+    ):
+        if indexed:
+            spot.update(
+                h=int(hkl[0]),
+                k=int(hkl[1]),
+                l=int(hkl[2]),
+                indexed=True,
+                dist_ewald=float(excitation),
+                lattice=0,
+            )
+        else:
+            spot.update(indexed=False, lattice=-1)
     return fields

@@ -15,6 +15,8 @@ import numpy.typing as npt
 
 from jfsim.analysis.azimuthal import AzimuthalPlan, azimuthal_plan
 from jfsim.analysis.geometry import PixelMaps, pixel_maps
+from jfsim.analysis.indexing.indexer import IndexingPlan, indexing_plan
+from jfsim.analysis.integration import IntegrationPlan, integration_plan
 from jfsim.analysis.nxmx_run import NxmxRun
 from jfsim.analysis.pixel_statistics import BKG_BAND, SENSITIVE, pixel_classes
 from jfsim.analysis.roi import RoiPlan, roi_plan
@@ -34,6 +36,8 @@ class AnalysisPlan:
         maps: per-pixel geometry.
         pixel_class: uint8 ``[H, W]`` (``SENSITIVE``, ``BKG_BAND`` bits).
         spots, azimuthal, rois: each analysis's plan.
+        indexing: the indexing plan, None when indexing is off (``-X none``).
+        integration: prediction and summation integration of indexed lattices.
     """
 
     run: NxmxRun
@@ -43,8 +47,10 @@ class AnalysisPlan:
     spots: SpotFindingPlan
     azimuthal: AzimuthalPlan
     rois: RoiPlan
+    integration: IntegrationPlan
     sensitive_pixels: int
     band_pixels: int
+    indexing: IndexingPlan | None = None
 
     @property
     def error_value(self) -> int:
@@ -72,6 +78,18 @@ def analysis_plan(run: NxmxRun, settings: ProcessSettings) -> AnalysisPlan:
         spots=spot_finding_plan(settings.spot_finding, maps, max_spots=settings.max_spots),
         azimuthal=azimuthal_plan(settings.azim_int, maps, sensitive, run.geometry.wavelength_A),
         rois=roi_plan(settings.roi, maps, sensitive),
+        integration=integration_plan(
+            run,
+            settings.integration,
+            space_group=settings.space_group(),
+            max_hkl=settings.bragg_integration.max_hkl or 100,
+        ),
         sensitive_pixels=int(np.count_nonzero(classes & SENSITIVE)),
         band_pixels=int(np.count_nonzero(classes & BKG_BAND)),
+        indexing=indexing_plan(
+            settings.indexing,
+            run.geometry,
+            space_group_number=settings.space_group_number,
+            enabled=bool(settings.spot_finding.indexing),
+        ),
     )

@@ -16,16 +16,22 @@ Layout (seed 001 §2 "Reprocessing output", §4; analysis.md §5):
   settings document), which ``jfsim process --settings-from`` reads back; ``results``
   summarises the run (images analysed, skipped and why, engine).
 
+* ``/entry/reflections/image_NNNNNN`` (NXreflections, seed 001 §4.2): the reflections
+  integrated on run image NNNNNN − 1 (:mod:`jfsim.analysis.nx_reflections`);
+* with ``-M``, ``/entry/jfsim_scale_merge`` (NXprocess, ``sequence_index`` 2): the scaling
+  configuration and, in ``results``, the space group, cell, per-shell statistics
+  (``shells/*`` and ``overall/*``) and the merged reflections (``merged/h, k, l, d,
+  intensity, sigma, multiplicity`` and, with ``-A``, I(+)/I(−)).
+
 The file is written as ``<name>.tmp`` and renamed when complete (:class:`ProcessFileWriter`).
-The next analysis steps (indexing, integration) add ``/entry/MX`` indexing arrays and
-``/entry/reflections`` through the same per-image buffer and a further NXprocess group.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,8 +42,14 @@ import numpy.typing as npt
 
 from jfsim import __version__
 from jfsim.analysis.errors import AnalysisInputError
+from jfsim.analysis.indexing.summary import IndexingSummary
+from jfsim.analysis.merging import MergeResult
+from jfsim.analysis.nx_process import nx_process, write_text
+from jfsim.analysis.nx_reflections import MERGE_GROUP, write_merge_process, write_reflections
 from jfsim.analysis.nxmx_run import NxmxRun
 from jfsim.analysis.plan import AnalysisPlan
+from jfsim.analysis.reflection_settings import ScalingSettings
+from jfsim.analysis.reflections import IntegratedReflections
 from jfsim.analysis.result import SkippedImage
 from jfsim.analysis.settings import ProcessSettings
 from jfsim.atomic import CommitOnSuccess
@@ -47,6 +59,7 @@ from jfsim.writer.per_image import AnalysisBuffer
 
 __all__ = [
     "CONFIGURATION_PATH",
+    "MERGE_GROUP",
     "PROCESS_GROUP",
     "ProcessFileWriter",
     "RunRecord",
@@ -60,7 +73,18 @@ CONFIGURATION_PATH = f"{PROCESS_GROUP}/configuration/data"
 PROGRAM = "jfsim process"
 #: ``/entry`` members the analysis writes itself: never copied from the raw master.
 _PRODUCED = frozenset(
-    {"data", "MX", "azint", "roi", "roi_defs", "image", "profiling", "reflections", "jfsim_process"}
+    {
+        "data",
+        "MX",
+        "azint",
+        "roi",
+        "roi_defs",
+        "image",
+        "profiling",
+        "reflections",
+        "jfsim_process",
+        "jfsim_scale_merge",
+    }
 )
 _DETECTOR = "/entry/instrument/detector"
 _DETECTOR_SPECIFIC = f"{_DETECTOR}/detectorSpecific"
@@ -84,6 +108,7 @@ class RunRecord:
     seconds: float
     distributed: str | None = None
     notes: tuple[str, ...] = ()
+    indexing: IndexingSummary | None = None
 
 
 class ProcessFileWriter(CommitOnSuccess):
@@ -107,11 +132,19 @@ class ProcessFileWriter(CommitOnSuccess):
         image_numbers: Sequence[int],
         buffer: AnalysisBuffer,
         record: RunRecord,
+        *,
+        reflections: IntegratedReflections | None = None,
+        merge: MergeResult | None = None,
+        scaling: ScalingSettings | None = None,
+        merged_file: Path | None = None,
     ) -> None:
         """Everything: carried-over metadata, the VDS, the results and the provenance.
 
         Args:
             image_numbers: the run positions (0-based) analysed, one per output row.
+            reflections: the integrated reflections of every image (``image`` = run image
+                number), written per image as NXreflections.
+            merge, scaling, merged_file: the scaling and merging step (``-M``), if any.
         """
         run = plan.run
         rows = np.asarray(image_numbers, dtype=np.int64)
@@ -123,7 +156,24 @@ class ProcessFileWriter(CommitOnSuccess):
         link_detector_data(h5)
         buffer.write(entry, detector_group="instrument/detector/detectorSpecific")
         _write_run_level(entry, plan, buffer)
+        if record.indexing is not None:
+            _write_indexing_summary(entry, record.indexing)
         _write_provenance(entry, plan.settings, run, record)
+        if reflections is not None and len(reflections):
+            write_reflections(entry, reflections, merge)
+        if merge is not None and scaling is not None:
+            write_merge_process(
+                entry,
+                merge,
+                configuration=json.dumps(
+                    {
+                        "scaling": asdict(scaling),
+                        "space_group_number": plan.settings.space_group_number,
+                    }
+                ),
+                configuration_of=CONFIGURATION_PATH,
+                merged_file=merged_file,
+            )
         h5.attrs["NX_class"] = "NXroot"
         h5.attrs["default"] = "entry"
         h5.attrs["file_time"] = iso_time(datetime.now(timezone.utc))
@@ -288,32 +338,38 @@ def _write_run_level(entry: h5py.Group, plan: AnalysisPlan, buffer: AnalysisBuff
         )
 
 
+def _write_indexing_summary(entry: h5py.Group, indexing: IndexingSummary) -> None:
+    """The run-level indexing datasets of ``/entry/MX`` (seed 001 §4.1)."""
+    mx = entry.require_group("MX")
+    write_text(mx, "indexing_algorithm", indexing.algorithm_name)
+    write_text(mx, "geom_refinement_algorithm", indexing.refinement)
+    mx.create_dataset("imageIndexedMean", data=float(indexing.rate))
+    if indexing.rotation_lattice_A is not None:
+        lattice = mx.create_dataset(
+            "rotationLatticeIndexed", data=np.asarray(indexing.rotation_lattice_A, dtype="f4")
+        )
+        lattice.attrs["units"] = "angstrom"
+
+
 def _write_provenance(
     entry: h5py.Group, settings: ProcessSettings, run: NxmxRun, record: RunRecord
 ) -> None:
-    process = entry.create_group(PROCESS_GROUP.rpartition("/")[2])
-    process.attrs["NX_class"] = "NXprocess"
-    _text(process, "program", PROGRAM)
-    _text(process, "version", __version__)
-    _text(process, "date", iso_time(datetime.now(timezone.utc)))
-    process.create_dataset("sequence_index", data=np.int64(1))
-    note = process.create_group("configuration")
-    note.attrs["NX_class"] = "NXnote"
-    _text(note, "type", "application/json")
-    _text(
-        note,
-        "description",
-        "jfsim process settings (jfjoch-client models); feed back "
+    process = nx_process(
+        entry,
+        PROCESS_GROUP.rpartition("/")[2],
+        program=PROGRAM,
+        sequence_index=1,
+        description="jfsim process settings (jfjoch-client models); feed back "
         "with: jfsim process MASTER -o PREFIX --settings-from THIS_FILE",
+        configuration=settings.to_json(),
     )
-    _text(note, "data", settings.to_json())
     results = process.create_group("results")
     results.attrs["NX_class"] = "NXcollection"
-    _text(results, "input_file", run.master_path.name)
-    _text(results, "engine", record.engine)
+    write_text(results, "input_file", run.master_path.name)
+    write_text(results, "engine", record.engine)
     results.create_dataset("threads", data=np.int64(record.threads))
     if record.distributed:
-        _text(results, "dask_scheduler", record.distributed)
+        write_text(results, "dask_scheduler", record.distributed)
     results.create_dataset("images_analysed", data=np.int64(record.images_analysed))
     results.create_dataset("images_skipped", data=np.int64(len(record.skipped)))
     results.create_dataset(
@@ -323,15 +379,17 @@ def _write_provenance(
         "skipped_reasons",
         data=np.array([s.reason for s in record.skipped], dtype=h5py.string_dtype()),
     )
+    if record.indexing is not None:
+        indexing = results.create_group("indexing")
+        indexing.attrs["NX_class"] = "NXcollection"
+        indexing.create_dataset("images_indexed", data=np.int64(record.indexing.indexed))
+        for step, count in record.indexing.failures.items():
+            indexing.create_dataset(f"failed_{step}", data=np.int64(count))
     seconds = results.create_dataset("processing_time", data=float(record.seconds))
     seconds.attrs["units"] = "s"
     notes = [*run.notes, *record.notes]
     if notes:
         results.create_dataset("notes", data=np.array(notes, dtype=h5py.string_dtype()))
-
-
-def _text(group: h5py.Group, name: str, value: str) -> None:
-    group.create_dataset(name, data=value, dtype=h5py.string_dtype())
 
 
 def settings_from_process_file(path: Path) -> ProcessSettings:

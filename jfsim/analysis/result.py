@@ -1,8 +1,8 @@
 """What the analysis says about one image, and about a whole run.
 
 :class:`ImageAnalysis` is the per-image result every engine leads to; it names the engine
-that computed it. It is the seam for the next analysis steps (indexing, integration), which
-add their own fields beside ``spots`` rather than changing these.
+that computed it. Each analysis step has its own field beside ``spots`` (``indexing``, and
+the integration's).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from jfsim.analysis.azimuthal import AzimuthalProfile
+from jfsim.analysis.indexing.solution import ImageIndexing
+from jfsim.analysis.integration import ImageIntegration
 from jfsim.analysis.pixel_statistics import PixelStatistics
 from jfsim.analysis.roi import RoiResult
 from jfsim.analysis.spot_finding import Spots
@@ -22,11 +24,12 @@ class ImageTiming:
     """Seconds spent on one image (seed 001 §4.6): ``preprocessing_s`` reading and
     decompressing, ``pixel_pass_s`` the pass over all pixels (azimuthal integration, ROIs,
     statistics, spot candidates), ``spot_finding_s`` the candidates' windows, grouping and
-    filters, ``processing_s`` all of it."""
+    filters, ``integration_s`` prediction and integration, ``processing_s`` all of it."""
 
     preprocessing_s: float = 0.0
     pixel_pass_s: float = 0.0
     spot_finding_s: float = 0.0
+    integration_s: float = 0.0
     processing_s: float = 0.0
 
 
@@ -41,6 +44,9 @@ class ImageAnalysis:
         timing: where the time went.
         candidates_truncated: more pixels passed the photon threshold than the engine's
             candidate list holds; the spots of this image are incomplete.
+        indexing: the indexing result (None when indexing is off).
+        integration: the lattices integrated and their reflections (None when the image
+            was not indexed).
     """
 
     position: int
@@ -51,6 +57,8 @@ class ImageAnalysis:
     pixels: PixelStatistics
     timing: ImageTiming = field(default_factory=ImageTiming)
     candidates_truncated: bool = False
+    indexing: ImageIndexing | None = None
+    integration: ImageIntegration | None = None
 
 
 @dataclass(frozen=True, slots=True)

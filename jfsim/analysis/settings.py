@@ -9,7 +9,11 @@ unchanged. One JSON document holds them all, plus the few run options that chang
      "azim_int": {...AzimIntSettings...},
      "roi": {"box": {"rois": [...]}, "circle": {"rois": [...]}, "azim": {"rois": [...]}},
      "max_spots": 250,
-     "images": {"start": 0, "end": null, "stride": 1}}
+     "images": {"start": 0, "end": null, "stride": 1},
+     "indexing": {...IndexingSettings...}, "unit_cell": {...} | null,
+     "space_group_number": null, "rotation_indexing": {"images": 30, "lattice_A": null}}
+
+(the indexing keys: :mod:`jfsim.analysis.indexing.settings`).
 
 Every key is optional in a settings file (jfsim's defaults fill the rest); an explicit
 ``null`` means "no limit" where the broker allows it. The document written into
@@ -23,12 +27,14 @@ import json
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import gemmi
 import pydantic
 from jfjoch_client.models.azim_int_settings import AzimIntSettings
+from jfjoch_client.models.bragg_integration_settings import BraggIntegrationSettings
 from jfjoch_client.models.roi_azim_list import RoiAzimList
 from jfjoch_client.models.roi_azimuthal import RoiAzimuthal
 from jfjoch_client.models.roi_box import RoiBox
@@ -39,6 +45,12 @@ from jfjoch_client.models.roi_definitions import RoiDefinitions
 from jfjoch_client.models.spot_finding_settings import SpotFindingSettings
 
 from jfsim.analysis.errors import SettingsError
+from jfsim.analysis.indexing.settings import INDEXING_KEYS, IndexingConfig
+from jfsim.analysis.reflection_settings import (
+    IntegrationSettings,
+    ScalingSettings,
+    section_from_mapping,
+)
 
 __all__ = [
     "DEFAULT_AZIM_INT",
@@ -54,7 +66,7 @@ __all__ = [
 #: 3σ, 10 photons, 1.5 Å, 250 spots; pixel counts and bands as Jungfraujoch ships them).
 DEFAULT_SPOT_FINDING: dict[str, Any] = {
     "enable": True,
-    "indexing": False,  # this analysis does not index (yet): say so in the configuration
+    "indexing": True,  # the broker's switch; off, or indexing.algorithm "None", skips indexing
     "signal_to_noise_threshold": 3.0,
     "photon_count_threshold": 10,
     "min_pix_per_spot": 2,
@@ -81,6 +93,10 @@ DEFAULT_AZIM_INT: dict[str, Any] = {
     "force_cpu": False,
 }
 
+#: jfsim's defaults for the broker's Bragg integration model: box summation (the only model
+#: jfsim process implements), Miller indices up to 100 (the broker's default).
+DEFAULT_BRAGG_INTEGRATION: dict[str, Any] = {"integration_model": "BoxSum", "max_hkl": 100}
+
 DEFAULT_MAX_SPOTS = 250
 #: Largest ``max_spots`` accepted (the CXI arrays are [n_images, max_spots]).
 MAX_SPOTS_LIMIT = 100_000
@@ -89,8 +105,16 @@ _SECTIONS: dict[str, type[pydantic.BaseModel]] = {
     "spot_finding": SpotFindingSettings,
     "azim_int": AzimIntSettings,
     "roi": RoiDefinitions,
+    "bragg_integration": BraggIntegrationSettings,
 }
-_TOP_LEVEL = (*_SECTIONS, "max_spots", "images")
+#: jfsim's own sections (:mod:`jfsim.analysis.reflection_settings`).
+_OWN_SECTIONS: dict[str, type[IntegrationSettings] | type[ScalingSettings]] = {
+    "integration": IntegrationSettings,
+    "scaling": ScalingSettings,
+}
+_TOP_LEVEL = (
+    *_SECTIONS, *_OWN_SECTIONS, "space_group_number", "max_spots", "images", *INDEXING_KEYS
+)  # fmt: skip
 _UNION_TAGS = {"float", "int", "str", "bool", "list", "dict"}
 #: ``/entry/roi_defs/roi_map`` is uint16: one bit per ROI.
 MAX_ROIS = 16
@@ -150,8 +174,15 @@ class ProcessSettings:
         default_factory=lambda: AzimIntSettings.model_validate(DEFAULT_AZIM_INT)
     )
     roi: RoiDefinitions = field(default_factory=_empty_rois)
+    bragg_integration: BraggIntegrationSettings = field(
+        default_factory=lambda: BraggIntegrationSettings.model_validate(DEFAULT_BRAGG_INTEGRATION)
+    )
+    integration: IntegrationSettings = field(default_factory=IntegrationSettings)
+    scaling: ScalingSettings = field(default_factory=ScalingSettings)
+    space_group_number: int | None = None
     max_spots: int = DEFAULT_MAX_SPOTS
     images: ImageSelection = field(default_factory=ImageSelection)
+    indexing: IndexingConfig = field(default_factory=IndexingConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_spots <= MAX_SPOTS_LIMIT:
@@ -181,6 +212,17 @@ class ProcessSettings:
                 )
         if len(set(names)) != len(names):
             raise SettingsError(f"roi: names must be unique, got {names}")
+        model = self.bragg_integration.integration_model.value
+        if model != "BoxSum":
+            raise SettingsError(
+                f"bragg_integration.integration_model: {model!r} is not implemented by jfsim "
+                "process; use 'BoxSum' (summation in a disc, background from an annulus)"
+            )
+        if self.space_group_number is not None and not 1 <= self.space_group_number <= 230:
+            raise SettingsError(
+                f"space_group_number (-S): must be in 1..230, got {self.space_group_number}"
+            )
+        self.indexing.check_cell(self.space_group_number)
         azim = self.azim_int
         if azim.high_q_recip_a is not None and azim.high_q_recip_a <= azim.low_q_recip_a:
             raise SettingsError(
@@ -210,10 +252,25 @@ class ProcessSettings:
                 raise SettingsError(f"{source}: {name}: expected an object")
             _refuse_unknown_keys(model, given, f"{source}: {name}")
             sections[name] = _validate(model, {**current, **given}, f"{source}: {name}")
+        for name, section in _OWN_SECTIONS.items():
+            sections[name] = section_from_mapping(section, document.get(name), f"{source}: {name}")
+        space_group = document.get("space_group_number")
+        if space_group is not None and (
+            not isinstance(space_group, int) or isinstance(space_group, bool)
+        ):
+            raise SettingsError(
+                f"{source}: space_group_number: expected an integer or null, got {space_group!r}"
+            )
         max_spots = document.get("max_spots", DEFAULT_MAX_SPOTS)
         if not isinstance(max_spots, int) or isinstance(max_spots, bool):
             raise SettingsError(f"{source}: max_spots: expected an integer, got {max_spots!r}")
-        return cls(**sections, max_spots=max_spots, images=_images(document.get("images"), source))
+        return cls(
+            **sections,
+            space_group_number=space_group,
+            max_spots=max_spots,
+            images=_images(document.get("images"), source),
+            indexing=IndexingConfig.from_document(document, source),
+        )
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "settings") -> ProcessSettings:
@@ -262,13 +319,70 @@ class ProcessSettings:
             images=images,
         )
 
+    def with_reflection_overrides(
+        self,
+        *,
+        integration_radii_pxl: tuple[float, float, float] | None = None,
+        space_group_number: int | None = None,
+        merge: bool | None = None,
+        partiality_model: str | None = None,
+        anomalous: bool | None = None,
+        iterations: int | None = None,
+        scaling_high_resolution_A: float | None = None,
+        min_partiality: float | None = None,
+        reject_outliers_sigma: float | None = None,
+        output_format: str | None = None,
+    ) -> ProcessSettings:
+        """Seed 003's integration and scaling options on top of these settings (``None`` =
+        keep)."""
+        integration = self.integration
+        if integration_radii_pxl is not None:
+            r1, r2, r3 = integration_radii_pxl
+            integration = replace(
+                integration,
+                signal_radius_pxl=r1,
+                background_inner_radius_pxl=r2,
+                background_outer_radius_pxl=r3,
+            )
+        scaling_changes: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("merge", merge),
+                ("partiality_model", partiality_model),
+                ("anomalous", anomalous),
+                ("iterations", iterations),
+                ("high_resolution_limit_A", scaling_high_resolution_A),
+                ("min_partiality", min_partiality),
+                ("reject_outliers_sigma", reject_outliers_sigma),
+                ("output_format", output_format),
+            )
+            if value is not None
+        }
+        return replace(
+            self,
+            integration=integration,
+            scaling=replace(self.scaling, **scaling_changes),
+            space_group_number=(
+                self.space_group_number if space_group_number is None else space_group_number
+            ),
+        )
+
+    def space_group(self) -> gemmi.SpaceGroup | None:
+        """gemmi's space group of ``space_group_number`` (-S), None when not given."""
+        if self.space_group_number is None:
+            return None
+        return gemmi.find_spacegroup_by_number(self.space_group_number)
+
     # -- writing -----------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
         """The complete document (broker field names, ``null`` for absent limits)."""
         return {
             **{name: _dump(getattr(self, name)) for name in _SECTIONS},
+            **{name: asdict(getattr(self, name)) for name in _OWN_SECTIONS},
+            "space_group_number": self.space_group_number,
             "max_spots": self.max_spots,
             "images": self.images.as_dict(),
+            **self.indexing.as_dict(),
         }
 
     def to_json(self) -> str:

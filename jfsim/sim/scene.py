@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import gemmi
 import numpy as np
 
 from jfsim.experiment import Experiment, GridScan, RotationScan, StillsScan, detector_panel
@@ -31,7 +32,7 @@ from jfsim.geometry import (
     random_orientation,
 )
 from jfsim.geometry.prediction import MIN_PARTIALITY
-from jfsim.image_truth import ImageTruth, ReflectionTable
+from jfsim.image_truth import ImageTruth, ReflectionTable, UniqueReflections
 from jfsim.sim.background import background_image
 from jfsim.sim.frame import FramePlan, SpotList, pixel_classes
 from jfsim.sim.intensities import full_photons, squared_amplitudes
@@ -185,6 +186,29 @@ class Scene:
             masked=self.pixel_class[rows, cols] != 0,
             sigma_pxl=self.spot_sigma_pxl(predicted.x_pxl, predicted.y_pxl),
             background_photons=self.background_photons[rows, cols].astype(np.float64),
+        )
+
+    def unique_reflections(self) -> UniqueReflections:
+        """The full intensity of every unique reflection to the scene's resolution limit
+        (the truth file's ``/unique_reflections``, what merging estimates)."""
+        crystal = self.experiment.crystal
+        space_group = gemmi.find_spacegroup_by_number(crystal.space_group_number)
+        cell = gemmi.UnitCell(*self.cell)
+        hkl = np.asarray(
+            gemmi.make_miller_array(cell, space_group, self.d_min_A, 0, True), dtype=np.int32
+        )
+        d_A = np.asarray(cell.calculate_d_array(hkl), dtype=np.float64)
+        ones = np.ones(hkl.shape[0])
+        amplitudes = squared_amplitudes(crystal, hkl, self.experiment.seed)
+        full = self.experiment.beam.transmission * full_photons(
+            crystal, amplitudes, d_A, ones, ones
+        )
+        return UniqueReflections(
+            h=hkl[:, 0].copy(),
+            k=hkl[:, 1].copy(),
+            l=hkl[:, 2].copy(),
+            d_A=d_A,
+            intensity_full_photons=full,
         )
 
     def spot_sigma_pxl(self, x_pxl: np.ndarray, y_pxl: np.ndarray) -> np.ndarray:

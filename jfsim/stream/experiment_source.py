@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jfsim.experiment import Experiment
+from jfsim.image_truth import UniqueReflections
 from jfsim.protocol import Compression, Message, PixelArray
 from jfsim.series import analysis_fields, end_message, image_fields, start_message
 from jfsim.sim import Renderer
@@ -50,6 +51,7 @@ class ExperimentSource:
         self.description = f"experiment {experiment.name}"
         self._frame_truths: list[FrameTruth] = []
         self._max_lattices = 1
+        self._unique_reflections: UniqueReflections | None = None
 
     def _with_images(self, number_of_images: int) -> Experiment:
         dataset = dataclasses.replace(self.experiment.dataset, number_of_images=number_of_images)
@@ -77,6 +79,7 @@ class ExperimentSource:
         pool = []
         self._frame_truths = []
         self._max_lattices = renderer.scene.max_lattices
+        self._unique_reflections = renderer.scene.unique_reflections()
         for image_id in range(pool_size):
             image = renderer.render(image_id)
             pixels = PixelArray.from_numpy(image.pixels, self._compression)
@@ -102,6 +105,7 @@ class ExperimentSource:
             self._frame_truths,
             number_of_images,
             max_lattices=self._max_lattices,
+            unique_reflections=self._unique_reflections,
             on_progress=on_progress,
         )
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jfsim.experiment import Experiment, RotationScan
 from jfsim.geometry import rotation_matrix
-from jfsim.image_truth import ImageTruth
+from jfsim.image_truth import ImageTruth, UniqueReflections
 from jfsim.truth import TruthWriter
 from jfsim.units import rad_to_deg
 
@@ -58,15 +58,19 @@ def write_streamed_truth(
     number_of_images: int,
     *,
     max_lattices: int,
+    unique_reflections: UniqueReflections | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write the truth of images ``0 … number_of_images − 1``, image ``k`` sending
-    ``frames[k % len(frames)]``; returns the path (written as ``.tmp``, then renamed)."""
+    ``frames[k % len(frames)]``, and the run's full intensities when given; returns the
+    path (written as ``.tmp``, then renamed)."""
     if not frames:
         raise ValueError("no frame truth: build the pool before writing its truth")
     dataset = dataclasses.replace(experiment.dataset, number_of_images=number_of_images)
     streamed = dataclasses.replace(experiment, dataset=dataset)
     with TruthWriter(path, streamed, max_lattices=max_lattices) as writer:
+        if unique_reflections is not None:
+            writer.write_unique_reflections(unique_reflections)
         for first in range(0, number_of_images, _IMAGES_PER_WRITE):
             ids = range(first, min(first + _IMAGES_PER_WRITE, number_of_images))
             sent = [frames[image_id % len(frames)] for image_id in ids]

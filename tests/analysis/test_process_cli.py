@@ -34,7 +34,7 @@ def _datasets(path: Path, groups: tuple[str, ...] = RESULT_GROUPS) -> dict[str, 
 
             def keep(name: str, obj: object, group: str = group) -> None:
                 if isinstance(obj, h5py.Dataset):
-                    found[f"{group}/{name}"] = obj[()]
+                    found[f"{group}/{name}"] = np.asarray(obj[()])
 
             h5["entry"][group].visititems(keep)
     return found
@@ -85,13 +85,19 @@ def test_a_subset_of_any_layout_becomes_a_conforming_process_file(
         assert note["type"][()].decode() == "application/json"
         settings = ProcessSettings.from_json(h5[CONFIGURATION_PATH][()].decode())
         assert (settings.images.start, settings.images.end, settings.images.stride) == (1, 4, 2)
-    check = run_cli("jfconform", "check", output, "--fail-on", "warning", "--json")
+    # NXR-005: seed 001's pixel positions in the reflection tables (its documented departure)
+    check = run_cli(
+        "jfconform", "check", output, "--fail-on", "warning", "--ignore", "NXR-005", "--json"
+    )
     assert check.returncode == 0, check.stdout[-3000:]
     scored = run_cli("jfconform", "check", output, "--truth", truth_of(master), "--json")
     truth = json.loads(scored.stdout)["truth"]
     assert truth["scores"]["spot_recall"]["n"] > 10  # scored against images 1 and 3
     assert truth["scores"]["spot_precision"]["value"] > 0.8
-    assert "no indexing result" in truth["scores"]["indexing_rate"]["skipped"]
+    # indexed de novo (-X auto without a cell: FFT), rows matched to images 1 and 3
+    assert truth["scores"]["indexing_rate"]["value"] == 1.0
+    assert truth["scores"]["indexing_rate"]["n"] == 2
+    assert truth["scores"]["misorientation_deg"]["value"] < 1.0
     assert truth["frames"]["frames_matching"] == 2  # the rows' own images, by checksum
 
 

@@ -13,7 +13,7 @@ from jfsim.analysis.settings import ImageSelection, ProcessSettings
 def test_defaults_round_trip_through_json() -> None:
     settings = ProcessSettings()
     document = json.loads(settings.to_json())
-    assert set(document) == {"spot_finding", "azim_int", "roi", "max_spots", "images"}
+    assert {"spot_finding", "azim_int", "roi", "max_spots", "images"} <= set(document)
     assert document["spot_finding"]["signal_to_noise_threshold"] == 3.0
     assert document["spot_finding"]["photon_count_threshold"] == 10
     assert document["spot_finding"]["high_resolution_limit"] == 1.5

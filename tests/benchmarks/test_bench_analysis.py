@@ -250,11 +250,15 @@ def test_bench_process_vs_read_and_decompress(benchmark, tmp_path_factory) -> No
             for frame in pool.map(reader.read, range(run.n_images)):
                 assert frame.pixels.shape == run.image_shape
 
+    no_indexing = replace(  # the per-image pixel analyses (indexing: test_bench_indexing.py)
+        ProcessSettings(), indexing=ProcessSettings().indexing.with_overrides(algorithm="none")
+    )
+
     def process() -> None:
         process_run(
             master,
             folder / "processed",
-            ProcessSettings(),
+            no_indexing,
             threads=threads,
             device="cpu",
             overwrite=True,

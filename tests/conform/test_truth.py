@@ -42,12 +42,15 @@ def test_exact_derivation_scores_perfectly(tmp_path: Path) -> None:
     assert scores["indexing_rate"]["value"] == pytest.approx(1.0)
     assert scores["misorientation_deg"]["value"] < 1e-3
     assert scores["intensity_cc"]["value"] > 0.999
+    assert scores["merged_intensity_cc"]["value"] > 0.999, "mapped to the ASU, any scale"
+    assert scores["merged_intensity_cc"]["n"] == 57, "every true reflection, once"
 
 
 def test_perturbed_derivation_fails_each_score(tmp_path: Path) -> None:
     master, truth = write_truth_run(tmp_path, perturbed=True)
     fired, summary = _score(master, truth)
-    assert fired == {"TRUTH-003", "TRUTH-004", "TRUTH-005", "TRUTH-006", "TRUTH-007", "TRUTH-008"}
+    expected = {f"TRUTH-{n:03d}" for n in (3, 4, 5, 6, 7, 8, 10)}
+    assert fired == expected
     assert summary["scores"]["misorientation_deg"]["value"] == pytest.approx(5.0, abs=0.01)
     assert summary["scores"]["cell_error"]["value"] == pytest.approx(0.05, abs=1e-3)
 
@@ -61,6 +64,7 @@ def test_thresholds_decide(tmp_path: Path) -> None:
         max_misorientation_deg=6.0,
         max_cell_error=0.06,
         min_intensity_cc=-1.0,
+        min_merged_intensity_cc=-1.0,
     )
     assert fired == set()
 
@@ -160,6 +164,7 @@ ALL_SCORES = {
     "cell_angle_error_deg",
     "misorientation_deg",
     "intensity_cc",
+    "merged_intensity_cc",
 }
 
 
@@ -177,6 +182,20 @@ def test_scores_that_cannot_be_computed_are_listed_as_skipped(tmp_path: Path) ->
     assert scores["intensity_cc"]["passed"] is None and scores["intensity_cc"]["value"] is None
     assert "skipped" not in scores["spot_recall"]
     assert "TRUTH-008" not in fired  # a skipped score is not a failed one
+
+
+def test_the_merged_score_says_why_it_is_skipped(tmp_path: Path) -> None:
+    master, truth = write_truth_run(tmp_path)
+    with h5py.File(truth, "r+") as h5:
+        del h5["/unique_reflections"]
+    _fired, summary = _score(master, truth)
+    assert "no /unique_reflections" in summary["scores"]["merged_intensity_cc"]["skipped"]
+    master, truth = write_truth_run(tmp_path / "again")
+    with h5py.File(master, "r+") as h5:
+        del h5["/entry/scale_merge"]
+    fired, summary = _score(master, truth)
+    assert "no merged reflections" in summary["scores"]["merged_intensity_cc"]["skipped"]
+    assert "TRUTH-010" not in fired
 
 
 def test_skipped_scores_show_in_text_json_and_junit(run_cli, tmp_path: Path) -> None:
@@ -261,3 +280,46 @@ def test_a_truth_without_checksums_is_scored_and_says_frames_were_not_checked(
     fired, summary = _score(master, truth)
     assert "TRUTH-009" not in fired
     assert summary["frames"]["checked"] is False and summary["scores"]
+
+
+def test_intensities_indexed_in_another_setting_are_matched_through_the_twin_law() -> None:
+    """I 21 3 has a lattice of higher symmetry: an indexer may pick the setting -h,-l,-k;
+    the merged score finds it (and says so) instead of correlating unrelated reflections."""
+    from jfconform.truth import Truth, _best_setting
+
+    rng = np.random.default_rng(3)
+    hkl = rng.integers(0, 12, size=(400, 3))
+    hkl = hkl[(hkl.sum(axis=1) % 2 == 0) & (hkl.sum(axis=1) > 0)]  # body-centred
+    truth = Truth(
+        n_images=1,
+        image_size_pxl=(10, 10),
+        scan_type="rotation",
+        rotation_axis=np.array([1.0, 0.0, 0.0]),
+        rotation_start_deg=0.0,
+        rotation_step_deg=0.1,
+        ub=np.zeros((1, 1, 3, 3)),
+        n_lattices=np.ones(1, np.int32),
+        reflections={},
+        space_group_number=199,
+        unit_cell=(78.0, 78.0, 78.0, 90.0, 90.0, 90.0),
+    )
+    values = rng.uniform(10, 1000, len(hkl))
+    zeros = np.zeros(len(hkl), np.int64)
+    twin = hkl @ np.array([[-1, 0, 0], [0, 0, -1], [0, -1, 0]])  # -h,-l,-k
+    same = _best_setting(truth, (zeros, hkl, values), (zeros, hkl, 3 * values))
+    assert same is not None and same[0] == pytest.approx(1.0) and same[2] == {}
+    other = _best_setting(truth, (zeros, hkl, values), (zeros, twin, 3 * values))
+    assert other is not None and other[0] == pytest.approx(1.0)
+    assert other[2] == {"reindexed": "-h,-l,-k"}
+
+
+def test_the_text_report_names_the_setting_a_score_was_matched_in(tmp_path: Path) -> None:
+    import jfconform
+    from jfconform.report import render_text
+
+    master, truth = write_truth_run(tmp_path)
+    report = jfconform.check(master, truth=truth)
+    assert report.truth is not None
+    assert "matched in the setting" not in render_text(report)
+    report.truth["scores"]["merged_intensity_cc"]["reindexed"] = "-h,-l,-k"
+    assert "merged_intensity_cc: matched in the setting -h,-l,-k" in render_text(report)

@@ -1,0 +1,200 @@
+"""Indexing throughput (``jfsim process -X ffbidx``), as ratios to baselines measured in the
+same run.
+
+Run: .venv/bin/python -m pytest -m benchmark --benchmark-enable -s
+         tests/benchmarks/test_bench_indexing.py
+
+* candidate scoring, one core: the CPU engine's numba kernel against a plain numpy
+  implementation of the same score (one matrix product, then the weights), on the known-cell
+  search's real sizes (the 80 lowest-resolution spots × 8192 directions): goal ≥ 10×;
+* known-cell indexing of stills per core: the whole per-image indexer (search, setting,
+  refinement, assignment) on the hits of ``lysozyme-stills-jf4m``, with the CPU engine and
+  with the numpy scoring in its place;
+* ``jfsim process -N 2 -X ffbidx -C`` (indexing and integration) over
+  ``JFSIM_BENCH_PROCESS_IMAGES`` (default 1000) images against ``-X none`` (spot finding and
+  the per-image pixel analyses alone): goal: indexing + integration cost at most as much
+  again (ratio ≤ 2);
+* the GPU engine's scoring against the CPU engine's (``gpu``: needs a CUDA device).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from jfsim.analysis.analyse import ImageAnalyser
+from jfsim.analysis.frames import FrameReader
+from jfsim.analysis.indexing.engines import cpu
+from jfsim.analysis.indexing.engines import gpu as gpu_scoring
+from jfsim.analysis.indexing.indexer import ImageIndexer
+from jfsim.analysis.indexing.known_cell import KnownCellOptions
+from jfsim.analysis.indexing.vectors import hemisphere_directions
+from jfsim.analysis.nxmx_run import open_run
+from jfsim.analysis.plan import AnalysisPlan, analysis_plan
+from jfsim.analysis.process import process_run
+from jfsim.analysis.settings import ImageSelection, ProcessSettings
+from jfsim.analysis.spot_finding import Spots
+from tests.benchmarks.test_bench_analysis import N_FRAMES, _best, _write
+
+PROCESS_IMAGES = int(os.environ.get("JFSIM_BENCH_PROCESS_IMAGES", "1000"))
+CELL = "79.1,79.1,37.9,90,90,90"
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class NumpyScoring:
+    """The indexing kernels in plain numpy (the baseline): the same sums, vectorised."""
+
+    name: str = "numpy"
+
+    def score_vectors(self, spots: FloatArray, vectors: FloatArray, tolerance: float) -> FloatArray:
+        projection = spots @ vectors.T
+        distance = np.abs(projection - np.rint(projection))
+        q = distance / tolerance
+        return np.asarray(np.where(distance < tolerance, 1.0 - q * q, 0.0).sum(axis=0))
+
+    def projection_histograms(
+        self, spots: FloatArray, directions: FloatArray, extent_invA: float, n_bins: int
+    ) -> npt.NDArray[np.int32]:
+        bins = np.floor((spots @ directions.T + extent_invA) * (n_bins / (2 * extent_invA)))
+        histogram = np.zeros((directions.shape[0], n_bins), dtype=np.int32)
+        rows = np.broadcast_to(np.arange(directions.shape[0]), bins.shape)
+        inside = (bins >= 0) & (bins < n_bins)
+        np.add.at(histogram, (rows[inside], bins[inside].astype(np.int64)), 1)
+        return histogram
+
+
+def _settings(algorithm: str) -> ProcessSettings:
+    settings = ProcessSettings()
+    cell = CELL if algorithm == "ffbidx" else None
+    return replace(
+        settings,
+        indexing=settings.indexing.with_overrides(algorithm=algorithm, unit_cell=cell),
+        space_group_number=96,
+    )
+
+
+@pytest.fixture(scope="module")
+def hits(tmp_path_factory: pytest.TempPathFactory) -> tuple[AnalysisPlan, list[Spots]]:
+    """The plan of a known-cell run and the spots of its crystal hits."""
+    master = _write(tmp_path_factory.mktemp("bench_indexing"), N_FRAMES)
+    plan = analysis_plan(open_run(master), _settings("ffbidx"))
+    finder = ImageAnalyser(replace(plan, indexing=None), device="cpu")
+    with FrameReader(plan.run) as reader:
+        spots = [finder.analyse(i, reader.read(i).pixels).spots for i in range(N_FRAMES)]
+    return plan, [found for found in spots if len(found) >= 20]
+
+
+def _hit_vectors(plan: AnalysisPlan, spots: Spots) -> FloatArray:
+    from jfsim.analysis.indexing.reciprocal import scattering_vectors
+
+    return scattering_vectors(plan.run.geometry, spots.x, spots.y)
+
+
+def _race(
+    benchmark, fast, slow, spots: FloatArray, vectors: FloatArray, names: tuple[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    """Time ``fast`` against ``slow`` (two scoring engines) on the same score, after
+    checking that they agree; records ``<name>_s`` and the speed-up."""
+    np.testing.assert_allclose(
+        fast.score_vectors(spots, vectors, 0.3), slow.score_vectors(spots, vectors, 0.3), rtol=1e-9
+    )
+    slow_s = _best(lambda: slow.score_vectors(spots, vectors, 0.3), 5)
+    fast_s = _best(lambda: fast.score_vectors(spots, vectors, 0.3), 20)
+    benchmark.pedantic(lambda: fast.score_vectors(spots, vectors, 0.3), rounds=10)
+    benchmark.extra_info.update(
+        {
+            "spots": int(spots.shape[0]),
+            "vectors": int(vectors.shape[0]),
+            f"{names[0]}_s": fast_s,
+            f"{names[1]}_s": slow_s,
+            f"speedup_vs_{names[1]}": slow_s / fast_s,
+        }
+    )
+    print(f"\n{benchmark.name}: {benchmark.extra_info}")
+
+
+@pytest.mark.benchmark
+def test_bench_candidate_scoring_vs_numpy(benchmark, hits) -> None:  # type: ignore[no-untyped-def]
+    plan, spot_lists = hits
+    options = KnownCellOptions()
+    r = _hit_vectors(plan, spot_lists[0])
+    lowest = r[np.argsort(np.linalg.norm(r, axis=1))[: options.search_spots]]
+    vectors = hemisphere_directions(options.directions) * 79.1
+    _race(benchmark, cpu.prepare(), NumpyScoring(), lowest, vectors, ("numba", "numpy"))
+
+
+@pytest.mark.benchmark
+def test_bench_known_cell_stills_per_core(benchmark, hits) -> None:  # type: ignore[no-untyped-def]
+    plan, spot_lists = hits
+    ours = ImageIndexer(plan.indexing, device="cpu")
+    with_numpy = ImageIndexer(plan.indexing, device="cpu")
+    with_numpy.engine = NumpyScoring()
+    for indexer in (ours, with_numpy):
+        assert all(indexer.index(spots, 0).indexed for spots in spot_lists)
+
+    def index_all(indexer: ImageIndexer) -> None:
+        for spots in spot_lists:
+            indexer.index(spots, 0)
+
+    ours_s = _best(lambda: index_all(ours), 3) / len(spot_lists)
+    numpy_s = _best(lambda: index_all(with_numpy), 3) / len(spot_lists)
+    benchmark.pedantic(lambda: index_all(ours), rounds=3)
+    benchmark.extra_info.update(
+        {
+            "stills": len(spot_lists),
+            "spots_per_still": float(np.mean([len(s) for s in spot_lists])),
+            "stills_per_s_per_core": 1.0 / ours_s,
+            "stills_per_s_per_core_numpy_scoring": 1.0 / numpy_s,
+            "speedup_vs_numpy_scoring": numpy_s / ours_s,
+        }
+    )
+    print(f"\n{benchmark.name}: {benchmark.extra_info}")
+
+
+@pytest.mark.benchmark
+def test_bench_process_with_indexing_vs_spot_finding(benchmark, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("bench_process_indexing")
+    master = _write(folder, PROCESS_IMAGES)
+    threads = 2
+
+    def process(algorithm: str) -> None:
+        process_run(
+            master,
+            folder / algorithm,
+            _settings(algorithm),
+            threads=threads,
+            device="cpu",
+            overwrite=True,
+        )
+
+    warm = replace(_settings("ffbidx"), images=ImageSelection(0, 3, 1))
+    process_run(master, folder / "warm", warm, device="cpu")  # compile outside the timing
+    spot_finding_s = _best(lambda: process("none"), 1)
+    indexing_s = _best(lambda: process("ffbidx"), 1)
+    benchmark.pedantic(lambda: process("ffbidx"), rounds=1)
+    benchmark.extra_info.update(
+        {
+            "images": PROCESS_IMAGES,
+            "threads": threads,
+            "spot_finding_only_s": spot_finding_s,
+            "with_indexing_and_integration_s": indexing_s,
+            "cost_vs_spot_finding": indexing_s / spot_finding_s,
+        }
+    )
+    print(f"\n{benchmark.name}: {benchmark.extra_info}")
+
+
+@pytest.mark.benchmark
+@pytest.mark.gpu
+def test_bench_gpu_scoring(benchmark, hits) -> None:  # type: ignore[no-untyped-def]
+    if gpu_scoring.probe() is not None or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        pytest.skip("no CUDA device (numba.cuda.is_available() is false)")
+    plan, spot_lists = hits
+    r = _hit_vectors(plan, spot_lists[0])
+    vectors = hemisphere_directions(65536) * 79.1
+    _race(benchmark, gpu_scoring.prepare(), cpu.prepare(), r, vectors, ("gpu", "cpu"))
