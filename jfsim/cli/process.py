@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Like jfjoch_process: read an NXmx run (any layout, geometry from the file), find "
             "spots with Jungfraujoch's rule, integrate azimuthally, measure ROIs and pixel "
             "statistics for every image, and write PREFIX_process.h5: the run's NXmx metadata, "
-            "a virtual dataset back to the raw images, the results (in Jungfraujoch's layout) and an "
+            "a virtual dataset back to the raw images, the results (Jungfraujoch's layout) and an "
             "NXprocess group with the settings as JSON."
         ),
         epilog=_EPILOG,
