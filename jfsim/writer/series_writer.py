@@ -588,10 +588,12 @@ class SeriesWriter:
             self._error(problem)
 
     def abandon(self) -> None:
-        """Close open files without renaming (they stay ``*.tmp``): the crash-safe exit."""
+        """The crash-safe exit: data files holding all their images are renamed to their final
+        names; every other open file is closed as it is (it stays ``*.tmp``)."""
         self._pixel_mask.wait()
         try:
             self._chunks.drain()  # no chunk may be written into a closed file
+            self.close_complete_files()  # a data file holding all its images is final
         except OSError as error:
             self._error(str(error))
         for image_file in self._open.values():
