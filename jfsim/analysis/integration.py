@@ -22,6 +22,7 @@ intensities by shared code, so both engines give identical results.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -322,30 +323,26 @@ def _sum_all_cpu(  # type: ignore[no-untyped-def]  # numba kernel
         )
 
 
-_GPU: dict[str, Any] = {}
 #: Threads per block of the GPU kernel (one thread per reflection).
 _THREADS_PER_BLOCK = 128
 
 
+@functools.cache
 def _gpu_kernel() -> Any:
     """Compile the CUDA kernel on first use."""
-    if "kernel" not in _GPU:
-        sum_reflection = build_integration_functions(
-            lambda f: cuda.jit(device=True, inline=True)(f)
-        )
+    sum_reflection = build_integration_functions(lambda f: cuda.jit(device=True, inline=True)(f))
 
-        @cuda.jit
-        def sum_all(  # type: ignore[no-untyped-def]
-            frame, sensitive, xs, ys, r1_sq, r2_sq, r3_sq, r3, error, saturation, acc
-        ):
-            i = cuda.grid(1)
-            if i < xs.shape[0]:
-                sum_reflection(
-                    i, frame, sensitive, xs, ys, r1_sq, r2_sq, r3_sq, r3, error, saturation, acc
-                )
+    @cuda.jit
+    def sum_all(  # type: ignore[no-untyped-def]
+        frame, sensitive, xs, ys, r1_sq, r2_sq, r3_sq, r3, error, saturation, acc
+    ):
+        i = cuda.grid(1)
+        if i < xs.shape[0]:
+            sum_reflection(
+                i, frame, sensitive, xs, ys, r1_sq, r2_sq, r3_sq, r3, error, saturation, acc
+            )
 
-        _GPU["kernel"] = sum_all
-    return _GPU["kernel"]
+    return sum_all
 
 
 def _sum_all_gpu(

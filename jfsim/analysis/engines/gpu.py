@@ -11,6 +11,7 @@ Tested against the CPU engine under ``NUMBA_ENABLE_CUDASIM=1``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -46,13 +47,9 @@ def probe() -> str | None:
     return cuda_probe()
 
 
-_KERNELS: dict[str, Any] = {}
-
-
+@functools.cache
 def _kernels() -> dict[str, Any]:
     """Compile the kernels on first use (CUDA compilation is slow; CPU-only runs skip it)."""
-    if _KERNELS:
-        return _KERNELS
     from jfsim.analysis.pixel_pass import build_pixel_pass
     from jfsim.analysis.primitives import gpu_primitives
 
@@ -136,8 +133,7 @@ def _kernels() -> dict[str, Any]:
             min_count,
         )
 
-    _KERNELS.update(cuda=cuda, pixel_pass=pixel_pass, test_candidates=test_candidates)
-    return _KERNELS
+    return dict(cuda=cuda, pixel_pass=pixel_pass, test_candidates=test_candidates)
 
 
 class PreparedGpu:

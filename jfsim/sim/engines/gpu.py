@@ -9,6 +9,7 @@ Tested under ``NUMBA_ENABLE_CUDASIM=1`` against the CPU engine.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -37,13 +38,9 @@ def probe() -> str | None:
     return cuda_probe()
 
 
-_KERNELS: dict[str, Any] = {}
-
-
+@functools.cache
 def _kernels() -> dict[str, Any]:
     """Compile the kernels on first use (CUDA compilation is slow; CPU-only runs skip it)."""
-    if _KERNELS:
-        return _KERNELS
     pixel = build_pixel_functions(lambda function: cuda.jit(device=True)(function))
     pixel_value = pixel.pixel_value
     spot_fraction = pixel.spot_fraction
@@ -92,10 +89,9 @@ def _kernels() -> dict[str, Any]:
                 use_poisson,
             )
 
-    _KERNELS.update(
+    return dict(
         cuda=cuda, copy_background=copy_background, add_spots=add_spots, finish=finish_frame
     )
-    return _KERNELS
 
 
 class PreparedGpu:

@@ -8,6 +8,7 @@ under ``NUMBA_ENABLE_CUDASIM=1``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -35,13 +36,9 @@ def probe() -> str | None:
     return cuda_probe()
 
 
-_KERNELS: dict[str, Any] = {}
-
-
+@functools.cache
 def _kernels() -> dict[str, Any]:
     """Compile on first use (CUDA compilation is slow; CPU-only runs skip it)."""
-    if _KERNELS:
-        return _KERNELS
     from jfsim.analysis.indexing.kernels import build_kernels
 
     device = build_kernels(lambda function: cuda.jit(device=True, inline=True)(function))
@@ -65,8 +62,7 @@ def _kernels() -> dict[str, Any]:
                 extent, histogram, m,
             )  # fmt: skip
 
-    _KERNELS.update(score_all=score_all, histogram_all=histogram_all)
-    return _KERNELS
+    return dict(score_all=score_all, histogram_all=histogram_all)
 
 
 @dataclass(frozen=True)
