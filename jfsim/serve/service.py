@@ -101,26 +101,28 @@ class ServeConfig:
             )
 
 
+def _probe_bind(endpoint: str, role: str, kind: int = zmq.PUB) -> None:
+    """Bind ``endpoint`` once and let it go: ``StreamOptionError`` (one line naming the
+    option) when it cannot be bound now, e.g. because the port is in use."""
+    with zmq.Context() as context, context.socket(kind) as probe:
+        probe.setsockopt(zmq.LINGER, 0)
+        bind_socket(probe, endpoint, role)
+
+
 def _require_bindable(config: ServeConfig) -> None:
     """Fail at start, not at the first ``/start``, when an endpoint cannot be bound.
 
     Each series binds its sockets anew (as the streamer does); a port that is busy now would
     only turn the first collection into an error.
     """
-    roles = [("image", endpoint, zmq.PUSH) for endpoint in config.stream.endpoints]
-    roles += [
-        (role, endpoint, zmq.PUB)
-        for role, endpoint in (
-            ("preview", config.preview_endpoint),
-            ("metadata", config.metadata_endpoint),
-        )
-        if endpoint is not None
-    ]
-    with zmq.Context() as context:
-        for role, endpoint, kind in roles:
-            with context.socket(kind) as probe:
-                probe.setsockopt(zmq.LINGER, 0)
-                bind_socket(probe, endpoint, role)
+    for endpoint in config.stream.endpoints:
+        _probe_bind(endpoint, "image", zmq.PUSH)
+    for role, address in (
+        ("preview", config.preview_endpoint),
+        ("metadata", config.metadata_endpoint),
+    ):
+        if address is not None:
+            _probe_bind(address, role)
 
 
 class BrokerService:
@@ -308,12 +310,10 @@ class BrokerService:
 
     def _check_bindable(self, address: str, name: str) -> None:
         """Refuse a PUB address that cannot be bound now (e.g. a port in use)."""
-        with zmq.Context() as context, context.socket(zmq.PUB) as probe:
-            probe.setsockopt(zmq.LINGER, 0)
-            try:
-                bind_socket(probe, address, name)
-            except JfsimError as error:
-                raise BadRequest(f"{name}.socket_address: {error}") from None
+        try:
+            _probe_bind(address, name)
+        except JfsimError as error:
+            raise BadRequest(f"{name}.socket_address: {error}") from None
 
     def detector_list(self) -> DetectorList:
         elements = []
