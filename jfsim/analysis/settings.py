@@ -24,6 +24,7 @@ Unknown keys are refused: pydantic ignores them, a typo must not.
 from __future__ import annotations
 
 import json
+import logging
 import types
 import typing
 from collections.abc import Mapping
@@ -116,6 +117,7 @@ _TOP_LEVEL = (
     *_SECTIONS, *_OWN_SECTIONS, "space_group_number", "max_spots", "images", *INDEXING_KEYS
 )  # fmt: skip
 _UNION_TAGS = {"float", "int", "str", "bool", "list", "dict"}
+_log = logging.getLogger(__name__)
 #: ``/entry/roi_defs/roi_map`` is uint16: one bit per ROI.
 MAX_ROIS = 16
 _IMAGE_KEYS = ("start", "end", "stride")
@@ -146,6 +148,13 @@ class ImageSelection:
                 f"(0..{n_images - 1})"
             )
         last = n_images - 1 if self.end is None else min(self.end, n_images - 1)
+        if self.end is not None and self.end > last:
+            _log.warning(
+                "images.end (-e) %d: the run has only %d images; analysing up to image %d",
+                self.end,
+                n_images,
+                last,
+            )
         return range(self.start, last + 1, self.stride)
 
     def as_dict(self) -> dict[str, int | None]:

@@ -98,9 +98,11 @@ def test_command_line_options_override_the_file() -> None:
         base.with_overrides(spot_threshold=-1)
 
 
-def test_image_selection_is_inclusive_and_bounded() -> None:
+def test_image_selection_is_inclusive_and_bounded(caplog: pytest.LogCaptureFixture) -> None:
     assert list(ImageSelection(1, 7, 3).image_numbers(10)) == [1, 4, 7]
+    assert not caplog.records
     assert list(ImageSelection(8, 100, 1).image_numbers(10)) == [8, 9]
+    assert "images.end (-e) 100: the run has only 10 images; analysing up to image 9" in caplog.text
     with pytest.raises(SettingsError, match="only 10 images"):
         ImageSelection(10).image_numbers(10)
     with pytest.raises(SettingsError, match="must be >= start"):
