@@ -232,6 +232,13 @@ def _rois(frame, pixel_class, roi_map, width, error, saturation, rois):  # type:
 
 
 @numba.njit(inline="always", cache=True)
+def _viable(value, pixel_class, error, saturation):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """1 if a pixel counts towards a candidate's window (sensitive, not the error value, not
+    saturated), else 0: an integer, so the window sums need no branch."""
+    return (np.int64(pixel_class) & 1) & np.int64(value != error) & np.int64(value < saturation)
+
+
+@numba.njit(inline="always", cache=True)
 def _strong_excess(value, count, total, squares, min_count, nsigma):  # type: ignore[no-untyped-def]  # pragma: no cover
     """I − μ of a candidate of value I (viable) if it is strong, else NaN: ``count``,
     ``total``, ``squares`` sum the viable pixels of its window, the candidate included, and
@@ -281,11 +288,7 @@ def _test_candidates(  # type: ignore[no-untyped-def]  # pragma: no cover
             classes = pixel_class[r, first_col:last_col]
             for c in range(values.shape[0]):
                 value = np.int64(values[c])
-                viable = (
-                    (np.int64(classes[c]) & 1)
-                    & np.int64(value != error)
-                    & np.int64(value < saturation)
-                )
+                viable = _viable(value, classes[c], error, saturation)
                 kept = value * viable
                 count += viable
                 total += kept
@@ -327,11 +330,7 @@ def _test_candidates_by_columns(  # type: ignore[no-untyped-def]  # pragma: no c
     def update(row: int, sign: int) -> None:
         for c in range(width):
             value = np.int64(frame[row, c])
-            viable = (
-                (np.int64(pixel_class[row, c]) & 1)
-                & np.int64(value != error)
-                & np.int64(value < saturation)
-            )
+            viable = _viable(value, pixel_class[row, c], error, saturation)
             kept = value & -viable
             count[c] += sign * viable
             total[c] += sign * kept
