@@ -14,7 +14,7 @@ from typing import NoReturn
 from jfconform.api import UsageError, check, list_rules, rule_as_dict
 from jfconform.context import DEFAULT_READ_LIMIT_BYTES
 from jfconform.engine import EXIT_UNREADABLE, PROFILES, STRICT_ENV, RuleError
-from jfconform.report import FORMATS, render
+from jfconform.report import FINDINGS_PER_RULE, FORMATS, render
 from jfconform.truth import TruthThresholds
 from jfconform.version import __version__
 
@@ -57,6 +57,12 @@ def add_report_options(parser: argparse.ArgumentParser, *, example_prefixes: str
     parser.add_argument("--json", action="store_true", help="alias of --format json")
     parser.add_argument(
         "-o", "--output", type=Path, metavar="OUT", help="write the report to OUT instead of stdout"
+    )
+    parser.add_argument(
+        "--all-findings",
+        action="store_true",
+        help=f"text report: list every finding (by default the first {FINDINGS_PER_RULE} of "
+        "each rule per file, then how many more; JSON and JUnit always list all)",
     )
     parser.add_argument(
         "--fail-on",
@@ -209,7 +215,10 @@ def run_check(args: argparse.Namespace) -> int:
         fail_on_missing=args.fail_on_missing,
         progress=_progress if show_progress else None,
     )
-    _write(render(report, "json" if args.json else args.format), args.output)
+    _write(
+        render(report, "json" if args.json else args.format, all_findings=args.all_findings),
+        args.output,
+    )
     for file_report in report.files:
         if not file_report.opened:
             first = file_report.findings[0].message if file_report.findings else "cannot open"

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from jfconform.api import Report
 
 FORMATS = ("text", "json", "junit")
+#: Findings of one rule listed per file in the text report before "N more".
+FINDINGS_PER_RULE = 10
 
 
 def _counts(findings: list[Finding]) -> dict[str, int]:
@@ -71,17 +73,28 @@ def _table(rows: list[list[Any]], header: list[str]) -> list[str]:
     return out
 
 
-def render_text(run: Report) -> str:
-    """Findings grouped by severity, then per-file and per-rule summary tables."""
+def render_text(run: Report, *, all_findings: bool = False) -> str:
+    """Findings grouped by severity, then per-file and per-rule summary tables. Unless
+    ``all_findings``, a rule lists its first ``FINDINGS_PER_RULE`` findings per file and
+    then how many more: one rule over 3600 reflection tables would bury everything else."""
     lines: list[str] = []
     for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO):
         group = [f for f in run.findings if f.severity == severity]
         if not group:
             continue
         lines.append(f"{severity.name}S ({len(group)})")
+        shown: Counter[tuple[str, str]] = Counter()
         for f in group:
-            lines.append(f"  {f.file}:{f.path}: {f.rule} [{f.symbol}] {f.message}")
-            lines.append(f"      hint: {f.hint}")
+            shown[f.file, f.rule] += 1
+            if all_findings or shown[f.file, f.rule] <= FINDINGS_PER_RULE:
+                lines.append(f"  {f.file}:{f.path}: {f.rule} [{f.symbol}] {f.message}")
+                lines.append(f"      hint: {f.hint}")
+        lines += [
+            f"  {file}: {n - FINDINGS_PER_RULE} more {rule} findings not listed "
+            "(--all-findings or --json lists them)"
+            for (file, rule), n in shown.items()
+            if not all_findings and n > FINDINGS_PER_RULE
+        ]
         lines.append("")
     lines.append("Summary by file")
     rows = []
@@ -230,6 +243,8 @@ def _truth_suite(suites: ET.Element, truth: dict[str, Any]) -> None:
             )
 
 
-def render(run: Report, format_name: str = "text") -> str:
-    """The report as ``text``, ``json`` or ``junit``."""
-    return {"text": render_text, "json": render_json, "junit": render_junit}[format_name](run)
+def render(run: Report, format_name: str = "text", *, all_findings: bool = False) -> str:
+    """The report as ``text``, ``json`` or ``junit`` (``all_findings``: see render_text)."""
+    if format_name == "text":
+        return render_text(run, all_findings=all_findings)
+    return {"json": render_json, "junit": render_junit}[format_name](run)

@@ -170,5 +170,8 @@ def run_stream(args: argparse.Namespace) -> int:
     finally:
         if show_progress:
             print(file=sys.stderr)
-    _write(render(report, "json" if args.json else args.format), args.output)
+    _write(
+        render(report, "json" if args.json else args.format, all_findings=args.all_findings),
+        args.output,
+    )
     return report.exit_code

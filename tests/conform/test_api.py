@@ -139,3 +139,25 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     assert "spot_recall" in out
     assert (tmp_path / "report.xml").read_text().startswith("<?xml")
     assert os.environ.get("JFCONFORM_STRICT") == "1"  # the example ran strict, as tests do
+
+
+def test_text_report_lists_a_rule_ten_times_per_file_then_counts(run_cli, tmp_path: Path) -> None:
+    """A rule that fires on each of 3600 reflection tables must not bury the rest of the
+    text report; ``--all-findings`` (and JSON) still list every finding."""
+    import h5py
+
+    path = tmp_path / "many_tables.h5"
+    with h5py.File(path, "w") as handle:
+        for image in range(1, 13):
+            table = handle.create_group(f"entry/reflections/image_{image:06d}")
+            table.attrs["NX_class"] = "NXreflections"
+            for name in ("predicted_x", "predicted_y", "observed_x", "observed_y"):
+                table.create_dataset(name, data=[1.0, 2.0]).attrs["units"] = "pixel"
+    short = run_cli("check", path, "--select", "NXR-005")
+    assert short.stdout.count(": NXR-005 [") == 10
+    assert f"{path}: 38 more NXR-005 findings not listed (--all-findings" in short.stdout
+    assert re.search(r"NXR-005 +reflections-pixel-lengths +W +48", short.stdout)
+    full = run_cli("check", path, "--select", "NXR-005", "--all-findings")
+    assert full.stdout.count(": NXR-005 [") == 48 and "more NXR-005" not in full.stdout
+    listed = json.loads(run_cli("check", path, "--select", "NXR-005", "--json").stdout)
+    assert sum(f["rule"] == "NXR-005" for f in listed["findings"]) == 48
