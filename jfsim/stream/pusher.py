@@ -9,7 +9,9 @@ failure is counted, not raised. Images follow the ``OnSlow`` policy:
   that cannot be queued before it is ``max_lag_s`` behind its slot is dropped and counted,
   so a writer's short stall (scheduling jitter, a page-cache flush) costs no image and a
   stalled writer costs images at the stream's rate, never more than ``max_lag_s`` of
-  delay. The caller turns the schedule into each image's wait (``schedule_wait_s``).
+  delay. An image that finds room is sent however late it is (the sending thread itself
+  may have been held up): the budget bounds waits for a writer, not the schedule. The
+  caller turns the schedule into each image's wait (``schedule_wait_s``).
 * ``drop`` (as jfjoch_broker, whose detector does not wait for writers): an image the
   socket cannot queue is dropped and counted once it has waited the send timeout or, when
   paced, until the next image is due, so the stream keeps its rate.

@@ -22,6 +22,11 @@ from jfsim.stream import DEFAULT_MAX_LAG_S, OnSlow, StreamConfig
 from jfsim.stream.streamer import schedule_wait_s
 
 LARGE_FRAME = (512, 512)
+#: How much later than its budget an image may still go out: the budget bounds the waits for
+#: a writer, but the sending thread itself can be scheduled late on a loaded machine (a late
+#: image that finds room is sent, not dropped). Far below the pauses the tests make.
+SCHEDULING_SLACK_MS = 400.0
+SCHEDULING_SLACK_S = SCHEDULING_SLACK_MS / 1e3
 
 
 def _paused_writer(connect, endpoint: str, pause_s: float) -> list[int]:
@@ -82,7 +87,7 @@ def test_a_writer_pausing_200ms_loses_nothing_at_default_settings(
 
     assert summary.images_dropped == 0 and summary.images_sent == 1000
     assert received == [*range(1000), 1000]
-    assert summary.max_lag_ms <= defaults.max_lag_s * 1e3 + 250.0
+    assert summary.max_lag_ms <= defaults.max_lag_s * 1e3 + SCHEDULING_SLACK_MS
 
 
 @pytest.mark.parametrize("on_slow", [OnSlow.CATCH_UP, OnSlow.DROP])
@@ -113,8 +118,9 @@ def test_a_pause_longer_than_the_sockets_hold_costs_no_image_with_catch_up(
     # the pause really made images late (the queue could not absorb it) ...
     assert summary.max_lag_ms > 50.0
     # ... and no image went out later than the budget allows (plus scheduling slack)
-    assert summary.max_lag_ms <= DEFAULT_MAX_LAG_S * 1e3 + 250.0
-    assert summary.duration_s <= (n_images - 1) / rate_hz + DEFAULT_MAX_LAG_S + 0.25
+    assert summary.max_lag_ms <= DEFAULT_MAX_LAG_S * 1e3 + SCHEDULING_SLACK_MS
+    on_time_s = (n_images - 1) / rate_hz
+    assert summary.duration_s <= on_time_s + DEFAULT_MAX_LAG_S + SCHEDULING_SLACK_S
 
 
 def test_a_writer_stalled_beyond_the_budget_loses_images_counted_and_the_stream_ends_on_time(
@@ -138,8 +144,8 @@ def test_a_writer_stalled_beyond_the_budget_loses_images_counted_and_the_stream_
     assert len(ids) == summary.images_sent and ids == sorted(ids)
     assert ids[-1] == n_images - 1  # caught up: the stream's last image arrived
     # images are never sent more than the budget late, so the stream ends on time
-    assert summary.max_lag_ms <= max_lag_s * 1e3 + 250.0
-    assert summary.duration_s <= (n_images - 1) / rate_hz + max_lag_s + 0.25
+    assert summary.max_lag_ms <= max_lag_s * 1e3 + SCHEDULING_SLACK_MS
+    assert summary.duration_s <= (n_images - 1) / rate_hz + max_lag_s + SCHEDULING_SLACK_S
 
 
 def test_a_vanished_writer_with_catch_up_costs_images_at_the_stream_rate(

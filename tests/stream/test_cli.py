@@ -190,7 +190,7 @@ def test_a_writer_stalled_beyond_max_lag_gives_exit_1_counts_and_advice(
     summary = json.loads(stdout)
     assert summary["images_dropped"] > 0
     assert summary["images_sent"] + summary["images_dropped"] == 1500
-    assert summary["max_lag_ms"] <= 100.0 + 250.0
+    assert summary["max_lag_ms"] <= 100.0 + 400.0  # the budget, and scheduling slack
     assert messages[-1]["images_collected"] == 1500
     advice = stderr.strip().splitlines()[-1]
     assert advice.startswith(f"stream: {summary['images_dropped']} of 1500 images dropped")
