@@ -142,8 +142,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=DEFAULT_SNDHWM,
         metavar="N",
-        help=f"images queued per socket before a slow writer costs one (default "
-        f"{DEFAULT_SNDHWM}; each queued image holds one frame's memory)",
+        help=f"images queued per socket before a slow writer makes the next one wait "
+        f"(default {DEFAULT_SNDHWM}; each queued image holds one frame's memory, made "
+        "before the stream starts)",
     )
     parser.add_argument(
         "--on-slow",

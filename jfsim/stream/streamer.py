@@ -41,23 +41,26 @@ __all__ = [
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5500"
 #: jfjoch_broker's ``send_watermark`` bounds (stream.md §1.2).
 SNDHWM_RANGE = (2, 16384)
-#: Images a socket may queue before a slow writer costs one: enough to ride out a writer's
-#: scheduling hiccups of ~0.5 s at 2 kHz (a peer, ALBA's eiger-simulator, queues 1000 too).
-#: Queued images are buffers of the frame pool's size, made only while images queue up.
-DEFAULT_SNDHWM = 1000
+#: Images a socket may queue before a slow writer makes the next one wait: 0.125 s at 2 kHz
+#: of hiccups ride on the queue alone, longer stalls on the catch-up's lag budget. Each
+#: queued image holds a buffer of its own (its header precedes the pixels in one frame), all
+#: made before the stream starts: a deeper queue (1000, as ALBA's eiger-simulator) made
+#: hundreds of 1 MB JF4M buffers while a receiver lagged, on the sending thread's time,
+#: which then fell behind and lost images that a queue of 250 kept (docs/stream.md).
+DEFAULT_SNDHWM = 250
 #: Calibration messages wait this long for the first socket (stream.md §1.2: 1 s).
 CALIBRATION_TIMEOUT_S = 1.0
 DEFAULT_SEND_TIMEOUT_S = {OnSlow.CATCH_UP: 1.0, OnSlow.DROP: 1.0, OnSlow.BLOCK: 10.0}
 #: With ``catch-up``, how far behind its slot an image may still be sent. A writer that
-#: stalls this long beyond what the send queue holds (1000 images: 0.5 s at 2 kHz) loses
+#: stalls this long beyond what the send queue holds (250 images: 0.125 s at 2 kHz) loses
 #: nothing, and the stream then ends at most this late.
 DEFAULT_MAX_LAG_S = 1.0
 #: Messages a socket holds besides its queue (the one in the kernel buffer, the one written).
 MESSAGES_BEYOND_HWM = 4
-#: Send buffers made before streaming at most for this many messages; more grow on demand.
-#: A writer that keeps up holds a handful; the deep default queue fills only while a writer
-#: lags, and then its buffers are made as needed (JF4M: 128 buffers are ~170 MB).
-PREALLOCATED_MESSAGES_MAX = 128
+#: Send buffers made before streaming at most for this many messages; more grow on demand
+#: (a deeper --sndhwm, several sockets). The default queue's are all made up front, so a
+#: lagging writer costs the sending thread no buffer making (JF4M: 256 buffers, ~340 MB).
+PREALLOCATED_MESSAGES_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ def test_defaults_are_catch_up_with_a_one_second_budget():
     config = StreamConfig()
     assert config.on_slow is OnSlow.CATCH_UP
     assert config.max_lag_s == DEFAULT_MAX_LAG_S == 1.0
-    assert config.sndhwm == 1000
+    assert config.sndhwm == 250
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_drop_waits_the_send_timeout_when_the_next_image_is_further_away():
 def test_a_writer_pausing_200ms_loses_nothing_at_default_settings(
     synthetic_source, start_stream, connect
 ):
-    """Every option at its default (2 kHz, catch-up, 1 s budget, a queue of 1000)."""
+    """Every option at its default (2 kHz, catch-up, 1 s budget, a queue of 250)."""
     defaults = StreamConfig()
     stream, (endpoint,) = start_stream(
         synthetic_source(8), number_of_images=1000, rate_hz=defaults.rate_hz

@@ -135,7 +135,7 @@ def test_default_endpoint_is_loopback_and_bound_there(recording):
     args = build_parser().parse_args(["stream", "--recording", str(recording)])
     config = _config(args)
     assert config.endpoints == ("tcp://127.0.0.1:5500",)
-    assert config.sndhwm == 1000
+    assert config.sndhwm == 250
     assert config.on_slow.value == "catch-up" and config.max_lag_s == 1.0
     free = Streamer(
         type(config)(endpoints=("tcp://127.0.0.1:*",), number_of_images=1), _source(args, None)
