@@ -22,6 +22,7 @@ from jfsim.stream import DEFAULT_MAX_LAG_S, OnSlow, StreamConfig
 from jfsim.stream.streamer import schedule_wait_s
 
 LARGE_FRAME = (512, 512)
+RATE_HZ = 1000.0
 #: How much later than its budget an image may still go out: the budget bounds the waits for
 #: a writer, but the sending thread itself can be scheduled late on a loaded machine (a late
 #: image that finds room is sent, not dropped). Far below the pauses the tests make.
@@ -40,6 +41,22 @@ def _paused_writer(connect, endpoint: str, pause_s: float) -> list[int]:
     messages = [decode(frame) for frame in frames]
     assert messages[0].type == "start" and messages[-1].type == "end"
     return [m["image_id"] for m in messages[1:-1]] + [messages[-1]["images_collected"]]
+
+
+def _stream_into_paused_writer(
+    synthetic_source, start_stream, connect, *, n_images: int, pause_s: float, **config
+):
+    """Stream ``n_images`` large frames at 1 kHz through a 2-image send queue into a writer
+    that pauses for ``pause_s``; returns the summary and what the writer received."""
+    stream, (endpoint,) = start_stream(
+        synthetic_source(3, shape=LARGE_FRAME),
+        number_of_images=n_images,
+        rate_hz=RATE_HZ,
+        sndhwm=2,
+        **config,
+    )
+    received = _paused_writer(connect, endpoint, pause_s=pause_s)
+    return stream.result(timeout_s=120.0), received
 
 
 def test_defaults_are_catch_up_with_a_one_second_budget():
@@ -96,16 +113,10 @@ def test_a_pause_longer_than_the_sockets_hold_costs_no_image_with_catch_up(
 ):
     """200 ms of pause is ~200 images at 1 kHz where the sockets hold a few dozen: catch-up
     (default) makes them wait and sends them late, the old ``drop`` loses them."""
-    rate_hz, n_images = 1000.0, 600
-    stream, (endpoint,) = start_stream(
-        synthetic_source(3, shape=LARGE_FRAME),
-        number_of_images=n_images,
-        rate_hz=rate_hz,
-        sndhwm=2,
-        on_slow=on_slow,
+    n_images = 600
+    summary, received = _stream_into_paused_writer(
+        synthetic_source, start_stream, connect, n_images=n_images, pause_s=0.2, on_slow=on_slow
     )
-    received = _paused_writer(connect, endpoint, pause_s=0.2)
-    summary = stream.result(timeout_s=120.0)
 
     assert received[-1] == n_images  # the detector collected every image
     assert summary.images_sent + summary.images_dropped == n_images
@@ -119,23 +130,17 @@ def test_a_pause_longer_than_the_sockets_hold_costs_no_image_with_catch_up(
     assert summary.max_lag_ms > 50.0
     # ... and no image went out later than the budget allows (plus scheduling slack)
     assert summary.max_lag_ms <= DEFAULT_MAX_LAG_S * 1e3 + SCHEDULING_SLACK_MS
-    on_time_s = (n_images - 1) / rate_hz
+    on_time_s = (n_images - 1) / RATE_HZ
     assert summary.duration_s <= on_time_s + DEFAULT_MAX_LAG_S + SCHEDULING_SLACK_S
 
 
 def test_a_writer_stalled_beyond_the_budget_loses_images_counted_and_the_stream_ends_on_time(
     synthetic_source, start_stream, connect
 ):
-    rate_hz, n_images, max_lag_s = 1000.0, 1500, 0.1
-    stream, (endpoint,) = start_stream(
-        synthetic_source(3, shape=LARGE_FRAME),
-        number_of_images=n_images,
-        rate_hz=rate_hz,
-        sndhwm=2,
-        max_lag_s=max_lag_s,
+    n_images, max_lag_s = 1500, 0.1
+    summary, received = _stream_into_paused_writer(
+        synthetic_source, start_stream, connect, n_images=n_images, pause_s=0.8, max_lag_s=max_lag_s
     )
-    received = _paused_writer(connect, endpoint, pause_s=0.8)
-    summary = stream.result(timeout_s=120.0)
 
     assert summary.images_dropped > 0
     assert summary.images_sent + summary.images_dropped == n_images
@@ -145,31 +150,7 @@ def test_a_writer_stalled_beyond_the_budget_loses_images_counted_and_the_stream_
     assert ids[-1] == n_images - 1  # caught up: the stream's last image arrived
     # images are never sent more than the budget late, so the stream ends on time
     assert summary.max_lag_ms <= max_lag_s * 1e3 + SCHEDULING_SLACK_MS
-    assert summary.duration_s <= (n_images - 1) / rate_hz + max_lag_s + SCHEDULING_SLACK_S
-
-
-def test_a_vanished_writer_with_catch_up_costs_images_at_the_stream_rate(
-    synthetic_source, start_stream, connect
-):
-    """A writer that is gone: every later image waits out its budget and is dropped, so the
-    stream still ends about ``max_lag_s`` after its schedule, not one timeout per image."""
-    stream, (endpoint,) = start_stream(
-        synthetic_source(2),
-        number_of_images=400,
-        rate_hz=2000.0,
-        sndhwm=4,
-        max_lag_s=0.1,
-        end_timeout_s=0.3,
-    )
-    receiver = connect(endpoint)
-    receiver.receive()
-    receiver.receive()  # the first image: the writer is alive, then it vanishes
-    receiver.close()
-    summary = stream.result(timeout_s=60.0)
-
-    assert summary.images_dropped > 0
-    assert summary.images_sent + summary.images_dropped == 400
-    assert summary.end_delivered == (False,)
+    assert summary.duration_s <= (n_images - 1) / RATE_HZ + max_lag_s + SCHEDULING_SLACK_S
 
 
 def test_catch_up_at_rate_max_drops_after_the_send_timeout(synthetic_source, start_stream, connect):
