@@ -29,6 +29,9 @@ the paced run (default 5 s; the figures in docs/stream.md used 20 s).
   ``eigersim/acquisition.py`` and ``ZMQChannel`` in ``web.py``), rebuilt here on the same
   pre-built messages and run at R into the same receiver, for its loss, p99 gap, rate and
   lag in the same run.
+* default against the old default (``-k old_default``): the same R, and in turn the default
+  settings, ``catch-up`` with a queue of 1000, the old default (``drop``, queue 1000) and the
+  peer, ``JFSIM_BENCH_STREAM_ROUNDS`` rounds (default 2), each round's figures printed.
 """
 
 from __future__ import annotations
@@ -440,3 +443,68 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
         f"{json.dumps(figures)}"
     )
     assert figures["images_received"] + figures["images_dropped"] == figures["images"]
+
+
+#: The slow-writer settings compared in turn at the same R (the first is the default).
+POLICIES = {
+    "default": {},
+    "catch-up, queue 1000": {"sndhwm": 1000},
+    "old default (drop, queue 1000)": {"on_slow": OnSlow.DROP, "sndhwm": 1000},
+}
+
+
+def _contender_figures(
+    series: list[Message],
+    prebuilt: tuple[list[bytes], bytes, bytes],
+    name: str,
+    rate_hz: float,
+    n_images: int,
+) -> dict:
+    """Loss, rate ÷ R, p99 gap and max lag of one contender (a ``POLICIES`` name or "peer")."""
+    if name == "peer":
+        peer = _peer_style_sender(*prebuilt, rate_hz, n_images)
+        return {
+            "lost": peer["dropped"],
+            "rate_ratio": peer["rate_hz"] / rate_hz,
+            "p99_gap_ms": peer["p99_gap_ms"],
+            "max_lag_ms": peer["max_lag_ms"],
+        }
+    _result, summary = _streamer_run(
+        series, rate_hz=rate_hz, number_of_images=n_images, **POLICIES[name]
+    )
+    return {
+        "lost": summary.images_dropped,
+        "rate_ratio": summary.achieved_rate_hz / rate_hz,
+        "p99_gap_ms": summary.p99_gap_ms,
+        "max_lag_ms": summary.max_lag_ms,
+    }
+
+
+def test_paced_default_against_the_old_default_in_turn(benchmark, jf4m_series):
+    """The default-settings case again, with the settings it replaced and the peer streaming
+    the same images at the same R in turn, ``JFSIM_BENCH_STREAM_ROUNDS`` rounds (default 2):
+    loss, rate ÷ R, p99 gap and max lag of each, side by side in the same run. Each round
+    starts with the next contender (4 rounds: each leads once)."""
+    prebuilt = frames, start, end = _prebuilt_frames(jf4m_series)
+    rounds = int(os.environ.get("JFSIM_BENCH_STREAM_ROUNDS", "2"))
+
+    def measure() -> list[dict]:
+        results = []
+        for round_index in range(rounds):
+            plain = _plain_pyzmq_sender(frames, start, end, MAX_RATE_IMAGES)
+            rate_hz = min(PACED_RATE_HZ, 0.8 * (plain["images"] - 1) / plain["seconds"])
+            n_images = int(rate_hz * PACED_SECONDS)
+            row: dict = {"target_rate_hz": rate_hz, "images": n_images}
+            # each round starts with another contender, so none always follows the plain run
+            names = [*POLICIES, "peer"]
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                row[name] = _contender_figures(jf4m_series, prebuilt, name, rate_hz, n_images)
+            row["load_average_1min"] = os.getloadavg()[0]
+            print(f"\nsettings in turn at R for {PACED_SECONDS:g} s: {json.dumps(row)}")
+            results.append(row)
+        return results
+
+    results = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info["rounds"] = results
+    assert all(row[name]["rate_ratio"] > 0 for row in results for name in [*POLICIES, "peer"])
