@@ -16,6 +16,7 @@ from jfsim.cli._experiment_options import add_experiment_options, experiment_fro
 from jfsim.cli._summary import print_summary
 from jfsim.stream import (
     DEFAULT_ENDPOINT,
+    DEFAULT_MAX_LAG_S,
     DEFAULT_SNDHWM,
     OnSlow,
     StreamConfig,
@@ -60,9 +61,14 @@ Every socket binds exactly the address given; the default endpoint is loopback o
 The endpoints are bound before the frame pool is rendered, so a busy port fails at once.
 
 Writers connect PULL sockets to the endpoints; with several endpoints each gets whole data
-files (file number modulo sockets) and all get start and end. A writer that cannot keep up
-loses images with --on-slow drop (default, as jfjoch_broker), or slows the stream with
---on-slow block. Ctrl-C or SIGTERM stops early and still sends the end message.
+files (file number modulo sockets) and all get start and end. A writer that stalls first
+fills the send queue (--sndhwm images); then, with --on-slow catch-up (default), images
+wait and are sent back to back once it reads again, until the stream is on schedule:
+only an image more than --max-lag (1s) behind its slot is dropped. --on-slow drop keeps
+the schedule instead (as jfjoch_broker: an image without room is dropped once the next is
+due); --on-slow block never drops and slows the stream. Dropped images are counted, named
+on stderr and give exit status 1. Ctrl-C or SIGTERM stops early and still sends the end
+message.
 exit status: 0 complete (or stopped on request), 1 images dropped or end not delivered,
 2 bad options or no writer.
 """
@@ -136,22 +142,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=DEFAULT_SNDHWM,
         metavar="N",
-        help=f"images queued per socket before a slow writer costs one (default "
-        f"{DEFAULT_SNDHWM}; each queued image holds one frame's memory)",
+        help=f"images queued per socket before a slow writer makes the next one wait "
+        f"(default {DEFAULT_SNDHWM}; each queued image holds one frame's memory, made "
+        "before the stream starts)",
     )
     parser.add_argument(
         "--on-slow",
         choices=[mode.value for mode in OnSlow],
-        default=OnSlow.DROP.value,
-        help="drop (default, as jfjoch_broker): keep the schedule, drop and count images a "
-        "writer has no room for; block: wait for the writer (stop if it stalls longer than "
-        "--send-timeout)",
+        default=OnSlow.CATCH_UP.value,
+        help="when a writer's queue is full: catch-up (default) waits for room, then sends "
+        "the late images back to back until on schedule, dropping (and counting) only "
+        "images more than --max-lag late; drop (as jfjoch_broker) keeps the schedule and "
+        "drops an image once the next one is due; block waits for the writer (stop if it "
+        "stalls longer than --send-timeout)",
+    )
+    parser.add_argument(
+        "--max-lag",
+        metavar="DURATION",
+        help=f"with catch-up: how far behind its slot an image may still be sent "
+        f"(default {DEFAULT_MAX_LAG_S:g}s; a writer stall this long beyond the send queue "
+        "loses nothing, and the stream ends at most this late)",
     )
     parser.add_argument(
         "--send-timeout",
         metavar="DURATION",
-        help="longest wait of one image for a writer (default 1s with drop, where a paced "
-        "image also never waits past the next one's slot; 10s with block)",
+        help="longest wait of one image for a writer: with block (default 10s), and with "
+        "catch-up or drop at --rate max (default 1s)",
     )
     parser.add_argument(
         "--start-timeout", default="5s", metavar="DURATION", help="wait for writers (default 5s)"
@@ -208,13 +224,23 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         if args.send_timeout is None
         else parse_duration_s(args.send_timeout, what="--send-timeout")
     )
+    on_slow = OnSlow(args.on_slow)
+    max_lag_s = DEFAULT_MAX_LAG_S
+    if args.max_lag is not None:
+        if on_slow is not OnSlow.CATCH_UP:
+            raise StreamOptionError(
+                f"--max-lag: only with --on-slow catch-up (--on-slow {on_slow.value} "
+                "never sends a late image); drop --max-lag or use --on-slow catch-up"
+            )
+        max_lag_s = parse_duration_s(args.max_lag, what="--max-lag")
     return StreamConfig(
         endpoints=tuple(args.endpoint or (DEFAULT_ENDPOINT,)),
         rate_hz=parse_rate_hz(args.rate),
         number_of_images=args.images,
         pool_size=args.pool,
         sndhwm=args.sndhwm,
-        on_slow=OnSlow(args.on_slow),
+        on_slow=on_slow,
+        max_lag_s=max_lag_s,
         send_timeout_s=send_timeout,
         start_timeout_s=parse_duration_s(args.start_timeout, what="--start-timeout"),
         end_timeout_s=parse_duration_s(args.end_timeout, what="--end-timeout"),
@@ -281,8 +307,11 @@ def _stop_on_signals(streamer: Streamer) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _rows(summary: StreamSummary) -> dict[str, Any]:
+def _rows(summary: StreamSummary, config: StreamConfig) -> dict[str, Any]:
     target = "max" if summary.target_rate_hz is None else f"{summary.target_rate_hz:g} Hz"
+    lag = f"{summary.max_lag_ms:.3f} ms"
+    if config.on_slow is OnSlow.CATCH_UP and config.rate_hz is not None:
+        lag += f" (--max-lag {config.max_lag_s:g} s)"
     return {
         "endpoints": ", ".join(summary.endpoints),
         "images sent": f"{summary.images_sent} of {summary.images_requested}",
@@ -295,12 +324,28 @@ def _rows(summary: StreamSummary) -> dict[str, Any]:
         ),
         "bytes sent": f"{summary.bytes_sent} ({summary.gbytes_per_s:.3f} GB/s)",
         "duration": f"{summary.duration_s:.3f} s",
+        "max lag behind schedule": lag,
         "pool": f"{summary.pool_size} frames",
         "repeated images": summary.repeated_images,
         "end delivered": " / ".join("yes" if ok else "NO" for ok in summary.end_delivered),
         "preview / metadata messages": f"{summary.preview_messages} / {summary.metadata_messages}",
         "stopped by": summary.stopped_by or "-",
     }
+
+
+def _drop_advice(summary: StreamSummary, config: StreamConfig) -> str:
+    """One line on stderr saying that images were lost, why, and what to change."""
+    lost = f"{summary.images_dropped} of {summary.images_requested} images dropped"
+    if config.rate_hz is None:
+        why = f"a writer took none for --send-timeout {config.effective_send_timeout_s:g} s"
+        hint = "check the writer or use --on-slow block"
+    elif config.on_slow is OnSlow.DROP:
+        why = "a writer had no room for them when the next image was due (--on-slow drop)"
+        hint = "use --on-slow catch-up (default) or block"
+    else:
+        why = f"a writer fell more than --max-lag {config.max_lag_s:g} s behind the schedule"
+        hint = "raise --max-lag or --sndhwm, lower --rate, or use --on-slow block"
+    return f"{lost}: {why}; {hint}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -331,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             status.done()
     document = summary.to_dict()
-    rows = _rows(summary)
+    rows = _rows(summary, config)
     if args.truth_out is not None:
         from jfsim.stream.experiment_source import ExperimentSource
 
@@ -342,6 +387,8 @@ def run(args: argparse.Namespace) -> int:
         status.done()
         document["truth_file"] = rows["truth file"] = str(path)
     print_summary(rows, document, as_json=args.json)
+    if summary.images_dropped:
+        print(f"stream: {_drop_advice(summary, config)}", file=sys.stderr, flush=True)
     stalled = summary.stopped_by is not None and summary.stopped_by not in ("SIGINT", "SIGTERM")
     if summary.images_dropped or not all(summary.end_delivered) or stalled:
         return EXIT_INCOMPLETE

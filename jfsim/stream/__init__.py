@@ -17,6 +17,7 @@ from jfsim.stream.sources import FrameReuse, FrameSource, MessageListSource
 from jfsim.stream.stats import StreamProgress, StreamSummary
 from jfsim.stream.streamer import (
     DEFAULT_ENDPOINT,
+    DEFAULT_MAX_LAG_S,
     DEFAULT_SNDHWM,
     StreamConfig,
     Streamer,
@@ -25,6 +26,7 @@ from jfsim.stream.streamer import (
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "DEFAULT_MAX_LAG_S",
     "DEFAULT_SNDHWM",
     "FramePool",
     "FrameReuse",

@@ -4,13 +4,23 @@ Send rules follow stream.md §1.2: the start message waits for a writer up to a 
 fails with "no writer" otherwise; the end message is tried for a while on every socket and a
 failure is counted, not raised. Images follow the ``OnSlow`` policy:
 
-* ``drop`` (default, as jfjoch_broker, whose detector does not wait for writers): an image
-  the socket cannot queue is dropped and counted once it has waited the send timeout or, when
-  paced, until the next image is due, so the stream keeps its rate. After a whole send
-  timeout the socket sends without waiting until it accepts an image again, so a stalled
-  writer costs one timeout, not one per image.
+* ``catch-up`` (default): an image the socket cannot queue waits for room; later images
+  are then late and go back to back until the stream is on schedule again. Only an image
+  that cannot be queued before it is ``max_lag_s`` behind its slot is dropped and counted,
+  so a writer's short stall (scheduling jitter, a page-cache flush) costs no image and a
+  stalled writer costs images at the stream's rate, never more than ``max_lag_s`` of
+  delay. An image that finds room is sent however late it is (the sending thread itself
+  may have been held up): the budget bounds waits for a writer, not the schedule. The
+  caller turns the schedule into each image's wait (``schedule_wait_s``).
+* ``drop`` (as jfjoch_broker, whose detector does not wait for writers): an image the
+  socket cannot queue is dropped and counted once it has waited the send timeout or, when
+  paced, until the next image is due, so the stream keeps its rate.
 * ``block``: wait for the writer; if one image waits longer than the send timeout the stream
   stops with ``WriterStalledError`` (the end message is still tried).
+
+With ``catch-up`` and ``drop``, after a wait of a whole send timeout (unpaced, or a period
+longer than the timeout) the socket sends without waiting until it accepts an image again,
+so a stalled writer costs one timeout, not one per image.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ POLL_SLICE_S = 0.05
 class OnSlow(str, enum.Enum):
     """What to do with an image when a writer does not take it at once."""
 
+    CATCH_UP = "catch-up"
     DROP = "drop"
     BLOCK = "block"
 
@@ -194,13 +205,15 @@ class ImageSockets:
         build: Callable[[], memoryview],
         *,
         track: bool,
-        due_in_s: float | None = None,
+        schedule_wait_s: float | None = None,
     ) -> tuple[SendOutcome, zmq.MessageTracker | None, memoryview | None]:
         """Send one image (zero-copy) to socket ``index`` following the ``on_slow`` policy.
 
         ``build`` makes the message bytes; it is called only once the socket has room, so an
-        image that is dropped costs no encoding. ``due_in_s``: time until the next image is
-        due (None when unpaced); with ``drop`` an image never waits longer than that.
+        image that is dropped costs no encoding. ``schedule_wait_s``: how long the schedule
+        lets this image wait for room before it is dropped (``catch-up``: until it is the
+        lag budget late; paced ``drop``: until the next image is due); None: up to the send
+        timeout. ``block`` always waits up to the send timeout.
         Returns the outcome, the tracker of the queued message and the bytes if built.
         """
         socket = self._sockets[index]
@@ -213,12 +226,13 @@ class ImageSockets:
                 return SendOutcome.SENT, tracker, buffer
             except zmq.Again:
                 pass
-        if self.on_slow is OnSlow.DROP and self._nonblocking[index]:
+        dropping = self.on_slow is not OnSlow.BLOCK
+        if dropping and self._nonblocking[index]:
             return SendOutcome.DROPPED, None, buffer
         wait_s = self.send_timeout_s
-        schedule_bound = self.on_slow is OnSlow.DROP and due_in_s is not None and due_in_s < wait_s
-        if schedule_bound:
-            wait_s = max(due_in_s or 0.0, 0.0)
+        schedule_bound = dropping and schedule_wait_s is not None
+        if dropping and schedule_wait_s is not None:
+            wait_s = max(schedule_wait_s, 0.0)
         deadline = time.monotonic() + wait_s
         while not self._stopping():
             if self._wait_writable([index], min(deadline, time.monotonic() + POLL_SLICE_S)):
@@ -234,11 +248,11 @@ class ImageSockets:
                 break
         if self._stopping():
             return SendOutcome.CANCELLED, None, buffer
-        if self.on_slow is OnSlow.BLOCK:
+        if not dropping:
             raise WriterStalledError(
                 f"the writer on {self.endpoints[index]} took no image for "
                 f"{self.send_timeout_s:g} s (--on-slow block); check the writer, raise "
-                "--send-timeout, or use --on-slow drop"
+                "--send-timeout, or use --on-slow catch-up"
             )
         if not schedule_bound:
             self._nonblocking[index] = True

@@ -97,6 +97,7 @@ class StreamSummary:
     preview_messages: int = 0
     metadata_messages: int = 0
     repeated_images: int = 0
+    max_lag_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -119,8 +120,12 @@ class StreamStats:
         self.gaps = GapHistogram()
         self.first_send_s: float | None = None
         self.last_send_s: float | None = None
+        self.max_lag_s = 0.0
 
-    def record_sent(self, now_s: float, n_bytes: int, socket_index: int) -> None:
+    def record_sent(
+        self, now_s: float, n_bytes: int, socket_index: int, lag_s: float = 0.0
+    ) -> None:
+        """One image queued at ``now_s``, ``lag_s`` behind its slot in the schedule."""
         if self.last_send_s is None:
             self.first_send_s = now_s
         else:
@@ -129,6 +134,8 @@ class StreamStats:
         self.images_sent += 1
         self.bytes_sent += n_bytes
         self.images_per_socket[socket_index] += 1
+        if lag_s > self.max_lag_s:
+            self.max_lag_s = lag_s
 
     def record_dropped(self) -> None:
         self.images_dropped += 1
@@ -175,5 +182,6 @@ class StreamStats:
             max_gap_ms=self.gaps.max_s * 1e3,
             gbytes_per_s=self.bytes_sent / duration / 1e9 if duration > 0 else 0.0,
             images_per_socket=tuple(self.images_per_socket),
+            max_lag_ms=self.max_lag_s * 1e3,
             **context,
         )

@@ -26,26 +26,41 @@ from jfsim.stream.pusher import ImageSockets, OnSlow, SendOutcome
 from jfsim.stream.sources import FrameReuse, FrameSource, PoolProgress
 from jfsim.stream.stats import StreamProgress, StreamStats, StreamSummary
 
-__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_SNDHWM", "StreamConfig", "Streamer", "image_socket_index"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_MAX_LAG_S",
+    "DEFAULT_SNDHWM",
+    "StreamConfig",
+    "Streamer",
+    "image_socket_index",
+    "schedule_wait_s",
+]
 
 #: Loopback unless the user names another address: a detector stream is not for the network
 #: by default.
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5500"
 #: jfjoch_broker's ``send_watermark`` bounds (stream.md §1.2).
 SNDHWM_RANGE = (2, 16384)
-#: Images a socket may queue before a slow writer costs one: enough to ride out a writer's
-#: scheduling hiccups of ~0.5 s at 2 kHz (a peer, ALBA's eiger-simulator, queues 1000 too).
-#: Queued images are buffers of the frame pool's size, made only while images queue up.
-DEFAULT_SNDHWM = 1000
+#: Images a socket may queue before a slow writer makes the next one wait: 0.125 s at 2 kHz
+#: of hiccups ride on the queue alone, longer stalls on the catch-up's lag budget. Each
+#: queued image holds a buffer of its own (its header precedes the pixels in one frame), all
+#: made before the stream starts: a deeper queue (1000, as ALBA's eiger-simulator) made
+#: hundreds of 1 MB JF4M buffers while a receiver lagged, on the sending thread's time,
+#: which then fell behind and lost images that a queue of 250 kept (docs/stream.md).
+DEFAULT_SNDHWM = 250
 #: Calibration messages wait this long for the first socket (stream.md §1.2: 1 s).
 CALIBRATION_TIMEOUT_S = 1.0
-DEFAULT_SEND_TIMEOUT_S = {OnSlow.DROP: 1.0, OnSlow.BLOCK: 10.0}
+DEFAULT_SEND_TIMEOUT_S = {OnSlow.CATCH_UP: 1.0, OnSlow.DROP: 1.0, OnSlow.BLOCK: 10.0}
+#: With ``catch-up``, how far behind its slot an image may still be sent. A writer that
+#: stalls this long beyond what the send queue holds (250 images: 0.125 s at 2 kHz) loses
+#: nothing, and the stream then ends at most this late.
+DEFAULT_MAX_LAG_S = 1.0
 #: Messages a socket holds besides its queue (the one in the kernel buffer, the one written).
 MESSAGES_BEYOND_HWM = 4
-#: Send buffers made before streaming at most for this many messages; more grow on demand.
-#: A writer that keeps up holds a handful; the deep default queue fills only while a writer
-#: lags, and then its buffers are made as needed (JF4M: 128 buffers are ~170 MB).
-PREALLOCATED_MESSAGES_MAX = 128
+#: Send buffers made before streaming at most for this many messages; more grow on demand
+#: (a deeper --sndhwm, several sockets). The default queue's are all made up front, so a
+#: lagging writer costs the sending thread no buffer making (JF4M: 256 buffers, ~340 MB).
+PREALLOCATED_MESSAGES_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +70,10 @@ class StreamConfig:
     ``number_of_images=None`` streams as many images as the source holds;
     ``pool_size=None`` lets the source choose its distinct frames (a recording: every
     recorded image; an experiment: 32 rendered frames);
-    ``send_timeout_s=None`` means 1 s with ``on_slow=DROP`` and 10 s with ``BLOCK``.
+    ``send_timeout_s=None`` means 10 s with ``on_slow=BLOCK`` and 1 s otherwise (with
+    ``CATCH_UP`` it bounds the wait only at ``rate_hz=None``, where there is no schedule);
+    ``max_lag_s``: with ``CATCH_UP``, how far behind its slot an image may be sent before it
+    is dropped.
     """
 
     endpoints: tuple[str, ...] = (DEFAULT_ENDPOINT,)
@@ -63,7 +81,8 @@ class StreamConfig:
     number_of_images: int | None = None
     pool_size: int | None = None
     sndhwm: int = DEFAULT_SNDHWM
-    on_slow: OnSlow = OnSlow.DROP
+    on_slow: OnSlow = OnSlow.CATCH_UP
+    max_lag_s: float = DEFAULT_MAX_LAG_S
     send_timeout_s: float | None = None
     start_timeout_s: float = 5.0
     end_timeout_s: float = 5.0
@@ -91,6 +110,7 @@ class StreamConfig:
             "preview_period_s",
             "metadata_period_s",
             "progress_interval_s",
+            "max_lag_s",
         ):
             if getattr(self, name) < 0:
                 raise StreamOptionError(f"{name}: must be >= 0, got {getattr(self, name)}")
@@ -119,6 +139,28 @@ def _start_frames(start: Message, n_sockets: int) -> list[bytes]:
         )
         for index in range(n_sockets)
     ]
+
+
+def schedule_wait_s(
+    on_slow: OnSlow,
+    *,
+    due_s: float,
+    next_due_s: float,
+    now_s: float,
+    max_lag_s: float,
+    send_timeout_s: float,
+) -> float | None:
+    """How long a paced image due at ``due_s`` may wait for room (None: the send timeout).
+
+    ``catch-up``: until it is ``max_lag_s`` behind its slot, so a short stall only delays
+    images (they go back to back afterwards); ``drop``: until the next image is due (the
+    schedule first), or the send timeout if that is sooner; ``block``: the send timeout.
+    """
+    if on_slow is OnSlow.CATCH_UP:
+        return due_s + max_lag_s - now_s
+    if on_slow is OnSlow.DROP and next_due_s - now_s < send_timeout_s:
+        return next_due_s - now_s
+    return None
 
 
 def image_socket_index(image_id: int, images_per_file: int, n_sockets: int) -> int:
@@ -309,6 +351,8 @@ class Streamer:
         clock = time.perf_counter
         pacer = Pacer(self.config.rate_hz, clock=clock, stop=self._stop)
         paced = self.config.rate_hz is not None
+        on_slow, max_lag_s = self.config.on_slow, self.config.max_lag_s
+        send_timeout_s = self.config.effective_send_timeout_s
         progress_interval = self.config.progress_interval_s
         next_progress = pacer.start() + progress_interval
         for image_id in range(self.number_of_images):
@@ -317,12 +361,21 @@ class Streamer:
                 break
             fields = image_fields(image_id)
             socket_index = image_socket_index(image_id, images_per_file, n_sockets)
-            due_in_s = pacer.deadline(image_id + 1) - clock() if paced else None
+            wait_s = None
+            if paced:
+                wait_s = schedule_wait_s(
+                    on_slow,
+                    due_s=pacer.deadline(image_id),
+                    next_due_s=pacer.deadline(image_id + 1),
+                    now_s=clock(),
+                    max_lag_s=max_lag_s,
+                    send_timeout_s=send_timeout_s,
+                )
             outcome, tracker, buffer = sockets.send_image(
                 socket_index,
                 partial(assembler.assemble, fields, image_id % pool_size),
                 track=True,
-                due_in_s=due_in_s,
+                schedule_wait_s=wait_s,
             )
             assembler.sent(tracker)
             if outcome is SendOutcome.CANCELLED:
@@ -333,7 +386,8 @@ class Streamer:
             if outcome is SendOutcome.DROPPED or buffer is None:
                 stats.record_dropped()
             else:
-                stats.record_sent(now, len(buffer), socket_index)
+                lag_s = now - pacer.deadline(image_id) if paced else 0.0
+                stats.record_sent(now, len(buffer), socket_index, lag_s)
                 if outcome is SendOutcome.SENT_AFTER_WAIT:
                     stats.record_blocked()
                 if preview is not None:

@@ -16,17 +16,22 @@ the paced run (default 5 s; the figures in docs/stream.md used 20 s).
   (goal < 2 ms), over the configured duration; also the rate over this machine's ceiling
   (the plain sender's maximum rate for the same frames, measured in the same run).
 * default settings (issue 9): paced at R = min(2000 Hz, 0.8 × the plain sender's maximum
-  rate measured in the same run), every other option at its default (drop on a slow
-  writer, the default send queue), into a counting receiver: goal no image lost, R reached
-  within 0.5 %, p99 gap < 2.5 ms. Each run's figures are printed; run it several times for
-  a range. Beside them, in the same run: the p99 gap of an empty paced loop at R (the same
-  ``Pacer``, nothing sent, for ``PACING_FLOOR_SECONDS``), i.e. the gaps this machine's
-  scheduler alone gives a Python thread at that moment, the floor under any sender's p99;
-  and the sending thread's CPU time per image (its spin-wait and the stream's setup
-  included), to set against the period 1/R. The peer: ALBA's eiger-simulator's send loop
-  (eiger-simulator 0.5.1, ``eigersim/acquisition.py`` and ``ZMQChannel`` in ``web.py``),
-  rebuilt here on the same pre-built messages and run at R into the same receiver, for
-  its loss and p99 gap in the same run.
+  rate measured in the same run), every other option at its default (``catch-up`` on a
+  slow writer with a 1 s lag budget, the default send queue), into a counting receiver:
+  goal no image lost, R reached within 0.5 %, p99 gap < 2.5 ms. ``max_lag_ms`` says how far
+  behind its slot the latest image went out (the catch-up at work). Each run's figures are
+  printed; run it several times for a range. Beside them, in the same run: the p99 gap of
+  an empty paced loop at R (the same ``Pacer``, nothing sent, for
+  ``PACING_FLOOR_SECONDS``), i.e. the gaps this machine's scheduler alone gives a Python
+  thread at that moment, the floor under any sender's p99; and the sending thread's CPU
+  time per image (its spin-wait and the stream's setup included), to set against the
+  period 1/R. The peer: ALBA's eiger-simulator's send loop (eiger-simulator 0.5.1,
+  ``eigersim/acquisition.py`` and ``ZMQChannel`` in ``web.py``), rebuilt here on the same
+  pre-built messages and run at R into the same receiver, for its loss, p99 gap, rate and
+  lag in the same run.
+* default against the old default (``-k old_default``): the same R, and in turn the default
+  settings, ``catch-up`` with a queue of 1000, the old default (``drop``, queue 1000) and the
+  peer, ``JFSIM_BENCH_STREAM_ROUNDS`` rounds (default 2), each round's figures printed.
 """
 
 from __future__ import annotations
@@ -329,7 +334,9 @@ def _peer_style_sender(
     deadline (no spin) and queues the pre-built message on an unbounded queue; a second
     thread sends it zero-copy with a 0.5 s send timeout (on a timeout eigersim flushes its
     queue: those images are counted as dropped). Returns the receiver's figures, the p99
-    gap between sends and the dropped count."""
+    gap between sends, the dropped count, the achieved send rate and, when nothing was
+    dropped, how far behind its deadline the latest image was sent (its queue has no bound,
+    so a slow receiver shows up as lag instead of loss)."""
     context = zmq.Context()
     socket = context.socket(zmq.PUSH)
     port = socket.bind_to_random_port("tcp://127.0.0.1")
@@ -345,7 +352,7 @@ def _peer_style_sender(
         while (frame := queued.get()) is not None:
             try:
                 socket.send(frame, copy=False)
-                send_times.append(time.perf_counter())
+                send_times.append(time.monotonic())
             except zmq.Again:
                 dropped[0] += 1
                 flushed, queued = queued, SimpleQueue()
@@ -369,9 +376,21 @@ def _peer_style_sender(
     result = _receiver_result(receiver)
     socket.close(linger=5000)
     context.term()
-    gaps_s = np.diff(send_times)
+    sent_at = np.array(send_times)
+    gaps_s = np.diff(sent_at)
     p99_ms = float(np.percentile(gaps_s, 99) * 1e3) if gaps_s.size else float("nan")
-    return {**result, "p99_gap_ms": p99_ms, "dropped": dropped[0]}
+    rate_hz = (sent_at.size - 1) / (sent_at[-1] - sent_at[0]) if sent_at.size > 1 else 0.0
+    max_lag_ms = float("nan")
+    if dropped[0] == 0 and sent_at.size == n_images:
+        deadlines = began + (np.arange(n_images) + 1) * period_s
+        max_lag_ms = float(np.max(sent_at - deadlines) * 1e3)
+    return {
+        **result,
+        "p99_gap_ms": p99_ms,
+        "dropped": dropped[0],
+        "rate_hz": rate_hz,
+        "max_lag_ms": max_lag_ms,
+    }
 
 
 def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
@@ -403,9 +422,12 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
             "peer_images_received": peer["images"],
             "peer_images_dropped": peer["dropped"],
             "peer_p99_gap_ms": peer["p99_gap_ms"],
+            "peer_rate_ratio": peer["rate_hz"] / rate_hz,
+            "peer_max_lag_ms": peer["max_lag_ms"],
             # setup included; the period at R is 1e6 / R µs
             "sender_thread_cpu_us_per_image": 1e6 * sender_cpu_s / n_images,
             "sends_that_waited": summary.sends_blocked,
+            "max_lag_ms": summary.max_lag_ms,
             "load_average_1min": os.getloadavg()[0],
         }
 
@@ -421,3 +443,68 @@ def test_paced_default_settings_lose_nothing(benchmark, jf4m_series):
         f"{json.dumps(figures)}"
     )
     assert figures["images_received"] + figures["images_dropped"] == figures["images"]
+
+
+#: The slow-writer settings compared in turn at the same R (the first is the default).
+POLICIES = {
+    "default": {},
+    "catch-up, queue 1000": {"sndhwm": 1000},
+    "old default (drop, queue 1000)": {"on_slow": OnSlow.DROP, "sndhwm": 1000},
+}
+
+
+def _contender_figures(
+    series: list[Message],
+    prebuilt: tuple[list[bytes], bytes, bytes],
+    name: str,
+    rate_hz: float,
+    n_images: int,
+) -> dict:
+    """Loss, rate ÷ R, p99 gap and max lag of one contender (a ``POLICIES`` name or "peer")."""
+    if name == "peer":
+        peer = _peer_style_sender(*prebuilt, rate_hz, n_images)
+        return {
+            "lost": peer["dropped"],
+            "rate_ratio": peer["rate_hz"] / rate_hz,
+            "p99_gap_ms": peer["p99_gap_ms"],
+            "max_lag_ms": peer["max_lag_ms"],
+        }
+    _result, summary = _streamer_run(
+        series, rate_hz=rate_hz, number_of_images=n_images, **POLICIES[name]
+    )
+    return {
+        "lost": summary.images_dropped,
+        "rate_ratio": summary.achieved_rate_hz / rate_hz,
+        "p99_gap_ms": summary.p99_gap_ms,
+        "max_lag_ms": summary.max_lag_ms,
+    }
+
+
+def test_paced_default_against_the_old_default_in_turn(benchmark, jf4m_series):
+    """The default-settings case again, with the settings it replaced and the peer streaming
+    the same images at the same R in turn, ``JFSIM_BENCH_STREAM_ROUNDS`` rounds (default 2):
+    loss, rate ÷ R, p99 gap and max lag of each, side by side in the same run. Each round
+    starts with the next contender (4 rounds: each leads once)."""
+    prebuilt = frames, start, end = _prebuilt_frames(jf4m_series)
+    rounds = int(os.environ.get("JFSIM_BENCH_STREAM_ROUNDS", "2"))
+
+    def measure() -> list[dict]:
+        results = []
+        for round_index in range(rounds):
+            plain = _plain_pyzmq_sender(frames, start, end, MAX_RATE_IMAGES)
+            rate_hz = min(PACED_RATE_HZ, 0.8 * (plain["images"] - 1) / plain["seconds"])
+            n_images = int(rate_hz * PACED_SECONDS)
+            row: dict = {"target_rate_hz": rate_hz, "images": n_images}
+            # each round starts with another contender, so none always follows the plain run
+            names = [*POLICIES, "peer"]
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                row[name] = _contender_figures(jf4m_series, prebuilt, name, rate_hz, n_images)
+            row["load_average_1min"] = os.getloadavg()[0]
+            print(f"\nsettings in turn at R for {PACED_SECONDS:g} s: {json.dumps(row)}")
+            results.append(row)
+        return results
+
+    results = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info["rounds"] = results
+    assert all(row[name]["rate_ratio"] > 0 for row in results for name in [*POLICIES, "peer"])

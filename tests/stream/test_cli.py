@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,8 @@ def test_no_writer_is_a_one_line_error_with_exit_status_2(recording, start_strea
         ("--rate", "0Hz", "must be > 0"),
         ("--start-timeout", "soon", "--start-timeout 'soon': not understood"),
         ("--sndhwm", "1", "sndhwm: must be in 2..16384"),
+        ("--max-lag", "soon", "--max-lag 'soon': not understood"),
+        ("--on-slow", "wait", "argument --on-slow: invalid choice: 'wait'"),
         ("--endpoint", "nowhere", "--endpoint nowhere: cannot bind"),
         ("--recording", "absent.cbors", "absent.cbors: no such file"),
         ("--recording", ".", "recording .: is a directory"),
@@ -132,7 +135,8 @@ def test_default_endpoint_is_loopback_and_bound_there(recording):
     args = build_parser().parse_args(["stream", "--recording", str(recording)])
     config = _config(args)
     assert config.endpoints == ("tcp://127.0.0.1:5500",)
-    assert config.sndhwm == 1000
+    assert config.sndhwm == 250
+    assert config.on_slow.value == "catch-up" and config.max_lag_s == 1.0
     free = Streamer(
         type(config)(endpoints=("tcp://127.0.0.1:*",), number_of_images=1), _source(args, None)
     )
@@ -141,3 +145,54 @@ def test_default_endpoint_is_loopback_and_bound_there(recording):
         assert bound.startswith("tcp://127.0.0.1:")
     finally:
         free.close()
+
+
+def test_max_lag_is_refused_with_a_policy_that_never_sends_late(recording, capsys):
+    arguments = ["stream", "--recording", str(recording), "--on-slow", "drop", "--max-lag", "2s"]
+    assert main(arguments) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("jfsim stream: error: --max-lag: only with --on-slow catch-up")
+
+
+def test_help_teaches_the_slow_writer_policies(capsys):
+    assert main(["stream", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--max-lag DURATION" in text
+    assert "catch-up (default) waits for room" in text
+    assert "only an image more than --max-lag (1s) behind its slot is dropped" in text
+
+
+@pytest.fixture
+def large_recording(tmp_path, make_synthetic_messages):
+    """Four 512 x 512 images (~100 kB messages): a few dozen fill the sockets' buffers."""
+    path = tmp_path / "large.cbors"
+    with RecordingWriter(path) as writer:
+        for message in make_synthetic_messages(4, shape=(512, 512)):
+            writer.write(message)
+    return path
+
+
+def test_a_writer_stalled_beyond_max_lag_gives_exit_1_counts_and_advice(
+    large_recording, start_streamer, connect
+):
+    streamer = start_streamer(
+        "--start-timeout", "120s", "--recording", str(large_recording), "--rate", "1kHz",
+        "--images", "1500", "--sndhwm", "2", "--max-lag", "100ms", "--json",
+    )  # fmt: skip
+    receiver = connect(streamer.endpoints[0], rcvhwm=2, rcvbuf_bytes=65536)
+    assert receiver.receive(timeout_s=120.0)[:3] == b"\xd9\xd9\xf7"  # start
+    receiver.receive(timeout_s=60.0)
+    time.sleep(0.8)  # the writer stalls: the behaviour under test
+    messages = receiver.receive_series(timeout_s=60.0)
+    code, stdout, stderr = streamer.finish(PROCESS_TIMEOUT_S)
+
+    assert code == 1, stderr
+    summary = json.loads(stdout)
+    assert summary["images_dropped"] > 0
+    assert summary["images_sent"] + summary["images_dropped"] == 1500
+    assert summary["max_lag_ms"] <= 100.0 + 400.0  # the budget, and scheduling slack
+    assert messages[-1]["images_collected"] == 1500
+    advice = stderr.strip().splitlines()[-1]
+    assert advice.startswith(f"stream: {summary['images_dropped']} of 1500 images dropped")
+    assert "more than --max-lag 0.1 s behind the schedule" in advice
+    assert "raise --max-lag or --sndhwm" in advice

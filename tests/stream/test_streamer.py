@@ -132,13 +132,18 @@ def test_start_waits_for_a_writer_that_connects_late(synthetic_source, start_str
     assert stream.result().images_sent == 2
 
 
-def test_vanished_writer_with_drop_counts_drops_and_finishes(
-    synthetic_source, start_stream, connect, stream_v2_check
+@pytest.mark.parametrize("on_slow", [OnSlow.DROP, OnSlow.CATCH_UP])
+def test_vanished_writer_with_drop_or_catch_up_counts_drops_and_finishes(
+    synthetic_source, start_stream, connect, stream_v2_check, on_slow
 ):
+    """With catch-up every later image waits out its 0.1 s budget and is dropped, so the
+    stream ends about that late, not one send timeout per image."""
     stream, (endpoint,) = start_stream(
         synthetic_source(2),
         number_of_images=2000,
         rate_hz=2000.0,
+        on_slow=on_slow,
+        max_lag_s=0.1,
         sndhwm=4,
         send_timeout_s=0.2,
         end_timeout_s=0.3,
@@ -205,6 +210,7 @@ def test_slow_writer_with_drop_loses_images_but_not_the_schedule(
         synthetic_source(3, shape=(512, 512)),
         number_of_images=200,
         rate_hz=2000.0,
+        on_slow=OnSlow.DROP,
         sndhwm=2,
         progress_interval_s=0.0,
         end_timeout_s=30.0,
