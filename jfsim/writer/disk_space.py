@@ -56,12 +56,18 @@ class DiskReservation:
 
     def __init__(self, descriptor: int, *, step_bytes: int = RESERVE_STEP_BYTES) -> None:
         """``descriptor``: an open descriptor of the file (duplicated here, not taken)."""
-        self._descriptor: int | None = os.dup(descriptor)
         self._step_bytes = step_bytes
-        self._planned = os.fstat(self._descriptor).st_size  # where the next bytes land
-        self._reserved = self._planned  # blocks reserved up to here
         self._release_needed = False  # whether any block was reserved past the end
         self._function = _fallocate()
+        self._descriptor: int | None = None
+        self._planned = self._reserved = 0
+        try:
+            self._descriptor = os.dup(descriptor)
+            self._planned = os.fstat(self._descriptor).st_size  # where the next bytes land
+        except OSError as error:  # out of descriptors, say: the file is written without
+            log.debug("no blocks reserved ahead (%s): writing without", error)
+            self.release()
+        self._reserved = self._planned  # blocks reserved up to here
 
     @property
     def reserving(self) -> bool:
@@ -78,6 +84,7 @@ class DiskReservation:
             error = ctypes.get_errno()
             log.debug("no blocks reserved ahead (%s): writing without", os.strerror(error))
             self._function = None
+            self._release_needed = True  # a refused request may have reserved a part
             return
         self._reserved += length
         self._release_needed = True

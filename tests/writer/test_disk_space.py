@@ -63,6 +63,13 @@ def test_release_after_the_writer_closed_its_descriptor_keeps_the_file(tmp_path)
     assert path.read_bytes() == b"0123456789"
 
 
+def test_a_descriptor_that_cannot_be_duplicated_means_no_reservation_and_no_error():
+    reservation = DiskReservation(-1)  # EBADF, as an exhausted descriptor table gives EMFILE
+    assert not reservation.reserving
+    reservation.ahead_of(1 << 20)
+    reservation.release()
+
+
 @pytest.mark.parametrize("file_format", ["legacy", "integrated"])
 def test_written_files_hold_no_reserved_blocks_past_their_end(tmp_path, file_format):
     series = make_series(tiny_experiment(file_format=file_format))
