@@ -12,7 +12,9 @@ copied first.
 The thread is started once per process and serves every writer; starting one per series
 costs milliseconds on a loaded machine, right when the first images arrive. Each writer
 counts its chunks in flight per dataset, so a data file can wait for its own chunks
-(``drain(dataset)``) while the next file's keep being written.
+(``drain(dataset)``) while the next file's keep being written, and in all: with
+``MAX_PENDING`` in flight ``submit`` waits until only ``RESUME_PENDING`` are left, so the
+two threads hand over once per 16 chunks rather than once per image.
 
 Two engines with one contract (``submit`` then ``drain``):
 
