@@ -525,10 +525,10 @@ class SeriesWriter:
         elif self.images_collected is not None and self.images_collected < self.plan.n_images:
             self._end_at_last_received_file(self.images_collected)
         master = h5py.File(tmp_path, "w", libver=self.libver)
-        # the mask and the legacy copies are most of its bytes: blocks reserved for them
-        self._master_disk = DiskReservation(master.id.get_vfd_handle())
-        self._master_disk.ahead_of(self._master_bytes())
         try:
+            # the mask and the legacy copies are most of its bytes: blocks reserved for them
+            self._master_disk = DiskReservation(master.id.get_vfd_handle())
+            self._master_disk.ahead_of(self._master_bytes())
             master.attrs["file_name"] = master_path.name
             self._write_master_content(master, end_fields, state)
         except BaseException:
