@@ -17,6 +17,7 @@ import hdf5plugin
 import numpy as np
 
 from jfsim.writer.chunks import ChunkWriter
+from jfsim.writer.disk_space import DiskReservation
 from jfsim.writer.h5tree import H5Tree
 from jfsim.writer.per_image import AnalysisBuffer
 from jfsim.writer.safety import commit_file, temporary_path
@@ -87,6 +88,8 @@ class ImageFile:
             image_nr_high=np.int64(first_image_id + n_images),
         )
         tree.write(self.h5)
+        # blocks reserved ahead of the chunks: appending page by page costs the writes more
+        self._disk = DiskReservation(self.h5.id.get_vfd_handle())
         self.images = self.h5["entry/data/data"]
         # bound once: an h5py attribute chain per image costs more than the Python around it
         self._write_chunk = self.images.id.write_direct_chunk
@@ -114,6 +117,7 @@ class ImageFile:
         file is closed). Returns the problems found in the analysis fields (the frame
         itself is written regardless).
         """
+        self._disk.ahead_of(payload.nbytes if isinstance(payload, memoryview) else len(payload))
         if self._chunks is not None:
             self._chunks.submit(self.images, position, payload)
         else:
@@ -140,7 +144,10 @@ class ImageFile:
             before_close(self)
         if self._chunks is not None:
             self._chunks.drain(self.images)
-        self.h5.close()
+        try:
+            self.h5.close()
+        finally:
+            self._disk.release()
         self._closed = True
         commit_file(self.tmp_path, self.final_path, overwrite=overwrite)
         return self.final_path
@@ -153,5 +160,8 @@ class ImageFile:
                     self._chunks.drain(self.images)  # nothing may write into a closed file
                 except OSError:
                     pass  # the file is abandoned anyway
-            self.h5.close()
+            try:
+                self.h5.close()
+            finally:
+                self._disk.release()
             self._closed = True

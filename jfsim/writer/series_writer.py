@@ -22,11 +22,12 @@ import numpy as np
 from jfsim.protocol import Compression, Message, PixelArray, ProtocolError, bslz4
 from jfsim.writer.chunks import ChunkWriter
 from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile
+from jfsim.writer.disk_space import DiskReservation
 from jfsim.writer.errors import WriterError
 from jfsim.writer.layout import DataFileRecord, link_data_files, link_detector_data
 from jfsim.writer.mask import PixelMask
 from jfsim.writer.nxmx import write_calibration, write_nxmx_metadata
-from jfsim.writer.plan import FileFormat, SeriesPlan
+from jfsim.writer.plan import IMAGE_ROW_BYTES, SPOT_SLOT_BYTES, FileFormat, SeriesPlan
 from jfsim.writer.received import ReceivedImages, format_ranges
 from jfsim.writer.safety import (
     commit_file,
@@ -194,6 +195,7 @@ class SeriesWriter:
         self._open: dict[int, ImageFile] = {}
         self._complete: list[int] = []  # open data files holding all their images, in order
         self._integrated: ImageFile | None = None
+        self._master_disk: DiskReservation | None = None  # blocks reserved for the master
         self._calibration: dict[str, PixelArray] = {}
         self._pixel_mask = PixelMask(start.get("pixel_mask"), self.plan.image_shape)
         self._chunks = ChunkWriter(chunk_engine)
@@ -495,14 +497,12 @@ class SeriesWriter:
         try:
             self._close_open_data_files()
             if self.received.count != received_before:
-                self._pixel_mask.wait()
-                master.close()
+                self._close_master(master)
                 master = self._begin_master(tmp_path, master_path, end_fields, state)
             link_data_files(master, self.plan, list(self._all_records().values()))
             self._finish_mask()
         finally:
-            self._pixel_mask.wait()  # no thread may write once the file is closed
-            master.close()
+            self._close_master(master)
         commit_file(tmp_path, master_path, overwrite=self.overwrite)
         self.closed_files.insert(0, str(master_path.relative_to(self.root_dir)))
 
@@ -526,13 +526,34 @@ class SeriesWriter:
             self._end_at_last_received_file(self.images_collected)
         master = h5py.File(tmp_path, "w", libver=self.libver)
         try:
+            # the mask and the legacy copies are most of its bytes: blocks reserved for them
+            self._master_disk = DiskReservation(master.id.get_vfd_handle())
+            self._master_disk.ahead_of(self._master_bytes())
             master.attrs["file_name"] = master_path.name
             self._write_master_content(master, end_fields, state)
         except BaseException:
-            self._pixel_mask.wait()
-            master.close()
+            self._close_master(master)
             raise
         return master
+
+    def _master_bytes(self) -> int:
+        """About the size of the master: the pixel mask, and a legacy master's copies of
+        the per-image arrays."""
+        height, width = self.plan.image_shape
+        copies = 0
+        if self._keeps_analysis:
+            copies = self.plan.n_images * (self.plan.max_spots * SPOT_SLOT_BYTES + IMAGE_ROW_BYTES)
+        return height * width * 4 + copies
+
+    def _close_master(self, master: h5py.File) -> None:
+        """Close the master once no thread writes into it, and give back spare blocks."""
+        self._pixel_mask.wait()
+        try:
+            master.close()
+        finally:
+            if self._master_disk is not None:
+                self._master_disk.release()
+                self._master_disk = None
 
     def _all_records(self) -> dict[int, DataFileRecord]:
         """Every data file of the plan: those written here, and the others as remote."""

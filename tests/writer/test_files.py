@@ -528,3 +528,22 @@ def test_a_data_file_lost_at_the_end_is_not_claimed_by_the_master(tmp_path):
         specific = h5["entry/instrument/detector/detectorSpecific"]
         assert specific["nimages_written"][()] == 6
         assert specific["image_received"][()].tolist() == [1] * 6 + [0, 0]
+
+
+def test_more_images_than_the_chunk_thread_holds_are_all_written(tmp_path):
+    """Past MAX_PENDING chunks in flight the writer waits until RESUME_PENDING are left:
+    every image of a series several times longer arrives, in every data file."""
+    from jfsim.writer.chunks import MAX_PENDING, probe
+
+    if probe() is not None:
+        pytest.skip(f"chunk engine 'thread' unavailable here: {probe()}")
+    n_images = 3 * MAX_PENDING + 5
+    series = make_series(
+        tiny_experiment(file_format="vds", number_of_images=n_images, images_per_file=40),
+        extras=False,
+    )
+    writer = write_series(tmp_path, series, chunk_engine="thread")
+    summary = writer.finish(series.end, SeriesState.COMPLETED)
+    assert summary.images_written == n_images
+    assert len(summary.files) == 1 + 3  # the master and three data files
+    assert np.array_equal(read_all_images(tmp_path / "run/tiny_master.h5"), np.stack(series.pixels))
