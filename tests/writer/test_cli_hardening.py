@@ -68,9 +68,7 @@ def test_stream_reports_a_busy_endpoint_before_rendering(busy_port):
     ]
 
 
-def test_hostile_starts_are_refused_and_the_service_writes_the_next_series(
-    tmp_path, sender
-):
+def test_hostile_starts_are_refused_and_the_service_writes_the_next_series(tmp_path, sender):
     """The issue's start messages, in one writer process: each is refused with one log line
     naming its field (no traceback, no file), and a good series after them is written."""
     hostile = {
