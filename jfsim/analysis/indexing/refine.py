@@ -15,6 +15,11 @@ Least squares (``scipy.optimize.least_squares``) of observed against predicted s
 * a second round drops spots whose residual exceeds :data:`OUTLIER_SIGMA` times the
   spread and starts again from the first round's solution.
 
+The Jacobian is analytic (:meth:`_Model.jacobian`): finite differences cost one residual
+evaluation per parameter and step, and made refinement the dearest step of a still's
+analysis. Rotations use the left Jacobian of SO(3); only B(cell), a 3×3 matrix from gemmi,
+is differentiated numerically (central differences, exact to ~1e-10).
+
 UB = R(ω)·U₀·B(cell), with B gemmi's (:func:`jfsim.geometry.b_matrix`) and U₀ the nearest
 rotation to UB₀·B₀⁻¹: the lattice keeps its setting.
 """
@@ -30,7 +35,7 @@ import numpy.typing as npt
 
 from jfsim.analysis.geometry import RunGeometry
 from jfsim.analysis.indexing.lattice import Lattice
-from jfsim.analysis.indexing.reciprocal import scattering_vectors
+from jfsim.analysis.indexing.reciprocal import pixel_steps_mm, scattering_vectors
 from jfsim.geometry import b_matrix, rotation_matrix
 
 __all__ = ["REFINEMENTS", "Observations", "Refined", "refine_lattice"]
@@ -125,6 +130,36 @@ def _small_rotation(omega: FloatArray) -> FloatArray:
     return np.asarray(rotation_matrix((float(axis[0]), float(axis[1]), float(axis[2])), angle))
 
 
+def _skew(v: FloatArray) -> FloatArray:
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+def _left_jacobian(omega: FloatArray) -> FloatArray:
+    """J with exp([ω + δ]×) = exp([J·δ]×)·exp([ω]×) to first order (SO(3)'s left Jacobian)."""
+    angle = float(np.linalg.norm(omega))
+    k = _skew(omega)
+    if angle < 1e-6:
+        return np.asarray(np.eye(3) + 0.5 * k + (k @ k) / 6.0)
+    return np.asarray(
+        np.eye(3)
+        + (1.0 - math.cos(angle)) / angle**2 * k
+        + (angle - math.sin(angle)) / angle**3 * (k @ k)
+    )
+
+
+def _b_derivatives(bravais: str, free: FloatArray) -> list[FloatArray]:
+    """∂B/∂(each free cell parameter), by central differences of gemmi's B."""
+    derivatives = []
+    for j in range(free.size):
+        step = 1e-5 * max(1.0, abs(float(free[j])))
+        up, down = free.copy(), free.copy()
+        up[j] += step
+        down[j] -= step
+        difference = b_matrix(_full_cell(bravais, up)) - b_matrix(_full_cell(bravais, down))
+        derivatives.append(np.asarray(difference / (2.0 * step)))
+    return derivatives
+
+
 class _Model:
     """Parameters → residuals for one refinement."""
 
@@ -196,6 +231,60 @@ class _Model:
         direction, excitation = self.raw_residuals(p)
         return np.concatenate([direction.ravel() / self.scale[0], excitation / self.scale[1]])
 
+    def jacobian(self, p: FloatArray) -> FloatArray:
+        """∂ :meth:`residuals` / ∂p (rows as :meth:`residuals`, one column per parameter).
+
+        With s1 = Q·R(ω)·U₀·B·h + s0 and û = s1/|s1|: dû = (I − ûûᵀ)·ds1/|s1| and
+        d|s1| = û·ds1; d(R·v) = (J_l·dω) × R·v; the beam shift moves the observed
+        direction through its pixel's lab position (:func:`pixel_steps_mm`).
+        """
+        obs = self.observations
+        rotation = _small_rotation(p[:3])
+        jl = _left_jacobian(p[:3])
+        _ub, cell, beam = self.unpack(p)
+        turned = obs.hkl @ (rotation @ self.u0 @ b_matrix(_full_cell(self.bravais, cell))).T
+        columns = [np.cross(jl[:, k], turned) for k in range(3)]
+        if self.mode == "beam_and_lattice":
+            turned_u0 = rotation @ self.u0
+            columns += [obs.hkl @ (turned_u0 @ d).T for d in _b_derivatives(self.bravais, cell)]
+        ds1 = np.stack(columns, axis=-1)  # (n, 3, lattice parameters)
+        r = turned
+        if obs.rotations is not None:
+            ds1 = np.einsum("nij,njp->nip", obs.rotations, ds1)
+            r = np.einsum("nij,nj->ni", obs.rotations, r)
+        s1 = r + self.s0
+        length = np.linalg.norm(s1, axis=1)
+        predicted = s1 / length[:, None]
+        along = np.einsum("ni,nip->np", predicted, ds1)
+        d_direction = -(ds1 - predicted[:, :, None] * along[:, None, :]) / length[:, None, None]
+        d_excitation = along / self.s0[2]
+        if self.mode == "beam_and_lattice":
+            d_direction = np.concatenate([d_direction, self._beam_columns(beam)], axis=2)
+            d_excitation = np.concatenate([d_excitation, np.zeros((length.size, 2))], axis=1)
+        n_parameters = d_direction.shape[2]
+        return np.concatenate(
+            [
+                d_direction.reshape(-1, n_parameters) / self.scale[0],
+                d_excitation / self.scale[1],
+            ]
+        )
+
+    def _beam_columns(self, beam: FloatArray) -> FloatArray:
+        """∂(observed direction)/∂(beam shift x, y), ``(n, 3, 2)``: shifting the beam by +1
+        pixel moves every spot's lab position by −1 pixel step."""
+        obs = self.observations
+        shifted_x = obs.x_index - beam[0]
+        shifted_y = obs.y_index - beam[1]
+        lab = self.geometry.lab_mm_at(shifted_x, shifted_y)
+        length = np.linalg.norm(lab, axis=1)
+        unit = lab / length[:, None]
+        columns = []
+        for step in pixel_steps_mm(self.geometry, shifted_x, shifted_y):
+            d_lab = -step
+            along = np.sum(unit * d_lab, axis=1)
+            columns.append((d_lab - unit * along[:, None]) / length[:, None])
+        return np.stack(columns, axis=-1)
+
 
 def _spread(direction: FloatArray, excitation: FloatArray) -> FloatArray:
     return np.array(
@@ -209,7 +298,7 @@ def _spread(direction: FloatArray, excitation: FloatArray) -> FloatArray:
 def _solve(model: _Model, start: FloatArray) -> Any:
     from scipy.optimize import least_squares  # deferred: scipy is slow to import
 
-    return least_squares(model.residuals, start, method="lm", x_scale="jac")
+    return least_squares(model.residuals, start, jac=model.jacobian, method="lm", x_scale="jac")
 
 
 def refine_lattice(
