@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from jfsim.analysis.geometry import RunGeometry
 from jfsim.analysis.indexing.lattice import Lattice
-from jfsim.analysis.indexing.reciprocal import pixel_steps_mm, scattering_vectors
+from jfsim.analysis.indexing.reciprocal import pixel_steps_mm
 from jfsim.geometry import b_matrix, rotation_matrix
 
 __all__ = ["REFINEMENTS", "Observations", "Refined", "refine_lattice"]
@@ -48,6 +47,13 @@ REFINEMENTS = ("none", "orientation", "beam_and_lattice")
 OUTLIER_SIGMA = 4.0
 #: Fewest spots a refinement needs (two per parameter and some).
 MIN_SPOTS = 12
+#: Levenberg–Marquardt: relative change of the sum of squares (or of every parameter)
+#: below which a refinement has converged; damping bounds and start; iteration cap.
+_RELATIVE_TOLERANCE = 1e-12
+_INITIAL_DAMPING = 1e-3
+_MIN_DAMPING = 1e-9
+_MAX_DAMPING = 1e9
+_MAX_ITERATIONS = 100
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,6 @@ class _Model:
     ) -> None:
         self.bravais = lattice.bravais
         self.observations = observations
-        self.geometry = geometry
         self.mode = mode
         free = _free_cell(lattice.bravais, lattice.cell)
         b0 = b_matrix(_full_cell(lattice.bravais, np.asarray(free)))
@@ -182,9 +187,13 @@ class _Model:
         self.beam0 = np.asarray(beam_shift_pxl, dtype=np.float64)
         self.s0 = np.array([0.0, 0.0, 1.0 / geometry.wavelength_A])
         self.scale = np.ones(2)
-        self.fixed_u_obs: FloatArray | None = None
-        if mode != "beam_and_lattice":
-            self.fixed_u_obs = self._observed_directions(self.beam0)
+        # The spots' lab positions at the starting beam centre and their pixel steps: a
+        # module is flat, so a beam shift moves a position along them (no module lookup
+        # per evaluation).
+        shifted_x = observations.x_index - self.beam0[0]
+        shifted_y = observations.y_index - self.beam0[1]
+        self.lab0_mm = geometry.lab_mm_at(shifted_x, shifted_y)
+        self.steps_mm = np.stack(pixel_steps_mm(geometry, shifted_x, shifted_y), axis=-1)
 
     @property
     def n_parameters(self) -> int:
@@ -205,26 +214,27 @@ class _Model:
         ub = _small_rotation(p[:3]) @ self.u0 @ b_matrix(_full_cell(self.bravais, cell))
         return ub, cell, beam
 
-    def _observed_directions(self, beam: FloatArray) -> FloatArray:
-        obs = self.observations
-        r = scattering_vectors(
-            self.geometry, obs.x_index, obs.y_index, beam_shift_pxl=(beam[0], beam[1])
-        )
-        s1 = r + self.s0
-        return np.asarray(s1 / np.linalg.norm(s1, axis=1, keepdims=True))
+    def _observed(self, beam: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(unit directions ``(n, 3)``, distances mm) of the spots with beam shift ``beam``:
+        moving the beam by +1 pixel moves every spot by −1 pixel step."""
+        lab = self.lab0_mm - self.steps_mm @ (beam - self.beam0)
+        length = np.sqrt(np.einsum("ni,ni->n", lab, lab))
+        return lab / length[:, None], length
 
-    def raw_residuals(self, p: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """(direction differences ``(n, 3)``, relative excitation errors ``(n,)``)."""
-        ub, _cell, beam = self.unpack(p)
-        observed = (
-            self.fixed_u_obs if self.fixed_u_obs is not None else self._observed_directions(beam)
-        )
+    def _predicted(self, ub: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(unit directions of s1 = Q·UB·h + s0 ``(n, 3)``, |s1|)."""
         r = self.observations.hkl @ ub.T
         if self.observations.rotations is not None:
             r = np.einsum("nij,nj->ni", self.observations.rotations, r)
         s1 = r + self.s0
-        length = np.linalg.norm(s1, axis=1)
-        predicted = s1 / length[:, None]
+        length = np.sqrt(np.einsum("ni,ni->n", s1, s1))
+        return s1 / length[:, None], length
+
+    def raw_residuals(self, p: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(direction differences ``(n, 3)``, relative excitation errors ``(n,)``)."""
+        ub, _cell, beam = self.unpack(p)
+        observed, _distance = self._observed(beam)
+        predicted, length = self._predicted(ub)
         return observed - predicted, (length - self.s0[2]) / self.s0[2]
 
     def residuals(self, p: FloatArray) -> FloatArray:
@@ -235,31 +245,35 @@ class _Model:
         """∂ :meth:`residuals` / ∂p (rows as :meth:`residuals`, one column per parameter).
 
         With s1 = Q·R(ω)·U₀·B·h + s0 and û = s1/|s1|: dû = (I − ûûᵀ)·ds1/|s1| and
-        d|s1| = û·ds1; d(R·v) = (J_l·dω) × R·v; the beam shift moves the observed
-        direction through its pixel's lab position (:func:`pixel_steps_mm`).
+        d|s1| = û·ds1; d(R·v) = (J_l·dω) × R·v = [J_l·e_k]×·R·U₀·B·h for dω = e_k; the
+        beam shift moves the observed direction along its pixel steps.
         """
         obs = self.observations
         rotation = _small_rotation(p[:3])
         jl = _left_jacobian(p[:3])
-        _ub, cell, beam = self.unpack(p)
-        turned = obs.hkl @ (rotation @ self.u0 @ b_matrix(_full_cell(self.bravais, cell))).T
-        columns = [np.cross(jl[:, k], turned) for k in range(3)]
+        ub, cell, beam = self.unpack(p)
+        matrices = [_skew(jl[:, k]) @ ub for k in range(3)]
         if self.mode == "beam_and_lattice":
             turned_u0 = rotation @ self.u0
-            columns += [obs.hkl @ (turned_u0 @ d).T for d in _b_derivatives(self.bravais, cell)]
-        ds1 = np.stack(columns, axis=-1)  # (n, 3, lattice parameters)
-        r = turned
+            matrices += [turned_u0 @ d for d in _b_derivatives(self.bravais, cell)]
+        n_lattice = len(matrices)
+        # ds1[n, i, q] = Σ_j M_q[i, j]·h[n, j], as one product
+        stacked = np.concatenate([m.T for m in matrices], axis=1)  # (3, 3·q)
+        ds1 = (obs.hkl @ stacked).reshape(-1, n_lattice, 3).transpose(0, 2, 1)
         if obs.rotations is not None:
-            ds1 = np.einsum("nij,njp->nip", obs.rotations, ds1)
-            r = np.einsum("nij,nj->ni", obs.rotations, r)
-        s1 = r + self.s0
-        length = np.linalg.norm(s1, axis=1)
-        predicted = s1 / length[:, None]
-        along = np.einsum("ni,nip->np", predicted, ds1)
+            ds1 = np.einsum("nij,njq->niq", obs.rotations, ds1)
+        predicted, length = self._predicted(ub)
+        along = np.einsum("ni,niq->nq", predicted, ds1)
         d_direction = -(ds1 - predicted[:, :, None] * along[:, None, :]) / length[:, None, None]
         d_excitation = along / self.s0[2]
         if self.mode == "beam_and_lattice":
-            d_direction = np.concatenate([d_direction, self._beam_columns(beam)], axis=2)
+            observed, distance = self._observed(beam)
+            d_lab = -self.steps_mm  # (n, 3, 2)
+            along_lab = np.einsum("ni,nib->nb", observed, d_lab)
+            d_observed = (d_lab - observed[:, :, None] * along_lab[:, None, :]) / distance[
+                :, None, None
+            ]
+            d_direction = np.concatenate([d_direction, d_observed], axis=2)
             d_excitation = np.concatenate([d_excitation, np.zeros((length.size, 2))], axis=1)
         n_parameters = d_direction.shape[2]
         return np.concatenate(
@@ -268,22 +282,6 @@ class _Model:
                 d_excitation / self.scale[1],
             ]
         )
-
-    def _beam_columns(self, beam: FloatArray) -> FloatArray:
-        """∂(observed direction)/∂(beam shift x, y), ``(n, 3, 2)``: shifting the beam by +1
-        pixel moves every spot's lab position by −1 pixel step."""
-        obs = self.observations
-        shifted_x = obs.x_index - beam[0]
-        shifted_y = obs.y_index - beam[1]
-        lab = self.geometry.lab_mm_at(shifted_x, shifted_y)
-        length = np.linalg.norm(lab, axis=1)
-        unit = lab / length[:, None]
-        columns = []
-        for step in pixel_steps_mm(self.geometry, shifted_x, shifted_y):
-            d_lab = -step
-            along = np.sum(unit * d_lab, axis=1)
-            columns.append((d_lab - unit * along[:, None]) / length[:, None])
-        return np.stack(columns, axis=-1)
 
 
 def _spread(direction: FloatArray, excitation: FloatArray) -> FloatArray:
@@ -295,10 +293,44 @@ def _spread(direction: FloatArray, excitation: FloatArray) -> FloatArray:
     )
 
 
-def _solve(model: _Model, start: FloatArray) -> Any:
-    from scipy.optimize import least_squares  # deferred: scipy is slow to import
-
-    return least_squares(model.residuals, start, jac=model.jacobian, method="lm", x_scale="jac")
+def _solve(model: _Model, start: FloatArray) -> FloatArray:
+    """Levenberg–Marquardt from ``start``, with Marquardt's scaling (the damping is
+    relative to each parameter's curvature, so ω in radians, cells in Å and beam shifts in
+    pixels need no scales of their own). Written out rather than scipy's: a refinement of
+    a still is 7 parameters and a few hundred spots, for which scipy's set-up cost more
+    than the solve. Converged when a step would change no parameter by more than
+    :data:`_RELATIVE_TOLERANCE` of its scale, or changes the sum of squares by less than
+    that fraction of it (at the minimum, rounding decides the sign of the change)."""
+    parameters = np.array(start, dtype=np.float64)
+    residuals = model.residuals(parameters)
+    cost = float(residuals @ residuals)
+    jacobian = model.jacobian(parameters)
+    damping = _INITIAL_DAMPING
+    for _iteration in range(_MAX_ITERATIONS):
+        normal = jacobian.T @ jacobian
+        gradient = jacobian.T @ residuals
+        scale = np.sqrt(np.maximum(np.diag(normal), 1e-300))
+        try:
+            step = np.linalg.solve(normal + np.diag(damping * scale**2), -gradient)
+        except np.linalg.LinAlgError:
+            break
+        if np.all(np.abs(step) <= _RELATIVE_TOLERANCE * (np.abs(parameters) + 1.0 / scale)):
+            break
+        trial = parameters + step
+        trial_residuals = model.residuals(trial)
+        trial_cost = float(trial_residuals @ trial_residuals)
+        change = trial_cost - cost
+        if not math.isfinite(trial_cost) or change > _RELATIVE_TOLERANCE * cost:
+            damping *= 10.0  # worse: a shorter step, nearer the gradient
+            if damping > _MAX_DAMPING:
+                break
+            continue
+        parameters, residuals, cost = trial, trial_residuals, trial_cost
+        if -change <= _RELATIVE_TOLERANCE * cost:
+            break
+        jacobian = model.jacobian(parameters)
+        damping = max(damping / 10.0, _MIN_DAMPING)
+    return parameters
 
 
 def refine_lattice(
@@ -317,7 +349,7 @@ def refine_lattice(
     model = _Model(lattice, observations, geometry, mode, beam_shift_pxl)
     parameters = model.start()
     model.scale = _spread(*model.raw_residuals(parameters))
-    parameters = _solve(model, parameters).x
+    parameters = _solve(model, parameters)
     direction, excitation = model.raw_residuals(parameters)
     spread = _spread(direction, excitation)
     keep = (np.linalg.norm(direction, axis=1) < OUTLIER_SIGMA * math.sqrt(3) * spread[0]) & (
@@ -326,7 +358,7 @@ def refine_lattice(
     if MIN_SPOTS <= keep.sum() < keep.size:
         model = _Model(lattice, observations.subset(keep), geometry, mode, beam_shift_pxl)
         model.scale = spread
-        parameters = _solve(model, parameters).x
+        parameters = _solve(model, parameters)
     ub, _cell, beam = model.unpack(parameters)
     refined = Lattice(np.asarray(np.linalg.inv(ub), dtype=np.float64), lattice.bravais)
     return Refined(refined, (float(beam[0]), float(beam[1])))
