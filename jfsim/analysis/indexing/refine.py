@@ -1,6 +1,6 @@
 """Refinement of an indexed lattice against the observed spots (``-r``, analysis.md §3).
 
-Least squares (``scipy.optimize.least_squares``) of observed against predicted spots:
+Least squares (Levenberg–Marquardt, :func:`_solve`) of observed against predicted spots:
 
 * a spot's observed direction ŝ1 comes from its position (with the beam-centre
   correction); the reflection h predicts the ray through s0 + Q·UB·h, Q the goniometer
@@ -15,10 +15,14 @@ Least squares (``scipy.optimize.least_squares``) of observed against predicted s
 * a second round drops spots whose residual exceeds :data:`OUTLIER_SIGMA` times the
   spread and starts again from the first round's solution.
 
-The Jacobian is analytic (:meth:`_Model.jacobian`): finite differences cost one residual
-evaluation per parameter and step, and made refinement the dearest step of a still's
-analysis. Rotations use the left Jacobian of SO(3); only B(cell), a 3×3 matrix from gemmi,
-is differentiated numerically (central differences, exact to ~1e-10).
+Why it is written out: scipy's least squares with a finite-difference Jacobian made
+refinement the dearest step of a still's analysis (one residual evaluation per parameter
+and step, and set-up costs larger than the solve of 7 parameters over a few hundred
+spots). The Jacobian is analytic: rotations through the left Jacobian of SO(3), the beam
+centre through each spot's pixel steps; only B(cell), a 3×3 matrix from gemmi, is
+differentiated numerically (central differences, exact to ~1e-10). Residuals and
+Jacobian rows come from one compiled loop over the spots (:func:`_residual_rows`), which
+also leaves the interpreter lock to other threads (``-N``).
 
 UB = R(ω)·U₀·B(cell), with B gemmi's (:func:`jfsim.geometry.b_matrix`) and U₀ the nearest
 rotation to UB₀·B₀⁻¹: the lattice keeps its setting.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -214,74 +219,141 @@ class _Model:
         ub = _small_rotation(p[:3]) @ self.u0 @ b_matrix(_full_cell(self.bravais, cell))
         return ub, cell, beam
 
-    def _observed(self, beam: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """(unit directions ``(n, 3)``, distances mm) of the spots with beam shift ``beam``:
-        moving the beam by +1 pixel moves every spot by −1 pixel step."""
-        lab = self.lab0_mm - self.steps_mm @ (beam - self.beam0)
-        length = np.sqrt(np.einsum("ni,ni->n", lab, lab))
-        return lab / length[:, None], length
-
-    def _predicted(self, ub: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """(unit directions of s1 = Q·UB·h + s0 ``(n, 3)``, |s1|)."""
-        r = self.observations.hkl @ ub.T
-        if self.observations.rotations is not None:
-            r = np.einsum("nij,nj->ni", self.observations.rotations, r)
-        s1 = r + self.s0
-        length = np.sqrt(np.einsum("ni,ni->n", s1, s1))
-        return s1 / length[:, None], length
+    def _evaluate(
+        self, p: FloatArray, scale: FloatArray, *, jacobian: bool
+    ) -> tuple[FloatArray, FloatArray]:
+        """(residuals ``(4n,)`` divided by ``scale``, their Jacobian ``(4n, parameters)``
+        or an empty array) at ``p``, computed by :func:`_residual_rows`."""
+        obs = self.observations
+        ub, cell, beam = self.unpack(p)
+        if jacobian:
+            jl = _left_jacobian(p[:3])
+            matrices = [_skew(jl[:, k]) @ ub for k in range(3)]
+            if self.mode == "beam_and_lattice":
+                turned_u0 = _small_rotation(p[:3]) @ self.u0
+                matrices += [turned_u0 @ d for d in _b_derivatives(self.bravais, cell)]
+            derivatives = np.ascontiguousarray(np.stack(matrices))
+        else:
+            derivatives = np.zeros((0, 3, 3))
+        n = obs.hkl.shape[0]
+        residuals = np.empty(4 * n)
+        jacobian_rows = np.zeros((4 * n, self.n_parameters) if jacobian else (0, 0))
+        _residual_rows(
+            obs.hkl,
+            _NO_ROTATIONS if obs.rotations is None else obs.rotations,
+            ub,
+            derivatives,
+            self.lab0_mm,
+            self.steps_mm,
+            beam - self.beam0,
+            self.mode == "beam_and_lattice" and jacobian,
+            self.s0[2],
+            float(scale[0]),
+            float(scale[1]),
+            residuals,
+            jacobian_rows,
+        )
+        return residuals, jacobian_rows
 
     def raw_residuals(self, p: FloatArray) -> tuple[FloatArray, FloatArray]:
         """(direction differences ``(n, 3)``, relative excitation errors ``(n,)``)."""
-        ub, _cell, beam = self.unpack(p)
-        observed, _distance = self._observed(beam)
-        predicted, length = self._predicted(ub)
-        return observed - predicted, (length - self.s0[2]) / self.s0[2]
+        residuals, _none = self._evaluate(p, np.ones(2), jacobian=False)
+        n = self.observations.hkl.shape[0]
+        return residuals[: 3 * n].reshape(n, 3), residuals[3 * n :]
 
     def residuals(self, p: FloatArray) -> FloatArray:
-        direction, excitation = self.raw_residuals(p)
-        return np.concatenate([direction.ravel() / self.scale[0], excitation / self.scale[1]])
+        """Direction differences (x, y, z of each spot in turn), then excitation errors,
+        each group divided by its spread ``scale``."""
+        return self._evaluate(p, self.scale, jacobian=False)[0]
 
     def jacobian(self, p: FloatArray) -> FloatArray:
-        """∂ :meth:`residuals` / ∂p (rows as :meth:`residuals`, one column per parameter).
+        """∂ :meth:`residuals` / ∂p (rows as :meth:`residuals`, one column per parameter)."""
+        return self._evaluate(p, self.scale, jacobian=True)[1]
 
-        With s1 = Q·R(ω)·U₀·B·h + s0 and û = s1/|s1|: dû = (I − ûûᵀ)·ds1/|s1| and
-        d|s1| = û·ds1; d(R·v) = (J_l·dω) × R·v = [J_l·e_k]×·R·U₀·B·h for dω = e_k; the
-        beam shift moves the observed direction along its pixel steps.
-        """
-        obs = self.observations
-        rotation = _small_rotation(p[:3])
-        jl = _left_jacobian(p[:3])
-        ub, cell, beam = self.unpack(p)
-        matrices = [_skew(jl[:, k]) @ ub for k in range(3)]
-        if self.mode == "beam_and_lattice":
-            turned_u0 = rotation @ self.u0
-            matrices += [turned_u0 @ d for d in _b_derivatives(self.bravais, cell)]
-        n_lattice = len(matrices)
-        # ds1[n, i, q] = Σ_j M_q[i, j]·h[n, j], as one product
-        stacked = np.concatenate([m.T for m in matrices], axis=1)  # (3, 3·q)
-        ds1 = (obs.hkl @ stacked).reshape(-1, n_lattice, 3).transpose(0, 2, 1)
-        if obs.rotations is not None:
-            ds1 = np.einsum("nij,njq->niq", obs.rotations, ds1)
-        predicted, length = self._predicted(ub)
-        along = np.einsum("ni,niq->nq", predicted, ds1)
-        d_direction = -(ds1 - predicted[:, :, None] * along[:, None, :]) / length[:, None, None]
-        d_excitation = along / self.s0[2]
-        if self.mode == "beam_and_lattice":
-            observed, distance = self._observed(beam)
-            d_lab = -self.steps_mm  # (n, 3, 2)
-            along_lab = np.einsum("ni,nib->nb", observed, d_lab)
-            d_observed = (d_lab - observed[:, :, None] * along_lab[:, None, :]) / distance[
-                :, None, None
-            ]
-            d_direction = np.concatenate([d_direction, d_observed], axis=2)
-            d_excitation = np.concatenate([d_excitation, np.zeros((length.size, 2))], axis=1)
-        n_parameters = d_direction.shape[2]
-        return np.concatenate(
-            [
-                d_direction.reshape(-1, n_parameters) / self.scale[0],
-                d_excitation / self.scale[1],
-            ]
-        )
+
+#: ``rotations`` of stills for :func:`_residual_rows` (none: every Q is the identity).
+_NO_ROTATIONS = np.zeros((0, 3, 3))
+
+
+@numba.njit(nogil=True, cache=True)
+def _residual_rows(  # type: ignore[no-untyped-def]  # numba kernel
+    hkl,
+    rotations,
+    ub,
+    derivatives,
+    lab0_mm,
+    steps_mm,
+    beam_shift_pxl,
+    with_beam,
+    inv_wavelength,
+    scale_direction,
+    scale_excitation,
+    residuals,
+    jacobian,
+):
+    """Residuals of every spot and, when ``derivatives`` (∂UB/∂(each lattice parameter))
+    are given, their Jacobian (the beam columns last when ``with_beam``).
+
+    Spot n observed along ô = L/|L|, L = L₀ − steps·Δb (its lab position), predicted along
+    û = s1/|s1|, s1 = Q·UB·h + s0: rows 3n…3n+2 are ô − û, row 3N + n is (|s1| − 1/λ)·λ.
+    With t = Q·(∂UB/∂q)·h: ∂û/∂q = (t − û(û·t))/|s1| and ∂|s1|/∂q = û·t; with
+    d = −(a pixel step): ∂ô/∂b = (d − ô(ô·d))/|L|.
+    """
+    n = hkl.shape[0]
+    n_lattice = derivatives.shape[0]
+    turned = rotations.shape[0] > 0
+    s1 = np.empty(3)
+    t = np.empty(3)
+    for spot in range(n):
+        h0, h1, h2 = hkl[spot, 0], hkl[spot, 1], hkl[spot, 2]
+        lab_x = lab0_mm[spot, 0] - steps_mm[spot, 0, 0] * beam_shift_pxl[0]
+        lab_y = lab0_mm[spot, 1] - steps_mm[spot, 1, 0] * beam_shift_pxl[0]
+        lab_z = lab0_mm[spot, 2] - steps_mm[spot, 2, 0] * beam_shift_pxl[0]
+        lab_x -= steps_mm[spot, 0, 1] * beam_shift_pxl[1]
+        lab_y -= steps_mm[spot, 1, 1] * beam_shift_pxl[1]
+        lab_z -= steps_mm[spot, 2, 1] * beam_shift_pxl[1]
+        distance = math.sqrt(lab_x * lab_x + lab_y * lab_y + lab_z * lab_z)
+        observed_x, observed_y, observed_z = lab_x / distance, lab_y / distance, lab_z / distance
+        for i in range(3):
+            s1[i] = ub[i, 0] * h0 + ub[i, 1] * h1 + ub[i, 2] * h2
+        if turned:
+            r0, r1, r2 = s1[0], s1[1], s1[2]
+            for i in range(3):
+                q = rotations[spot]
+                s1[i] = q[i, 0] * r0 + q[i, 1] * r1 + q[i, 2] * r2
+        s1[2] += inv_wavelength
+        length = math.sqrt(s1[0] * s1[0] + s1[1] * s1[1] + s1[2] * s1[2])
+        u0, u1, u2 = s1[0] / length, s1[1] / length, s1[2] / length
+        residuals[3 * spot] = (observed_x - u0) / scale_direction
+        residuals[3 * spot + 1] = (observed_y - u1) / scale_direction
+        residuals[3 * spot + 2] = (observed_z - u2) / scale_direction
+        residuals[3 * n + spot] = (length - inv_wavelength) / inv_wavelength / scale_excitation
+        for column in range(n_lattice):
+            m = derivatives[column]
+            for i in range(3):
+                t[i] = m[i, 0] * h0 + m[i, 1] * h1 + m[i, 2] * h2
+            if turned:
+                q = rotations[spot]
+                t0, t1, t2 = t[0], t[1], t[2]
+                for i in range(3):
+                    t[i] = q[i, 0] * t0 + q[i, 1] * t1 + q[i, 2] * t2
+            along = u0 * t[0] + u1 * t[1] + u2 * t[2]
+            jacobian[3 * spot, column] = -(t[0] - u0 * along) / length / scale_direction
+            jacobian[3 * spot + 1, column] = -(t[1] - u1 * along) / length / scale_direction
+            jacobian[3 * spot + 2, column] = -(t[2] - u2 * along) / length / scale_direction
+            jacobian[3 * n + spot, column] = along / inv_wavelength / scale_excitation
+        if with_beam:
+            for b in range(2):
+                d0, d1, d2 = -steps_mm[spot, 0, b], -steps_mm[spot, 1, b], -steps_mm[spot, 2, b]
+                along = observed_x * d0 + observed_y * d1 + observed_z * d2
+                column = n_lattice + b
+                jacobian[3 * spot, column] = (d0 - observed_x * along) / distance / scale_direction
+                jacobian[3 * spot + 1, column] = (
+                    (d1 - observed_y * along) / distance / scale_direction
+                )
+                jacobian[3 * spot + 2, column] = (
+                    (d2 - observed_z * along) / distance / scale_direction
+                )
 
 
 def _spread(direction: FloatArray, excitation: FloatArray) -> FloatArray:
