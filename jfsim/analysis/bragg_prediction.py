@@ -309,37 +309,70 @@ def _near_ewald_sphere(  # type: ignore[no-untyped-def]  # numba kernel
     excitation error ε = |s0 + r| − 1/λ within ``still_sigmas`` σ_ε.
     """
     ex, ey, ez = axis[0], axis[1], axis[2]
+    # Stills: |s0 + r| is a quadratic in l along a row (h, k), so the l that can pass the
+    # test lie in at most two runs, where |ε| ≤ the largest σ_ε times ``still_sigmas``;
+    # only those are visited (one l of margin either side: the test below decides).
+    cx, cy, cz = ub[0, 2], ub[1, 2], ub[2, 2]
+    quadratic = cx * cx + cy * cy + cz * cz
+    band = still_sigmas * math.sqrt(profile_radius_sq + inv_d_min_sq * mosaicity_sq)
+    outer_sq = (inv_wavelength + band) ** 2
+    inner_sq = (inv_wavelength - band) ** 2 if inv_wavelength > band else -1.0
     count = 0
     for h in range(-h_max, h_max + 1):
         for k in range(-k_max, k_max + 1):
-            for ll in range(-l_max, l_max + 1):
-                if h == 0 and k == 0 and ll == 0:
+            first_run = (-l_max, l_max)
+            second_run = (1, 0)  # empty
+            if not rotation:
+                bx = ub[0, 0] * h + ub[0, 1] * k
+                by = ub[1, 0] * h + ub[1, 1] * k
+                bz = ub[2, 0] * h + ub[2, 1] * k + inv_wavelength
+                linear = 2.0 * (bx * cx + by * cy + bz * cz)
+                constant = bx * bx + by * by + bz * bz
+                outer = linear * linear - 4.0 * quadratic * (constant - outer_sq)
+                if outer < 0.0:
                     continue
-                rx = ub[0, 0] * h + ub[0, 1] * k + ub[0, 2] * ll
-                ry = ub[1, 0] * h + ub[1, 1] * k + ub[1, 2] * ll
-                rz = ub[2, 0] * h + ub[2, 1] * k + ub[2, 2] * ll
-                r_sq = rx * rx + ry * ry + rz * rz
-                if r_sq > inv_d_min_sq:
-                    continue
-                if rotation:
-                    r_par = rx * ex + ry * ey + rz * ez
-                    a = inv_wavelength * (rz - r_par * ez)
-                    b = inv_wavelength * (ex * ry - ey * rx)
-                    f0 = inv_wavelength * rz + 0.5 * r_sq  # a − c = s0·r + |r|²/2
-                    across = math.sqrt(rx * rx + ry * ry)
-                    zeta = abs(ex * ry - ey * rx) / across if across > 0.0 else 0.0
-                    window = half_window_rad + rocking_rad / max(zeta, min_zeta)
-                    bound = window * (1.0 + 0.5 * window)
-                    if f0 * f0 > (a * a + b * b) * bound * bound:
+                root = math.sqrt(outer)
+                low = math.floor((-linear - root) / (2.0 * quadratic)) - 1
+                high = math.ceil((-linear + root) / (2.0 * quadratic)) + 1
+                first_run = (max(low, -l_max), min(high, l_max))
+                inner = linear * linear - 4.0 * quadratic * (constant - inner_sq)
+                if inner_sq > 0.0 and inner > 0.0:
+                    root = math.sqrt(inner)
+                    hole_low = math.ceil((-linear - root) / (2.0 * quadratic)) + 1
+                    hole_high = math.floor((-linear + root) / (2.0 * quadratic)) - 1
+                    if hole_low <= hole_high:
+                        first_run = (max(low, -l_max), min(hole_low - 1, l_max))
+                        second_run = (max(hole_high + 1, -l_max), min(high, l_max))
+            for run in range(2):
+                first, last = first_run if run == 0 else second_run
+                for ll in range(first, last + 1):
+                    if h == 0 and k == 0 and ll == 0:
                         continue
-                else:
-                    sz = rz + inv_wavelength
-                    epsilon = math.sqrt(rx * rx + ry * ry + sz * sz) - inv_wavelength
-                    sigma_sq = profile_radius_sq + r_sq * mosaicity_sq
-                    if epsilon * epsilon > still_sigmas * still_sigmas * sigma_sq:
+                    rx = ub[0, 0] * h + ub[0, 1] * k + ub[0, 2] * ll
+                    ry = ub[1, 0] * h + ub[1, 1] * k + ub[1, 2] * ll
+                    rz = ub[2, 0] * h + ub[2, 1] * k + ub[2, 2] * ll
+                    r_sq = rx * rx + ry * ry + rz * rz
+                    if r_sq > inv_d_min_sq:
                         continue
-                found[count, 0] = h
-                found[count, 1] = k
-                found[count, 2] = ll
-                count += 1
+                    if rotation:
+                        r_par = rx * ex + ry * ey + rz * ez
+                        a = inv_wavelength * (rz - r_par * ez)
+                        b = inv_wavelength * (ex * ry - ey * rx)
+                        f0 = inv_wavelength * rz + 0.5 * r_sq  # a − c = s0·r + |r|²/2
+                        across = math.sqrt(rx * rx + ry * ry)
+                        zeta = abs(ex * ry - ey * rx) / across if across > 0.0 else 0.0
+                        window = half_window_rad + rocking_rad / max(zeta, min_zeta)
+                        bound = window * (1.0 + 0.5 * window)
+                        if f0 * f0 > (a * a + b * b) * bound * bound:
+                            continue
+                    else:
+                        sz = rz + inv_wavelength
+                        epsilon = math.sqrt(rx * rx + ry * ry + sz * sz) - inv_wavelength
+                        sigma_sq = profile_radius_sq + r_sq * mosaicity_sq
+                        if epsilon * epsilon > still_sigmas * still_sigmas * sigma_sq:
+                            continue
+                    found[count, 0] = h
+                    found[count, 1] = k
+                    found[count, 2] = ll
+                    count += 1
     return count

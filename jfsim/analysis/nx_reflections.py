@@ -113,11 +113,37 @@ def write_reflections(
         }
         group = root.create_group(f"image_{image + 1:06d}")
         group.attrs["NX_class"] = "NXreflections"
-        for name, values in columns.items():
-            dataset = group.create_dataset(name, data=values)
-            units = REFLECTION_UNITS[name]
-            if units is not None:
-                dataset.attrs["units"] = units
+        _write_columns(group, columns)
+
+
+def _write_columns(group: h5py.Group, columns: dict[str, npt.NDArray[Any]]) -> None:
+    """One NXreflections group's columns (equal lengths) and their ``units``, through
+    h5py's low-level calls: ``create_dataset`` and ``attrs[...] =`` spend ~0.2 ms each on
+    checks and wrappers, and every still with reflections writes 17 columns — seconds at
+    the end of a run of 1000 stills, with every core idle. The result is what those calls
+    write: contiguous datasets without time stamps, ``units`` a scalar UTF-8 string."""
+    length = len(next(iter(columns.values())))
+    space = h5py.h5s.create_simple((length,))
+    creation = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    creation.set_obj_track_times(False)
+    scalar = h5py.h5s.create(h5py.h5s.SCALAR)
+    text = h5py.h5t.py_create(h5py.string_dtype(), logical=True)  # in the file
+    python_text = h5py.h5t.py_create(h5py.string_dtype())  # in memory: Python objects
+    for name, values in columns.items():
+        data = np.ascontiguousarray(values)
+        dataset = h5py.h5d.create(
+            group.id,
+            name.encode(),
+            h5py.h5t.py_create(data.dtype, logical=True),
+            space,
+            dcpl=creation,
+        )
+        if length:
+            dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
+        units = REFLECTION_UNITS[name]
+        if units is not None:
+            attribute = h5py.h5a.create(dataset, b"units", text, scalar)
+            attribute.write(np.array(units, dtype=h5py.string_dtype()), mtype=python_text)
 
 
 # -- scaling and merging -------------------------------------------------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "ImageFrame",
     "excitation_errors",
     "image_frame",
+    "pixel_steps_mm",
     "resolution_A",
     "scattering_vectors",
 ]
@@ -72,6 +73,31 @@ def scattering_vectors(
     )
     unit = lab / np.linalg.norm(lab, axis=-1, keepdims=True)
     return np.asarray((unit - np.array([0.0, 0.0, 1.0])) / geometry.wavelength_A)
+
+
+def pixel_steps_mm(
+    geometry: RunGeometry, x_index: FloatArray, y_index: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Lab vectors (mm, ``(n, 3)`` each) of one pixel step along x and along y at image
+    positions (index coordinates): the fast and slow axes of each position's module times
+    its pixel size (the derivatives of :meth:`RunGeometry.lab_mm_at`); NaN outside every
+    module."""
+    x = np.asarray(x_index, dtype=np.float64)
+    y = np.asarray(y_index, dtype=np.float64)
+    step_x = np.full((x.size, 3), np.nan)
+    step_y = np.full((x.size, 3), np.nan)
+    for module in geometry.modules:
+        panel = module.panel
+        first_x, first_y = module.origin_col - 0.5, module.origin_row - 0.5
+        inside = (
+            (x >= first_x)
+            & (x <= first_x + panel.width_pxl)
+            & (y >= first_y)
+            & (y <= first_y + panel.height_pxl)
+        )
+        step_x[inside] = np.multiply(panel.fast, panel.pixel_size_mm)
+        step_y[inside] = np.multiply(panel.slow, panel.pixel_size_mm)
+    return step_x, step_y
 
 
 def resolution_A(r_invA: FloatArray) -> FloatArray:

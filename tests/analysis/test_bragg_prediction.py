@@ -1,0 +1,66 @@
+"""The pre-selection of reflections near the Ewald sphere (stills): visiting only the runs
+of l that can pass must keep exactly what a test of the whole Miller-index box keeps."""
+
+from __future__ import annotations
+
+import math
+
+import gemmi
+import numpy as np
+import pytest
+
+from jfsim.analysis.bragg_prediction import MIN_PREDICTED_PARTIALITY, BraggPrediction
+from jfsim.analysis.geometry import DetectorModule, RunGeometry
+from jfsim.geometry import direct_lattice_rows, panel_from_position, rotation_matrix
+
+#: (cell, wavelength Å, mosaicity °, profile radius Å⁻¹): lysozyme as the benchmark's
+#: stills, a small triclinic cell, and a profile wider than 1/λ (no hole in the runs).
+CASES = [
+    ((79.1, 79.1, 37.9, 90.0, 90.0, 90.0), 1.0, 0.1, 1e-3),
+    ((31.0, 38.0, 44.0, 81.0, 77.0, 69.0), 0.7, 0.5, 5e-3),
+    ((52.0, 70.0, 41.0, 90.0, 90.0, 90.0), 1.5, 0.0, 2e-3),
+    ((40.0, 45.0, 50.0, 90.0, 90.0, 90.0), 1.0, 2.0, 1.2),
+]
+
+
+def _box_oracle(prediction: BraggPrediction, ub: np.ndarray, mosaicity_rad: float, radius: float):  # type: ignore[no-untyped-def]
+    """Every index of the box that passes the still test, in h, k, l order (plain numpy)."""
+    lengths = np.linalg.norm(direct_lattice_rows(ub), axis=1)
+    limits = np.minimum(np.floor(lengths / prediction.d_min_A), prediction.max_hkl).astype(int)
+    axes = [np.arange(-m, m + 1) for m in limits]
+    hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    hkl = hkl[np.any(hkl != 0, axis=1)]
+    r = hkl @ ub.T
+    r_sq = np.sum(r * r, axis=1)
+    inv_wavelength = 1.0 / prediction.geometry.wavelength_A
+    epsilon = np.linalg.norm(r + np.array([0.0, 0.0, inv_wavelength]), axis=1) - inv_wavelength
+    sigmas = math.sqrt(-2.0 * math.log(MIN_PREDICTED_PARTIALITY)) + 0.5
+    keep = (r_sq <= 1.0 / prediction.d_min_A**2) & (
+        epsilon**2 <= sigmas**2 * (radius**2 + r_sq * mosaicity_rad**2)
+    )
+    return hkl[keep]
+
+
+@pytest.mark.parametrize(("cell", "wavelength_A", "mosaicity_deg", "radius_invA"), CASES)
+def test_still_candidates_equal_a_test_of_the_whole_box(
+    cell: tuple[float, ...], wavelength_A: float, mosaicity_deg: float, radius_invA: float
+) -> None:
+    panel = panel_from_position(
+        distance_mm=100.0,
+        beam_x_pxl=500.0,
+        beam_y_pxl=520.0,
+        pixel_size_mm=0.075,
+        width_pxl=1030,
+        height_pxl=1028,
+    )
+    geometry = RunGeometry((DetectorModule(panel),), (1028, 1030), wavelength_A)
+    prediction = BraggPrediction(geometry, d_min_A=2.5)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        axis = rng.normal(size=3)
+        turn = rotation_matrix(tuple(axis / np.linalg.norm(axis)), rng.uniform(0, 6))
+        ub = turn @ np.array(gemmi.UnitCell(*cell).frac.mat, dtype=float).T
+        found = prediction._candidates(ub, None, math.radians(mosaicity_deg), radius_invA)
+        expected = _box_oracle(prediction, ub, math.radians(mosaicity_deg), radius_invA)
+        assert len(expected) > 0
+        np.testing.assert_array_equal(found, expected)
