@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import h5py
 
 _Output = TypeVar("_Output", bound="CommitOnSuccess")
 
@@ -32,3 +37,23 @@ class CommitOnSuccess:
             self.close()
         else:
             self.abort()
+
+
+class CommittedHdf5File(CommitOnSuccess):
+    """An HDF5 output that its subclass opens as ``_file`` on the temporary ``_tmp`` beside
+    ``path``: ``close()`` renames it to ``path`` once complete, ``abort()`` removes it."""
+
+    path: Path
+    _tmp: Path
+    _file: h5py.File
+
+    def close(self) -> Path:
+        """Finish the file and rename it to its final name; returns that path."""
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ import h5py
 import numpy as np
 
 from jfsim import __version__
-from jfsim.atomic import CommitOnSuccess
+from jfsim.atomic import CommittedHdf5File
 from jfsim.errors import JfsimError
 from jfsim.experiment import Experiment, RotationScan, experiment_to_dict
 from jfsim.image_truth import ImageTruth, ReflectionTable, UniqueReflections
@@ -150,7 +149,7 @@ def _scalar(group: h5py.Group, name: str, value: Any, units: str) -> None:
     group[name].attrs["units"] = units
 
 
-class TruthWriter(CommitOnSuccess):
+class TruthWriter(CommittedHdf5File):
     """Streams per-image truth into a new truth file; ``close()`` renames it into place.
 
     Use as a context manager; on an exception the partial ``.tmp`` file is removed.
@@ -296,17 +295,6 @@ class TruthWriter(CommitOnSuccess):
         for name, dtype, units in UNIQUE_REFLECTION_COLUMNS:
             group.create_dataset(name, data=np.asarray(getattr(unique, name), dtype=dtype))
             group[name].attrs["units"] = units
-
-    def close(self) -> Path:
-        """Finish the file and rename it to its final name; returns that path."""
-        self._file.close()
-        os.replace(self._tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        """Drop the partial file."""
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
 
 
 def _append(group: h5py.Group, columns: dict[str, np.ndarray], start: int) -> None:

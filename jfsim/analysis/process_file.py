@@ -52,7 +52,7 @@ from jfsim.analysis.reflection_settings import ScalingSettings
 from jfsim.analysis.reflections import IntegratedReflections
 from jfsim.analysis.result import SkippedImage
 from jfsim.analysis.settings import ProcessSettings
-from jfsim.atomic import CommitOnSuccess
+from jfsim.atomic import CommittedHdf5File
 from jfsim.writer.layout import link_detector_data
 from jfsim.writer.nxmx import iso_time
 from jfsim.writer.per_image import AnalysisBuffer
@@ -111,7 +111,7 @@ class RunRecord:
     indexing: IndexingSummary | None = None
 
 
-class ProcessFileWriter(CommitOnSuccess):
+class ProcessFileWriter(CommittedHdf5File):
     """Writes one ``_process.h5``: open, :meth:`write`, then ``close()`` renames it into
     place (``abort()`` drops it). Refuses an existing file unless ``overwrite``."""
 
@@ -180,15 +180,6 @@ class ProcessFileWriter(CommitOnSuccess):
         h5.attrs["HDF5_Version"] = h5py.version.hdf5_version
         h5.attrs["creator"] = f"{PROGRAM} {__version__}"
         h5.attrs["file_name"] = self.path.name
-
-    def close(self) -> Path:
-        self._file.close()
-        os.replace(self._tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
 
 
 # -- the raw master's metadata ----------------------------------------------------------------
