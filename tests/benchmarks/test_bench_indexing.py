@@ -9,18 +9,25 @@ Run: .venv/bin/python -m pytest -m benchmark --benchmark-enable -s
   search's real sizes (the 80 lowest-resolution spots × 8192 directions): goal ≥ 10×;
 * known-cell indexing of stills per core: the whole per-image indexer (search, setting,
   refinement, assignment) on the hits of ``lysozyme-stills-jf4m``, with the CPU engine and
-  with the numpy scoring in its place;
+  with the numpy scoring in its place; the same for the known-cell search alone (what
+  ``indexingTime`` times: steps 1–3 of :mod:`jfsim.analysis.indexing.known_cell`), and
+  where a still's time goes (ms: scoring, candidate refinement, triple search, the rest);
 * ``jfsim process -N 2 -X ffbidx -C`` (indexing and integration) over
   ``JFSIM_BENCH_PROCESS_IMAGES`` (default 1000) images against ``-X none`` (spot finding and
   the per-image pixel analyses alone): goal: indexing + integration cost at most as much
   again (ratio ≤ 2);
 * the GPU engine's scoring against the CPU engine's (``gpu``: needs a CUDA device).
+
+CPU figures are CPU seconds of the calling thread (``time.thread_time``), so that waiting
+for a core on a shared machine does not count; numpy's matrix product may use a second
+BLAS thread, which only flatters the numpy baseline.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -28,10 +35,16 @@ import pytest
 
 from jfsim.analysis.analyse import ImageAnalyser
 from jfsim.analysis.frames import FrameReader
-from jfsim.analysis.indexing.engines import cpu
+from jfsim.analysis.indexing.engines import ScoringEngine, cpu
 from jfsim.analysis.indexing.engines import gpu as gpu_scoring
-from jfsim.analysis.indexing.indexer import ImageIndexer
-from jfsim.analysis.indexing.known_cell import KnownCellOptions
+from jfsim.analysis.indexing.indexer import ImageIndexer, refine
+from jfsim.analysis.indexing.known_cell import (
+    KnownCellOptions,
+    best_triple,
+    candidate_pools,
+    search_known_cell,
+)
+from jfsim.analysis.indexing.lattice import Lattice
 from jfsim.analysis.indexing.vectors import hemisphere_directions
 from jfsim.analysis.nxmx_run import open_run
 from jfsim.analysis.plan import AnalysisPlan, analysis_plan
@@ -68,6 +81,29 @@ class NumpyScoring:
         return histogram
 
 
+@dataclass
+class TimedScoring:
+    """An engine that adds up the CPU seconds of its ``score_vectors`` calls."""
+
+    inner: ScoringEngine
+    seconds: float = field(default=0.0)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def score_vectors(self, spots: FloatArray, vectors: FloatArray, tolerance: float) -> FloatArray:
+        started = time.thread_time()
+        scores = self.inner.score_vectors(spots, vectors, tolerance)
+        self.seconds += time.thread_time() - started
+        return scores
+
+    def projection_histograms(
+        self, spots: FloatArray, directions: FloatArray, extent_invA: float, n_bins: int
+    ) -> npt.NDArray[np.int32]:
+        return self.inner.projection_histograms(spots, directions, extent_invA, n_bins)
+
+
 def _settings(algorithm: str) -> ProcessSettings:
     settings = ProcessSettings()
     cell = CELL if algorithm == "ffbidx" else None
@@ -96,15 +132,21 @@ def _hit_vectors(plan: AnalysisPlan, spots: Spots) -> FloatArray:
 
 
 def _race(
-    benchmark, fast, slow, spots: FloatArray, vectors: FloatArray, names: tuple[str, str]
+    benchmark,
+    fast,
+    slow,
+    spots: FloatArray,
+    vectors: FloatArray,
+    names: tuple[str, str],
+    clock=time.thread_time,
 ) -> None:  # type: ignore[no-untyped-def]
     """Time ``fast`` against ``slow`` (two scoring engines) on the same score, after
     checking that they agree; records ``<name>_s`` and the speed-up."""
     np.testing.assert_allclose(
         fast.score_vectors(spots, vectors, 0.3), slow.score_vectors(spots, vectors, 0.3), rtol=1e-9
     )
-    slow_s = _best(lambda: slow.score_vectors(spots, vectors, 0.3), 5)
-    fast_s = _best(lambda: fast.score_vectors(spots, vectors, 0.3), 20)
+    slow_s = _best(lambda: slow.score_vectors(spots, vectors, 0.3), 5, clock)
+    fast_s = _best(lambda: fast.score_vectors(spots, vectors, 0.3), 20, clock)
     benchmark.pedantic(lambda: fast.score_vectors(spots, vectors, 0.3), rounds=10)
     benchmark.extra_info.update(
         {
@@ -141,8 +183,9 @@ def test_bench_known_cell_stills_per_core(benchmark, hits) -> None:  # type: ign
         for spots in spot_lists:
             indexer.index(spots, 0)
 
-    ours_s = _best(lambda: index_all(ours), 3) / len(spot_lists)
-    numpy_s = _best(lambda: index_all(with_numpy), 3) / len(spot_lists)
+    ours_s = _best(lambda: index_all(ours), 3, time.thread_time) / len(spot_lists)
+    numpy_s = _best(lambda: index_all(with_numpy), 3, time.thread_time) / len(spot_lists)
+    search = _search_times(plan, spot_lists)
     benchmark.pedantic(lambda: index_all(ours), rounds=3)
     benchmark.extra_info.update(
         {
@@ -151,9 +194,67 @@ def test_bench_known_cell_stills_per_core(benchmark, hits) -> None:  # type: ign
             "stills_per_s_per_core": 1.0 / ours_s,
             "stills_per_s_per_core_numpy_scoring": 1.0 / numpy_s,
             "speedup_vs_numpy_scoring": numpy_s / ours_s,
+            "search_stills_per_s_per_core": 1.0 / search["search_s"],
+            "search_speedup_vs_numpy_scoring": search["numpy_search_s"] / search["search_s"],
+            "ms_per_still": {
+                "scoring": 1e3 * search["scoring_s"],
+                "candidate_refinement": 1e3 * search["candidates_s"],
+                "triple_search": 1e3 * search["triple_s"],
+                "refinement": 1e3 * search["refinement_s"],
+                "rest_of_indexer": 1e3 * (ours_s - search["search_s"] - search["refinement_s"]),
+                "numpy_scoring": 1e3 * search["numpy_scoring_s"],
+            },
         }
     )
     print(f"\n{benchmark.name}: {benchmark.extra_info}")
+
+
+def _search_times(plan: AnalysisPlan, spot_lists: list[Spots]) -> dict[str, float]:
+    """CPU seconds per still of the known-cell search (best of 3 runs over the stills) and
+    of its steps: scoring, candidate refinement (the rest of ``candidate_pools``) and the
+    triple search, then of the refinement of the lattice found (``-r``, two rounds); with
+    numpy scoring, the search and its scoring."""
+    from jfsim.analysis.indexing.reciprocal import scattering_vectors
+
+    indexing = plan.indexing
+    assert indexing is not None
+    reference, options = indexing.references[0], indexing.known_cell
+    usable = [
+        np.ones(len(s), dtype=bool) if indexing.index_ice_rings else ~s.ice_ring for s in spot_lists
+    ]
+    stills = [
+        scattering_vectors(indexing.geometry, s.x[use], s.y[use])
+        for s, use in zip(spot_lists, usable, strict=True)
+    ]
+    times: dict[str, float] = {}
+    for label, inner in (("", cpu.prepare()), ("numpy_", NumpyScoring())):
+        best: dict[str, float] = {}
+        for _round in range(3):
+            engine = TimedScoring(inner)
+            pools_s = triple_s = refinement_s = 0.0
+            for r, spots, use in zip(stills, spot_lists, usable, strict=True):
+                started = time.thread_time()
+                pools = candidate_pools(r, reference, engine, options)
+                pooled = time.thread_time()
+                found = best_triple(r, pools, reference, indexing.tolerance, options)
+                triple_s += time.thread_time() - pooled
+                pools_s += pooled - started
+                same = search_known_cell(r, reference, inner, indexing.tolerance, options)
+                assert found is not None and same is not None and np.allclose(found, same)
+                started = time.thread_time()
+                refine(Lattice(found, reference.bravais), spots.x[use], spots.y[use], indexing)
+                refinement_s += time.thread_time() - started
+            run = {
+                "search_s": pools_s + triple_s,
+                "scoring_s": engine.seconds,
+                "candidates_s": pools_s - engine.seconds,
+                "triple_s": triple_s,
+                "refinement_s": refinement_s,
+            }
+            if not best or run["search_s"] < best["search_s"]:
+                best = run
+        times.update({f"{label}{key}": value / len(stills) for key, value in best.items()})
+    return times
 
 
 @pytest.mark.benchmark
@@ -197,4 +298,5 @@ def test_bench_gpu_scoring(benchmark, hits) -> None:  # type: ignore[no-untyped-
     plan, spot_lists = hits
     r = _hit_vectors(plan, spot_lists[0])
     vectors = hemisphere_directions(65536) * 79.1
-    _race(benchmark, gpu_scoring.prepare(), cpu.prepare(), r, vectors, ("gpu", "cpu"))
+    gpu, on_cpu = gpu_scoring.prepare(), cpu.prepare()
+    _race(benchmark, gpu, on_cpu, r, vectors, ("gpu", "cpu"), time.perf_counter)
