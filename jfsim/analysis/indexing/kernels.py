@@ -10,7 +10,9 @@ the same spot, read one broadcast address.
   1 − (d/t)² for d < t and 0 beyond (t the tolerance; the kernel takes 1/t²). A lattice
   vector makes every r·v an integer (r·a = h), so the true a, b and c score highest.
   Known-cell indexing scores vectors of the cell's lengths over a sphere of directions
-  (fast-feedback indexing, Gasparotto et al. 2024). Branch-free, so that it vectorises.
+  (fast-feedback indexing, Gasparotto et al. 2024). Branch-free, so that it vectorises:
+  the max is a conditional expression, which compiles to a select (numba's CUDA target
+  does not type the builtin ``max`` in an inlined device function).
 * ``projection_histogram``: how many spots project to each bin of r·t along a unit
   direction t, over [−extent, extent). Its Fourier transform peaks at the lengths of the
   lattice vectors along t (DPS, Steller et al. 1997): the de novo FFT indexer.
@@ -46,7 +48,8 @@ def build_kernels(compile_exact: Compiler, compile_reorderable: Compiler | None 
         for i in range(spots.shape[1]):
             p = spots[0, i] * vx + spots[1, i] * vy + spots[2, i] * vz
             d = p - math.floor(p + 0.5)
-            total += max(0.0, 1.0 - d * d * inv_tolerance_sq)
+            weight = 1.0 - d * d * inv_tolerance_sq
+            total += weight if weight > 0.0 else 0.0  # a select, not max(): see above
         return total
 
     def projection_histogram(spots, tx, ty, tz, extent, histogram, row):  # type: ignore[no-untyped-def]
@@ -54,7 +57,7 @@ def build_kernels(compile_exact: Compiler, compile_reorderable: Compiler | None 
         scale = n_bins / (2.0 * extent)
         for i in range(spots.shape[1]):
             p = spots[0, i] * tx + spots[1, i] * ty + spots[2, i] * tz
-            k = math.floor((p + extent) * scale)
+            k = int(math.floor((p + extent) * scale))  # noqa: RUF046 - a float on the CUDA target
             if 0 <= k < n_bins:
                 histogram[row, k] += 1
 
