@@ -60,31 +60,6 @@ def test_gpu_indexing_engine_on_a_real_gpu_matches_the_cpu_engine() -> None:
     _assert_twins(_twin_report("2", simulator="0"))
 
 
-def test_gpu_indexing_kernels_compile_to_ptx_for_a_real_gpu() -> None:
-    """Types both kernels for the real CUDA target, which the simulator does not (there,
-    ``math.floor`` gives a float and the builtin ``max`` fails in an inlined device
-    function)."""
-    probe = subprocess.run(
-        [sys.executable, "-c", "from numba.cuda.cudadrv import nvvm; nvvm.NVVM()"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if probe.returncode != 0:
-        pytest.skip("no CUDA toolkit libNVVM here: cannot compile PTX")
-    result = subprocess.run(
-        [sys.executable, str(HERE / "indexing_ptx_compile.py")],
-        env={**os.environ, "PYTHONPATH": str(HERE.parents[1]), "NUMBA_ENABLE_CUDASIM": "0"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("bytes of PTX") == 2
-
-
 def test_the_cpu_kernels_compute_the_documented_sums() -> None:
     """Score Σ 1 − (d/t)² over spots within t of an integer; histogram of r·t: against
     numpy on random spots."""
