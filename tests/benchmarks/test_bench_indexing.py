@@ -199,8 +199,8 @@ def test_bench_known_cell_stills_per_core(benchmark, hits) -> None:  # type: ign
                 "scoring": 1e3 * times["scoring_s"],
                 "candidate_refinement": 1e3 * times["candidates_s"],
                 "triple_search": 1e3 * times["triple_s"],
-                "refinement": 1e3 * times["refinement_s"],
-                "rest_of_indexer": 1e3 * times["rest_s"],
+                "refinement_and_rest": 1e3 * times["after_search_s"],
+                "refinement_timed_alone": 1e3 * times["refinement_s"],
                 "numpy_scoring": 1e3 * times["numpy_scoring_s"],
             },
         }
@@ -214,9 +214,11 @@ def _still_times(
     """CPU seconds per still, from the round (of 3 over the stills) whose whole indexer
     was fastest: the whole indexer (``index_s``), the known-cell search (``search_s``)
     and its steps (scoring, candidate refinement: the rest of ``candidate_pools``, the
-    triple search), the refinement of the lattice found (``-r``, two rounds) and the rest
-    of the indexer (scattering vectors, setting, assignment); each step timed on its own
-    right after the indexer's call on the same still."""
+    triple search), the indexer's time after the search (``after_search_s``: refinement,
+    scattering vectors, setting, assignment) and, timed on its own, the refinement of the
+    lattice found (``-r``, two rounds: on a loaded machine its CPU time varies by more
+    than the rest costs, so the rest is not given as a difference); each step timed right
+    after the indexer's call on the same still."""
     from jfsim.analysis.indexing.reciprocal import scattering_vectors
 
     indexing = plan.indexing
@@ -253,7 +255,7 @@ def _still_times(
         "candidates_s": best["pools_s"] - best["scoring_s"],
         "triple_s": best["triple_s"],
         "refinement_s": best["refinement_s"],
-        "rest_s": best["index_s"] - search_s - best["refinement_s"],
+        "after_search_s": best["index_s"] - search_s,
     }
     return {key: value / len(spot_lists) for key, value in times.items()}
 
