@@ -1,7 +1,9 @@
 """Run by test_engine_twins.py in a subprocess: compile every CUDA kernel of the analysis's
-GPU engine to PTX for a real GPU (compute capability 8.0) without a GPU, using the CUDA
-toolkit's libNVVM: the simulator runs kernels as Python and cannot catch typing errors of
-the real target (atomics on int64 tuples, integer promotions); this does."""
+GPU engines (pixel analyses and indexing) to PTX for a real GPU (compute capability 8.0)
+without a GPU, using the CUDA toolkit's libNVVM: the simulator runs kernels as Python and
+cannot catch typing errors of the real target (atomics on int64 tuples, integer
+promotions, ``math.floor`` giving a float, the builtin ``max`` in an inlined device
+function); this does."""
 
 from __future__ import annotations
 
@@ -14,10 +16,17 @@ from numba import cuda, types
 numba.cuda.dispatcher.get_current_device = lambda: SimpleNamespace(compute_capability=(8, 0))
 
 from jfsim.analysis.engines import gpu  # noqa: E402 - after the patch, which device functions need
+from jfsim.analysis.indexing.engines import gpu as indexing_gpu  # noqa: E402
 
 I64_1D = types.Array(types.int64, 1, "C")
 I64_2D = types.Array(types.int64, 2, "C")
 F64_1D = types.Array(types.float64, 1, "C")
+F64_2D = types.Array(types.float64, 2, "C")
+#: The indexing engine's kernels: (spots [3, n], trial vectors [m, 3], a float, output).
+INDEXING = {
+    "score_all": (F64_2D, F64_2D, types.float64, F64_1D),
+    "histogram_all": (F64_2D, F64_2D, types.float64, types.Array(types.int32, 2, "C")),
+}
 
 
 def main() -> int:
@@ -59,7 +68,11 @@ def main() -> int:
             ptx, _ = cuda.compile_ptx(kernels[name].py_func, signature, cc=(8, 0))
             print(f"{name} {pixel}: {len(ptx)} bytes of PTX")
             compiled += 1
-    return 0 if compiled == 8 else 1
+    for name, signature in INDEXING.items():
+        ptx, _ = cuda.compile_ptx(indexing_gpu._kernels()[name].py_func, signature, cc=(8, 0))
+        print(f"indexing {name}: {len(ptx)} bytes of PTX")
+        compiled += 1
+    return 0 if compiled == 10 else 1
 
 
 if __name__ == "__main__":

@@ -1,19 +1,28 @@
 """The two functions that dominate indexing time, written once for both engines.
 
-Both look at every spot's reciprocal vector r (Å⁻¹) through one trial vector:
+Both look at every spot's reciprocal vector r (Å⁻¹) through one trial vector. The spots
+come as a ``[3, n]`` array (rows x, y, z: a struct of arrays), so that the CPU's loop
+over spots reads three contiguous rows and runs in SIMD lanes, and GPU threads, all at
+the same spot, read one broadcast address.
 
 * ``vector_score``: how well a real-space vector v (Å) fits the spots: Σ w(d) over spots,
-  d the distance of r·v to the nearest integer and w(d) = 1 − (d/t)² for d < t, else 0
-  (t the tolerance). A lattice vector makes every r·v an integer (r·a = h), so the true a,
-  b and c score highest. Known-cell indexing scores vectors of the cell's lengths over a
-  sphere of directions (fast-feedback indexing, Gasparotto et al. 2024).
+  d the distance of r·v to the nearest integer and w(d) = max(0, 1 − (d/t)²), which is
+  1 − (d/t)² for d < t and 0 beyond (t the tolerance; the kernel takes 1/t²). A lattice
+  vector makes every r·v an integer (r·a = h), so the true a, b and c score highest.
+  Known-cell indexing scores vectors of the cell's lengths over a sphere of directions
+  (fast-feedback indexing, Gasparotto et al. 2024). Branch-free, so that it vectorises:
+  the max is a conditional expression, which compiles to a select (numba's CUDA target
+  does not type the builtin ``max`` in an inlined device function).
 * ``projection_histogram``: how many spots project to each bin of r·t along a unit
   direction t, over [−extent, extent). Its Fourier transform peaks at the lengths of the
   lattice vectors along t (DPS, Steller et al. 1997): the de novo FFT indexer.
 
-Each trial vector is one independent serial sum over the spots: the CPU engine loops over
-vectors, the GPU engine gives each vector a thread; the sums run in the same order, so
-the engines agree (histograms exactly, scores to rounding).
+Each trial vector is one independent sum over the spots: the CPU engine loops over
+vectors, the GPU engine gives each vector a thread. The histograms are counts, identical
+on both. The score is a float sum whose order the CPU engine lets the compiler change
+(``compile_reorderable``: numba's ``fastmath``, so that SIMD lanes hold partial sums),
+while a GPU thread adds in spot order: the engines agree to rounding (about 1e-14 of a
+score of tens).
 """
 
 from __future__ import annotations
@@ -24,32 +33,35 @@ from typing import Any
 
 __all__ = ["build_kernels"]
 
+Compiler = Callable[[Callable[..., Any]], Any]
 
-def build_kernels(compile_function: Callable[[Callable[..., Any]], Any]) -> Any:
-    """``vector_score`` and ``projection_histogram`` compiled by ``compile_function``
-    (``numba.njit`` for the CPU, ``cuda.jit(device=True)`` for the GPU)."""
+
+def build_kernels(compile_exact: Compiler, compile_reorderable: Compiler | None = None) -> Any:
+    """``vector_score`` and ``projection_histogram`` compiled for one engine
+    (``numba.njit`` for the CPU, ``cuda.jit(device=True)`` for the GPU):
+    ``compile_reorderable`` compiles the float sum that may be reordered (default:
+    ``compile_exact``)."""
     from types import SimpleNamespace
 
-    def vector_score(spots, n_spots, vx, vy, vz, tolerance):  # type: ignore[no-untyped-def]
+    def vector_score(spots, vx, vy, vz, inv_tolerance_sq):  # type: ignore[no-untyped-def]
         total = 0.0
-        for i in range(n_spots):
-            p = spots[i, 0] * vx + spots[i, 1] * vy + spots[i, 2] * vz
-            d = abs(p - math.floor(p + 0.5))
-            if d < tolerance:
-                q = d / tolerance
-                total += 1.0 - q * q
+        for i in range(spots.shape[1]):
+            p = spots[0, i] * vx + spots[1, i] * vy + spots[2, i] * vz
+            d = p - math.floor(p + 0.5)
+            weight = 1.0 - d * d * inv_tolerance_sq
+            total += weight if weight > 0.0 else 0.0  # a select, not max(): see above
         return total
 
-    def projection_histogram(spots, n_spots, tx, ty, tz, extent, histogram, row):  # type: ignore[no-untyped-def]
+    def projection_histogram(spots, tx, ty, tz, extent, histogram, row):  # type: ignore[no-untyped-def]
         n_bins = histogram.shape[1]
         scale = n_bins / (2.0 * extent)
-        for i in range(n_spots):
-            p = spots[i, 0] * tx + spots[i, 1] * ty + spots[i, 2] * tz
-            k = math.floor((p + extent) * scale)
+        for i in range(spots.shape[1]):
+            p = spots[0, i] * tx + spots[1, i] * ty + spots[2, i] * tz
+            k = int(math.floor((p + extent) * scale))  # noqa: RUF046 - a float on the CUDA target
             if 0 <= k < n_bins:
                 histogram[row, k] += 1
 
     return SimpleNamespace(
-        vector_score=compile_function(vector_score),
-        projection_histogram=compile_function(projection_histogram),
+        vector_score=(compile_reorderable or compile_exact)(vector_score),
+        projection_histogram=compile_exact(projection_histogram),
     )

@@ -11,6 +11,10 @@ al., "TORO Indexer" (J. Appl. Cryst. 2024), the method of Jungfraujoch's ``ffbid
 
 Works with 20–30 spots per still: three vectors need only a handful of low-resolution
 spots each to stand out.
+
+Step 1 runs on the engine; steps 2 and 3 are numba loops (:mod:`.vectors` and
+``_best_triple`` here) that cost a small fraction of step 1 (docs/indexing.md,
+Performance).
 """
 
 from __future__ import annotations
@@ -18,19 +22,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
 from jfsim.analysis.indexing.engines import ScoringEngine
 from jfsim.analysis.indexing.lattice import ReferenceCell
 from jfsim.analysis.indexing.vectors import (
+    best_first,
     distinct,
     hemisphere_directions,
-    indexed,
-    refine_vector,
+    refine_vectors,
 )
 
-__all__ = ["KnownCellOptions", "search_known_cell"]
+__all__ = ["KnownCellOptions", "best_triple", "candidate_pools", "search_known_cell"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -72,22 +77,62 @@ def _candidates(
     length_A: float,
     engine: ScoringEngine,
     options: KnownCellOptions,
-) -> list[FloatArray]:
-    """Refined, distinct candidate vectors of one length, best first."""
-    directions = hemisphere_directions(options.directions)
+) -> FloatArray:
+    """Refined, distinct candidate vectors of one length (rows), best first."""
+    trial_vectors = hemisphere_directions(options.directions) * length_A
     order = np.argsort(np.linalg.norm(r_invA, axis=1))[: options.search_spots]
-    scores = engine.score_vectors(r_invA[order], directions * length_A, options.search_tolerance)
-    best = np.argsort(-scores, kind="stable")[: options.candidates_per_length]
-    refined: list[tuple[int, FloatArray]] = []
-    for index in best:
-        vector, count = refine_vector(
-            r_invA, directions[index] * length_A, options.refine_tolerances
-        )
-        length = float(np.linalg.norm(vector))
-        if count and abs(length - length_A) < options.max_length_error * length_A:
-            refined.append((count, vector))
-    refined.sort(key=lambda item: -item[0])
-    return distinct([vector for _count, vector in refined])
+    scores = engine.score_vectors(r_invA[order], trial_vectors, options.search_tolerance)
+    best = best_first(scores, options.candidates_per_length)
+    refined, counts = refine_vectors(r_invA, trial_vectors[best], options.refine_tolerances)
+    lengths = np.linalg.norm(refined, axis=1)
+    usable = (counts > 0) & (np.abs(lengths - length_A) < options.max_length_error * length_A)
+    by_count = np.argsort(-counts[usable], kind="stable")
+    return np.array(distinct(refined[usable][by_count])).reshape(-1, 3)
+
+
+def candidate_pools(
+    r_invA: FloatArray,
+    reference: ReferenceCell,
+    engine: ScoringEngine,
+    options: KnownCellOptions,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Steps 1 and 2: the candidates for a, b and c (rows, best first); axes of the same
+    length share one array (the same object)."""
+    by_length = {
+        length: _candidates(r_invA, length, engine, options)
+        for length in _distinct_lengths(reference)
+    }
+
+    def pool(length: float) -> FloatArray:
+        return next(v for key, v in by_length.items() if abs(key - length) < 0.01 * key)
+
+    a_pool, b_pool, c_pool = (pool(length) for length in reference.lengths_A)
+    return a_pool, b_pool, c_pool
+
+
+def best_triple(
+    r_invA: FloatArray,
+    pools: tuple[FloatArray, FloatArray, FloatArray],
+    reference: ReferenceCell,
+    tolerance: float,
+    options: KnownCellOptions,
+) -> FloatArray | None:
+    """Step 3: the right-handed triple of the pools' vectors (either sign of b and c) with
+    the reference's angles that indexes the most spots (the first such in pool order), or
+    None when no triple has the angles."""
+    a_pool, b_pool, c_pool = pools
+    alpha, beta, gamma = (math.radians(x) for x in reference.cell[3:])
+    count, basis = _best_triple(
+        np.ascontiguousarray(r_invA, dtype=np.float64),
+        a_pool,
+        b_pool,
+        c_pool,
+        (b_pool is a_pool, c_pool is a_pool, c_pool is b_pool),
+        (alpha, beta, gamma),
+        math.radians(options.max_angle_error_deg),
+        float(tolerance),
+    )
+    return None if count < 0 else np.asarray(basis)
 
 
 def search_known_cell(
@@ -100,52 +145,80 @@ def search_known_cell(
     """A basis (rows a, b, c, Å, lab frame) with the reference's lengths and angles that
     indexes the most spots of ``r_invA``, or None when no such triple is found."""
     options = options or KnownCellOptions()
-    by_length = {
-        length: _candidates(r_invA, length, engine, options)
-        for length in _distinct_lengths(reference)
-    }
+    pools = candidate_pools(r_invA, reference, engine, options)
+    return best_triple(r_invA, pools, reference, tolerance, options)
 
-    def pool(length: float) -> list[FloatArray]:
-        return next(v for key, v in by_length.items() if abs(key - length) < 0.01 * key)
 
-    alpha, beta, gamma = (math.radians(x) for x in reference.cell[3:])
-    limit = math.radians(options.max_angle_error_deg)
-    best: tuple[int, FloatArray] | None = None
-    a_pool, b_pool, c_pool = (pool(length) for length in reference.lengths_A)
-    for a in a_pool:
-        for b in b_pool:
-            if b is a:
+@numba.njit(cache=True, nogil=True)
+def _best_triple(r, a_pool, b_pool, c_pool, shared, angles, limit, tolerance):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """(spots indexed, basis) of the best triple; (-1, zeros) when none has the angles.
+    ``shared``: whether pools (a, b), (a, c), (b, c) are one array, whose same row is
+    never used twice."""
+    alpha, beta, gamma = angles
+    best_count = -1
+    best = np.zeros((3, 3))
+    basis = np.empty((3, 3))
+    for i in range(a_pool.shape[0]):
+        a = a_pool[i]
+        for j in range(b_pool.shape[0]):
+            if shared[0] and j == i:
                 continue
-            for b_sign in _signs_at_angle(a, b, gamma, limit):
-                for c in c_pool:
-                    if c is a or c is b:
+            b = b_pool[j]
+            angle_ab = _angle(a, b)
+            for b_sign in (1.0, -1.0):
+                if abs((angle_ab if b_sign > 0 else math.pi - angle_ab) - gamma) > limit:
+                    continue
+                for k in range(c_pool.shape[0]):
+                    if (shared[1] and k == i) or (shared[2] and k == j):
                         continue
-                    for c_sign in _signs_at_angle(a, c, beta, limit):
-                        basis = np.array([a, b_sign * b, c_sign * c])
+                    c = c_pool[k]
+                    angle_ac = _angle(a, c)
+                    for c_sign in (1.0, -1.0):
+                        if abs((angle_ac if c_sign > 0 else math.pi - angle_ac) - beta) > limit:
+                            continue
+                        basis[0] = a
+                        basis[1] = b_sign * b
+                        basis[2] = c_sign * c
                         if (
-                            np.linalg.det(basis) <= 0
+                            _determinant(basis) <= 0
                             or abs(_angle(basis[1], basis[2]) - alpha) > limit
                         ):
                             continue
-                        count = int(indexed(r_invA, basis, tolerance).sum())
-                        if best is None or count > best[0]:
-                            best = (count, basis)
-    return None if best is None else best[1]
+                        count = _count_indexed(r, basis, tolerance)
+                        if count > best_count:
+                            best_count = count
+                            best[:] = basis
+    return best_count, best
 
 
-def _angle(u: FloatArray, v: FloatArray) -> float:
-    cosine = float(u @ v) / float(np.linalg.norm(u) * np.linalg.norm(v))
+@numba.njit(cache=True, nogil=True, inline="always")
+def _angle(u, v):  # type: ignore[no-untyped-def]  # pragma: no cover
+    dot = u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+    cosine = dot / (
+        np.sqrt(u[0] ** 2 + u[1] ** 2 + u[2] ** 2) * np.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
+    )
     return math.acos(max(-1.0, min(1.0, cosine)))
 
 
-def _signs_at_angle(
-    u: FloatArray, v: FloatArray, target_rad: float, limit_rad: float
-) -> list[float]:
-    """Signs s for which the angle between u and s·v is within ``limit_rad`` of the
-    target (both for a right angle)."""
-    angle = _angle(u, v)
-    return [
-        sign
-        for sign, found in ((1.0, angle), (-1.0, math.pi - angle))
-        if abs(found - target_rad) <= limit_rad
-    ]
+@numba.njit(cache=True, nogil=True, inline="always")
+def _determinant(m):  # type: ignore[no-untyped-def]  # pragma: no cover
+    return (
+        m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
+        - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+        + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0])
+    )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_indexed(r, basis, tolerance):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Spots whose r·a, r·b and r·c all lie within ``tolerance`` of integers
+    (:func:`.vectors.indexed`)."""
+    count = 0
+    for i in range(r.shape[0]):
+        fits = True
+        for axis in range(3):
+            p = r[i, 0] * basis[axis, 0] + r[i, 1] * basis[axis, 1] + r[i, 2] * basis[axis, 2]
+            fits = fits and abs(p - np.rint(p)) < tolerance
+        if fits:
+            count += 1
+    return count

@@ -4,6 +4,11 @@ Shared by both searches (known cell and FFT). A real-space vector v is a lattice
 when r·v is an integer for every spot's reciprocal vector r (r·a = h): a candidate is
 refined by least squares of r·v against the nearest integers, over the spots within the
 tolerance; three refined vectors are a basis when the spots index on all three at once.
+
+The loops a search runs many times (refining dozens of candidates, dropping repeats,
+picking the best-scored) are compiled by numba: each costs microseconds instead of the
+milliseconds of numpy calls on a few hundred spots, so that a known-cell search costs
+little beside its scoring (docs/indexing.md, Performance).
 """
 
 from __future__ import annotations
@@ -12,16 +17,19 @@ import itertools
 import math
 from functools import cache
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "best_basis",
+    "best_first",
     "distinct",
     "fitting",
     "hemisphere_directions",
     "indexed",
     "refine_vector",
+    "refine_vectors",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -65,35 +73,146 @@ def refine_vector(
 ) -> tuple[FloatArray, int]:
     """A candidate refined by least squares (r·v ≈ nearest integer, spots within each
     tolerance in turn, zero projections excluded); returns it and how many spots fit it at
-    the last tolerance (0 when too few fit)."""
-    vector = np.asarray(vector_A, dtype=np.float64)
-    for tolerance in tolerances:
-        projection = r_invA @ vector
-        nearest = np.rint(projection)
-        use = (np.abs(projection - nearest) < tolerance) & (nearest != 0)
-        if use.sum() < MIN_FITTING_SPOTS:
-            return vector, 0
-        vector = np.linalg.lstsq(r_invA[use], nearest[use], rcond=None)[0]
-    return vector, int(fitting(r_invA, vector, tolerances[-1]).sum())
+    the last tolerance (0 when too few fit, or when the spots that fit span no volume)."""
+    refined, counts = refine_vectors(r_invA, np.asarray(vector_A).reshape(1, 3), tolerances)
+    return refined[0], int(counts[0])
+
+
+def refine_vectors(
+    r_invA: FloatArray, vectors_A: FloatArray, tolerances: tuple[float, ...]
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """:func:`refine_vector` of each row of ``vectors_A`` (``[m, 3]``): the refined rows
+    and their counts."""
+    return _refine_rows(  # type: ignore[no-any-return]
+        np.ascontiguousarray(r_invA, dtype=np.float64),
+        np.ascontiguousarray(vectors_A, dtype=np.float64),
+        np.asarray(tolerances, dtype=np.float64),
+        MIN_FITTING_SPOTS,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _refine_rows(r, starts, tolerances, min_spots):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Each start refined by the normal equations of r·v = n over the spots within each
+    tolerance of a non-zero integer n (the 3 × 3 system solved by Cramer's rule)."""
+    refined = starts.copy()
+    counts = np.zeros(starts.shape[0], dtype=np.int64)
+    for m in range(starts.shape[0]):
+        v = starts[m].copy()
+        solved = True
+        for tolerance in tolerances:
+            normal = np.zeros((3, 3))
+            right = np.zeros(3)
+            used = 0
+            for i in range(r.shape[0]):
+                p = r[i, 0] * v[0] + r[i, 1] * v[1] + r[i, 2] * v[2]
+                nearest = np.rint(p)
+                if abs(p - nearest) < tolerance and nearest != 0.0:
+                    used += 1
+                    for j in range(3):
+                        right[j] += r[i, j] * nearest
+                        for k in range(3):
+                            normal[j, k] += r[i, j] * r[i, k]
+            if used < min_spots or not _solve_3x3(normal, right, v):
+                solved = False
+                break
+        refined[m] = v
+        if solved:
+            counts[m] = _count_fitting(r, v, tolerances[-1])
+    return refined, counts
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _solve_3x3(matrix, right, out):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``out`` = matrix⁻¹ · right for a symmetric positive matrix; False (out unchanged)
+    when it is singular to 1e-12 of its diagonal's product (spots on a plane)."""
+    c00 = matrix[1, 1] * matrix[2, 2] - matrix[1, 2] * matrix[2, 1]
+    c01 = matrix[1, 2] * matrix[2, 0] - matrix[1, 0] * matrix[2, 2]
+    c02 = matrix[1, 0] * matrix[2, 1] - matrix[1, 1] * matrix[2, 0]
+    det = matrix[0, 0] * c00 + matrix[0, 1] * c01 + matrix[0, 2] * c02
+    if not det > 1e-12 * matrix[0, 0] * matrix[1, 1] * matrix[2, 2]:
+        return False
+    c10 = matrix[0, 2] * matrix[2, 1] - matrix[0, 1] * matrix[2, 2]
+    c11 = matrix[0, 0] * matrix[2, 2] - matrix[0, 2] * matrix[2, 0]
+    c12 = matrix[0, 1] * matrix[2, 0] - matrix[0, 0] * matrix[2, 1]
+    c20 = matrix[0, 1] * matrix[1, 2] - matrix[0, 2] * matrix[1, 1]
+    c21 = matrix[0, 2] * matrix[1, 0] - matrix[0, 0] * matrix[1, 2]
+    c22 = matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0]
+    out[0] = (c00 * right[0] + c10 * right[1] + c20 * right[2]) / det
+    out[1] = (c01 * right[0] + c11 * right[1] + c21 * right[2]) / det
+    out[2] = (c02 * right[0] + c12 * right[1] + c22 * right[2]) / det
+    return True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_fitting(r, v, tolerance):  # type: ignore[no-untyped-def]  # pragma: no cover
+    count = 0
+    for i in range(r.shape[0]):
+        p = r[i, 0] * v[0] + r[i, 1] * v[1] + r[i, 2] * v[2]
+        if abs(p - np.rint(p)) < tolerance:
+            count += 1
+    return count
+
+
+def best_first(scores: FloatArray, count: int) -> npt.NDArray[np.int64]:
+    """Indices of the ``count`` highest scores, highest first, ties in index order: the
+    head of a stable descending sort, in one pass instead of a sort of every score."""
+    return _best_first(np.ascontiguousarray(scores, dtype=np.float64), count)  # type: ignore[no-any-return]
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_first(scores, count):  # type: ignore[no-untyped-def]  # pragma: no cover
+    size = min(count, scores.shape[0])
+    chosen = np.empty(size, dtype=np.int64)
+    if size == 0:
+        return chosen
+    filled = 0
+    for index in range(scores.shape[0]):
+        score = scores[index]
+        if filled == size and not score > scores[chosen[size - 1]]:
+            continue
+        slot = min(filled, size - 1)
+        while slot > 0 and score > scores[chosen[slot - 1]]:
+            chosen[slot] = chosen[slot - 1]
+            slot -= 1
+        chosen[slot] = index
+        filled = min(filled + 1, size)
+    return chosen
 
 
 def distinct(
-    vectors: list[FloatArray], max_angle_deg: float = 3.0, length_tolerance: float = 0.05
+    vectors: list[FloatArray] | FloatArray,
+    max_angle_deg: float = 3.0,
+    length_tolerance: float = 0.05,
 ) -> list[FloatArray]:
     """``vectors`` (best first) without the later ones that repeat an earlier one: parallel
     or antiparallel within ``max_angle_deg`` and of the same length within
     ``length_tolerance`` (relative)."""
-    kept: list[FloatArray] = []
-    cosine = math.cos(math.radians(max_angle_deg))
-    for vector in vectors:
-        length = float(np.linalg.norm(vector))
-        if not any(
-            abs(float(vector @ other)) > cosine * length * np.linalg.norm(other)
-            and abs(length - np.linalg.norm(other)) < length_tolerance * length
-            for other in kept
-        ):
-            kept.append(vector)
-    return kept
+    stack = np.ascontiguousarray(np.reshape(vectors, (-1, 3)), dtype=np.float64)
+    kept = _distinct_rows(stack, math.cos(math.radians(max_angle_deg)), length_tolerance)
+    return list(stack[kept])
+
+
+@numba.njit(cache=True, nogil=True)
+def _distinct_rows(vectors, cosine, length_tolerance):  # type: ignore[no-untyped-def]  # pragma: no cover
+    lengths = np.sqrt((vectors * vectors).sum(axis=1))
+    kept = np.empty(vectors.shape[0], dtype=np.int64)
+    n_kept = 0
+    for m in range(vectors.shape[0]):
+        repeat = False
+        for j in kept[:n_kept]:
+            dot = vectors[m, 0] * vectors[j, 0] + vectors[m, 1] * vectors[j, 1]
+            dot += vectors[m, 2] * vectors[j, 2]
+            if (
+                abs(dot) > cosine * lengths[m] * lengths[j]
+                and abs(lengths[m] - lengths[j]) < length_tolerance * lengths[m]
+            ):
+                repeat = True
+                break
+        if not repeat:
+            kept[n_kept] = m
+            n_kept += 1
+    return kept[:n_kept]
 
 
 def best_basis(

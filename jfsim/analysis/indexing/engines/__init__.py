@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ScoringEngine"]
+__all__ = ["ScoringEngine", "contiguous", "spot_rows"]
 
 
 class ScoringEngine(Protocol):
@@ -37,3 +37,13 @@ class ScoringEngine(Protocol):
     ) -> npt.NDArray[np.int32]:
         """``[m, n_bins]`` counts of r·t over [−extent, extent) for unit directions t."""
         ...
+
+
+def contiguous(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``array`` as C-contiguous float64 (what the kernels are compiled for)."""
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def spot_rows(spots: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Spots ``[n, 3]`` as the kernels' ``[3, n]`` rows x, y, z (a struct of arrays)."""
+    return contiguous(np.asarray(spots).T)

@@ -1,8 +1,11 @@
 """The CPU indexing engine: the kernels compiled by numba, one trial vector after another.
 
 ``nogil``: ``-N`` threads index images in parallel (each image's work is one call). The
-kernels use functions of another module, so they compile once per process (numba checks
-only a kernel's own file when it reuses a disk cache).
+score's loop over spots runs in SIMD lanes (``fastmath`` lets it keep partial sums; the
+spots are a struct of arrays, the weight branch-free): about 25 times a numpy matrix
+product and weights on one core (docs/indexing.md, Performance). The kernels use
+functions of another module, so they compile once per process (numba checks only a
+kernel's own file when it reuses a disk cache).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from jfsim.analysis.indexing.engines import contiguous, spot_rows
 from jfsim.analysis.indexing.kernels import build_kernels
 
 __all__ = ["NAME", "CpuScoring", "prepare", "probe"]
@@ -30,28 +34,29 @@ def _compile(function: Any) -> Any:
     return numba.njit(inline="always", nogil=True)(function)
 
 
-_KERNELS = build_kernels(_compile)
+def _compile_reorderable(function: Any) -> Any:
+    return numba.njit(inline="always", nogil=True, fastmath=True)(function)
+
+
+_KERNELS = build_kernels(_compile, _compile_reorderable)
 _vector_score = _KERNELS.vector_score
 _projection_histogram = _KERNELS.projection_histogram
 
 
-@numba.njit(nogil=True)
-def _score_all(spots, vectors, tolerance, scores):  # type: ignore[no-untyped-def]  # pragma: no cover
-    n_spots = spots.shape[0]
+@numba.njit(nogil=True, fastmath=True)  # the inlined score's flags are the caller's
+def _score_all(spots, vectors, inv_tolerance_sq, scores):  # type: ignore[no-untyped-def]  # pragma: no cover
     for m in range(vectors.shape[0]):
         scores[m] = _vector_score(
-            spots, n_spots, vectors[m, 0], vectors[m, 1], vectors[m, 2], tolerance
+            spots, vectors[m, 0], vectors[m, 1], vectors[m, 2], inv_tolerance_sq
         )
 
 
 @numba.njit(nogil=True)
 def _histogram_all(spots, directions, extent, histogram):  # type: ignore[no-untyped-def]  # pragma: no cover
-    n_spots = spots.shape[0]
     for m in range(directions.shape[0]):
         _projection_histogram(
-            spots, n_spots, directions[m, 0], directions[m, 1], directions[m, 2], extent,
-            histogram, m,
-        )  # fmt: skip
+            spots, directions[m, 0], directions[m, 1], directions[m, 2], extent, histogram, m
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +69,7 @@ class CpuScoring:
         self, spots: npt.NDArray[np.float64], vectors: npt.NDArray[np.float64], tolerance: float
     ) -> npt.NDArray[np.float64]:
         scores = np.zeros(vectors.shape[0], dtype=np.float64)
-        _score_all(_contiguous(spots), _contiguous(vectors), float(tolerance), scores)
+        _score_all(spot_rows(spots), contiguous(vectors), 1.0 / float(tolerance) ** 2, scores)
         return scores
 
     def projection_histograms(
@@ -75,12 +80,8 @@ class CpuScoring:
         n_bins: int,
     ) -> npt.NDArray[np.int32]:
         histogram = np.zeros((directions.shape[0], n_bins), dtype=np.int32)
-        _histogram_all(_contiguous(spots), _contiguous(directions), float(extent_invA), histogram)
+        _histogram_all(spot_rows(spots), contiguous(directions), float(extent_invA), histogram)
         return histogram
-
-
-def _contiguous(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return np.ascontiguousarray(array, dtype=np.float64)
 
 
 def prepare(options: Any = None) -> CpuScoring:

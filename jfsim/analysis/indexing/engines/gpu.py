@@ -1,9 +1,9 @@
 """The GPU indexing engine: numba.cuda, one thread per trial vector, the CPU engine's twin.
 
 Each thread runs the same device function as the CPU engine's loop body
-(:mod:`jfsim.analysis.indexing.kernels`), summing over the spots in the same order, so
-histograms are identical and scores equal to rounding. Tested against the CPU engine
-under ``NUMBA_ENABLE_CUDASIM=1``.
+(:mod:`jfsim.analysis.indexing.kernels`), so histograms are identical and scores equal to
+rounding (a thread sums in spot order; the CPU's SIMD lanes keep partial sums). Tested
+against the CPU engine under ``NUMBA_ENABLE_CUDASIM=1``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import cuda  # module level: the CUDA simulator patches this global
 
+from jfsim.analysis.indexing.engines import contiguous, spot_rows
 from jfsim.engines import cuda_probe
 
 __all__ = ["NAME", "GpuScoring", "GpuScoringOptions", "prepare", "probe"]
@@ -46,11 +47,11 @@ def _kernels() -> dict[str, Any]:
     projection_histogram = device.projection_histogram
 
     @cuda.jit
-    def score_all(spots, vectors, tolerance, scores):  # type: ignore[no-untyped-def]
+    def score_all(spots, vectors, inv_tolerance_sq, scores):  # type: ignore[no-untyped-def]
         m = cuda.grid(1)
         if m < vectors.shape[0]:
             scores[m] = vector_score(
-                spots, spots.shape[0], vectors[m, 0], vectors[m, 1], vectors[m, 2], tolerance
+                spots, vectors[m, 0], vectors[m, 1], vectors[m, 2], inv_tolerance_sq
             )
 
     @cuda.jit
@@ -58,9 +59,8 @@ def _kernels() -> dict[str, Any]:
         m = cuda.grid(1)
         if m < directions.shape[0]:
             projection_histogram(
-                spots, spots.shape[0], directions[m, 0], directions[m, 1], directions[m, 2],
-                extent, histogram, m,
-            )  # fmt: skip
+                spots, directions[m, 0], directions[m, 1], directions[m, 2], extent, histogram, m
+            )
 
     return dict(score_all=score_all, histogram_all=histogram_all)
 
@@ -82,9 +82,9 @@ class GpuScoring:
         kernels = _kernels()
         scores = cuda.device_array(vectors.shape[0], dtype=np.float64)
         kernels["score_all"][self._blocks(vectors.shape[0]), self.options.threads_per_block](
-            cuda.to_device(_contiguous(spots)),
-            cuda.to_device(_contiguous(vectors)),
-            float(tolerance),
+            cuda.to_device(spot_rows(spots)),
+            cuda.to_device(contiguous(vectors)),
+            1.0 / float(tolerance) ** 2,
             scores,
         )
         return np.asarray(scores.copy_to_host())
@@ -100,16 +100,12 @@ class GpuScoring:
         histogram = cuda.to_device(np.zeros((directions.shape[0], n_bins), dtype=np.int32))
         blocks = self._blocks(directions.shape[0])
         kernels["histogram_all"][blocks, self.options.threads_per_block](
-            cuda.to_device(_contiguous(spots)),
-            cuda.to_device(_contiguous(directions)),
+            cuda.to_device(spot_rows(spots)),
+            cuda.to_device(contiguous(directions)),
             float(extent_invA),
             histogram,
         )
         return np.asarray(histogram.copy_to_host())
-
-
-def _contiguous(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return np.ascontiguousarray(array, dtype=np.float64)
 
 
 def prepare(options: GpuScoringOptions | None = None) -> GpuScoring:
