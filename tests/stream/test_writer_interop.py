@@ -212,16 +212,16 @@ def test_more_images_than_recorded_repeat_announced_with_their_analysis(
 
 
 def test_a_slowed_writer_gets_the_whole_queue_and_the_end(tmp_path, long_recording, start_streamer):
-    """Issue 9: the real writer, frozen 100 ms out of every 120 ms (SIGSTOP/SIGCONT, the
-    slowness under test) and keeping only 2 images in its receive queue, still writes all 300
-    images: the stream waits while the writer takes what is queued, though that outlasts
-    --end-timeout (the stream used to discard the queue after it, and the writer waited for
-    ever for the missing images and the end message)."""
+    """Issue 9: the real writer, frozen 100 ms out of every 120 ms once the series began
+    (SIGSTOP/SIGCONT, the slowness under test) and keeping only 2 images in its receive
+    queue, still writes all 600 images: the stream waits while the writer takes the 500
+    queued at the end, though that outlasts --end-timeout (the stream used to discard the
+    queue after it, and the writer waited for ever for the missing images and the end)."""
     recording, _pixels = long_recording
     stream = start_streamer(
-        "--recording", str(recording), "--images", "300", "--rate", "max", "--on-slow",
-        "block", "--send-timeout", "120s", "--end-timeout", "500ms", "--start-timeout",
-        "60s", "--json",
+        "--recording", str(recording), "--images", "600", "--rate", "max",
+        "--on-slow", "block", "--sndhwm", "500", "--send-timeout", "120s",
+        "--end-timeout", "500ms", "--start-timeout", "60s", "--json",
     )  # fmt: skip
     root = tmp_path / "slow"
     root.mkdir()
@@ -236,6 +236,8 @@ def test_a_slowed_writer_gets_the_whole_queue_and_the_end(tmp_path, long_recordi
     streaming.set()
 
     def slow_down() -> None:
+        while streaming.is_set() and writer.poll() is None and not any(root.rglob("*.h5*")):
+            time.sleep(0.02)  # until the start message made the writer create its files
         while streaming.is_set() and writer.poll() is None:
             writer.send_signal(signal.SIGSTOP)
             time.sleep(0.1)
@@ -262,4 +264,4 @@ def test_a_slowed_writer_gets_the_whole_queue_and_the_end(tmp_path, long_recordi
     assert writer.returncode == 0, writer_err
     result = json.loads(writer_out)
     assert result["state"] == "completed"
-    assert result["images_expected"] == 300 and result["images_written"] == 300
+    assert result["images_expected"] == 600 and result["images_written"] == 600
