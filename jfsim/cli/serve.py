@@ -112,7 +112,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--on-slow",
         choices=[mode.value for mode in OnSlow],
         default=OnSlow.DROP.value,
-        help="drop (default, as jfjoch_broker) or block when a writer falls behind",
+        help="when a writer falls behind: drop (default, as jfjoch_broker) drops an image "
+        "once the next is due; catch-up lets images wait and sends them late, dropping only "
+        "those more than 1s behind the schedule; block waits for the writer",
     )
     parser.add_argument(
         "--start-timeout",
@@ -121,7 +123,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="wait this long for writers at each /start (default 5s); then Error",
     )
     parser.add_argument(
-        "--end-timeout", default="5s", metavar="DURATION", help="offer the end message (5s)"
+        "--end-timeout",
+        default="5s",
+        metavar="DURATION",
+        help="after a series' last image, give up on a writer that took nothing (no queued "
+        "image, nor the end message) for this long (default 5s)",
     )
     parser.add_argument(
         "--image-buffer",

@@ -69,8 +69,14 @@ the schedule instead (as jfjoch_broker: an image without room is dropped once th
 due); --on-slow block never drops and slows the stream. Dropped images are counted, named
 on stderr and give exit status 1. Ctrl-C or SIGTERM stops early and still sends the end
 message.
-exit status: 0 complete (or stopped on request), 1 images dropped or end not delivered,
-2 bad options or no writer.
+
+After the last image the stream waits until the end message and every image queued before
+it have left ZeroMQ for the writers (handed to the connection), however long a slow writer
+takes, as long as it keeps taking them: only when a writer takes nothing for --end-timeout
+(5s) are the images still queued for it given up, counted as lost (exit status 1, one line
+on stderr). Ctrl-C during that wait gives it up at once, likewise counted.
+exit status: 0 complete (or stopped on request), 1 images dropped, images or the end message
+lost in the send queue, or a stalled writer; 2 bad options or no writer.
 """
 
 
@@ -176,7 +182,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--end-timeout",
         default="5s",
         metavar="DURATION",
-        help="offer the end message and flush queued images for this long (default 5s)",
+        help="after the last image, wait for the writers to take the queued images and the "
+        "end message as long as they keep taking them; give up (and count what is still "
+        "queued as lost) once a writer took nothing for this long (default 5s)",
     )
     parser.add_argument("--preview", metavar="ENDPOINT", help="bind a preview PUB socket")
     parser.add_argument(
@@ -285,6 +293,13 @@ class _StatusLine:
         return show
 
     def stream(self, progress: StreamProgress) -> None:
+        if progress.images_queued_at_end is not None:
+            self.show(
+                f"stream: {progress.images_done}/{progress.images_total} images done; "
+                f"waiting for the writers to take the last {progress.images_queued_at_end} "
+                "queued and the end message"
+            )
+            return
         self.show(
             f"stream: {progress.images_done}/{progress.images_total} images  "
             f"{progress.rate_hz:8.1f} Hz  {progress.bytes_per_s / 1e9:5.2f} GB/s  "
@@ -327,7 +342,10 @@ def _rows(summary: StreamSummary, config: StreamConfig) -> dict[str, Any]:
         "max lag behind schedule": lag,
         "pool": f"{summary.pool_size} frames",
         "repeated images": summary.repeated_images,
+        "images lost in send queue": summary.images_lost_in_queue,
         "end delivered": " / ".join("yes" if ok else "NO" for ok in summary.end_delivered),
+        "end wait": f"{summary.end_wait_s:.3f} s"
+        + (f" (given up: {summary.end_given_up_by})" if summary.end_given_up_by else ""),
         "preview / metadata messages": f"{summary.preview_messages} / {summary.metadata_messages}",
         "stopped by": summary.stopped_by or "-",
     }
@@ -346,6 +364,30 @@ def _drop_advice(summary: StreamSummary, config: StreamConfig) -> str:
         why = f"a writer fell more than --max-lag {config.max_lag_s:g} s behind the schedule"
         hint = "raise --max-lag or --sndhwm, lower --rate, or use --on-slow block"
     return f"{lost}: {why}; {hint}"
+
+
+def _end_advice(summary: StreamSummary, config: StreamConfig, bound: list[str]) -> str:
+    """One line on stderr saying what the end wait gave up, why, and what to do
+    (``bound``: the image endpoints as bound, ports resolved)."""
+    lost_end = [
+        endpoint for endpoint, ok in zip(bound, summary.end_delivered, strict=True) if not ok
+    ]
+    what, verb, pronoun = "the end message", "is", "it was"
+    if summary.images_lost_in_queue:
+        what = (
+            f"{summary.images_lost_in_queue} of {summary.images_requested} images and the end "
+            "message"
+        )
+        verb, pronoun = "are", "they were"
+    if summary.end_given_up_by == "end-timeout":
+        why = f"its writer took nothing for --end-timeout {config.end_timeout_s:g} s"
+        hint = "check the writer, raise --end-timeout, or lower --sndhwm"
+    else:
+        why = f"the wait for its writer was given up ({summary.end_given_up_by})"
+        hint = "let the wait finish next time, or check the writer"
+    return (
+        f"{what} {verb} lost: {pronoun} still queued for {', '.join(lost_end)} when {why}; {hint}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -389,7 +431,10 @@ def run(args: argparse.Namespace) -> int:
     print_summary(rows, document, as_json=args.json)
     if summary.images_dropped:
         print(f"stream: {_drop_advice(summary, config)}", file=sys.stderr, flush=True)
+    if not all(summary.end_delivered):
+        print(f"stream: {_end_advice(summary, config, bound)}", file=sys.stderr, flush=True)
     stalled = summary.stopped_by is not None and summary.stopped_by not in ("SIGINT", "SIGTERM")
-    if summary.images_dropped or not all(summary.end_delivered) or stalled:
+    lost = summary.images_dropped or summary.images_lost_in_queue
+    if lost or not all(summary.end_delivered) or stalled:
         return EXIT_INCOMPLETE
     return 0

@@ -212,6 +212,11 @@ class Collection:
             )
         if summary.images_dropped:
             notes.append(f"{summary.images_dropped} images dropped (a writer did not keep up)")
+        if summary.images_lost_in_queue:
+            notes.append(
+                f"{summary.images_lost_in_queue} images lost in the send queue (a writer took "
+                "nothing for --end-timeout)"
+            )
         if not all(summary.end_delivered):
             notes.append("the end message did not reach every writer")
         if missing_files:

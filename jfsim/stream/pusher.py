@@ -21,6 +21,11 @@ failure is counted, not raised. Images follow the ``OnSlow`` policy:
 With ``catch-up`` and ``drop``, after a wait of a whole send timeout (unpaced, or a period
 longer than the timeout) the socket sends without waiting until it accepts an image again,
 so a stalled writer costs one timeout, not one per image.
+
+Every image is sent zero-copy with a tracker (``jfsim.stream.backlog``), so that the end of a
+series knows what ZeroMQ still holds: ``send_end`` waits until the end message and every image
+before it have left for the connection, for as long as the writer keeps taking them, and
+reports what was still queued when it gave up.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ import enum
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
 import zmq
 
+from jfsim.stream.backlog import SendBacklog
 from jfsim.stream.errors import (
     NoWriterError,
     StreamError,
@@ -41,10 +48,20 @@ from jfsim.stream.errors import (
     WriterStalledError,
 )
 
-__all__ = ["ImageSockets", "OnSlow", "SendOutcome", "bind_socket", "writer_hint"]
+__all__ = [
+    "EndDelivery",
+    "ImageSockets",
+    "OnSlow",
+    "SendOutcome",
+    "bind_socket",
+    "writer_hint",
+]
 
 #: Waits are cut into slices of this length so that a stop request is seen promptly.
 POLL_SLICE_S = 0.05
+#: How often the end of a series looks at what ZeroMQ still holds (a fast writer's stream
+#: ends at most this much later than its last message left).
+END_POLL_S = 0.01
 
 
 class OnSlow(str, enum.Enum):
@@ -60,6 +77,19 @@ class SendOutcome(enum.Enum):
     SENT_AFTER_WAIT = "sent after wait"
     DROPPED = "dropped"
     CANCELLED = "cancelled"  # a stop was requested while the image waited
+
+
+@dataclass(frozen=True, slots=True)
+class EndDelivery:
+    """How the end of a series went on one socket.
+
+    ``delivered``: the end message, and every image queued before it, left ZeroMQ for the
+    connection. ``images_lost``: images still queued when the wait gave up (0 if delivered);
+    ZeroMQ discards them when the socket closes.
+    """
+
+    delivered: bool
+    images_lost: int = 0
 
 
 #: The command-line option that names each role's endpoint (for error messages).
@@ -116,11 +146,15 @@ class ImageSockets:
         self.send_timeout_s = send_timeout_s
         self._stop = stop
         self._sockets: list[zmq.Socket] = []
+        self._given_up: set[int] = set()  # sockets whose end wait gave up
         self.bound_endpoints: list[str] = []
         try:
             for endpoint in self.endpoints:
                 socket = context.socket(zmq.PUSH)
                 self._sockets.append(socket)
+                # Every image zero-copy with a real tracker, however small (pyzmq copies a
+                # message under 64 kB and gives it a tracker that is done at once).
+                socket.copy_threshold = 0
                 socket.setsockopt(zmq.SNDHWM, sndhwm)
                 socket.setsockopt(zmq.LINGER, 0)
                 self.bound_endpoints.append(bind_socket(socket, endpoint, "image"))
@@ -128,6 +162,7 @@ class ImageSockets:
             self.close(linger_s=0.0)
             raise
         self._nonblocking = [False] * len(self._sockets)
+        self._backlogs = [SendBacklog() for _ in self._sockets]
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -139,9 +174,10 @@ class ImageSockets:
         self.close(linger_s=0.0)
 
     def close(self, *, linger_s: float) -> None:
-        """Close every socket, letting queued messages flush for up to ``linger_s``."""
-        for socket in self._sockets:
-            socket.close(linger=int(linger_s * 1000))
+        """Close every socket, letting queued messages flush for up to ``linger_s`` (at once
+        where ``send_end`` gave up: what those hold is already reported lost)."""
+        for index, socket in enumerate(self._sockets):
+            socket.close(linger=0 if index in self._given_up else int(linger_s * 1000))
         self._sockets = []
 
     def _stopping(self) -> bool:
@@ -192,19 +228,75 @@ class ImageSockets:
         self._sockets[0].send(frame, zmq.NOBLOCK)
         return True
 
-    def send_end(self, frame: bytes, timeout_s: float) -> tuple[bool, ...]:
-        """Offer the end message to every socket for up to ``timeout_s``; which took it."""
-        ready = self._wait_writable(range(len(self._sockets)), time.monotonic() + timeout_s)
-        for index in ready:
-            self._sockets[index].send(frame, zmq.NOBLOCK)
-        return tuple(index in ready for index in range(len(self._sockets)))
+    def send_end(
+        self,
+        frame: bytes,
+        no_progress_timeout_s: float,
+        *,
+        give_up: threading.Event | None = None,
+        on_wait: Callable[[int], None] | None = None,
+    ) -> tuple[EndDelivery, ...]:
+        """Queue the end message on every socket, then wait until it and every image queued
+        before it have left ZeroMQ for the connection.
+
+        The wait lasts as long as the writers keep taking messages: a socket is given up only
+        once none of its messages (nor the end message, waiting for room) left for
+        ``no_progress_timeout_s``, or at once when ``give_up`` is set. ``on_wait(images
+        still queued)`` is called every ``END_POLL_S`` while waiting.
+        """
+        n_sockets = len(self._sockets)
+        end_trackers: list[zmq.MessageTracker | None] = [None] * n_sockets
+        queued = [backlog.pending() for backlog in self._backlogs]
+        last_progress_s = [time.monotonic()] * n_sockets
+        outcomes: dict[int, EndDelivery] = {}
+        waiting = list(range(n_sockets))
+        while waiting:
+            now = time.monotonic()
+            for index in list(waiting):
+                progressed = False
+                if end_trackers[index] is None:
+                    end_trackers[index] = self._offer(index, frame)
+                    progressed = end_trackers[index] is not None
+                still_queued = self._backlogs[index].pending()
+                progressed = progressed or still_queued < queued[index]
+                queued[index] = still_queued
+                end_tracker = end_trackers[index]
+                if end_tracker is not None and end_tracker.done and still_queued == 0:
+                    outcomes[index] = EndDelivery(delivered=True)
+                elif progressed:
+                    last_progress_s[index] = now
+                    continue
+                elif now - last_progress_s[index] >= no_progress_timeout_s:
+                    outcomes[index] = EndDelivery(delivered=False, images_lost=still_queued)
+                else:
+                    continue
+                waiting.remove(index)
+            if waiting and give_up is not None and give_up.is_set():
+                for index in waiting:
+                    outcomes[index] = EndDelivery(delivered=False, images_lost=queued[index])
+                break
+            if waiting:
+                if on_wait is not None:
+                    on_wait(sum(queued[index] for index in waiting))
+                time.sleep(END_POLL_S)
+        self._given_up = {index for index, outcome in outcomes.items() if not outcome.delivered}
+        return tuple(outcomes[index] for index in range(n_sockets))
+
+    def _offer(self, index: int, frame: bytes) -> zmq.MessageTracker | None:
+        """Queue ``frame`` on socket ``index`` if it has room now; its tracker, or None."""
+        socket = self._sockets[index]
+        if not cast(int, socket.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
+            return None
+        try:
+            return socket.send(frame, zmq.NOBLOCK, copy=False, track=True)
+        except zmq.Again:
+            return None
 
     def send_image(
         self,
         index: int,
         build: Callable[[], memoryview],
         *,
-        track: bool,
         schedule_wait_s: float | None = None,
     ) -> tuple[SendOutcome, zmq.MessageTracker | None, memoryview | None]:
         """Send one image (zero-copy) to socket ``index`` following the ``on_slow`` policy.
@@ -214,15 +306,17 @@ class ImageSockets:
         lets this image wait for room before it is dropped (``catch-up``: until it is the
         lag budget late; paced ``drop``: until the next image is due); None: up to the send
         timeout. ``block`` always waits up to the send timeout.
-        Returns the outcome, the tracker of the queued message and the bytes if built.
+        Returns the outcome, the tracker of the queued message (kept in the socket's
+        backlog too) and the bytes if built.
         """
         socket = self._sockets[index]
         buffer: memoryview | None = None
         if cast(int, socket.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
             buffer = build()
             try:
-                tracker = socket.send(buffer, zmq.NOBLOCK, copy=False, track=track)
+                tracker = socket.send(buffer, zmq.NOBLOCK, copy=False, track=True)
                 self._nonblocking[index] = False
+                self._backlogs[index].add(tracker)
                 return SendOutcome.SENT, tracker, buffer
             except zmq.Again:
                 pass
@@ -239,10 +333,11 @@ class ImageSockets:
                 if buffer is None:
                     buffer = build()
                 try:
-                    tracker = socket.send(buffer, zmq.NOBLOCK, copy=False, track=track)
+                    tracker = socket.send(buffer, zmq.NOBLOCK, copy=False, track=True)
                 except zmq.Again:
                     continue
                 self._nonblocking[index] = False
+                self._backlogs[index].add(tracker)
                 return SendOutcome.SENT_AFTER_WAIT, tracker, buffer
             if time.monotonic() >= deadline:
                 break

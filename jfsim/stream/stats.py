@@ -71,6 +71,8 @@ class StreamProgress:
     elapsed_s: float
     rate_hz: float
     bytes_per_s: float
+    #: After the last image: images that ZeroMQ still holds for the writers (None before).
+    images_queued_at_end: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,14 @@ class StreamSummary:
     metadata_messages: int = 0
     repeated_images: int = 0
     max_lag_ms: float = 0.0
+    #: Images still queued for a writer when the end wait gave up: ZeroMQ discarded them.
+    images_lost_in_queue: int = 0
+    #: From the last image until the end message and the images before it had left (or the
+    #: wait gave up).
+    end_wait_s: float = 0.0
+    #: Why the end wait gave up: "end-timeout" (a writer took nothing for --end-timeout), a
+    #: stop request ("SIGINT"), or None when every socket delivered.
+    end_given_up_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)

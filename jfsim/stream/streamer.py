@@ -2,11 +2,15 @@
 
 ``Streamer(config, source).run()`` is everything ``jfsim stream`` does; it returns a
 ``StreamSummary`` and never prints. ``request_stop`` (safe from a signal handler or another
-thread) ends the image loop early; the end message is still sent.
+thread) ends the image loop early; the end message is still sent. The run ends once the end
+message and every image before it have left ZeroMQ for the writers, however long a slow
+writer takes, unless a writer takes nothing for ``end_timeout_s`` (or a stop is requested
+during that wait): what was still queued is then counted as lost (``images_lost_in_queue``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 import time
@@ -22,7 +26,7 @@ from jfsim.stream.errors import StreamOptionError, WriterStalledError
 from jfsim.stream.frames import Assembler, Frames
 from jfsim.stream.pacing import Pacer
 from jfsim.stream.publisher import MetadataPublisher, PreviewPublisher
-from jfsim.stream.pusher import ImageSockets, OnSlow, SendOutcome
+from jfsim.stream.pusher import EndDelivery, ImageSockets, OnSlow, SendOutcome
 from jfsim.stream.sources import FrameReuse, FrameSource, PoolProgress
 from jfsim.stream.stats import StreamProgress, StreamStats, StreamSummary
 
@@ -73,7 +77,9 @@ class StreamConfig:
     ``send_timeout_s=None`` means 10 s with ``on_slow=BLOCK`` and 1 s otherwise (with
     ``CATCH_UP`` it bounds the wait only at ``rate_hz=None``, where there is no schedule);
     ``max_lag_s``: with ``CATCH_UP``, how far behind its slot an image may be sent before it
-    is dropped.
+    is dropped; ``end_timeout_s``: after the last image, how long a writer may take nothing
+    (no queued image, nor the end message, leaving) before what is still queued for it is
+    given up as lost.
     """
 
     endpoints: tuple[str, ...] = (DEFAULT_ENDPOINT,)
@@ -189,6 +195,9 @@ class Streamer:
         self.on_image_sent = on_image_sent
         self._stop = threading.Event()
         self._stop_reason: str | None = None
+        self._ending = False  # the image loop is over: a stop request gives up the end wait
+        self._give_up_end = threading.Event()
+        self._give_up_reason: str | None = None
         self._pool: Frames | None = None
         self._assembler: Assembler | None = None
         self._context: zmq.Context | None = None
@@ -203,7 +212,14 @@ class Streamer:
         return self.source.default_number_of_images()
 
     def request_stop(self, reason: str = "stop requested") -> None:
-        """Finish early: no more images, then the end message. Safe in signal handlers."""
+        """Finish early: no more images, then the end message. Once the images are over, stop
+        waiting for the writers to take what is queued (it is reported lost). Safe in signal
+        handlers."""
+        if self._ending:
+            if self._give_up_reason is None:
+                self._give_up_reason = reason
+            self._give_up_end.set()
+            return
         if self._stop_reason is None:
             self._stop_reason = reason
         self._stop.set()
@@ -294,7 +310,7 @@ class Streamer:
         sockets, assembler = self._sockets, self._assembler
         n_images = self.number_of_images
         stats = StreamStats(len(sockets), n_images)
-        end_delivered: tuple[bool, ...] = ()
+        deliveries: tuple[EndDelivery, ...] = ()
         try:
             start = self.source.start_message(n_images)
             start_frame = encode(start)
@@ -320,25 +336,58 @@ class Streamer:
             # the way, which a writer can then report as missing.
             collected = stats.images_sent + stats.images_dropped
             end_frame = encode(self.source.end_message(collected))
-            end_delivered = sockets.send_end(end_frame, config.end_timeout_s)
+            self._ending = True
+            end_wait_started_s = time.monotonic()
+            deliveries = sockets.send_end(
+                end_frame,
+                config.end_timeout_s,
+                give_up=self._give_up_end,
+                on_wait=self._end_wait_progress(stats),
+            )
+            end_wait_s = time.monotonic() - end_wait_started_s
             if self._metadata is not None:
                 self._metadata.flush()
             for publisher in (self._preview, self._metadata):
                 if publisher is not None:
                     publisher.publish(end_frame)
+            end_given_up_by = None
+            if not all(delivery.delivered for delivery in deliveries):
+                end_given_up_by = self._give_up_reason or "end-timeout"
             summary = stats.summary(
                 endpoints=tuple(config.endpoints),
                 target_rate_hz=config.rate_hz,
                 pool_size=len(pool),
                 repeated_images=self.frame_reuse.repeated_images,
-                end_delivered=end_delivered,
+                end_delivered=tuple(delivery.delivered for delivery in deliveries),
+                images_lost_in_queue=sum(delivery.images_lost for delivery in deliveries),
+                end_wait_s=end_wait_s,
+                end_given_up_by=end_given_up_by,
                 stopped_by=self._stop_reason,
                 preview_messages=self._preview.messages_sent if self._preview else 0,
                 metadata_messages=self._metadata.messages_sent if self._metadata else 0,
             )
         finally:
-            self._close(linger_s=config.end_timeout_s if any(end_delivered) else 0.0)
+            delivered = any(delivery.delivered for delivery in deliveries)
+            self._close(linger_s=config.end_timeout_s if delivered else 0.0)
         return summary
+
+    def _end_wait_progress(self, stats: StreamStats) -> Callable[[int], None] | None:
+        """While the end waits for the writers: progress with the images still queued, at
+        the progress interval."""
+        on_progress = self.on_progress
+        if on_progress is None:
+            return None
+        interval_s = self.config.progress_interval_s
+        next_progress_s = [time.perf_counter()]
+
+        def report(images_queued: int) -> None:
+            now = time.perf_counter()
+            if now >= next_progress_s[0]:
+                next_progress_s[0] = now + interval_s
+                progress = stats.progress(now)
+                on_progress(dataclasses.replace(progress, images_queued_at_end=images_queued))
+
+        return report
 
     def _send_images(self, assembler: Assembler, stats: StreamStats) -> None:
         assert self._sockets is not None
@@ -374,7 +423,6 @@ class Streamer:
             outcome, tracker, buffer = sockets.send_image(
                 socket_index,
                 partial(assembler.assemble, fields, image_id % pool_size),
-                track=True,
                 schedule_wait_s=wait_s,
             )
             assembler.sent(tracker)

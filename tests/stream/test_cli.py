@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from jfsim.cli import main
+from jfsim.protocol import decode
 from jfsim.recording import RecordingWriter
 
 JFSIM = Path(sys.executable).with_name("jfsim")
@@ -196,3 +198,57 @@ def test_a_writer_stalled_beyond_max_lag_gives_exit_1_counts_and_advice(
     assert advice.startswith(f"stream: {summary['images_dropped']} of 1500 images dropped")
     assert "more than --max-lag 0.1 s behind the schedule" in advice
     assert "raise --max-lag or --sndhwm" in advice
+
+
+def test_a_slow_writer_gets_the_whole_queue_and_the_end_with_exit_0(
+    large_recording, start_streamer, connect
+):
+    """Issue 9: 100 queued images at 20 ms each outlast --end-timeout 1s; the stream waits
+    while the writer keeps taking them (it used to discard the queue after the timeout)."""
+    streamer = start_streamer(
+        "--start-timeout", "120s", "--recording", str(large_recording), "--rate", "max",
+        "--images", "150", "--on-slow", "block", "--sndhwm", "100", "--end-timeout", "1s",
+        "--json",
+    )  # fmt: skip
+    receiver = connect(streamer.endpoints[0], rcvhwm=2, rcvbuf_bytes=65536)
+    ids, end_arrived = [], False
+    while not end_arrived and receiver.socket.poll(60_000):
+        frame = receiver.socket.recv()
+        end_arrived = b"\x64type\x63end" in frame[:32]
+        if not end_arrived and b"\x64type\x65image" in frame[:32]:
+            ids.append(decode(frame)["image_id"])
+            time.sleep(0.02)  # the slow writer: the behaviour under test
+    code, stdout, stderr = streamer.finish(PROCESS_TIMEOUT_S)
+
+    assert code == 0, stderr
+    assert end_arrived and ids == list(range(150))
+    summary = json.loads(stdout)
+    assert summary["end_delivered"] == [True] and summary["images_lost_in_queue"] == 0
+    assert summary["end_given_up_by"] is None
+    assert summary["end_wait_s"] > 1.0  # the queue outlasted the timeout, and was waited for
+
+
+def test_a_writer_that_stops_reading_loses_the_queue_loudly_with_exit_1(
+    large_recording, start_streamer, connect
+):
+    streamer = start_streamer(
+        "--start-timeout", "120s", "--recording", str(large_recording), "--rate", "max",
+        "--images", "200", "--on-slow", "block", "--end-timeout", "500ms",
+    )  # fmt: skip
+    receiver = connect(streamer.endpoints[0], rcvhwm=2, rcvbuf_bytes=65536)
+    receiver.receive(timeout_s=120.0)  # start
+    receiver.receive(timeout_s=60.0)  # one image, then nothing more: the writer is stuck
+    code, stdout, stderr = streamer.finish(PROCESS_TIMEOUT_S)
+
+    assert code == 1, stderr
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in stdout.splitlines())
+    lost = int(rows["images lost in send queue"])
+    assert lost > 0 and rows["images sent"] == "200 of 200"
+    assert rows["end delivered"] == "NO"
+    assert rows["end wait"].endswith("s (given up: end-timeout)")
+    advice = stderr.strip().splitlines()[-1]
+    assert advice == (
+        f"stream: {lost} of 200 images and the end message are lost: they were still queued "
+        f"for {streamer.endpoints[0]} when its writer took nothing for --end-timeout 0.5 s; "
+        "check the writer, raise --end-timeout, or lower --sndhwm"
+    )

@@ -358,5 +358,10 @@ def test_progress_is_reported_while_streaming(synthetic_source, connect):
     receiver = connect(endpoint)
     summary = streamer.run()  # the start message waits in ZeroMQ's queue for the receiver
     assert len(receiver.receive_series()) == 14
-    assert [report.images_done for report in reports] == list(range(1, 13))
+    # while sending, one report per image; then, while the end waits for the writer to take
+    # what is queued, reports that say how many images it still holds
+    sending = [report for report in reports if report.images_queued_at_end is None]
+    assert [report.images_done for report in sending] == list(range(1, 13))
+    assert reports[: len(sending)] == sending
+    assert all(0 <= report.images_queued_at_end <= 12 for report in reports[len(sending) :])
     assert reports[-1].images_total == 12 and summary.images_sent == 12

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import h5py
@@ -203,3 +206,62 @@ def test_more_images_than_recorded_repeat_announced_with_their_analysis(
     for image_id in range(300):
         np.testing.assert_array_equal(frames[image_id], pixels[image_id % N_RECORDED])
     np.testing.assert_array_equal(spot_x, np.arange(300) % N_RECORDED)
+
+
+# --------------------------------------------- the end of a series into a slowed writer
+
+
+def test_a_slowed_writer_gets_the_whole_queue_and_the_end(tmp_path, long_recording, start_streamer):
+    """Issue 9: the real writer, frozen 100 ms out of every 120 ms once the series began
+    (SIGSTOP/SIGCONT, the slowness under test) and keeping only 2 images in its receive
+    queue, still writes all 600 images: the stream waits while the writer takes the 500
+    queued at the end, though that outlasts --end-timeout (the stream used to discard the
+    queue after it, and the writer waited for ever for the missing images and the end)."""
+    recording, _pixels = long_recording
+    stream = start_streamer(
+        "--recording", str(recording), "--images", "600", "--rate", "max",
+        "--on-slow", "block", "--sndhwm", "500", "--send-timeout", "120s",
+        "--end-timeout", "500ms", "--start-timeout", "60s", "--json",
+    )  # fmt: skip
+    root = tmp_path / "slow"
+    root.mkdir()
+    command = [str(JFSIM), "write", "-R", str(root), "--once", "--json", "--timeout", "120"]
+    writer = subprocess.Popen(
+        [*command, "-w", "2", stream.endpoints[0]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    streaming = threading.Event()
+    streaming.set()
+
+    def slow_down() -> None:
+        while streaming.is_set() and writer.poll() is None and not any(root.rglob("*.h5*")):
+            time.sleep(0.02)  # until the start message made the writer create its files
+        while streaming.is_set() and writer.poll() is None:
+            writer.send_signal(signal.SIGSTOP)
+            time.sleep(0.1)
+            writer.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+
+    slower = threading.Thread(target=slow_down, daemon=True)
+    slower.start()
+    try:
+        code, stdout, stderr = stream.finish(300)
+    finally:
+        streaming.clear()
+        slower.join(10.0)
+        writer.send_signal(signal.SIGCONT)
+    try:
+        writer_out, writer_err = writer.communicate(timeout=180)
+    finally:
+        writer.kill()
+
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["end_delivered"] == [True] and summary["images_lost_in_queue"] == 0
+    assert summary["end_wait_s"] > 0.5  # the queue outlasted --end-timeout, and was waited for
+    assert writer.returncode == 0, writer_err
+    result = json.loads(writer_out)
+    assert result["state"] == "completed"
+    assert result["images_expected"] == 600 and result["images_written"] == 600
