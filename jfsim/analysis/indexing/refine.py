@@ -30,6 +30,7 @@ rotation to UB₀·B₀⁻¹: the lattice keeps its setting.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -40,7 +41,7 @@ import numpy.typing as npt
 from jfsim.analysis.geometry import RunGeometry
 from jfsim.analysis.indexing.lattice import Lattice
 from jfsim.analysis.indexing.reciprocal import pixel_steps_mm
-from jfsim.geometry import b_matrix, rotation_matrix
+from jfsim.geometry import b_matrix
 
 __all__ = ["REFINEMENTS", "Observations", "Refined", "refine_lattice"]
 
@@ -134,11 +135,21 @@ def _nearest_rotation(matrix: FloatArray) -> FloatArray:
 
 
 def _small_rotation(omega: FloatArray) -> FloatArray:
-    angle = float(np.linalg.norm(omega))
+    """exp([ω]×): Rodrigues' formula written out in scalars (called at every evaluation,
+    where numpy's per-call costs on 3-vectors outweighed the arithmetic)."""
+    w0, w1, w2 = float(omega[0]), float(omega[1]), float(omega[2])
+    angle = math.sqrt(w0 * w0 + w1 * w1 + w2 * w2)
     if angle < 1e-15:
         return np.eye(3)
-    axis = omega / angle
-    return np.asarray(rotation_matrix((float(axis[0]), float(axis[1]), float(axis[2])), angle))
+    x, y, z = w0 / angle, w1 / angle, w2 / angle
+    s, v = math.sin(angle), 1.0 - math.cos(angle)  # sine and versine
+    return np.array(
+        [
+            [1.0 - v * (y * y + z * z), v * x * y - s * z, v * x * z + s * y],
+            [v * x * y + s * z, 1.0 - v * (x * x + z * z), v * y * z - s * x],
+            [v * x * z - s * y, v * y * z + s * x, 1.0 - v * (x * x + y * y)],
+        ]
+    )
 
 
 def _skew(v: FloatArray) -> FloatArray:
@@ -147,7 +158,7 @@ def _skew(v: FloatArray) -> FloatArray:
 
 def _left_jacobian(omega: FloatArray) -> FloatArray:
     """J with exp([ω + δ]×) = exp([J·δ]×)·exp([ω]×) to first order (SO(3)'s left Jacobian)."""
-    angle = float(np.linalg.norm(omega))
+    angle = math.sqrt(float(omega @ omega))
     k = _skew(omega)
     if angle < 1e-6:
         return np.asarray(np.eye(3) + 0.5 * k + (k @ k) / 6.0)
@@ -171,6 +182,10 @@ def _b_derivatives(bravais: str, free: FloatArray) -> list[FloatArray]:
     return derivatives
 
 
+#: (R(ω)·U₀, UB, free cell, beam shift) of one set of parameters.
+_Unpacked = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+
+
 class _Model:
     """Parameters → residuals for one refinement."""
 
@@ -192,6 +207,7 @@ class _Model:
         self.beam0 = np.asarray(beam_shift_pxl, dtype=np.float64)
         self.s0 = np.array([0.0, 0.0, 1.0 / geometry.wavelength_A])
         self.scale = np.ones(2)
+        self._last: tuple[FloatArray, _Unpacked] | None = None
         # The spots' lab positions at the starting beam centre and their pixel steps: a
         # module is flat, so a beam shift moves a position along them (no module lookup
         # per evaluation).
@@ -199,6 +215,15 @@ class _Model:
         shifted_y = observations.y_index - self.beam0[1]
         self.lab0_mm = geometry.lab_mm_at(shifted_x, shifted_y)
         self.steps_mm = np.stack(pixel_steps_mm(geometry, shifted_x, shifted_y), axis=-1)
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> _Model:
+        """The same model over the spots ``keep`` (the second round): their positions and
+        pixel steps taken from this one rather than looked up again."""
+        model = copy.copy(self)
+        model.observations = self.observations.subset(keep)
+        model.lab0_mm = self.lab0_mm[keep]
+        model.steps_mm = self.steps_mm[keep]
+        return model
 
     @property
     def n_parameters(self) -> int:
@@ -211,13 +236,23 @@ class _Model:
 
     def unpack(self, p: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """(UB, free cell, beam shift) of parameters ``p``."""
+        _turned_u0, ub, cell, beam = self._unpacked(p)
+        return ub, cell, beam
+
+    def _unpacked(self, p: FloatArray) -> _Unpacked:
+        """(R(ω)·U₀, UB, free cell, beam shift) of ``p``, kept for the last ``p``: the
+        Jacobian is always wanted where the residuals were just computed."""
+        if self._last is not None and np.array_equal(self._last[0], p):
+            return self._last[1]
         if self.mode == "beam_and_lattice":
             cell = p[3 : 3 + self.cell0.size]
             beam = p[3 + self.cell0.size :]
         else:
             cell, beam = self.cell0, self.beam0
-        ub = _small_rotation(p[:3]) @ self.u0 @ b_matrix(_full_cell(self.bravais, cell))
-        return ub, cell, beam
+        turned_u0 = _small_rotation(p[:3]) @ self.u0
+        unpacked = (turned_u0, turned_u0 @ b_matrix(_full_cell(self.bravais, cell)), cell, beam)
+        self._last = (p.copy(), unpacked)
+        return unpacked
 
     def _evaluate(
         self, p: FloatArray, scale: FloatArray, *, jacobian: bool
@@ -225,12 +260,11 @@ class _Model:
         """(residuals ``(4n,)`` divided by ``scale``, their Jacobian ``(4n, parameters)``
         or an empty array) at ``p``, computed by :func:`_residual_rows`."""
         obs = self.observations
-        ub, cell, beam = self.unpack(p)
+        turned_u0, ub, cell, beam = self._unpacked(p)
         if jacobian:
             jl = _left_jacobian(p[:3])
             matrices = [_skew(jl[:, k]) @ ub for k in range(3)]
             if self.mode == "beam_and_lattice":
-                turned_u0 = _small_rotation(p[:3]) @ self.u0
                 matrices += [turned_u0 @ d for d in _b_derivatives(self.bravais, cell)]
             derivatives = np.ascontiguousarray(np.stack(matrices))
         else:
@@ -428,7 +462,7 @@ def refine_lattice(
         np.abs(excitation) < OUTLIER_SIGMA * spread[1]
     )
     if MIN_SPOTS <= keep.sum() < keep.size:
-        model = _Model(lattice, observations.subset(keep), geometry, mode, beam_shift_pxl)
+        model = model.subset(keep)
         model.scale = spread
         parameters = _solve(model, parameters)
     ub, _cell, beam = model.unpack(parameters)
