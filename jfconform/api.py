@@ -88,6 +88,7 @@ def check(
     strict: bool | None = None,
     fail_on_missing: bool = False,
     progress: Callable[[int, int, Path], None] | None = None,
+    truth_stage: Callable[[str], None] | None = None,
 ) -> Report:
     """Check files read-only against every selected rule, and score one against its truth.
 
@@ -110,6 +111,8 @@ def check(
         fail_on_missing: frames a writer never wrote (H5-012, information by default) are
             errors, for runs that must not lose an image.
         progress: called as ``progress(index, total, path)`` before each file.
+        truth_stage: called with a short description as each step of the truth scoring
+            begins (a long run's frames alone take a minute).
 
     Returns:
         The :class:`Report`; render it with :func:`jfconform.render`.
@@ -138,7 +141,7 @@ def check(
     reports = check_files(files, options, progress)
     summary = None
     if truth_path is not None and reports[0].opened:
-        summary = _score_truth(reports[0], truth_path, limits, options)
+        summary = _score_truth(reports[0], truth_path, limits, options, truth_stage)
     return Report(reports, policy, summary)
 
 
@@ -341,7 +344,11 @@ def _thresholds(given: TruthThresholds | Mapping[str, float] | None) -> TruthThr
 
 
 def _score_truth(
-    report: FileReport, truth_path: Path, thresholds: TruthThresholds, options: CheckOptions
+    report: FileReport,
+    truth_path: Path,
+    thresholds: TruthThresholds,
+    options: CheckOptions,
+    stage: Callable[[str], None] | None,
 ) -> dict[str, Any]:
     """Score the checked file against its truth; the TRUTH findings join its report."""
     path = Path(report.file)
@@ -350,7 +357,7 @@ def _score_truth(
             path, h5, sample=options.sample, read_limit_bytes=options.read_limit_bytes
         )
         try:
-            issues, summary = score(context, truth_path, thresholds)
+            issues, summary = score(context, truth_path, thresholds, stage)
         finally:
             context.close()
     report.findings += [

@@ -199,6 +199,10 @@ def _write(text: str, output: Path | None) -> None:
         raise UsageError(f"{output}: cannot write the report: {error.strerror}") from error
 
 
+def _truth_stage(description: str) -> None:
+    print(f"truth: {description} ...", file=sys.stderr, flush=True)
+
+
 def run_check(args: argparse.Namespace) -> int:
     show_progress = len(args.files) > 1 and sys.stderr.isatty()
     report = check(
@@ -214,6 +218,7 @@ def run_check(args: argparse.Namespace) -> int:
         strict=args.strict,
         fail_on_missing=args.fail_on_missing,
         progress=_progress if show_progress else None,
+        truth_stage=_truth_stage if args.truth is not None and sys.stderr.isatty() else None,
     )
     _write(
         render(report, "json" if args.json else args.format, all_findings=args.all_findings),

@@ -15,7 +15,9 @@ missed an image): it is counted as missing, not as substituted.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,10 +85,14 @@ def frame_sha256(frame: np.ndarray, dtype: np.dtype) -> bytes | None:
     values = np.ascontiguousarray(frame, dtype=dtype)
     if frame.dtype != dtype and not np.array_equal(values, frame):
         return None
-    return hashlib.sha256(values.tobytes()).digest()
+    return hashlib.sha256(values.data).digest()  # the frame itself, not a copy
 
 
-def _frames(ctx: FileContext, wanted: list[int]) -> Iterator[tuple[int, np.ndarray, set[Any]]]:
+#: (run frame index, pixels, fill values that mean "never written").
+Frame = tuple[int, np.ndarray, set[Any]]
+
+
+def _frames(ctx: FileContext, wanted: list[int]) -> Iterator[Frame]:
     """(run frame index, pixels, fill values that mean "never written") for each ``wanted``
     frame the file holds: the truth's image ids bound the reads, not the frame count the
     file declares (which a damaged header may put at 2³²)."""
@@ -105,6 +111,23 @@ def _frames(ctx: FileContext, wanted: list[int]) -> Iterator[tuple[int, np.ndarr
                 for index in wanted:
                     if store.first_frame <= index < last:
                         yield index, store.dataset[index - store.first_frame], fills
+
+
+def _digested(
+    frames: Iterator[Frame], dtype: np.dtype
+) -> Iterator[tuple[int, np.ndarray, set[Any], bytes | None]]:
+    """``frames`` with each one's :func:`frame_sha256`, hashed on a second thread while the
+    next frame is read and decompressed: hashlib leaves the interpreter lock, h5py's reads
+    keep it, so a long run's check takes about as long as reading its frames."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-sha256") as pool:
+        pending: deque[tuple[Frame, Future[bytes | None]]] = deque()
+        for frame in frames:
+            pending.append((frame, pool.submit(frame_sha256, frame[1], dtype)))
+            if len(pending) > 1:
+                (index, pixels, fills), digest = pending.popleft()
+                yield index, pixels, fills, digest.result()
+        for (index, pixels, fills), digest in pending:
+            yield index, pixels, fills, digest.result()
 
 
 def _ranges(values: list[int]) -> str:
@@ -151,8 +174,7 @@ def check_frames(
         image_of = {
             row: int(number) for row, number in enumerate(image_numbers) if int(number) in expected
         }
-    for index, frame, fills in _frames(ctx, sorted(image_of)):
-        digest = frame_sha256(frame, checksums.dtype)
+    for index, frame, fills, digest in _digested(_frames(ctx, sorted(image_of)), checksums.dtype):
         if digest == expected[image_of[index]]:
             matching += 1
         elif frame.size and frame.min() == frame.max() and frame.flat[0] in fills:

@@ -13,6 +13,7 @@ truth rotated to the middle of the image's exposure. A file that holds a subset 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -232,13 +233,27 @@ def compare_lattices(observed: np.ndarray, true: np.ndarray) -> tuple[float, flo
 
 
 def _match_count(observed: np.ndarray, true: np.ndarray, radius: float) -> int:
+    """Spots matched one to one, nearest pairs first, within ``radius`` pixels. Only pairs
+    within ``radius`` in y are measured (true spots sorted by y): a 4M image has
+    thousands of reflections and hundreds of spots."""
     if not len(observed) or not len(true):
         return 0
-    distance = np.linalg.norm(observed[:, None, :] - true[None, :, :], axis=2)
-    pairs = np.argwhere(distance <= radius)
-    order = np.argsort(distance[pairs[:, 0], pairs[:, 1]])
+    by_y = np.argsort(true[:, 1], kind="stable")
+    true_y = true[by_y, 1]
+    first = np.searchsorted(true_y, observed[:, 1] - radius, side="left")
+    counts = np.searchsorted(true_y, observed[:, 1] + radius, side="right") - first
+    observed_index = np.repeat(np.arange(len(observed)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    true_index = by_y[np.repeat(first, counts) + offsets]
+    distance = np.linalg.norm(observed[observed_index] - true[true_index], axis=1)
+    close = distance <= radius
+    observed_index, true_index, distance = observed_index[close], true_index[close], distance[close]
+    listed = np.lexsort((true_index, observed_index))  # as a full distance matrix lists them
+    nearest_first = listed[np.argsort(distance[listed])]
     used_obs, used_true, matched = set(), set(), 0
-    for i, j in pairs[order]:
+    for i, j in zip(
+        observed_index[nearest_first].tolist(), true_index[nearest_first].tolist(), strict=True
+    ):
         if i not in used_obs and j not in used_true:
             used_obs.add(i)
             used_true.add(j)
@@ -262,9 +277,14 @@ def _score(value: float | None, threshold: float, higher_is_better: bool, **extr
 
 
 def score(
-    ctx: FileContext, truth_path: Path, thresholds: TruthThresholds
+    ctx: FileContext,
+    truth_path: Path,
+    thresholds: TruthThresholds,
+    stage: Callable[[str], None] | None = None,
 ) -> tuple[list[tuple[str, Issue]], dict[str, Any]]:
-    """Score one master against its truth; returns (rule-ID, issue) pairs and the summary."""
+    """Score one master against its truth; returns (rule-ID, issue) pairs and the summary.
+    ``stage`` is told as each step begins."""
+    began = stage or (lambda _description: None)
     try:
         truth = load_truth(truth_path)
     except TruthFileError as error:
@@ -307,6 +327,7 @@ def score(
                 ),
             )
         )
+    began(f"comparing the frames with the truth's {truth.n_images} pixel checksums")
     frame_issues, frames = check_frames(ctx, truth_path, numbers)
     if frame_issues:  # other pixels than the truth describes: any score would mislead
         reason = "the file's frames differ from the truth's images (TRUTH-009)"
@@ -321,9 +342,13 @@ def score(
             "passed": False,
         }
     scores: dict[str, dict] = {}
+    began("spot recall and precision")
     scores.update(_spot_scores(ctx, truth, thresholds, numbers))
+    began("indexing rate, cell and orientation")
     scores.update(_indexing_scores(ctx, truth, thresholds, numbers))
+    began("integrated intensities")
     scores.update(_intensity_scores(ctx, truth, thresholds, numbers))
+    began("merged intensities")
     scores.update(_merged_intensity_scores(ctx, truth, thresholds))
     rule_of = {
         "spot_recall": "TRUTH-003",
@@ -408,6 +433,8 @@ def _spot_scores(
         visible &= expected_snr(refl) >= limits.min_true_snr
     matched = matched_real = n_true = n_observed = 0
     capacity = arrays["peakXPosRaw"].shape[1]
+    by_image = np.argsort(refl["image_id"], kind="stable")  # each image's rows, in order
+    sorted_images = refl["image_id"][by_image]
     for row in range(len(counts)):
         image = int(numbers[row]) if numbers is not None else row
         if not 0 <= image < truth.n_images:
@@ -416,14 +443,16 @@ def _spot_scores(
         observed = (
             np.stack([arrays["peakXPosRaw"][row, :k], arrays["peakYPosRaw"][row, :k]], axis=1) + 0.5
         )
-        on_image = refl["image_id"] == image
-        rows = np.flatnonzero(visible & on_image)
+        on_image = by_image[
+            np.searchsorted(sorted_images, image) : np.searchsorted(sorted_images, image + 1)
+        ]
+        rows = on_image[visible[on_image]]
         # A finder can list at most `capacity` spots: expect the brightest ones.
         rows = rows[np.argsort(-refl["intensity_photons"][rows], kind="stable")][:capacity]
         true = np.stack([refl["x_pxl"][rows], refl["y_pxl"][rows]], axis=1)
         matched += _match_count(observed, true, limits.spot_radius_px)
         # a listed spot on any real reflection is right, even one too weak to be expected
-        every = np.flatnonzero(real & on_image)
+        every = on_image[real[on_image]]
         pool = np.stack([refl["x_pxl"][every], refl["y_pxl"][every]], axis=1)
         matched_real += _match_count(observed, pool, limits.spot_radius_px)
         n_true += len(true)
@@ -699,33 +728,70 @@ def _best_setting(truth: Truth, true: Rows, observed: Rows) -> tuple[float, int,
     only one was integrated would otherwise meet the sum of both)."""
     best: tuple[float, int, dict] | None = None
     for in_asu in (False, True):
-        true_sums = _sums_by_key(truth, *true, in_asu=in_asu)
+        true_rows = _keyed_rows(truth, *true, in_asu=in_asu)
         for triplet, rotation in _settings_of(truth):
             images, hkl, values = observed
             turned = np.rint(hkl).astype(np.int64) @ rotation
-            keyed = _sums_by_key(truth, images, turned, values, in_asu=in_asu)
-            pairs = [(value, true_sums[key]) for key, value in keyed.items() if key in true_sums]
-            if len(pairs) < MIN_CORRELATED:
+            observed_rows = _keyed_rows(truth, images, turned, values, in_asu=in_asu)
+            observed_sums, true_sums = _paired_sums(observed_rows, true_rows)
+            if observed_sums.size < MIN_CORRELATED:
                 continue
-            matrix = np.array(pairs)
             with np.errstate(invalid="ignore", divide="ignore"):
-                cc = float(np.corrcoef(matrix[:, 0], matrix[:, 1])[0, 1])
+                cc = float(np.corrcoef(observed_sums, true_sums)[0, 1])
             extra = {} if triplet == "h,k,l" else {"reindexed": triplet}
             if best is None or (math.isfinite(cc) and not cc <= best[0]):
-                best = (cc, len(pairs), extra)
+                best = (cc, int(observed_sums.size), extra)
     return best
 
 
-def _sums_by_key(
+#: (keys ``(n, 4)``: image, h, k, l; values ``(n,)``), finite values only.
+KeyedRows = tuple[np.ndarray, np.ndarray]
+
+
+def _keyed_rows(
     truth: Truth, images: np.ndarray, hkl: np.ndarray, values: np.ndarray, *, in_asu: bool
-) -> dict[tuple[int, int, int, int], float]:
+) -> KeyedRows:
     keys = _to_asu(hkl, truth.space_group_number) if in_asu else np.asarray(hkl, dtype=np.int64)
-    sums: dict[tuple[int, int, int, int], float] = {}
-    for image, (h, k, ell), value in zip(images.tolist(), keys.tolist(), values, strict=True):
-        if np.isfinite(value):
-            key = (int(image), int(h), int(k), int(ell))
-            sums[key] = sums.get(key, 0.0) + float(value)
-    return sums
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    rows = np.column_stack([np.asarray(images, dtype=np.int64), keys.astype(np.int64)])
+    return rows[finite], values[finite]
+
+
+def _paired_sums(first: KeyedRows, second: KeyedRows) -> tuple[np.ndarray, np.ndarray]:
+    """The sums of each side's values per (image, h, k, l) key, for the keys both sides
+    hold (in key order). Arrays rather than a dictionary per row: a 3600-image run has
+    millions of integrated reflections."""
+    if not first[0].size or not second[0].size:
+        return np.zeros(0), np.zeros(0)
+    first_codes, second_codes = _key_codes(first[0], second[0])
+    first_keys, first_sums = _sums_per_code(first_codes, first[1])
+    second_keys, second_sums = _sums_per_code(second_codes, second[1])
+    _common, in_first, in_second = np.intersect1d(
+        first_keys, second_keys, assume_unique=True, return_indices=True
+    )
+    return first_sums[in_first], second_sums[in_second]
+
+
+def _key_codes(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 per (image, h, k, l) row, equal for equal rows of either side: the row
+    as a number in mixed radix over the columns' common ranges, or its rank among the
+    distinct rows where that number would not fit."""
+    both = np.concatenate([first, second])
+    low = both.min(axis=0)
+    spans = [int(span) for span in both.max(axis=0) - low + 1]
+    if math.prod(spans) < 2**62:
+        radix = np.array([spans[1] * spans[2] * spans[3], spans[2] * spans[3], spans[3], 1])
+        codes = (both - low) @ radix
+    else:
+        codes = np.unique(both, axis=0, return_inverse=True)[1].ravel()
+    return codes[: len(first)], codes[len(first) :]
+
+
+def _sums_per_code(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct codes, sorted; the sum of the values of each), summed in row order."""
+    distinct, inverse = np.unique(codes, return_inverse=True)
+    return distinct, np.bincount(inverse.ravel(), weights=values, minlength=distinct.size)
 
 
 def _settings_of(truth: Truth) -> list[tuple[str, np.ndarray]]:

@@ -323,3 +323,76 @@ def test_the_text_report_names_the_setting_a_score_was_matched_in(tmp_path: Path
     assert "matched in the setting" not in render_text(report)
     report.truth["scores"]["merged_intensity_cc"]["reindexed"] = "-h,-l,-k"
     assert "merged_intensity_cc: matched in the setting -h,-l,-k" in render_text(report)
+
+
+def _greedy_matches_of_every_pair(observed: np.ndarray, true: np.ndarray, radius: float) -> int:
+    """The definition of the spot match, over the full distance matrix."""
+    distance = np.linalg.norm(observed[:, None, :] - true[None, :, :], axis=2)
+    pairs = np.argwhere(distance <= radius)
+    used_obs: set[int] = set()
+    used_true: set[int] = set()
+    for i, j in pairs[np.argsort(distance[pairs[:, 0], pairs[:, 1]], kind="stable")]:
+        if i not in used_obs and j not in used_true:
+            used_obs.add(int(i))
+            used_true.add(int(j))
+    return len(used_obs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_observed=st.integers(0, 80), n_true=st.integers(0, 300))
+def test_spot_matching_equals_the_full_distance_matrix(
+    seed: int, n_observed: int, n_true: int
+) -> None:
+    from jfconform.truth import _match_count
+
+    rng = np.random.default_rng(seed)
+    observed = rng.uniform(0, 60, (n_observed, 2))
+    true = rng.uniform(0, 60, (n_true, 2))
+    shared = min(n_observed, n_true) // 2
+    true[:shared] = observed[:shared] + rng.normal(0, 1.2, (shared, 2))  # near and far pairs
+    expected = _greedy_matches_of_every_pair(observed, true, 2.0)
+    assert _match_count(observed, true, 2.0) == expected
+
+
+def test_intensity_pairs_sum_repeated_keys_and_skip_non_finite_values() -> None:
+    """Rows are paired by (image, h, k, l); repeated rows of one key are summed, NaN and
+    infinite values left out, keys only one side holds ignored."""
+    from jfconform.truth import _paired_sums
+
+    observed_keys = np.array([[0, 1, 2, 3], [0, 1, 2, 3], [1, 1, 2, 3], [2, 0, 0, 1], [5, 9, 9, 9]])
+    observed_values = np.array([1.0, 2.0, 10.0, np.nan, 7.0])
+    true_keys = np.array([[1, 1, 2, 3], [0, 1, 2, 3], [2, 0, 0, 1], [0, -1, -2, -3]])
+    true_values = np.array([100.0, 30.0, 5.0, 1.0])
+    finite = np.isfinite(observed_values)
+    observed_sums, true_sums = _paired_sums(
+        (observed_keys[finite], observed_values[finite]), (true_keys, true_values)
+    )
+    assert observed_sums.tolist() == [3.0, 10.0]
+    assert true_sums.tolist() == [30.0, 100.0]
+
+
+def test_truth_scoring_reports_each_step_as_it_begins(tmp_path: Path) -> None:
+    import jfconform
+
+    master, truth = write_truth_run(tmp_path)
+    stages: list[str] = []
+    jfconform.check(master, truth=truth, truth_stage=stages.append)
+    assert stages[0].startswith("comparing the frames with the truth's")
+    assert stages[1:] == [
+        "spot recall and precision",
+        "indexing rate, cell and orientation",
+        "integrated intensities",
+        "merged intensities",
+    ]
+
+
+@pytest.mark.parametrize("image_far", [7, 2**40], ids=["packed", "ranked"])
+def test_equal_keys_get_equal_codes_however_wide_the_ranges(image_far: int) -> None:
+    from jfconform.truth import _key_codes
+
+    first = np.array([[0, 1, 2, 3], [image_far, -5, 0, 9], [3, 2**20, -(2**20), 1]])
+    second = np.array([[image_far, -5, 0, 9], [0, 1, 2, 3], [0, 1, 2, 4]])
+    first_codes, second_codes = _key_codes(first, second)
+    assert len(set(first_codes.tolist())) == 3
+    assert second_codes[0] == first_codes[1] and second_codes[1] == first_codes[0]
+    assert second_codes[2] not in set(first_codes.tolist())
