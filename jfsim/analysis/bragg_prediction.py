@@ -55,6 +55,9 @@ _ROTATION_SIGMAS = 7.0
 #: Extra angle (rad) of the pre-selection window, for the curvature of the crossing.
 _ROTATION_MARGIN_RAD = math.radians(0.5)
 
+#: Largest Miller-index box whose systematic absences are kept as a table (entries).
+_ABSENCE_TABLE_MAX = 4_000_000
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -146,6 +149,9 @@ class BraggPrediction:
     ) -> None:
         self.geometry = geometry
         self.operations = None if space_group is None else space_group.operations()
+        #: gemmi's systematic absences over the box |h|, |k|, |l| ≤ limits, looked up per
+        #: image instead of asked again (grown when an image's box is larger).
+        self._absent: npt.NDArray[np.bool_] = np.zeros((1, 1, 1), dtype=bool)
         corner = detector_d_min_A(geometry)
         self.d_min_A = corner if d_min_A is None else max(d_min_A, corner)
         self.max_hkl = max_hkl
@@ -169,9 +175,9 @@ class BraggPrediction:
             else lattice.profile_radius_invA
         )
         exposure = image_exposure_rad(geometry, image)
-        candidates = self._candidates(ub, exposure, mosaicity_rad, profile_radius)
+        candidates, box = self._candidates(ub, exposure, mosaicity_rad, profile_radius)
         if self.operations is not None and len(candidates):
-            candidates = candidates[~self.operations.systematic_absences(candidates)]
+            candidates = candidates[~self._systematically_absent(candidates, box)]
         parts = []
         for module in geometry.modules:
             if exposure is None:
@@ -199,14 +205,39 @@ class BraggPrediction:
             parts.append(self._on_image(predicted, module.origin_col, module.origin_row, exposure))
         return _concatenate(parts)
 
+    def _systematically_absent(
+        self, hkl: npt.NDArray[np.int32], box: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        """gemmi's ``systematic_absences`` of ``hkl`` (|h|, |k|, |l| ≤ ``box``), from a
+        table of the Miller-index box: asking gemmi for every image's few thousand
+        candidates cost a third of the prediction. Threads share the table: it is replaced
+        whole, never changed."""
+        assert self.operations is not None
+        absent = self._absent
+        limits = (np.asarray(absent.shape, dtype=np.int64) - 1) // 2
+        if np.any(box > limits):
+            limits = np.maximum(limits, box + 2)  # room for the next images' boxes
+            if np.prod(2 * limits + 1) > _ABSENCE_TABLE_MAX:
+                return np.asarray(self.operations.systematic_absences(hkl), dtype=bool)
+            axes = [np.arange(-limit, limit + 1, dtype=np.int32) for limit in limits]
+            every = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+            absent = np.asarray(self.operations.systematic_absences(every), dtype=bool)
+            absent = absent.reshape([2 * limit + 1 for limit in limits])
+            self._absent = absent
+        _, cols, layers = absent.shape
+        flat = ((hkl[:, 0] + limits[0]) * cols + hkl[:, 1] + limits[1]) * layers
+        found: npt.NDArray[np.bool_] = absent.ravel()[flat + hkl[:, 2] + limits[2]]
+        return found
+
     def _candidates(
         self,
         ub: FloatArray,
         exposure: tuple[float, float] | None,
         mosaicity_rad: float,
         profile_radius_invA: float,
-    ) -> npt.NDArray[np.int32]:
-        """Miller indices that may be recorded on the image (a superset; see the module)."""
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+        """Miller indices that may be recorded on the image (a superset; see the module),
+        and the largest |h|, |k|, |l| searched."""
         lengths = np.linalg.norm(direct_lattice_rows(ub), axis=1)
         limits = np.minimum(np.floor(lengths / self.d_min_A), self.max_hkl).astype(np.int64)
         box = int(np.prod(2 * limits + 1))
@@ -230,7 +261,7 @@ class BraggPrediction:
             math.sqrt(-2.0 * math.log(MIN_PREDICTED_PARTIALITY)) + 0.5,
             found,
         )
-        return found[:count].copy()
+        return found[:count].copy(), limits
 
     def _on_image(
         self,

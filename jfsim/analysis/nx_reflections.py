@@ -22,6 +22,7 @@ scaling and merging step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -66,32 +67,32 @@ REFLECTION_UNITS: dict[str, str | None] = {
 
 
 def write_reflections(
-    entry: h5py.Group, reflections: IntegratedReflections, merge: MergeResult | None
+    entry: h5py.Group,
+    reflections: Sequence[IntegratedReflections],
+    merge: MergeResult | None,
 ) -> None:
     """``/entry/reflections/image_NNNNNN`` per image with reflections: image NNNNNN − 1 of
     the run (1-based group names, as data files count from 1), positions in index
     coordinates (pixel), ``lp`` = L·P, ``image_scale_corr`` = 1/(g · partiality · lp): the
     full intensity this row alone estimates is ``image_scale_corr · int_sum`` (g = 1
-    without ``-M``; partiality 1 with ``-P unity``)."""
+    without ``-M``; partiality 1 with ``-P unity``).
+
+    ``reflections`` are tables as integration returns them, one per image (a table that
+    holds several images is split): each group is written from its own table, without
+    gathering a run's millions of rows into one table and picking them out again."""
     root = entry.require_group("reflections")
     root.attrs["NX_class"] = "NXcollection"
-    scale = np.ones(len(reflections))
+    scales: dict[int, float] = {}
     if merge is not None:
-        lookup = dict(zip(merge.image_numbers.tolist(), merge.image_scales.tolist(), strict=True))
-        scale = np.array([lookup.get(int(image), 1.0) for image in reflections.image])
-    partiality = (
-        np.ones(len(reflections))
-        if merge is not None and merge.partiality_model == "unity"
-        else reflections.partiality
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        correction = 1.0 / (scale * partiality * reflections.lp)
-    order = np.argsort(reflections.image, kind="stable")
-    images, starts = np.unique(reflections.image[order], return_index=True)
-    ends = np.append(starts[1:], order.size)
-    for image, start, end in zip(images.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        rows = order[start:end]
-        table = reflections.select(rows)
+        scales = dict(zip(merge.image_numbers.tolist(), merge.image_scales.tolist(), strict=True))
+    unity = merge is not None and merge.partiality_model == "unity"
+    per_image = [one for table in reflections for one in table.by_image()]
+    for table in sorted(per_image, key=lambda one: int(one.image[0])):
+        image = int(table.image[0])
+        scale = np.full(len(table), scales.get(image, 1.0))
+        partiality = np.ones(len(table)) if unity else table.partiality
+        with np.errstate(divide="ignore", invalid="ignore"):
+            correction = 1.0 / (scale * partiality * table.lp)
         columns: dict[str, npt.NDArray[Any]] = {
             "h": table.h.astype(np.int32),
             "k": table.k.astype(np.int32),
@@ -109,7 +110,7 @@ def write_reflections(
             "partiality": table.partiality.astype(np.float32),
             "delta_phi": table.delta_phi_deg.astype(np.float32),
             "zeta": table.zeta.astype(np.float32),
-            "image_scale_corr": correction[rows].astype(np.float32),
+            "image_scale_corr": correction.astype(np.float32),
         }
         group = root.create_group(f"image_{image + 1:06d}")
         group.attrs["NX_class"] = "NXreflections"

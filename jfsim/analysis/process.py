@@ -272,9 +272,9 @@ def process_run(
                 integrated.append(result.integration.reflections)
                 integrated_per_row[result.position] = len(result.integration.reflections)
         skipped.sort(key=lambda item: item.position)
-        reflections = IntegratedReflections.concatenate(integrated)
         outcome = MergeOutcome()
         if settings.scaling.merge:
+            reflections = IntegratedReflections.concatenate(integrated)
             outcome = merge_run(reflections, lattices, settings, prefix=prefix)
             if outcome.error:
                 _log.warning("%s", outcome.error)
@@ -308,7 +308,7 @@ def process_run(
                 notes[len(run.notes) :],
                 indexing,
             ),
-            reflections=reflections,
+            reflections=integrated,
             merge=outcome.result,
             scaling=settings.scaling,
             merged_file=outcome.path if outcome.result is not None else None,
@@ -335,7 +335,7 @@ def process_run(
         notes=notes,
         indexing=indexing,
         images_integrated=len(integrated_per_row),
-        reflections_integrated=len(reflections),
+        reflections_integrated=sum(len(table) for table in integrated),
         merge=outcome.result,
         merged_file=outcome.path if outcome.result is not None else None,
         merge_error=outcome.error,

@@ -1,5 +1,6 @@
 """The pre-selection of reflections near the Ewald sphere (stills): visiting only the runs
-of l that can pass must keep exactly what a test of the whole Miller-index box keeps."""
+of l that can pass must keep exactly what a test of the whole Miller-index box keeps; the
+table of systematic absences must say what gemmi says."""
 
 from __future__ import annotations
 
@@ -41,10 +42,7 @@ def _box_oracle(prediction: BraggPrediction, ub: np.ndarray, mosaicity_rad: floa
     return hkl[keep]
 
 
-@pytest.mark.parametrize(("cell", "wavelength_A", "mosaicity_deg", "radius_invA"), CASES)
-def test_still_candidates_equal_a_test_of_the_whole_box(
-    cell: tuple[float, ...], wavelength_A: float, mosaicity_deg: float, radius_invA: float
-) -> None:
+def _geometry(wavelength_A: float) -> RunGeometry:
     panel = panel_from_position(
         distance_mm=100.0,
         beam_x_pxl=500.0,
@@ -53,14 +51,35 @@ def test_still_candidates_equal_a_test_of_the_whole_box(
         width_pxl=1030,
         height_pxl=1028,
     )
-    geometry = RunGeometry((DetectorModule(panel),), (1028, 1030), wavelength_A)
-    prediction = BraggPrediction(geometry, d_min_A=2.5)
+    return RunGeometry((DetectorModule(panel),), (1028, 1030), wavelength_A)
+
+
+@pytest.mark.parametrize(("cell", "wavelength_A", "mosaicity_deg", "radius_invA"), CASES)
+def test_still_candidates_equal_a_test_of_the_whole_box(
+    cell: tuple[float, ...], wavelength_A: float, mosaicity_deg: float, radius_invA: float
+) -> None:
+    prediction = BraggPrediction(_geometry(wavelength_A), d_min_A=2.5)
     for seed in range(3):
         rng = np.random.default_rng(seed)
         axis = rng.normal(size=3)
         turn = rotation_matrix(tuple(axis / np.linalg.norm(axis)), rng.uniform(0, 6))
         ub = turn @ np.array(gemmi.UnitCell(*cell).frac.mat, dtype=float).T
-        found = prediction._candidates(ub, None, math.radians(mosaicity_deg), radius_invA)
+        found, _box = prediction._candidates(ub, None, math.radians(mosaicity_deg), radius_invA)
         expected = _box_oracle(prediction, ub, math.radians(mosaicity_deg), radius_invA)
         assert len(expected) > 0
         np.testing.assert_array_equal(found, expected)
+
+
+@pytest.mark.parametrize("space_group", ["P 43 21 2", "I 21 3", "F d -3 m", "P 1 21 1"])
+def test_the_absence_table_says_what_gemmi_says(space_group: str) -> None:
+    group = gemmi.SpaceGroup(space_group)
+    prediction = BraggPrediction(_geometry(1.0), space_group=group)
+    rng = np.random.default_rng(3)
+    for limit in (6, 4, 11, 30):  # the table grows, then serves smaller boxes
+        box = np.array([limit, limit, limit // 2])
+        hkl = rng.integers(-box, box + 1, size=(4000, 3)).astype(np.int32)
+        hkl[:50, rng.integers(0, 3)] = 0  # zones and axes, where the absences are
+        hkl[50:100, :2] = 0
+        expected = np.asarray(group.operations().systematic_absences(hkl), dtype=bool)
+        assert expected.any()
+        np.testing.assert_array_equal(prediction._systematically_absent(hkl, box), expected)
