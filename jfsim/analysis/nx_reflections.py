@@ -35,7 +35,13 @@ from jfsim.analysis.merging import MergeResult
 from jfsim.analysis.nx_process import nx_process, write_text
 from jfsim.analysis.reflections import IntegratedReflections
 
-__all__ = ["MERGE_GROUP", "REFLECTION_UNITS", "write_merge_process", "write_reflections"]
+__all__ = [
+    "MERGE_GROUP",
+    "REFLECTION_UNITS",
+    "write_image_reflections",
+    "write_merge_process",
+    "write_reflections",
+]
 
 #: The NXprocess group of the scaling and merging step (``-M``).
 MERGE_GROUP = "/entry/jfsim_scale_merge"
@@ -71,50 +77,67 @@ def write_reflections(
     reflections: Sequence[IntegratedReflections],
     merge: MergeResult | None,
 ) -> None:
-    """``/entry/reflections/image_NNNNNN`` per image with reflections: image NNNNNN − 1 of
-    the run (1-based group names, as data files count from 1), positions in index
-    coordinates (pixel), ``lp`` = L·P, ``image_scale_corr`` = 1/(g · partiality · lp): the
-    full intensity this row alone estimates is ``image_scale_corr · int_sum`` (g = 1
-    without ``-M``; partiality 1 with ``-P unity``).
+    """``/entry/reflections/image_NNNNNN`` per image with reflections (see
+    :func:`write_image_reflections`), with the scales and partiality model of ``merge``.
 
     ``reflections`` are tables as integration returns them, one per image (a table that
     holds several images is split): each group is written from its own table, without
     gathering a run's millions of rows into one table and picking them out again."""
-    root = entry.require_group("reflections")
-    root.attrs["NX_class"] = "NXcollection"
     scales: dict[int, float] = {}
     if merge is not None:
         scales = dict(zip(merge.image_numbers.tolist(), merge.image_scales.tolist(), strict=True))
     unity = merge is not None and merge.partiality_model == "unity"
     per_image = [one for table in reflections for one in table.by_image()]
     for table in sorted(per_image, key=lambda one: int(one.image[0])):
-        image = int(table.image[0])
-        scale = np.full(len(table), scales.get(image, 1.0))
-        partiality = np.ones(len(table)) if unity else table.partiality
-        with np.errstate(divide="ignore", invalid="ignore"):
-            correction = 1.0 / (scale * partiality * table.lp)
-        columns: dict[str, npt.NDArray[Any]] = {
-            "h": table.h.astype(np.int32),
-            "k": table.k.astype(np.int32),
-            "l": table.l.astype(np.int32),
-            "d": table.d_A.astype(np.float32),
-            "int_sum": table.intensity_photons.astype(np.float32),
-            "int_err": table.sigma_photons.astype(np.float32),
-            "background_mean": table.background_photons.astype(np.float32),
-            "predicted_x": table.predicted_x_pxl.astype(np.float32),
-            "predicted_y": table.predicted_y_pxl.astype(np.float32),
-            "observed_x": table.observed_x_pxl.astype(np.float32),
-            "observed_y": table.observed_y_pxl.astype(np.float32),
-            "observed_frame": np.full(len(table), image, dtype=np.float32),
-            "lp": table.lp.astype(np.float32),
-            "partiality": table.partiality.astype(np.float32),
-            "delta_phi": table.delta_phi_deg.astype(np.float32),
-            "zeta": table.zeta.astype(np.float32),
-            "image_scale_corr": correction.astype(np.float32),
-        }
-        group = root.create_group(f"image_{image + 1:06d}")
-        group.attrs["NX_class"] = "NXreflections"
-        _write_columns(group, columns)
+        write_image_reflections(
+            entry, table, scale=scales.get(int(table.image[0]), 1.0), unity_partiality=unity
+        )
+
+
+def write_image_reflections(
+    entry: h5py.Group,
+    table: IntegratedReflections,
+    *,
+    scale: float = 1.0,
+    unity_partiality: bool = False,
+) -> None:
+    """``/entry/reflections/image_NNNNNN``: the reflections of one image (all rows of
+    ``table`` are image NNNNNN − 1 of the run: 1-based group names, as data files count
+    from 1), positions in index coordinates (pixel), ``lp`` = L·P, ``image_scale_corr`` =
+    1/(g · partiality · lp): the full intensity this row alone estimates is
+    ``image_scale_corr · int_sum`` (g = ``scale``: 1 without ``-M``; partiality 1 with
+    ``-P unity``)."""
+    root = entry.get("reflections")
+    if root is None:
+        root = entry.create_group("reflections")
+        root.attrs["NX_class"] = "NXcollection"
+    image = int(table.image[0])
+    scales = np.full(len(table), scale)
+    partiality = np.ones(len(table)) if unity_partiality else table.partiality
+    with np.errstate(divide="ignore", invalid="ignore"):
+        correction = 1.0 / (scales * partiality * table.lp)
+    columns: dict[str, npt.NDArray[Any]] = {
+        "h": table.h.astype(np.int32),
+        "k": table.k.astype(np.int32),
+        "l": table.l.astype(np.int32),
+        "d": table.d_A.astype(np.float32),
+        "int_sum": table.intensity_photons.astype(np.float32),
+        "int_err": table.sigma_photons.astype(np.float32),
+        "background_mean": table.background_photons.astype(np.float32),
+        "predicted_x": table.predicted_x_pxl.astype(np.float32),
+        "predicted_y": table.predicted_y_pxl.astype(np.float32),
+        "observed_x": table.observed_x_pxl.astype(np.float32),
+        "observed_y": table.observed_y_pxl.astype(np.float32),
+        "observed_frame": np.full(len(table), image, dtype=np.float32),
+        "lp": table.lp.astype(np.float32),
+        "partiality": table.partiality.astype(np.float32),
+        "delta_phi": table.delta_phi_deg.astype(np.float32),
+        "zeta": table.zeta.astype(np.float32),
+        "image_scale_corr": correction.astype(np.float32),
+    }
+    group = root.create_group(f"image_{image + 1:06d}")
+    group.attrs["NX_class"] = "NXreflections"
+    _write_columns(group, columns)
 
 
 def _write_columns(group: h5py.Group, columns: dict[str, npt.NDArray[Any]]) -> None:

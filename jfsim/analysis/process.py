@@ -268,9 +268,13 @@ def process_run(
             if problems:  # our own fields: a problem here is a bug, not bad input
                 raise RuntimeError(f"image {number}: {'; '.join(problems)}")
             if result.integration is not None:
+                table = result.integration.reflections
                 lattices.extend(lattice.ub_invA for lattice in result.integration.lattices)
-                integrated.append(result.integration.reflections)
-                integrated_per_row[result.position] = len(result.integration.reflections)
+                integrated_per_row[result.position] = len(table)
+                if settings.scaling.merge:  # kept for merging; the scales come at the end
+                    integrated.append(table)
+                elif len(table):
+                    writer.write_image_reflections(table)
         skipped.sort(key=lambda item: item.position)
         outcome = MergeOutcome()
         if settings.scaling.merge:
@@ -335,7 +339,7 @@ def process_run(
         notes=notes,
         indexing=indexing,
         images_integrated=len(integrated_per_row),
-        reflections_integrated=sum(len(table) for table in integrated),
+        reflections_integrated=sum(integrated_per_row.values()),
         merge=outcome.result,
         merged_file=outcome.path if outcome.result is not None else None,
         merge_error=outcome.error,
