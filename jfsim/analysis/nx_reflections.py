@@ -38,7 +38,6 @@ from jfsim.analysis.reflections import IntegratedReflections
 __all__ = [
     "MERGE_GROUP",
     "REFLECTION_UNITS",
-    "write_image_reflections",
     "write_merge_process",
     "write_reflections",
 ]
@@ -89,12 +88,12 @@ def write_reflections(
     unity = merge is not None and merge.partiality_model == "unity"
     per_image = [one for table in reflections for one in table.by_image()]
     for table in sorted(per_image, key=lambda one: int(one.image[0])):
-        write_image_reflections(
+        _write_image_group(
             entry, table, scale=scales.get(int(table.image[0]), 1.0), unity_partiality=unity
         )
 
 
-def write_image_reflections(
+def _write_image_group(
     entry: h5py.Group,
     table: IntegratedReflections,
     *,

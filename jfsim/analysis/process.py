@@ -271,10 +271,7 @@ def process_run(
                 table = result.integration.reflections
                 lattices.extend(lattice.ub_invA for lattice in result.integration.lattices)
                 integrated_per_row[result.position] = len(table)
-                if settings.scaling.merge:  # kept for merging; the scales come at the end
-                    integrated.append(table)
-                elif len(table):
-                    writer.write_image_reflections(table)
+                integrated.append(table)
         skipped.sort(key=lambda item: item.position)
         outcome = MergeOutcome()
         if settings.scaling.merge:

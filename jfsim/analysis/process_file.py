@@ -45,12 +45,7 @@ from jfsim.analysis.errors import AnalysisInputError
 from jfsim.analysis.indexing.summary import IndexingSummary
 from jfsim.analysis.merging import MergeResult
 from jfsim.analysis.nx_process import nx_process, write_text
-from jfsim.analysis.nx_reflections import (
-    MERGE_GROUP,
-    write_image_reflections,
-    write_merge_process,
-    write_reflections,
-)
+from jfsim.analysis.nx_reflections import MERGE_GROUP, write_merge_process, write_reflections
 from jfsim.analysis.nxmx_run import NxmxRun
 from jfsim.analysis.plan import AnalysisPlan
 from jfsim.analysis.reflection_settings import ScalingSettings
@@ -131,12 +126,6 @@ class ProcessFileWriter(CommittedHdf5File):
         except OSError as error:
             raise AnalysisInputError(f"{path}: cannot create ({error})") from error
 
-    def write_image_reflections(self, table: IntegratedReflections) -> None:
-        """One image's NXreflections group, written as the run goes (without ``-M``, whose
-        scales come at the end): the groups cost HDF5 calls per dataset, which then overlap
-        the analysis of later images instead of following it."""
-        write_image_reflections(self._file.require_group("entry"), table)
-
     def write(
         self,
         plan: AnalysisPlan,
@@ -155,8 +144,7 @@ class ProcessFileWriter(CommittedHdf5File):
             image_numbers: the run positions (0-based) analysed, one per output row.
             reflections: the integrated reflections of each image (``image`` = run image
                 number; one table per image, as integration returns them), written per
-                image as NXreflections (those not already written by
-                :meth:`write_image_reflections`).
+                image as NXreflections.
             merge, scaling, merged_file: the scaling and merging step (``-M``), if any.
         """
         run = plan.run
@@ -204,7 +192,7 @@ def _carry_over(raw: h5py.File, out: h5py.File, run: NxmxRun, rows: npt.NDArray[
         if key not in ("file_time", "creator"):
             out.attrs[key] = value
     raw_entry = raw[run.entry_path]
-    entry = out.require_group("entry")  # it may hold reflections written during the run
+    entry = out.create_group("entry")
     for key, value in raw_entry.attrs.items():
         entry.attrs[key] = value
     for name in raw_entry:
