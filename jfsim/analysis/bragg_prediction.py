@@ -27,13 +27,12 @@ import numpy as np
 import numpy.typing as npt
 
 from jfsim.analysis.errors import AnalysisInputError
-from jfsim.analysis.geometry import RunGeometry
+from jfsim.analysis.geometry import DetectorModule, RunGeometry
 from jfsim.geometry import (
     Predicted,
     RotationPredictor,
     direct_lattice_rows,
     panel_d_min_A,
-    predict_still,
 )
 from jfsim.geometry.prediction import MIN_ZETA
 
@@ -54,6 +53,9 @@ MIN_PREDICTED_PARTIALITY = 1e-3
 _ROTATION_SIGMAS = 7.0
 #: Extra angle (rad) of the pre-selection window, for the curvature of the crossing.
 _ROTATION_MARGIN_RAD = math.radians(0.5)
+
+#: Largest Miller-index box whose systematic absences are kept as a table (entries).
+_ABSENCE_TABLE_MAX = 4_000_000
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -146,6 +148,9 @@ class BraggPrediction:
     ) -> None:
         self.geometry = geometry
         self.operations = None if space_group is None else space_group.operations()
+        #: gemmi's systematic absences over the box |h|, |k|, |l| ≤ limits, looked up per
+        #: image instead of asked again (grown when an image's box is larger).
+        self._absent: npt.NDArray[np.bool_] = np.zeros((1, 1, 1), dtype=bool)
         corner = detector_d_min_A(geometry)
         self.d_min_A = corner if d_min_A is None else max(d_min_A, corner)
         self.max_hkl = max_hkl
@@ -169,35 +174,52 @@ class BraggPrediction:
             else lattice.profile_radius_invA
         )
         exposure = image_exposure_rad(geometry, image)
-        candidates = self._candidates(ub, exposure, mosaicity_rad, profile_radius)
+        candidates, box = self._candidates(ub, exposure, mosaicity_rad, profile_radius)
         if self.operations is not None and len(candidates):
-            candidates = candidates[~self.operations.systematic_absences(candidates)]
+            candidates = candidates[~self._systematically_absent(candidates, box)]
         parts = []
         for module in geometry.modules:
             if exposure is None:
-                predicted = predict_still(
-                    ub=ub,
-                    hkl=candidates,
-                    wavelength_A=geometry.wavelength_A,
-                    panel=module.panel,
-                    mosaicity_rad=mosaicity_rad,
-                    domain_size_A=1.0 / profile_radius if profile_radius > 0 else math.inf,
-                    polarization_factor=self._polarization_factor,
-                    min_partiality=MIN_PREDICTED_PARTIALITY,
+                parts.append(
+                    self._still_on_module(ub, candidates, module, mosaicity_rad, profile_radius)
                 )
-            else:
-                width = exposure[1]
-                predicted = RotationPredictor(
-                    ub=ub,
-                    hkl=candidates,
-                    axis=geometry.rotation_axis or (1.0, 0.0, 0.0),
-                    wavelength_A=geometry.wavelength_A,
-                    panel=module.panel,
-                    mosaicity_rad=mosaicity_rad,
-                    polarization_factor=self._polarization_factor,
-                ).predict(-0.5 * width, 0.5 * width, min_partiality=MIN_PREDICTED_PARTIALITY)
+                continue
+            width = exposure[1]
+            predicted = RotationPredictor(
+                ub=ub,
+                hkl=candidates,
+                axis=geometry.rotation_axis or (1.0, 0.0, 0.0),
+                wavelength_A=geometry.wavelength_A,
+                panel=module.panel,
+                mosaicity_rad=mosaicity_rad,
+                polarization_factor=self._polarization_factor,
+            ).predict(-0.5 * width, 0.5 * width, min_partiality=MIN_PREDICTED_PARTIALITY)
             parts.append(self._on_image(predicted, module.origin_col, module.origin_row, exposure))
         return _concatenate(parts)
+
+    def _systematically_absent(
+        self, hkl: npt.NDArray[np.int32], box: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        """gemmi's ``systematic_absences`` of ``hkl`` (|h|, |k|, |l| ≤ ``box``), from a
+        table of the Miller-index box: asking gemmi for every image's few thousand
+        candidates cost a third of the prediction. Threads share the table: it is replaced
+        whole, never changed."""
+        assert self.operations is not None
+        absent = self._absent
+        limits = (np.asarray(absent.shape, dtype=np.int64) - 1) // 2
+        if np.any(box > limits):
+            limits = np.maximum(limits, box + 2)  # room for the next images' boxes
+            if np.prod(2 * limits + 1) > _ABSENCE_TABLE_MAX:
+                return np.asarray(self.operations.systematic_absences(hkl), dtype=bool)
+            axes = [np.arange(-limit, limit + 1, dtype=np.int32) for limit in limits]
+            every = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+            absent = np.asarray(self.operations.systematic_absences(every), dtype=bool)
+            absent = absent.reshape([2 * limit + 1 for limit in limits])
+            self._absent = absent
+        _, cols, layers = absent.shape
+        flat = ((hkl[:, 0] + limits[0]) * cols + hkl[:, 1] + limits[1]) * layers
+        found: npt.NDArray[np.bool_] = absent.ravel()[flat + hkl[:, 2] + limits[2]]
+        return found
 
     def _candidates(
         self,
@@ -205,8 +227,9 @@ class BraggPrediction:
         exposure: tuple[float, float] | None,
         mosaicity_rad: float,
         profile_radius_invA: float,
-    ) -> npt.NDArray[np.int32]:
-        """Miller indices that may be recorded on the image (a superset; see the module)."""
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+        """Miller indices that may be recorded on the image (a superset; see the module),
+        and the largest |h|, |k|, |l| searched."""
         lengths = np.linalg.norm(direct_lattice_rows(ub), axis=1)
         limits = np.minimum(np.floor(lengths / self.d_min_A), self.max_hkl).astype(np.int64)
         box = int(np.prod(2 * limits + 1))
@@ -230,26 +253,76 @@ class BraggPrediction:
             math.sqrt(-2.0 * math.log(MIN_PREDICTED_PARTIALITY)) + 0.5,
             found,
         )
-        return found[:count].copy()
+        return found[:count].copy(), limits
+
+    def _still_on_module(
+        self,
+        ub: FloatArray,
+        hkl: npt.NDArray[np.int32],
+        module: DetectorModule,
+        mosaicity_rad: float,
+        profile_radius_invA: float,
+    ) -> PredictedReflections:
+        """:func:`jfsim.geometry.predict_still` of ``hkl`` on one module, in image index
+        coordinates, as one compiled pass (the numpy version spent more on its two dozen
+        array operations than on arithmetic); the same formulas in the same order, equal
+        to rounding (``tests/analysis/test_bragg_prediction.py``)."""
+        panel = module.panel
+        basis = np.column_stack(
+            [
+                np.multiply(panel.fast, panel.pixel_size_mm),
+                np.multiply(panel.slow, panel.pixel_size_mm),
+                panel.origin_mm,
+            ]
+        )
+        domain_size_A = 1.0 / profile_radius_invA if profile_radius_invA > 0 else math.inf
+        n = hkl.shape[0]
+        rows = np.empty(n, dtype=np.int64)
+        columns = np.empty((5, n), dtype=np.float64)
+        count = _predict_stills(
+            np.ascontiguousarray(ub, dtype=np.float64),
+            hkl,
+            1.0 / self.geometry.wavelength_A,
+            mosaicity_rad,
+            (1.0 / domain_size_A) ** 2,
+            math.log(MIN_PREDICTED_PARTIALITY),
+            np.ascontiguousarray(np.linalg.inv(basis)),
+            float(panel.width_pxl),
+            float(panel.height_pxl),
+            0.5 * (1.0 + self._polarization_factor),
+            float(module.origin_col),
+            float(module.origin_row),
+            rows,
+            columns,
+        )
+        x, y, d, partiality, polarization = (column[:count].copy() for column in columns)
+        nan = np.full(count, np.nan)
+        return PredictedReflections(
+            hkl=np.ascontiguousarray(hkl[rows[:count]], dtype=np.int32),
+            x_pxl=x,
+            y_pxl=y,
+            d_A=d,
+            phi_deg=nan,
+            delta_phi_deg=nan,
+            zeta=nan,
+            lp=polarization,
+            partiality=partiality,
+        )
 
     def _on_image(
         self,
         predicted: Predicted,
         origin_col: int,
         origin_row: int,
-        exposure: tuple[float, float] | None,
+        exposure: tuple[float, float],
     ) -> PredictedReflections:
-        """Module coordinates → image index coordinates; ζ, Δφ and L·P of each row."""
-        n = len(predicted)
-        if exposure is None:
-            phi = delta = zeta = np.full(n, np.nan)
-            lp = predicted.polarization
-        else:
-            axis = np.asarray(self.geometry.rotation_axis, dtype=np.float64)
-            delta = np.degrees(predicted.phi_rad)
-            phi = np.degrees(exposure[0] + 0.5 * exposure[1]) + delta
-            zeta = _zeta(predicted, axis / np.linalg.norm(axis), self.geometry.wavelength_A)
-            lp = predicted.lorentz * predicted.polarization
+        """Rotation predictions: module coordinates → image index coordinates; ζ, Δφ and
+        L·P of each row."""
+        axis = np.asarray(self.geometry.rotation_axis, dtype=np.float64)
+        delta = np.degrees(predicted.phi_rad)
+        phi = np.degrees(exposure[0] + 0.5 * exposure[1]) + delta
+        zeta = _zeta(predicted, axis / np.linalg.norm(axis), self.geometry.wavelength_A)
+        lp = predicted.lorentz * predicted.polarization
         return PredictedReflections(
             hkl=np.asarray(predicted.hkl, dtype=np.int32),
             x_pxl=predicted.x_pxl + origin_col - 0.5,
@@ -375,4 +448,58 @@ def _near_ewald_sphere(  # type: ignore[no-untyped-def]  # numba kernel
                     found[count, 1] = k
                     found[count, 2] = ll
                     count += 1
+    return count
+
+
+@numba.njit(nogil=True, cache=True)
+def _predict_stills(  # type: ignore[no-untyped-def]  # numba kernel
+    ub,
+    hkl,
+    inv_wavelength,
+    mosaicity_rad,
+    inverse_domain_sq,
+    log_min_partiality,
+    lab_to_panel,
+    width_pxl,
+    height_pxl,
+    horizontal,
+    origin_col,
+    origin_row,
+    rows,
+    columns,
+):
+    """:func:`jfsim.geometry.predict_still` (no divergence, no bandwidth) row by row: the
+    excited reflections of ``hkl`` that land on the panel. Writes their row numbers in
+    ``hkl`` to ``rows`` and x, y (image index coordinates), d, partiality and polarisation
+    to ``columns``; returns how many."""
+    count = 0
+    for i in range(hkl.shape[0]):
+        h, k, ll = hkl[i, 0], hkl[i, 1], hkl[i, 2]
+        rx = h * ub[0, 0] + k * ub[0, 1] + ll * ub[0, 2]
+        ry = h * ub[1, 0] + k * ub[1, 1] + ll * ub[1, 2]
+        rz = h * ub[2, 0] + k * ub[2, 1] + ll * ub[2, 2]
+        r_len = math.sqrt(rx * rx + ry * ry + rz * rz)
+        sz = inv_wavelength + rz
+        s1_len = math.sqrt(rx * rx + ry * ry + sz * sz)
+        epsilon = s1_len - inv_wavelength
+        sigma_sq = max((r_len * mosaicity_rad) ** 2 + inverse_domain_sq, 1e-18)
+        if not epsilon**2 <= -2.0 * sigma_sq * log_min_partiality:
+            continue
+        ux, uy, uz = rx / s1_len, ry / s1_len, sz / s1_len
+        u = ux * lab_to_panel[0, 0] + uy * lab_to_panel[0, 1] + uz * lab_to_panel[0, 2]
+        v = ux * lab_to_panel[1, 0] + uy * lab_to_panel[1, 1] + uz * lab_to_panel[1, 2]
+        w = ux * lab_to_panel[2, 0] + uy * lab_to_panel[2, 1] + uz * lab_to_panel[2, 2]
+        if not w > 1e-12:
+            continue
+        x = u / w
+        y = v / w
+        if not (0.0 <= x < width_pxl and 0.0 <= y < height_pxl):
+            continue
+        rows[count] = i
+        columns[0, count] = x + origin_col - 0.5
+        columns[1, count] = y + origin_row - 0.5
+        columns[2, count] = 1.0 / r_len
+        columns[3, count] = math.exp(-0.5 * epsilon**2 / sigma_sq)
+        columns[4, count] = horizontal * (1.0 - ux**2) + (1.0 - horizontal) * (1.0 - uy**2)
+        count += 1
     return count

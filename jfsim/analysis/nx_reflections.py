@@ -22,6 +22,7 @@ scaling and merging step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,12 @@ from jfsim.analysis.merging import MergeResult
 from jfsim.analysis.nx_process import nx_process, write_text
 from jfsim.analysis.reflections import IntegratedReflections
 
-__all__ = ["MERGE_GROUP", "REFLECTION_UNITS", "write_merge_process", "write_reflections"]
+__all__ = [
+    "MERGE_GROUP",
+    "REFLECTION_UNITS",
+    "write_merge_process",
+    "write_reflections",
+]
 
 #: The NXprocess group of the scaling and merging step (``-M``).
 MERGE_GROUP = "/entry/jfsim_scale_merge"
@@ -66,54 +72,71 @@ REFLECTION_UNITS: dict[str, str | None] = {
 
 
 def write_reflections(
-    entry: h5py.Group, reflections: IntegratedReflections, merge: MergeResult | None
+    entry: h5py.Group,
+    reflections: Sequence[IntegratedReflections],
+    merge: MergeResult | None,
 ) -> None:
-    """``/entry/reflections/image_NNNNNN`` per image with reflections: image NNNNNN − 1 of
-    the run (1-based group names, as data files count from 1), positions in index
-    coordinates (pixel), ``lp`` = L·P, ``image_scale_corr`` = 1/(g · partiality · lp): the
-    full intensity this row alone estimates is ``image_scale_corr · int_sum`` (g = 1
-    without ``-M``; partiality 1 with ``-P unity``)."""
-    root = entry.require_group("reflections")
-    root.attrs["NX_class"] = "NXcollection"
-    scale = np.ones(len(reflections))
+    """``/entry/reflections/image_NNNNNN`` per image with reflections (see
+    :func:`write_image_reflections`), with the scales and partiality model of ``merge``.
+
+    ``reflections`` are tables as integration returns them, one per image (a table that
+    holds several images is split): each group is written from its own table, without
+    gathering a run's millions of rows into one table and picking them out again."""
+    scales: dict[int, float] = {}
     if merge is not None:
-        lookup = dict(zip(merge.image_numbers.tolist(), merge.image_scales.tolist(), strict=True))
-        scale = np.array([lookup.get(int(image), 1.0) for image in reflections.image])
-    partiality = (
-        np.ones(len(reflections))
-        if merge is not None and merge.partiality_model == "unity"
-        else reflections.partiality
-    )
+        scales = dict(zip(merge.image_numbers.tolist(), merge.image_scales.tolist(), strict=True))
+    unity = merge is not None and merge.partiality_model == "unity"
+    per_image = [one for table in reflections for one in table.by_image()]
+    for table in sorted(per_image, key=lambda one: int(one.image[0])):
+        _write_image_group(
+            entry, table, scale=scales.get(int(table.image[0]), 1.0), unity_partiality=unity
+        )
+
+
+def _write_image_group(
+    entry: h5py.Group,
+    table: IntegratedReflections,
+    *,
+    scale: float = 1.0,
+    unity_partiality: bool = False,
+) -> None:
+    """``/entry/reflections/image_NNNNNN``: the reflections of one image (all rows of
+    ``table`` are image NNNNNN − 1 of the run: 1-based group names, as data files count
+    from 1), positions in index coordinates (pixel), ``lp`` = L·P, ``image_scale_corr`` =
+    1/(g · partiality · lp): the full intensity this row alone estimates is
+    ``image_scale_corr · int_sum`` (g = ``scale``: 1 without ``-M``; partiality 1 with
+    ``-P unity``)."""
+    root = entry.get("reflections")
+    if root is None:
+        root = entry.create_group("reflections")
+        root.attrs["NX_class"] = "NXcollection"
+    image = int(table.image[0])
+    scales = np.full(len(table), scale)
+    partiality = np.ones(len(table)) if unity_partiality else table.partiality
     with np.errstate(divide="ignore", invalid="ignore"):
-        correction = 1.0 / (scale * partiality * reflections.lp)
-    order = np.argsort(reflections.image, kind="stable")
-    images, starts = np.unique(reflections.image[order], return_index=True)
-    ends = np.append(starts[1:], order.size)
-    for image, start, end in zip(images.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        rows = order[start:end]
-        table = reflections.select(rows)
-        columns: dict[str, npt.NDArray[Any]] = {
-            "h": table.h.astype(np.int32),
-            "k": table.k.astype(np.int32),
-            "l": table.l.astype(np.int32),
-            "d": table.d_A.astype(np.float32),
-            "int_sum": table.intensity_photons.astype(np.float32),
-            "int_err": table.sigma_photons.astype(np.float32),
-            "background_mean": table.background_photons.astype(np.float32),
-            "predicted_x": table.predicted_x_pxl.astype(np.float32),
-            "predicted_y": table.predicted_y_pxl.astype(np.float32),
-            "observed_x": table.observed_x_pxl.astype(np.float32),
-            "observed_y": table.observed_y_pxl.astype(np.float32),
-            "observed_frame": np.full(len(table), image, dtype=np.float32),
-            "lp": table.lp.astype(np.float32),
-            "partiality": table.partiality.astype(np.float32),
-            "delta_phi": table.delta_phi_deg.astype(np.float32),
-            "zeta": table.zeta.astype(np.float32),
-            "image_scale_corr": correction[rows].astype(np.float32),
-        }
-        group = root.create_group(f"image_{image + 1:06d}")
-        group.attrs["NX_class"] = "NXreflections"
-        _write_columns(group, columns)
+        correction = 1.0 / (scales * partiality * table.lp)
+    columns: dict[str, npt.NDArray[Any]] = {
+        "h": table.h.astype(np.int32),
+        "k": table.k.astype(np.int32),
+        "l": table.l.astype(np.int32),
+        "d": table.d_A.astype(np.float32),
+        "int_sum": table.intensity_photons.astype(np.float32),
+        "int_err": table.sigma_photons.astype(np.float32),
+        "background_mean": table.background_photons.astype(np.float32),
+        "predicted_x": table.predicted_x_pxl.astype(np.float32),
+        "predicted_y": table.predicted_y_pxl.astype(np.float32),
+        "observed_x": table.observed_x_pxl.astype(np.float32),
+        "observed_y": table.observed_y_pxl.astype(np.float32),
+        "observed_frame": np.full(len(table), image, dtype=np.float32),
+        "lp": table.lp.astype(np.float32),
+        "partiality": table.partiality.astype(np.float32),
+        "delta_phi": table.delta_phi_deg.astype(np.float32),
+        "zeta": table.zeta.astype(np.float32),
+        "image_scale_corr": correction.astype(np.float32),
+    }
+    group = root.create_group(f"image_{image + 1:06d}")
+    group.attrs["NX_class"] = "NXreflections"
+    _write_columns(group, columns)
 
 
 def _write_columns(group: h5py.Group, columns: dict[str, npt.NDArray[Any]]) -> None:

@@ -268,13 +268,14 @@ def process_run(
             if problems:  # our own fields: a problem here is a bug, not bad input
                 raise RuntimeError(f"image {number}: {'; '.join(problems)}")
             if result.integration is not None:
+                table = result.integration.reflections
                 lattices.extend(lattice.ub_invA for lattice in result.integration.lattices)
-                integrated.append(result.integration.reflections)
-                integrated_per_row[result.position] = len(result.integration.reflections)
+                integrated_per_row[result.position] = len(table)
+                integrated.append(table)
         skipped.sort(key=lambda item: item.position)
-        reflections = IntegratedReflections.concatenate(integrated)
         outcome = MergeOutcome()
         if settings.scaling.merge:
+            reflections = IntegratedReflections.concatenate(integrated)
             outcome = merge_run(reflections, lattices, settings, prefix=prefix)
             if outcome.error:
                 _log.warning("%s", outcome.error)
@@ -308,7 +309,7 @@ def process_run(
                 notes[len(run.notes) :],
                 indexing,
             ),
-            reflections=reflections,
+            reflections=integrated,
             merge=outcome.result,
             scaling=settings.scaling,
             merged_file=outcome.path if outcome.result is not None else None,
@@ -335,7 +336,7 @@ def process_run(
         notes=notes,
         indexing=indexing,
         images_integrated=len(integrated_per_row),
-        reflections_integrated=len(reflections),
+        reflections_integrated=sum(integrated_per_row.values()),
         merge=outcome.result,
         merged_file=outcome.path if outcome.result is not None else None,
         merge_error=outcome.error,

@@ -133,7 +133,7 @@ class ProcessFileWriter(CommittedHdf5File):
         buffer: AnalysisBuffer,
         record: RunRecord,
         *,
-        reflections: IntegratedReflections | None = None,
+        reflections: Sequence[IntegratedReflections] = (),
         merge: MergeResult | None = None,
         scaling: ScalingSettings | None = None,
         merged_file: Path | None = None,
@@ -142,8 +142,9 @@ class ProcessFileWriter(CommittedHdf5File):
 
         Args:
             image_numbers: the run positions (0-based) analysed, one per output row.
-            reflections: the integrated reflections of every image (``image`` = run image
-                number), written per image as NXreflections.
+            reflections: the integrated reflections of each image (``image`` = run image
+                number; one table per image, as integration returns them), written per
+                image as NXreflections.
             merge, scaling, merged_file: the scaling and merging step (``-M``), if any.
         """
         run = plan.run
@@ -159,7 +160,7 @@ class ProcessFileWriter(CommittedHdf5File):
         if record.indexing is not None:
             _write_indexing_summary(entry, record.indexing)
         _write_provenance(entry, plan.settings, run, record)
-        if reflections is not None and len(reflections):
+        if any(len(table) for table in reflections):
             write_reflections(entry, reflections, merge)
         if merge is not None and scaling is not None:
             write_merge_process(

@@ -87,11 +87,24 @@ class IntegratedReflections:
         """The same rows, attributed to run row ``image``."""
         return replace(self, image=np.full(len(self), image, dtype=np.int64))
 
+    def by_image(self) -> list[IntegratedReflections]:
+        """The rows of each image (``image`` column) as a table of its own, in image order;
+        a table of one image is returned as it is, without copying its columns."""
+        if len(self) == 0:
+            return []
+        if np.all(self.image == self.image[0]):
+            return [self]
+        order = np.argsort(self.image, kind="stable")
+        _images, starts = np.unique(self.image[order], return_index=True)
+        return [self.select(rows) for rows in np.split(order, starts[1:])]
+
     @classmethod
     def concatenate(cls, tables: list[IntegratedReflections]) -> IntegratedReflections:
-        """One table of every row of ``tables``, in order."""
+        """One table of every row of ``tables``, in order (one table: itself, not a copy)."""
         if not tables:
             return cls.empty()
+        if len(tables) == 1:
+            return tables[0]
         return cls(
             **{
                 field.name: np.concatenate([getattr(table, field.name) for table in tables])

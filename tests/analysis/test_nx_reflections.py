@@ -30,7 +30,7 @@ def test_reflection_columns_are_what_the_high_level_api_writes(tmp_path) -> None
     table = _table([4, 0, 9], rows_per_image=7)
     path = tmp_path / "reflections.h5"
     with h5py.File(path, "w", libver=("v110", "latest")) as h5:
-        write_reflections(h5.create_group("entry"), table, None)
+        write_reflections(h5.create_group("entry"), [table], None)
         reference = h5.create_group("reference")
         for name in REFLECTION_UNITS:
             dataset = reference.create_dataset(name, data=np.zeros(7, dtype=np.float32))
@@ -63,3 +63,20 @@ def test_reflection_columns_are_what_the_high_level_api_writes(tmp_path) -> None
                 written = dataset.attrs.get_id("units")
                 assert written.get_type() == expected.attrs.get_id("units").get_type()
                 assert written.shape == ()
+
+
+def test_one_table_per_image_writes_what_one_table_of_the_run_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    table = _table([4, 0, 9], rows_per_image=7)
+    per_image = [table.select(table.image == image) for image in (9, 4, 0)]
+    assert table.by_image()[0] is not table and per_image[0].by_image()[0] is per_image[0]
+    paths = [tmp_path / "run.h5", tmp_path / "per_image.h5"]
+    for path, tables in zip(paths, ([table], per_image), strict=True):
+        with h5py.File(path, "w", libver=("v110", "latest")) as h5:
+            write_reflections(h5.create_group("entry"), tables, None)
+    with h5py.File(paths[0], "r") as run, h5py.File(paths[1], "r") as split:
+        assert sorted(run["entry/reflections"]) == sorted(split["entry/reflections"])
+        for name, group in run["entry/reflections"].items():
+            for column in REFLECTION_UNITS:
+                np.testing.assert_array_equal(
+                    group[column][()], split[f"entry/reflections/{name}/{column}"][()]
+                )

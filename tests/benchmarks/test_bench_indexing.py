@@ -16,6 +16,10 @@ Run: .venv/bin/python -m pytest -m benchmark --benchmark-enable -s
   ``JFSIM_BENCH_PROCESS_IMAGES`` (default 1000) images against ``-X none`` (spot finding and
   the per-image pixel analyses alone): goal: indexing + integration cost at most as much
   again (ratio ≤ 2);
+* where the CPU time of indexing and integration goes, per indexed still of the benchmark's
+  frames (one thread): the indexer, prediction, the summation sums, the intensities, the
+  whole integration and the NXreflections group written at the end of the run, against
+  the spot-finding analysis of the same frames (``-k process``);
 * the GPU engine's scoring against the CPU engine's (``gpu``: needs a CUDA device).
 
 CPU figures are CPU seconds of the calling thread (``time.thread_time``), so that waiting
@@ -327,6 +331,93 @@ def test_bench_process_with_indexing_vs_spot_finding(benchmark, tmp_path_factory
             "cost_vs_spot_finding_cpu": (round(min(cpu_ratios), 2), round(max(cpu_ratios), 2)),
             "load_average_1min": (round(min(load), 1), round(max(load), 1)),
             **stage_ms(folder / "ffbidx_process.h5"),
+        }
+    )
+    print(f"\n{benchmark.name}: {benchmark.extra_info}")
+
+
+@pytest.mark.benchmark
+def test_bench_process_stages_per_indexed_still(benchmark, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """CPU ms (one thread, best of rounds) of each stage that indexing adds, per indexed
+    still, and reading, decoding and analysing a frame as the baseline (``-X none``'s work
+    per image): the process benchmark's ratio is about 1 + (what indexing and integration
+    add per image) / (the baseline), so this says which stage to attack."""
+    import h5py  # here, not at the top: the rest of this file is another benchmark's
+
+    from jfsim.analysis import integration
+    from jfsim.analysis.bragg_prediction import ImageLattice
+    from jfsim.analysis.nx_reflections import write_reflections
+
+    folder = tmp_path_factory.mktemp("bench_process_stages")
+    plan = analysis_plan(open_run(_write(folder, N_FRAMES)), _settings("ffbidx"))
+    analyser = ImageAnalyser(plan, device="cpu")
+    finder = ImageAnalyser(replace(plan, indexing=None), device="cpu")
+    with FrameReader(plan.run) as reader:
+        frames = [reader.read(i).pixels for i in range(N_FRAMES)]
+    results = [analyser.analyse(i, frame) for i, frame in enumerate(frames)]
+    stills = [
+        (i, frames[i], result.spots, ImageLattice(result.indexing.lattice.reciprocal_invA))
+        for i, result in enumerate(results)
+        if result.indexing is not None and result.indexing.lattice is not None
+    ]
+    assert stills, "no benchmark frame indexed"
+    steps = plan.integration
+    indexer = analyser.indexer
+    assert steps is not None and indexer is not None
+    predicted = {i: steps.prediction.predict(i, lattice) for i, _f, _s, lattice in stills}
+    sums = {
+        i: integration.sum_pixels(frame, steps, predicted[i].x_pxl, predicted[i].y_pxl)
+        for i, frame, _s, _l in stills
+    }
+    tables = [
+        integration.integrate_image(frame, steps, i, [lattice]) for i, frame, _s, lattice in stills
+    ]
+
+    def per_still(step) -> float:  # type: ignore[no-untyped-def]
+        return 1e3 * _best(lambda: [step(*still) for still in stills], 10) / len(stills)
+
+    def write_groups() -> None:
+        with h5py.File(folder / "reflections.h5", "w", libver=("v110", "latest")) as h5:
+            runs = [tables[n % len(tables)].at_image(n) for n in range(100)]
+            write_reflections(h5.create_group("entry"), runs, None)
+
+    ms = {
+        "indexer": per_still(lambda i, _f, spots, _l: indexer.index(spots, i)),
+        "prediction": per_still(lambda i, _f, _s, lattice: steps.prediction.predict(i, lattice)),
+        "summation_sums": per_still(
+            lambda i, frame, _s, _l: integration.sum_pixels(
+                frame, steps, predicted[i].x_pxl, predicted[i].y_pxl
+            )
+        ),
+        "intensities_and_table": per_still(
+            lambda i, _f, _s, _l: integration._reflections(predicted[i], sums[i], i, 0)
+        ),
+        "whole_integration": per_still(
+            lambda i, frame, _s, lattice: integration.integrate_image(frame, steps, i, [lattice])
+        ),
+        "nxreflections_group": 1e3 * _best(write_groups, 3) / 100,
+    }
+    with FrameReader(plan.run) as reader:
+
+        def spot_finding() -> None:
+            for i in range(N_FRAMES):
+                finder.analyse(i, reader.read(i).pixels)
+
+        baseline_ms = 1e3 * _best(spot_finding, 5) / N_FRAMES
+        benchmark.pedantic(spot_finding, rounds=1)
+    hit_fraction = len(stills) / len(frames)
+    added_per_image = hit_fraction * (
+        ms["indexer"] + ms["whole_integration"] + ms["nxreflections_group"]
+    )
+    benchmark.extra_info.update(
+        {
+            "indexed_stills": len(stills),
+            "reflections_per_still": float(np.mean([len(p) for p in predicted.values()])),
+            "ms_per_indexed_still": {key: round(value, 2) for key, value in ms.items()},
+            "read_decode_and_spot_finding_ms_per_image": round(baseline_ms, 2),
+            "added_ms_per_image": round(added_per_image, 2),
+            "one_thread_ratio_estimate": round(1 + added_per_image / baseline_ms, 2),
+            "load_average_1min": round(os.getloadavg()[0], 1),
         }
     )
     print(f"\n{benchmark.name}: {benchmark.extra_info}")
