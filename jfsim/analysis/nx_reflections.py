@@ -34,6 +34,7 @@ import numpy.typing as npt
 from jfsim.analysis.merging import MergeResult
 from jfsim.analysis.nx_process import nx_process, write_text
 from jfsim.analysis.reflections import IntegratedReflections
+from jfsim.writer.h5tree import H5Tree
 
 __all__ = [
     "MERGE_GROUP",
@@ -77,39 +78,50 @@ def write_reflections(
     merge: MergeResult | None,
 ) -> None:
     """``/entry/reflections/image_NNNNNN`` per image with reflections (see
-    :func:`write_image_reflections`), with the scales and partiality model of ``merge``.
+    :func:`_declare_image_group`), with the scales and partiality model of ``merge``.
 
     ``reflections`` are tables as integration returns them, one per image (a table that
     holds several images is split): each group is written from its own table, without
-    gathering a run's millions of rows into one table and picking them out again."""
+    gathering a run's millions of rows into one table and picking them out again. The
+    groups are described first and created in one pass by HDF5's C functions
+    (:class:`jfsim.writer.h5tree.H5Tree`, h5py's low-level calls where those cannot be
+    called): a run of 1000 stills writes ~10 000 columns with their ``units``, and h5py's
+    wrappers cost more than HDF5's own work. Contiguous datasets without time stamps,
+    ``units`` a scalar variable-length UTF-8 string, as h5py's ``create_dataset`` and
+    ``attrs`` write them."""
     scales: dict[int, float] = {}
     if merge is not None:
         scales = dict(zip(merge.image_numbers.tolist(), merge.image_scales.tolist(), strict=True))
     unity = merge is not None and merge.partiality_model == "unity"
     per_image = [one for table in reflections for one in table.by_image()]
+    if not per_image:
+        return
+    tree = H5Tree()
+    tree.require_group(REFLECTIONS_GROUP, "NXcollection")
     for table in sorted(per_image, key=lambda one: int(one.image[0])):
-        _write_image_group(
-            entry, table, scale=scales.get(int(table.image[0]), 1.0), unity_partiality=unity
+        _declare_image_group(
+            tree, table, scale=scales.get(int(table.image[0]), 1.0), unity_partiality=unity
         )
+    tree.write(entry)
 
 
-def _write_image_group(
-    entry: h5py.Group,
+#: The NXcollection of the per-image groups, below ``/entry``.
+REFLECTIONS_GROUP = "reflections"
+
+
+def _declare_image_group(
+    tree: H5Tree,
     table: IntegratedReflections,
     *,
     scale: float = 1.0,
     unity_partiality: bool = False,
 ) -> None:
-    """``/entry/reflections/image_NNNNNN``: the reflections of one image (all rows of
-    ``table`` are image NNNNNN − 1 of the run: 1-based group names, as data files count
-    from 1), positions in index coordinates (pixel), ``lp`` = L·P, ``image_scale_corr`` =
+    """``reflections/image_NNNNNN``: the reflections of one image (all rows of ``table``
+    are image NNNNNN − 1 of the run: 1-based group names, as data files count from 1),
+    positions in index coordinates (pixel), ``lp`` = L·P, ``image_scale_corr`` =
     1/(g · partiality · lp): the full intensity this row alone estimates is
     ``image_scale_corr · int_sum`` (g = ``scale``: 1 without ``-M``; partiality 1 with
     ``-P unity``)."""
-    root = entry.get("reflections")
-    if root is None:
-        root = entry.create_group("reflections")
-        root.attrs["NX_class"] = "NXcollection"
     image = int(table.image[0])
     scales = np.full(len(table), scale)
     partiality = np.ones(len(table)) if unity_partiality else table.partiality
@@ -134,39 +146,9 @@ def _write_image_group(
         "zeta": table.zeta.astype(np.float32),
         "image_scale_corr": correction.astype(np.float32),
     }
-    group = root.create_group(f"image_{image + 1:06d}")
-    group.attrs["NX_class"] = "NXreflections"
-    _write_columns(group, columns)
-
-
-def _write_columns(group: h5py.Group, columns: dict[str, npt.NDArray[Any]]) -> None:
-    """One NXreflections group's columns (equal lengths) and their ``units``, through
-    h5py's low-level calls: ``create_dataset`` and ``attrs[...] =`` spend ~0.2 ms each on
-    checks and wrappers, and every still with reflections writes 17 columns — seconds at
-    the end of a run of 1000 stills, with every core idle. The result is what those calls
-    write: contiguous datasets without time stamps, ``units`` a scalar UTF-8 string."""
-    length = len(next(iter(columns.values())))
-    space = h5py.h5s.create_simple((length,))
-    creation = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    creation.set_obj_track_times(False)
-    scalar = h5py.h5s.create(h5py.h5s.SCALAR)
-    text = h5py.h5t.py_create(h5py.string_dtype(), logical=True)  # in the file
-    python_text = h5py.h5t.py_create(h5py.string_dtype())  # in memory: Python objects
+    group = tree.group(f"{REFLECTIONS_GROUP}/image_{image + 1:06d}", "NXreflections")
     for name, values in columns.items():
-        data = np.ascontiguousarray(values)
-        dataset = h5py.h5d.create(
-            group.id,
-            name.encode(),
-            h5py.h5t.py_create(data.dtype, logical=True),
-            space,
-            dcpl=creation,
-        )
-        if length:
-            dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
-        units = REFLECTION_UNITS[name]
-        if units is not None:
-            attribute = h5py.h5a.create(dataset, b"units", text, scalar)
-            attribute.write(np.array(units, dtype=h5py.string_dtype()), mtype=python_text)
+        tree.dataset(f"{group}/{name}", values, REFLECTION_UNITS[name])
 
 
 # -- scaling and merging -------------------------------------------------------------------
