@@ -26,10 +26,14 @@ def image_message_fields(result: ImageAnalysis, image_number: int) -> dict[str, 
     timing = result.timing
     fields: dict[str, Any] = {
         "original_number": int(image_number),
-        "spots": [
+        "spots": [  # Python numbers through tolist(): one conversion per column, not per value
             {"x": float(x), "y": float(y), "I": float(intensity), "ice_ring": bool(ice)}
             for x, y, intensity, ice in zip(
-                spots.x, spots.y, spots.intensity, spots.ice_ring, strict=True
+                spots.x.tolist(),
+                spots.y.tolist(),
+                spots.intensity.tolist(),
+                spots.ice_ring.tolist(),
+                strict=True,
             )
         ],
         "spot_count": spots.unfiltered,
@@ -95,18 +99,15 @@ def indexing_fields(indexing: ImageIndexing, spots: list[dict[str, Any]]) -> dic
         }
     )
     assignment = indexing.spots
-    for spot, hkl, indexed, excitation in zip(
-        spots, assignment.hkl, assignment.indexed, assignment.excitation_error_invA, strict=True
+    for spot, (h, k, ell), indexed, excitation in zip(
+        spots,
+        assignment.hkl.tolist(),
+        assignment.indexed.tolist(),
+        assignment.excitation_error_invA.tolist(),
+        strict=True,
     ):
         if indexed:
-            spot.update(
-                h=int(hkl[0]),
-                k=int(hkl[1]),
-                l=int(hkl[2]),
-                indexed=True,
-                dist_ewald=float(excitation),
-                lattice=0,
-            )
+            spot.update(h=h, k=k, l=ell, indexed=True, dist_ewald=excitation, lattice=0)
         else:
             spot.update(indexed=False, lattice=-1)
     return fields
