@@ -21,6 +21,7 @@ from jfsim.analysis.indexing.refine import (
     _spread,
     refine_lattice,
 )
+from jfsim.analysis.indexing.unit_cell import FAMILIES
 from jfsim.geometry import Panel, panel_from_position, rotation_matrix
 
 WAVELENGTH_A = 1.0
@@ -121,7 +122,17 @@ def test_the_analytic_jacobian_equals_finite_differences(
     lab_mm, steps_mm = spot_positions(
         geometry, spots.x_index, spots.y_index, beam_shift_pxl=start_shift
     )
-    model = _model(lattice, spots.hkl, lab_mm, steps_mm, WAVELENGTH_A, turns, start_shift)
+    model, proper = _model(
+        spots.hkl,
+        np.zeros((0, 3, 3)) if turns is None else turns,
+        lab_mm,
+        steps_mm,
+        lattice.real_space_A,
+        FAMILIES[bravais[0]],
+        np.array(start_shift),
+        1.0 / WAVELENGTH_A,
+    )
+    assert proper
     start = np.zeros(3)
     if mode == "beam_and_lattice":
         start = np.concatenate([start, model[6], start_shift])
@@ -176,3 +187,12 @@ def test_refinement_recovers_a_disturbed_lattice_and_beam_centre(
         geometry, spots.x_index, spots.y_index, beam_shift_pxl=refined.beam_shift_pxl
     )
     np.testing.assert_allclose(r @ found.T, spots.hkl, atol=0.1)
+
+
+def test_a_left_handed_basis_is_refused() -> None:
+    geometry = _two_module_geometry()
+    lattice = _lattice(*LATTICES[0], seed=11)
+    spots = _recorded_spots(lattice, geometry, (0.0, 0.0))
+    left_handed = Lattice(-lattice.real_space_A, lattice.bravais)
+    with pytest.raises(ValueError, match="right-handed"):
+        refine_lattice(left_handed, spots, geometry, "orientation")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jfsim.analysis.indexing.unit_cell import FAMILIES, b_matrix_into, free_cell, full_cell_into
+from jfsim.analysis.indexing.lattice import cell_of
+from jfsim.analysis.indexing.unit_cell import (
+    FAMILIES,
+    b_matrix_into,
+    cell_of_basis,
+    free_cell,
+    full_cell_into,
+)
 from jfsim.geometry import b_matrix
 
 
@@ -47,5 +54,12 @@ def test_b_matrix_equals_gemmis(family: str) -> None:
 def test_a_cell_of_its_system_comes_back_from_its_free_parameters(family: str) -> None:
     for cell in _cells(family, np.random.default_rng(5), 20):
         full = np.empty(6)
-        full_cell_into(FAMILIES[family], free_cell(f"{family}P", cell), full)
+        full_cell_into(FAMILIES[family], free_cell(FAMILIES[family], np.asarray(cell)), full)
         np.testing.assert_allclose(full, cell, rtol=1e-15)  # (a + a + a) / 3 rounds
+
+
+def test_the_cell_of_a_basis_is_the_lattice_modules() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(100):
+        basis = rng.normal(0.0, 40.0, (3, 3))
+        np.testing.assert_allclose(cell_of_basis(basis), cell_of(basis), rtol=1e-13)

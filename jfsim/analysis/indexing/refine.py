@@ -46,6 +46,7 @@ from jfsim.analysis.indexing.reciprocal import spot_positions
 from jfsim.analysis.indexing.unit_cell import (
     FAMILIES,
     b_matrix_into,
+    cell_of_basis,
     free_cell,
     full_cell_into,
 )
@@ -150,54 +151,23 @@ def refine_positions(
         raise ValueError(f"refinement: must be one of {', '.join(REFINEMENTS)}, got {mode!r}")
     if mode == "none" or hkl.shape[0] < MIN_SPOTS:
         return Refined(lattice, beam_shift_pxl)
-    model = _model(lattice, hkl, lab_mm, steps_mm, wavelength_A, rotations, beam_shift_pxl)
-    ub, beam = np.empty((3, 3)), np.array(beam_shift_pxl, dtype=np.float64)
-    _refine(model, mode == "beam_and_lattice", ub, beam)
-    refined = Lattice(np.asarray(np.linalg.inv(ub), dtype=np.float64), lattice.bravais)
-    return Refined(refined, (float(beam[0]), float(beam[1])))
-
-
-#: What the compiled refinement needs of one: (hkl, rotations, lab positions, pixel steps,
-#: U₀, lattice-system code, starting free cell, starting beam shift, 1/λ).
-_ModelTuple = tuple[
-    FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, int, FloatArray, FloatArray, float
-]
-
-
-def _model(
-    lattice: Lattice,
-    hkl: FloatArray,
-    lab_mm: FloatArray,
-    steps_mm: FloatArray,
-    wavelength_A: float,
-    rotations: FloatArray | None,
-    beam_shift_pxl: tuple[float, float],
-) -> _ModelTuple:
-    """The compiled refinement's description of one refinement (:data:`_ModelTuple`)."""
-    family = FAMILIES[lattice.bravais[0]]
-    cell0 = free_cell(lattice.bravais, lattice.cell)
-    full, b0 = np.empty(6), np.empty((3, 3))
-    full_cell_into(family, cell0, full)
-    b_matrix_into(full, b0)
-    return (
+    beam = np.array(beam_shift_pxl, dtype=np.float64)
+    real_space_A = np.empty((3, 3))
+    proper = _refine(
         np.ascontiguousarray(hkl, dtype=np.float64),
         _NO_ROTATIONS if rotations is None else np.ascontiguousarray(rotations),
         np.ascontiguousarray(lab_mm, dtype=np.float64),
         np.ascontiguousarray(steps_mm, dtype=np.float64),
-        _nearest_rotation(lattice.reciprocal_invA @ np.linalg.inv(b0)),
-        family,
-        cell0,
-        np.array(beam_shift_pxl, dtype=np.float64),
+        np.ascontiguousarray(lattice.real_space_A, dtype=np.float64),
+        FAMILIES[lattice.bravais[0]],
         1.0 / wavelength_A,
+        mode == "beam_and_lattice",
+        beam,
+        real_space_A,
     )
-
-
-def _nearest_rotation(matrix: FloatArray) -> FloatArray:
-    u, _s, vt = np.linalg.svd(matrix)
-    rotation = u @ vt
-    if np.linalg.det(rotation) < 0:
-        rotation = u @ np.diag([1.0, 1.0, -1.0]) @ vt
-    return np.asarray(rotation)
+    if not proper:
+        raise ValueError("refinement: the lattice basis (rows a, b, c) must be right-handed")
+    return Refined(Lattice(real_space_A, lattice.bravais), (float(beam[0]), float(beam[1])))
 
 
 #: ``rotations`` of stills for :func:`_refine` (none: every Q is the identity).
@@ -205,21 +175,30 @@ _NO_ROTATIONS = np.zeros((0, 3, 3))
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _refine(model, with_cell_and_beam, ub, beam):  # type: ignore[no-untyped-def]  # numba kernel
-    """Both rounds of a refinement of ``model`` (:data:`_ModelTuple`): UB into ``ub`` and
-    the refined beam shift into ``beam``.
+def _refine(  # type: ignore[no-untyped-def]  # numba kernel
+    hkl, rotations, lab0_mm, steps_mm, real_space_A, family, inv_wavelength,
+    with_cell_and_beam, beam, refined_A,
+):  # fmt: skip
+    """Both rounds of a refinement (arguments as :func:`_model`'s): the refined basis
+    into ``refined_A`` and the refined beam shift into ``beam`` (the starting one on
+    entry); False, and nothing refined, when the basis is left-handed.
 
     Parameters: ω (a small rotation, 3), then with ``with_cell_and_beam`` the free cell
     parameters and the beam shift (2). The residuals' scales are their spreads at the
     start (first round) and after the first round (second round, over the spots within
     :data:`OUTLIER_SIGMA` spreads, when that leaves out some but keeps at least
     :data:`MIN_SPOTS`)."""
-    hkl, cell0, beam0 = model[0], model[6], model[7]
+    model, proper = _model(
+        hkl, rotations, lab0_mm, steps_mm, real_space_A, family, beam, inv_wavelength
+    )
+    if not proper:
+        return False
+    cell0 = model[6]
     n, n_cell = hkl.shape[0], cell0.size
     parameters = np.zeros(3 + (n_cell + 2 if with_cell_and_beam else 0))
     if with_cell_and_beam:
         parameters[3 : 3 + n_cell] = cell0
-        parameters[3 + n_cell :] = beam0
+        parameters[3 + n_cell :] = beam
     spots = np.arange(n)
     residuals = np.empty(4 * n)
     spread = _spread(parameters, spots, model, residuals)
@@ -234,8 +213,73 @@ def _refine(model, with_cell_and_beam, ub, beam):  # type: ignore[no-untyped-def
         )
     if MIN_SPOTS <= keep.sum() < n:
         _least_squares(parameters, np.nonzero(keep)[0], model, spread)
+    ub = np.empty((3, 3))
     _lattice_matrices(parameters, model, np.empty((3, 3)), ub, np.empty((0, 3, 3)))
-    beam[:] = parameters[3 + n_cell :] if with_cell_and_beam else beam0
+    refined_A[:, :] = _inverse(ub)
+    if with_cell_and_beam:
+        beam[:] = parameters[3 + n_cell :]
+    return True
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _model(hkl, rotations, lab0_mm, steps_mm, real_space_A, family, beam, inv_wavelength):  # type: ignore[no-untyped-def]  # numba kernel
+    """(the refinement's model, whether its U₀ is a proper rotation).
+
+    The model: (hkl ``(n, 3)``, rotations ``(n, 3, 3)`` or ``(0, 3, 3)`` for stills, lab
+    positions ``(n, 3)`` at the starting beam shift, pixel steps ``(n, 3, 2)``, U₀,
+    lattice-system code (:data:`.unit_cell.FAMILIES`), starting free cell, starting beam
+    shift, 1/λ). U₀ is the rotation nearest to UB₀·B₀⁻¹ = (B₀·A)⁻¹ (A: rows a, b, c;
+    B₀: B of the free cell of A's cell), its polar factor (:func:`_nearest_rotation`)."""
+    cell0 = free_cell(family, cell_of_basis(real_space_A))
+    u0 = np.empty((3, 3))
+    proper = _nearest_rotation(_inverse(_product(_b_of(family, cell0), real_space_A)), u0)
+    model = (hkl, rotations, lab0_mm, steps_mm, u0, family, cell0, beam.copy(), inv_wavelength)
+    return model, proper
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _nearest_rotation(matrix, rotation):  # type: ignore[no-untyped-def]  # numba kernel
+    """The rotation nearest to ``matrix`` (its polar factor, U·Vᵀ of its singular value
+    decomposition) into ``rotation``, by Newton's iteration X ← (X + X⁻ᵀ)/2, which
+    converges quadratically from a matrix near a rotation; False when ``matrix`` has no
+    positive determinant (the nearest orthogonal matrix is then no rotation)."""
+    if _determinant(matrix) <= 0.0:
+        return False
+    rotation[:, :] = matrix
+    for _iteration in range(_MAX_ITERATIONS):
+        inverse = _inverse(rotation)
+        change = 0.0
+        for i in range(3):
+            for j in range(3):
+                updated = 0.5 * (rotation[i, j] + inverse[j, i])
+                change = max(change, abs(updated - rotation[i, j]))
+                rotation[i, j] = updated
+        if change <= 1e-15:
+            break
+    return True
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _determinant(m):  # type: ignore[no-untyped-def]  # numba kernel
+    return (
+        m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
+        - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+        + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0])
+    )
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _inverse(m):  # type: ignore[no-untyped-def]  # numba kernel
+    """m⁻¹ of a 3×3 matrix (its adjugate over its determinant)."""
+    inverse = np.empty((3, 3))
+    scale = 1.0 / _determinant(m)
+    for i in range(3):
+        for j in range(3):
+            # the cofactor of m[j, i]: rows and columns other than j and i, cyclically
+            r0, r1 = (j + 1) % 3, (j + 2) % 3
+            c0, c1 = (i + 1) % 3, (i + 2) % 3
+            inverse[i, j] = (m[r0, c0] * m[r1, c1] - m[r0, c1] * m[r1, c0]) * scale
+    return inverse
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")

@@ -9,7 +9,8 @@ right angles give exact cosines of 0 and sines of 1, degrees become radians as
 holds it to gemmi over cells of every lattice system. B is the transpose of an upper
 triangular matrix, so the reciprocal basis a* lies along x (gemmi's orthogonalisation).
 
-The free parameters of each lattice system (:func:`free_cell`, :func:`full_cell_into`):
+The free parameters of each lattice system (:func:`free_cell`, :func:`full_cell_into`),
+given by codes (:data:`FAMILIES`):
 one length for cubic, a and c for tetragonal and hexagonal (γ = 120°), three lengths for
 orthorhombic, and β too for monoclinic; all six for triclinic.
 """
@@ -22,7 +23,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FAMILIES", "b_matrix_into", "free_cell", "full_cell_into"]
+__all__ = ["FAMILIES", "b_matrix_into", "cell_of_basis", "free_cell", "full_cell_into"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -31,20 +32,35 @@ FAMILIES = {"a": 0, "m": 1, "o": 2, "t": 3, "h": 4, "c": 5}
 _DEGREES_TO_RADIANS = math.pi / 180.0
 
 
-def free_cell(bravais: str, cell: tuple[float, ...]) -> FloatArray:
-    """The free cell parameters of ``bravais``'s lattice system (lengths Å, angles
-    degrees), equal lengths averaged."""
-    a, b, c, alpha, beta, gamma = cell
-    family = bravais[0]
-    if family == "c":
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def cell_of_basis(real_space_A):  # type: ignore[no-untyped-def]  # numba kernel
+    """(a, b, c in Å, α, β, γ in degrees) of a basis given as rows a, b, c (as
+    :func:`.lattice.cell_of`)."""
+    cell = np.empty(6)
+    for i in range(3):
+        v = real_space_A[i]
+        cell[i] = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    for angle, (first, second) in enumerate(((1, 2), (0, 2), (0, 1))):
+        u, v = real_space_A[first], real_space_A[second]
+        cosine = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (cell[first] * cell[second])
+        cell[3 + angle] = math.degrees(math.acos(max(-1.0, min(1.0, cosine))))
+    return cell
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def free_cell(family, cell):  # type: ignore[no-untyped-def]  # numba kernel
+    """The free cell parameters of lattice system ``family`` (a code of :data:`FAMILIES`)
+    of ``cell`` (lengths Å, angles degrees), equal lengths averaged."""
+    a, b, c = cell[0], cell[1], cell[2]
+    if family == 5:  # cubic
         return np.array([(a + b + c) / 3.0])
-    if family in ("t", "h"):
+    if family == 3 or family == 4:  # tetragonal, hexagonal
         return np.array([(a + b) / 2.0, c])
-    if family == "o":
+    if family == 2:  # orthorhombic
         return np.array([a, b, c])
-    if family == "m":
-        return np.array([a, b, c, beta])
-    return np.array([a, b, c, alpha, beta, gamma])
+    if family == 1:  # monoclinic
+        return np.array([a, b, c, cell[4]])
+    return cell[:6].copy()
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
