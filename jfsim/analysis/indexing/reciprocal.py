@@ -26,7 +26,6 @@ __all__ = [
     "ImageFrame",
     "image_frame",
     "pixel_steps_mm",
-    "resolution_A",
     "scattering_vectors",
     "scattering_vectors_of_lab",
     "spot_positions",
@@ -172,9 +171,3 @@ def pixel_steps_mm(
     positions (index coordinates): see :func:`spot_positions`; NaN outside every module."""
     _lab, steps_mm = spot_positions(geometry, x_index, y_index)
     return steps_mm[:, :, 0], steps_mm[:, :, 1]
-
-
-def resolution_A(r_invA: FloatArray) -> FloatArray:
-    """d = 1/|r| (Å) of scattering vectors."""
-    with np.errstate(divide="ignore"):
-        return np.asarray(1.0 / np.linalg.norm(r_invA, axis=-1))

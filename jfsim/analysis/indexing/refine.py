@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from jfsim.analysis.geometry import RunGeometry
 from jfsim.analysis.indexing.lattice import Lattice
+from jfsim.analysis.indexing.matrix3 import determinant, inverse, product
 from jfsim.analysis.indexing.reciprocal import spot_positions
 from jfsim.analysis.indexing.unit_cell import (
     FAMILIES,
@@ -215,7 +216,7 @@ def _refine(  # type: ignore[no-untyped-def]  # numba kernel
         _least_squares(parameters, np.nonzero(keep)[0], model, spread)
     ub = np.empty((3, 3))
     _lattice_matrices(parameters, model, np.empty((3, 3)), ub, np.empty((0, 3, 3)))
-    refined_A[:, :] = _inverse(ub)
+    refined_A[:, :] = inverse(ub)
     if with_cell_and_beam:
         beam[:] = parameters[3 + n_cell :]
     return True
@@ -232,7 +233,7 @@ def _model(hkl, rotations, lab0_mm, steps_mm, real_space_A, family, beam, inv_wa
     B₀: B of the free cell of A's cell), its polar factor (:func:`_nearest_rotation`)."""
     cell0 = free_cell(family, cell_of_basis(real_space_A))
     u0 = np.empty((3, 3))
-    proper = _nearest_rotation(_inverse(_product(_b_of(family, cell0), real_space_A)), u0)
+    proper = _nearest_rotation(inverse(product(_b_of(family, cell0), real_space_A)), u0)
     model = (hkl, rotations, lab0_mm, steps_mm, u0, family, cell0, beam.copy(), inv_wavelength)
     return model, proper
 
@@ -243,43 +244,20 @@ def _nearest_rotation(matrix, rotation):  # type: ignore[no-untyped-def]  # numb
     decomposition) into ``rotation``, by Newton's iteration X ← (X + X⁻ᵀ)/2, which
     converges quadratically from a matrix near a rotation; False when ``matrix`` has no
     positive determinant (the nearest orthogonal matrix is then no rotation)."""
-    if _determinant(matrix) <= 0.0:
+    if determinant(matrix) <= 0.0:
         return False
     rotation[:, :] = matrix
     for _iteration in range(_MAX_ITERATIONS):
-        inverse = _inverse(rotation)
+        inverted = inverse(rotation)
         change = 0.0
         for i in range(3):
             for j in range(3):
-                updated = 0.5 * (rotation[i, j] + inverse[j, i])
+                updated = 0.5 * (rotation[i, j] + inverted[j, i])
                 change = max(change, abs(updated - rotation[i, j]))
                 rotation[i, j] = updated
         if change <= 1e-15:
             break
     return True
-
-
-@numba.njit(nogil=True, cache=True, error_model="numpy")
-def _determinant(m):  # type: ignore[no-untyped-def]  # numba kernel
-    return (
-        m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
-        - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
-        + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0])
-    )
-
-
-@numba.njit(nogil=True, cache=True, error_model="numpy")
-def _inverse(m):  # type: ignore[no-untyped-def]  # numba kernel
-    """m⁻¹ of a 3×3 matrix (its adjugate over its determinant)."""
-    inverse = np.empty((3, 3))
-    scale = 1.0 / _determinant(m)
-    for i in range(3):
-        for j in range(3):
-            # the cofactor of m[j, i]: rows and columns other than j and i, cyclically
-            r0, r1 = (j + 1) % 3, (j + 2) % 3
-            c0, c1 = (i + 1) % 3, (i + 2) % 3
-            inverse[i, j] = (m[r0, c0] * m[r1, c1] - m[r0, c1] * m[r1, c0]) * scale
-    return inverse
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -412,7 +390,7 @@ def _left_jacobian(omega, jacobian):  # type: ignore[no-untyped-def]  # numba ke
     Jacobian), into ``jacobian``."""
     angle = math.sqrt(omega[0] * omega[0] + omega[1] * omega[1] + omega[2] * omega[2])
     k = _skew(omega)
-    k2 = _product(k, k)
+    k2 = product(k, k)
     small = angle < 1e-6
     first = 0.5 if small else (1.0 - math.cos(angle)) / angle**2
     second = (angle - math.sin(angle)) / angle**3
@@ -432,16 +410,6 @@ def _skew(v):  # type: ignore[no-untyped-def]  # numba kernel
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _product(a, b):  # type: ignore[no-untyped-def]  # numba kernel
-    """a·b of 3×3 matrices."""
-    out = np.empty((3, 3))
-    for i in range(3):
-        for j in range(3):
-            out[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j] + a[i, 2] * b[2, j]
-    return out
-
-
-@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _b_of(family, cell):  # type: ignore[no-untyped-def]  # numba kernel
     full, b = np.empty(6), np.empty((3, 3))
     full_cell_into(family, cell, full)
@@ -458,15 +426,15 @@ def _lattice_matrices(parameters, model, turned_u0, ub, derivatives):  # type: i
     with_cell = parameters.size > 3
     rotation = np.empty((3, 3))
     _small_rotation(parameters[:3], rotation)
-    turned_u0[:, :] = _product(rotation, u0)
+    turned_u0[:, :] = product(rotation, u0)
     cell = parameters[3 : 3 + n_cell] if with_cell else cell0
-    ub[:, :] = _product(turned_u0, _b_of(family, cell))
+    ub[:, :] = product(turned_u0, _b_of(family, cell))
     if derivatives.shape[0] == 0:
         return
     left = np.empty((3, 3))
     _left_jacobian(parameters[:3], left)
     for k in range(3):
-        derivatives[k] = _product(_skew(left[:, k]), ub)
+        derivatives[k] = product(_skew(left[:, k]), ub)
     if not with_cell:
         return
     for j in range(n_cell):
@@ -475,7 +443,7 @@ def _lattice_matrices(parameters, model, turned_u0, ub, derivatives):  # type: i
         up[j] += step
         down[j] -= step
         difference = (_b_of(family, up) - _b_of(family, down)) / (2.0 * step)
-        derivatives[3 + j] = _product(turned_u0, difference)
+        derivatives[3 + j] = product(turned_u0, difference)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from jfsim.analysis.indexing.lattice import Lattice
-from jfsim.analysis.indexing.reciprocal import resolution_A
+from jfsim.analysis.indexing.matrix3 import inverse
 
 __all__ = ["FAILURE_STEPS", "ImageIndexing", "SpotAssignment", "assign"]
 
@@ -98,7 +98,6 @@ def assign(
     _assign_into(
         np.ascontiguousarray(r_invA, dtype=np.float64),
         np.ascontiguousarray(lattice.real_space_A, dtype=np.float64),
-        lattice.reciprocal_invA,
         float(tolerance),
         1.0 / wavelength_A,
         hkl,
@@ -110,8 +109,9 @@ def assign(
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _assign_into(  # type: ignore[no-untyped-def]  # numba kernel
-    r_invA, real_space_A, ub, tolerance, inv_wavelength, hkl, indexed, excitation
+    r_invA, real_space_A, tolerance, inv_wavelength, hkl, indexed, excitation
 ):
+    ub = inverse(real_space_A)
     nearest = np.empty(3)
     for spot in range(r_invA.shape[0]):
         finite = True
@@ -143,9 +143,26 @@ def _assign_into(  # type: ignore[no-untyped-def]  # numba kernel
 
 
 def image_numbers(assignment: SpotAssignment, r_invA: FloatArray) -> tuple[float, float]:
-    """(profile radius Å⁻¹, resolution estimate Å) of an image's indexed spots."""
-    chosen = assignment.indexed
-    if not chosen.any():
-        return float("nan"), float("nan")
-    radius = float(np.sqrt(np.mean(assignment.excitation_error_invA[chosen] ** 2)))
-    return radius, float(np.min(resolution_A(r_invA[chosen])))
+    """(profile radius Å⁻¹, resolution estimate Å) of an image's indexed spots (NaN when
+    none is)."""
+    numbers = _image_numbers(
+        assignment.indexed,
+        assignment.excitation_error_invA,
+        np.ascontiguousarray(r_invA, dtype=np.float64),
+    )
+    return float(numbers[0]), float(numbers[1])
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _image_numbers(indexed, excitation, r_invA):  # type: ignore[no-untyped-def]  # numba kernel
+    """(root-mean-square excitation error, smallest d = 1/|r|) of the indexed spots."""
+    count, squares, largest_r = 0, 0.0, 0.0
+    for spot in range(indexed.size):
+        if indexed[spot]:
+            count += 1
+            squares += excitation[spot] * excitation[spot]
+            r = r_invA[spot]
+            largest_r = max(largest_r, math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]))
+    if count == 0:
+        return np.nan, np.nan
+    return math.sqrt(squares / count), 1.0 / largest_r
