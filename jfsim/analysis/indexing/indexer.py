@@ -240,16 +240,16 @@ def refine(
         r_lab = scattering_vectors_of_lab(lab_mm, geometry.wavelength_A)
         r = r_lab if rotations is None else np.einsum("nji,nj->ni", rotations, r_lab)
         assignment = assign(lattice, r, plan.tolerance, geometry.wavelength_A)
-        chosen = assignment.indexed
         refined = refine_positions(
             lattice,
-            assignment.hkl[chosen].astype(np.float64),
-            lab_mm[chosen],
-            steps_mm[chosen],
+            assignment.hkl,
+            lab_mm,
+            steps_mm,
             geometry.wavelength_A,
             plan.refinement,
-            rotations=None if rotations is None else rotations[chosen],
+            rotations=rotations,
             beam_shift_pxl=beam_shift_pxl,
+            chosen=assignment.indexed,
         )
         if refined.beam_shift_pxl != beam_shift_pxl:
             positions = None
@@ -271,26 +271,26 @@ class ImageIndexer:
         goniometer angle)."""
         plan = self.plan
         started = time.perf_counter()
-        frame = image_frame(plan.geometry, image_number)
-        usable = np.ones(len(spots), dtype=bool) if plan.index_ice_rings else ~spots.ice_ring
-        failed = ImageIndexing(None, algorithm=plan.algorithm, engine=self.engine.name)
         if plan.two_pass:
             if plan.run_lattice is None:
-                return replace(failed, failure="no_lattice", algorithm="rotation")
-            lattice = plan.run_lattice.lattice.rotated(frame.rotation)
+                return self._failed("no_lattice", algorithm="rotation")
+            rotation = image_frame(plan.geometry, image_number).rotation
+            lattice = plan.run_lattice.lattice.rotated(rotation)
             beam_shift = plan.run_lattice.beam_shift_pxl
             algorithm = "rotation"
             searched = time.perf_counter()
         else:
-            if usable.sum() < plan.min_spots:
-                return replace(failed, failure="too_few_spots")
-            x, y = spots.x[usable], spots.y[usable]
+            usable = None if plan.index_ice_rings else ~spots.ice_ring
+            x = spots.x if usable is None else spots.x[usable]
+            y = spots.y if usable is None else spots.y[usable]
+            if x.size < plan.min_spots:
+                return self._failed("too_few_spots")
             positions = spot_positions(plan.geometry, x, y)
             r_invA = scattering_vectors_of_lab(positions[0], plan.geometry.wavelength_A)
             found, failure = find_lattice(r_invA, plan, self.engine)
             searched = time.perf_counter()
             if found is None:
-                return replace(failed, failure=failure, indexing_s=searched - started)
+                return self._failed(failure, indexing_s=searched - started)
             lattice, beam_shift = refine(found, x, y, plan, positions=positions)
             algorithm = plan.algorithm
         refined = time.perf_counter()
@@ -311,3 +311,15 @@ class ImageIndexer:
         if assignment.n_indexed < plan.min_spots:
             return replace(result, lattice=None, spots=None, failure="too_few_indexed")
         return result
+
+    def _failed(
+        self, failure: str | None, *, algorithm: str | None = None, indexing_s: float = 0.0
+    ) -> ImageIndexing:
+        """The result of an image that failed at step ``failure``."""
+        return ImageIndexing(
+            None,
+            failure=failure,
+            algorithm=algorithm or self.plan.algorithm,
+            engine=self.engine.name,
+            indexing_s=indexing_s,
+        )

@@ -87,14 +87,6 @@ class Observations:
     hkl: FloatArray
     rotations: FloatArray | None = None
 
-    def subset(self, keep: npt.NDArray[np.bool_]) -> Observations:
-        return Observations(
-            self.x_index[keep],
-            self.y_index[keep],
-            self.hkl[keep],
-            None if self.rotations is None else self.rotations[keep],
-        )
-
 
 @dataclass(frozen=True)
 class Refined:
@@ -131,7 +123,7 @@ def refine_lattice(
 
 def refine_positions(
     lattice: Lattice,
-    hkl: FloatArray,
+    hkl: FloatArray | npt.NDArray[np.int32],
     lab_mm: FloatArray,
     steps_mm: FloatArray,
     wavelength_A: float,
@@ -139,22 +131,28 @@ def refine_positions(
     *,
     rotations: FloatArray | None = None,
     beam_shift_pxl: tuple[float, float] = (0.0, 0.0),
+    chosen: npt.NDArray[np.bool_] | None = None,
 ) -> Refined:
     """:func:`refine_lattice` of spots given by their lab positions at ``beam_shift_pxl``
-    and pixel steps (:func:`.reciprocal.spot_positions`): the indexer has them already.
+    and pixel steps (:func:`.reciprocal.spot_positions`): the indexer has them already,
+    for all its spots, and refines against those it could index (``chosen``).
 
     Args:
-        hkl: the spots' Miller indices (``(n, 3)``, float).
+        hkl: the spots' Miller indices (``(n, 3)``).
         lab_mm, steps_mm: ``(n, 3)`` and ``(n, 3, 2)``, mm.
         rotations: ``(n, 3, 3)`` goniometer rotation of each spot's image, None for stills.
+        chosen: the spots to refine against (all when None).
     """
     if mode not in REFINEMENTS:
         raise ValueError(f"refinement: must be one of {', '.join(REFINEMENTS)}, got {mode!r}")
-    if mode == "none" or hkl.shape[0] < MIN_SPOTS:
+    if chosen is None:
+        chosen = np.ones(hkl.shape[0], dtype=np.bool_)
+    if mode == "none" or np.count_nonzero(chosen) < MIN_SPOTS:
         return Refined(lattice, beam_shift_pxl)
     beam = np.array(beam_shift_pxl, dtype=np.float64)
     real_space_A = np.empty((3, 3))
     proper = _refine(
+        chosen,
         np.ascontiguousarray(hkl, dtype=np.float64),
         _NO_ROTATIONS if rotations is None else np.ascontiguousarray(rotations),
         np.ascontiguousarray(lab_mm, dtype=np.float64),
@@ -177,12 +175,13 @@ _NO_ROTATIONS = np.zeros((0, 3, 3))
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _refine(  # type: ignore[no-untyped-def]  # numba kernel
-    hkl, rotations, lab0_mm, steps_mm, real_space_A, family, inv_wavelength,
+    chosen, hkl, rotations, lab0_mm, steps_mm, real_space_A, family, inv_wavelength,
     with_cell_and_beam, beam, refined_A,
 ):  # fmt: skip
-    """Both rounds of a refinement (arguments as :func:`_model`'s): the refined basis
-    into ``refined_A`` and the refined beam shift into ``beam`` (the starting one on
-    entry); False, and nothing refined, when the basis is left-handed.
+    """Both rounds of a refinement over the spots ``chosen`` (other arguments as
+    :func:`_model`'s): the refined basis into ``refined_A`` and the refined beam shift
+    into ``beam`` (the starting one on entry); False, and nothing refined, when the basis
+    is left-handed.
 
     Parameters: ω (a small rotation, 3), then with ``with_cell_and_beam`` the free cell
     parameters and the beam shift (2). The residuals' scales are their spreads at the
@@ -195,25 +194,26 @@ def _refine(  # type: ignore[no-untyped-def]  # numba kernel
     if not proper:
         return False
     cell0 = model[6]
-    n, n_cell = hkl.shape[0], cell0.size
+    n_cell = cell0.size
     parameters = np.zeros(3 + (n_cell + 2 if with_cell_and_beam else 0))
     if with_cell_and_beam:
         parameters[3 : 3 + n_cell] = cell0
         parameters[3 + n_cell :] = beam
-    spots = np.arange(n)
-    residuals = np.empty(4 * n)
+    spots = np.nonzero(chosen)[0]
+    m = spots.size
+    residuals = np.empty(4 * m)
     spread = _spread(parameters, spots, model, residuals)
     _least_squares(parameters, spots, model, spread)
     spread = _spread(parameters, spots, model, residuals)
-    keep = np.empty(n, dtype=np.bool_)
-    for spot in range(n):
-        dx, dy, dz = residuals[3 * spot], residuals[3 * spot + 1], residuals[3 * spot + 2]
-        keep[spot] = (
+    keep = np.empty(m, dtype=np.bool_)
+    for i in range(m):
+        dx, dy, dz = residuals[3 * i], residuals[3 * i + 1], residuals[3 * i + 2]
+        keep[i] = (
             math.sqrt(dx * dx + dy * dy + dz * dz) < OUTLIER_SIGMA * math.sqrt(3) * spread[0]
-            and abs(residuals[3 * n + spot]) < OUTLIER_SIGMA * spread[1]
+            and abs(residuals[3 * m + i]) < OUTLIER_SIGMA * spread[1]
         )
-    if MIN_SPOTS <= keep.sum() < n:
-        _least_squares(parameters, np.nonzero(keep)[0], model, spread)
+    if MIN_SPOTS <= keep.sum() < m:
+        _least_squares(parameters, spots[keep], model, spread)
     ub = np.empty((3, 3))
     _lattice_matrices(parameters, model, np.empty((3, 3)), ub, np.empty((0, 3, 3)))
     refined_A[:, :] = inverse(ub)
@@ -446,7 +446,7 @@ def _lattice_matrices(parameters, model, turned_u0, ub, derivatives):  # type: i
         derivatives[3 + j] = product(turned_u0, difference)
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract", "arcp"})
 def _evaluate(parameters, spots, model, scale_direction, scale_excitation, residuals, jacobian):  # type: ignore[no-untyped-def]  # numba kernel
     """The sum of squares of the residuals of ``spots`` at ``parameters``, each group
     divided by its ``scale``; the residuals into ``residuals`` (rows 3i…3i+2: ô − û of the
@@ -472,8 +472,6 @@ def _evaluate(parameters, spots, model, scale_direction, scale_excitation, resid
     to_excitation = 1.0 / (inv_wavelength * scale_excitation)
     turned = rotations.shape[0] > 0
     m = spots.size
-    s1 = np.empty(3)
-    t = np.empty(3)
     cost = 0.0
     for i in range(m):
         spot = spots[i]
@@ -486,16 +484,14 @@ def _evaluate(parameters, spots, model, scale_direction, scale_excitation, resid
         lab_z -= steps_mm[spot, 2, 1] * shift_y
         distance = math.sqrt(lab_x * lab_x + lab_y * lab_y + lab_z * lab_z)
         observed_x, observed_y, observed_z = lab_x / distance, lab_y / distance, lab_z / distance
-        for k in range(3):
-            s1[k] = ub[k, 0] * h0 + ub[k, 1] * h1 + ub[k, 2] * h2
+        s1_x = ub[0, 0] * h0 + ub[0, 1] * h1 + ub[0, 2] * h2
+        s1_y = ub[1, 0] * h0 + ub[1, 1] * h1 + ub[1, 2] * h2
+        s1_z = ub[2, 0] * h0 + ub[2, 1] * h1 + ub[2, 2] * h2
         if turned:
-            q = rotations[spot]
-            r0, r1, r2 = s1[0], s1[1], s1[2]
-            for k in range(3):
-                s1[k] = q[k, 0] * r0 + q[k, 1] * r1 + q[k, 2] * r2
-        s1[2] += inv_wavelength
-        length = math.sqrt(s1[0] * s1[0] + s1[1] * s1[1] + s1[2] * s1[2])
-        u0, u1, u2 = s1[0] / length, s1[1] / length, s1[2] / length
+            s1_x, s1_y, s1_z = _turned(rotations[spot], s1_x, s1_y, s1_z)
+        s1_z += inv_wavelength
+        length = math.sqrt(s1_x * s1_x + s1_y * s1_y + s1_z * s1_z)
+        u0, u1, u2 = s1_x / length, s1_y / length, s1_z / length
         dx = (observed_x - u0) * to_direction
         dy = (observed_y - u1) * to_direction
         dz = (observed_z - u2) * to_direction
@@ -510,17 +506,15 @@ def _evaluate(parameters, spots, model, scale_direction, scale_excitation, resid
         along_scale = -to_direction / length
         for column in range(n_lattice):
             d = derivatives[column]
-            for k in range(3):
-                t[k] = d[k, 0] * h0 + d[k, 1] * h1 + d[k, 2] * h2
+            t0 = d[0, 0] * h0 + d[0, 1] * h1 + d[0, 2] * h2
+            t1 = d[1, 0] * h0 + d[1, 1] * h1 + d[1, 2] * h2
+            t2 = d[2, 0] * h0 + d[2, 1] * h1 + d[2, 2] * h2
             if turned:
-                q = rotations[spot]
-                t0, t1, t2 = t[0], t[1], t[2]
-                for k in range(3):
-                    t[k] = q[k, 0] * t0 + q[k, 1] * t1 + q[k, 2] * t2
-            along = u0 * t[0] + u1 * t[1] + u2 * t[2]
-            jacobian[column, 3 * i] = (t[0] - u0 * along) * along_scale
-            jacobian[column, 3 * i + 1] = (t[1] - u1 * along) * along_scale
-            jacobian[column, 3 * i + 2] = (t[2] - u2 * along) * along_scale
+                t0, t1, t2 = _turned(rotations[spot], t0, t1, t2)
+            along = u0 * t0 + u1 * t1 + u2 * t2
+            jacobian[column, 3 * i] = (t0 - u0 * along) * along_scale
+            jacobian[column, 3 * i + 1] = (t1 - u1 * along) * along_scale
+            jacobian[column, 3 * i + 2] = (t2 - u2 * along) * along_scale
             jacobian[column, 3 * m + i] = along * to_excitation
         if with_beam:
             beam_scale = to_direction / distance
@@ -533,6 +527,17 @@ def _evaluate(parameters, spots, model, scale_direction, scale_excitation, resid
                 jacobian[column, 3 * i + 2] = (d2 - observed_z * along) * beam_scale
                 jacobian[column, 3 * m + i] = 0.0
     return cost
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _turned(q, x, y, z):  # type: ignore[no-untyped-def]  # numba kernel
+    """Q·(x, y, z) in scalars (kept in registers: arrays written in the same loop could
+    alias a temporary array and force it back to memory)."""
+    return (
+        q[0, 0] * x + q[0, 1] * y + q[0, 2] * z,
+        q[1, 0] * x + q[1, 1] * y + q[1, 2] * z,
+        q[2, 0] * x + q[2, 1] * y + q[2, 2] * z,
+    )
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")

@@ -43,7 +43,7 @@ class SpotAssignment:
 
     @property
     def n_indexed(self) -> int:
-        return int(self.indexed.sum())
+        return int(np.count_nonzero(self.indexed))
 
 
 @dataclass(frozen=True)
