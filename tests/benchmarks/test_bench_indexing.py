@@ -48,6 +48,7 @@ from jfsim.analysis.indexing.known_cell import (
     candidate_pools,
 )
 from jfsim.analysis.indexing.lattice import Lattice
+from jfsim.analysis.indexing.solution import assign, image_numbers
 from jfsim.analysis.indexing.vectors import hemisphere_directions
 from jfsim.analysis.nxmx_run import open_run
 from jfsim.analysis.plan import AnalysisPlan, analysis_plan
@@ -205,6 +206,7 @@ def test_bench_known_cell_stills_per_core(benchmark, hits) -> None:  # type: ign
                 "triple_search": 1e3 * times["triple_s"],
                 "refinement_and_rest": 1e3 * times["after_search_s"],
                 "refinement_timed_alone": 1e3 * times["refinement_s"],
+                "final_assignment_timed_alone": 1e3 * times["final_assignment_s"],
                 "numpy_scoring": 1e3 * times["numpy_scoring_s"],
             },
         }
@@ -219,10 +221,11 @@ def _still_times(
     was fastest: the whole indexer (``index_s``), the known-cell search (``search_s``)
     and its steps (scoring, candidate refinement: the rest of ``candidate_pools``, the
     triple search), the indexer's time after the search (``after_search_s``: refinement,
-    scattering vectors, setting, assignment) and, timed on its own, the refinement of the
-    lattice found (``-r``, two rounds: on a loaded machine its CPU time varies by more
-    than the rest costs, so the rest is not given as a difference); each step timed right
-    after the indexer's call on the same still."""
+    scattering vectors, setting, assignment) and, timed on their own, the refinement of
+    the lattice found (``-r``: two rounds of spot positions, assignment and refinement)
+    and the final assignment of every spot (scattering vectors at the refined beam centre,
+    assignment, profile radius and resolution); each step timed right after the indexer's
+    call on the same still."""
     from jfsim.analysis.indexing.reciprocal import scattering_vectors
 
     indexing = plan.indexing
@@ -231,7 +234,9 @@ def _still_times(
     best: dict[str, float] = {}
     for _round in range(3):
         engine = TimedScoring(indexer.engine)
-        run = dict.fromkeys(("index_s", "pools_s", "triple_s", "refinement_s"), 0.0)
+        run = dict.fromkeys(
+            ("index_s", "pools_s", "triple_s", "refinement_s", "final_assignment_s"), 0.0
+        )
         for spots in spot_lists:
             use = np.ones(len(spots), dtype=bool) if indexing.index_ice_rings else ~spots.ice_ring
             started = time.thread_time()
@@ -244,8 +249,17 @@ def _still_times(
             found = best_triple(r, pools, reference, indexing.tolerance, options)
             searched = time.thread_time()
             assert found is not None
-            refine(Lattice(found, reference.bravais), spots.x[use], spots.y[use], indexing)
-            run["refinement_s"] += time.thread_time() - searched
+            lattice, beam_shift = refine(
+                Lattice(found, reference.bravais), spots.x[use], spots.y[use], indexing
+            )
+            refined = time.thread_time()
+            r_all = scattering_vectors(
+                indexing.geometry, spots.x, spots.y, beam_shift_pxl=beam_shift
+            )
+            assignment = assign(lattice, r_all, indexing.tolerance, indexing.geometry.wavelength_A)
+            image_numbers(assignment, r_all)
+            run["final_assignment_s"] += time.thread_time() - refined
+            run["refinement_s"] += refined - searched
             run["triple_s"] += searched - pooled
             run["pools_s"] += pooled - started
         run["scoring_s"] = engine.seconds
@@ -259,6 +273,7 @@ def _still_times(
         "candidates_s": best["pools_s"] - best["scoring_s"],
         "triple_s": best["triple_s"],
         "refinement_s": best["refinement_s"],
+        "final_assignment_s": best["final_assignment_s"],
         "after_search_s": best["index_s"] - search_s,
     }
     return {key: value / len(spot_lists) for key, value in times.items()}

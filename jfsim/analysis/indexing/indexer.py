@@ -40,8 +40,13 @@ from jfsim.analysis.indexing.lattice import (
     cell_of,
     match_reference,
 )
-from jfsim.analysis.indexing.reciprocal import image_frame, scattering_vectors
-from jfsim.analysis.indexing.refine import Observations, refine_lattice
+from jfsim.analysis.indexing.reciprocal import (
+    image_frame,
+    scattering_vectors,
+    scattering_vectors_of_lab,
+    spot_positions,
+)
+from jfsim.analysis.indexing.refine import refine_positions
 from jfsim.analysis.indexing.settings import IndexingConfig
 from jfsim.analysis.indexing.solution import ImageIndexing, assign, image_numbers
 from jfsim.analysis.spot_finding import Spots
@@ -221,22 +226,33 @@ def refine(
     *,
     rotations: FloatArray | None = None,
     beam_shift_pxl: tuple[float, float] = (0.0, 0.0),
+    positions: tuple[FloatArray, FloatArray] | None = None,
 ) -> tuple[Lattice, tuple[float, float]]:
     """Step 4: ``REFINEMENT_ROUNDS`` rounds of assign + refine over spots at (x, y) (each
-    with its goniometer rotation ``rotations`` for rotation data)."""
+    with its goniometer rotation ``rotations`` for rotation data). ``positions``: the
+    spots' :func:`.reciprocal.spot_positions` at ``beam_shift_pxl`` when the caller has
+    them; they are looked up again only when a round moved the beam centre."""
     geometry = plan.geometry
     for _round in range(REFINEMENT_ROUNDS if plan.refinement != "none" else 0):
-        r_lab = scattering_vectors(geometry, x_index, y_index, beam_shift_pxl=beam_shift_pxl)
+        if positions is None:
+            positions = spot_positions(geometry, x_index, y_index, beam_shift_pxl=beam_shift_pxl)
+        lab_mm, steps_mm = positions
+        r_lab = scattering_vectors_of_lab(lab_mm, geometry.wavelength_A)
         r = r_lab if rotations is None else np.einsum("nji,nj->ni", rotations, r_lab)
         assignment = assign(lattice, r, plan.tolerance, geometry.wavelength_A)
-        chosen = assignment.indexed
-        observations = Observations(
-            x_index[chosen],
-            y_index[chosen],
-            assignment.hkl[chosen].astype(np.float64),
-            None if rotations is None else rotations[chosen],
+        refined = refine_positions(
+            lattice,
+            assignment.hkl,
+            lab_mm,
+            steps_mm,
+            geometry.wavelength_A,
+            plan.refinement,
+            rotations=rotations,
+            beam_shift_pxl=beam_shift_pxl,
+            chosen=assignment.indexed,
         )
-        refined = refine_lattice(lattice, observations, geometry, plan.refinement, beam_shift_pxl)
+        if refined.beam_shift_pxl != beam_shift_pxl:
+            positions = None
         lattice, beam_shift_pxl = refined.lattice, refined.beam_shift_pxl
     return lattice, beam_shift_pxl
 
@@ -255,27 +271,27 @@ class ImageIndexer:
         goniometer angle)."""
         plan = self.plan
         started = time.perf_counter()
-        frame = image_frame(plan.geometry, image_number)
-        usable = np.ones(len(spots), dtype=bool) if plan.index_ice_rings else ~spots.ice_ring
-        failed = ImageIndexing(None, algorithm=plan.algorithm, engine=self.engine.name)
         if plan.two_pass:
             if plan.run_lattice is None:
-                return replace(failed, failure="no_lattice", algorithm="rotation")
-            lattice = plan.run_lattice.lattice.rotated(frame.rotation)
+                return self._failed("no_lattice", algorithm="rotation")
+            rotation = image_frame(plan.geometry, image_number).rotation
+            lattice = plan.run_lattice.lattice.rotated(rotation)
             beam_shift = plan.run_lattice.beam_shift_pxl
             algorithm = "rotation"
             searched = time.perf_counter()
         else:
-            if usable.sum() < plan.min_spots:
-                return replace(failed, failure="too_few_spots")
-            x, y = spots.x[usable], spots.y[usable]
-            found, failure = find_lattice(
-                scattering_vectors(plan.geometry, x, y), plan, self.engine
-            )
+            usable = None if plan.index_ice_rings else ~spots.ice_ring
+            x = spots.x if usable is None else spots.x[usable]
+            y = spots.y if usable is None else spots.y[usable]
+            if x.size < plan.min_spots:
+                return self._failed("too_few_spots")
+            positions = spot_positions(plan.geometry, x, y)
+            r_invA = scattering_vectors_of_lab(positions[0], plan.geometry.wavelength_A)
+            found, failure = find_lattice(r_invA, plan, self.engine)
             searched = time.perf_counter()
             if found is None:
-                return replace(failed, failure=failure, indexing_s=searched - started)
-            lattice, beam_shift = refine(found, x, y, plan)
+                return self._failed(failure, indexing_s=searched - started)
+            lattice, beam_shift = refine(found, x, y, plan, positions=positions)
             algorithm = plan.algorithm
         refined = time.perf_counter()
         r_all = scattering_vectors(plan.geometry, spots.x, spots.y, beam_shift_pxl=beam_shift)
@@ -295,3 +311,15 @@ class ImageIndexer:
         if assignment.n_indexed < plan.min_spots:
             return replace(result, lattice=None, spots=None, failure="too_few_indexed")
         return result
+
+    def _failed(
+        self, failure: str | None, *, algorithm: str | None = None, indexing_s: float = 0.0
+    ) -> ImageIndexing:
+        """The result of an image that failed at step ``failure``."""
+        return ImageIndexing(
+            None,
+            failure=failure,
+            algorithm=algorithm or self.plan.algorithm,
+            engine=self.engine.name,
+            indexing_s=indexing_s,
+        )

@@ -11,21 +11,24 @@ beam moved by (dx, dy) pixels is the same as every spot moved by (−dx, −dy).
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
-from jfsim.analysis.geometry import RunGeometry
+from jfsim.analysis.geometry import DetectorModule, RunGeometry
 from jfsim.geometry import rotation_matrix
 
 __all__ = [
     "ImageFrame",
-    "excitation_errors",
     "image_frame",
     "pixel_steps_mm",
-    "resolution_A",
     "scattering_vectors",
+    "scattering_vectors_of_lab",
+    "spot_positions",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -57,6 +60,96 @@ def image_frame(geometry: RunGeometry, image_number: int) -> ImageFrame:
     return ImageFrame(rotation_matrix(geometry.rotation_axis, middle), middle, 0.5 * abs(step))
 
 
+def spot_positions(
+    geometry: RunGeometry,
+    x_index: FloatArray,
+    y_index: FloatArray,
+    *,
+    beam_shift_pxl: tuple[float, float] = (0.0, 0.0),
+) -> tuple[FloatArray, FloatArray]:
+    """(lab positions ``(n, 3)``, pixel steps ``(n, 3, 2)``), mm, of spots at index
+    coordinates, the beam centre corrected by ``beam_shift_pxl`` (pixels along x and y);
+    NaN outside every module. ``steps[:, :, 0]`` and ``steps[:, :, 1]`` are the lab vectors
+    of one pixel step along x and along y: the fast and slow axes of each position's module
+    times its pixel size (the derivatives of :meth:`RunGeometry.lab_mm_at`, which gives
+    the same positions: here one compiled pass over the spots, as the indexer needs them
+    several times per image)."""
+    x = np.ascontiguousarray(x_index, dtype=np.float64)
+    y = np.ascontiguousarray(y_index, dtype=np.float64)
+    lab_mm = np.empty((x.size, 3))
+    steps_mm = np.empty((x.size, 3, 2))
+    _positions_into(
+        *_module_table(geometry.modules),
+        x,
+        y,
+        float(beam_shift_pxl[0]),
+        float(beam_shift_pxl[1]),
+        lab_mm,
+        steps_mm,
+    )
+    return lab_mm, steps_mm
+
+
+@functools.lru_cache(maxsize=16)
+def _module_table(modules: tuple[DetectorModule, ...]) -> tuple[FloatArray, ...]:
+    """(corner of pixel (0, 0), fast and slow pixel steps, all ``(m, 3)`` mm; first column,
+    first row, width, height, all ``(m,)`` pixels) of each module, for compiled code."""
+    panels = [module.panel for module in modules]
+    return (
+        np.array([panel.origin_mm for panel in panels], dtype=np.float64),
+        np.array([np.multiply(p.fast, p.pixel_size_mm) for p in panels], dtype=np.float64),
+        np.array([np.multiply(p.slow, p.pixel_size_mm) for p in panels], dtype=np.float64),
+        np.array([module.origin_col for module in modules], dtype=np.float64),
+        np.array([module.origin_row for module in modules], dtype=np.float64),
+        np.array([panel.width_pxl for panel in panels], dtype=np.float64),
+        np.array([panel.height_pxl for panel in panels], dtype=np.float64),
+    )
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _positions_into(  # type: ignore[no-untyped-def]  # numba kernel
+    origin_mm, fast_mm, slow_mm, first_col, first_row, width, height, x, y, shift_x, shift_y,
+    lab_mm, steps_mm,
+):  # fmt: skip
+    """:func:`spot_positions` (the last module holding a position wins, as in
+    :meth:`RunGeometry.lab_mm_at`)."""
+    for spot in range(x.size):
+        for k in range(3):
+            lab_mm[spot, k] = np.nan
+            steps_mm[spot, k, 0] = np.nan
+            steps_mm[spot, k, 1] = np.nan
+        for module in range(first_col.size):
+            local_x = x[spot] - shift_x - first_col[module] + 0.5
+            local_y = y[spot] - shift_y - first_row[module] + 0.5
+            if 0.0 <= local_x <= width[module] and 0.0 <= local_y <= height[module]:
+                for k in range(3):
+                    lab_mm[spot, k] = (
+                        local_x * fast_mm[module, k]
+                        + local_y * slow_mm[module, k]
+                        + origin_mm[module, k]
+                    )
+                    steps_mm[spot, k, 0] = fast_mm[module, k]
+                    steps_mm[spot, k, 1] = slow_mm[module, k]
+
+
+def scattering_vectors_of_lab(lab_mm: FloatArray, wavelength_A: float) -> FloatArray:
+    """r = (ŝ1 − ŝ0)/λ (Å⁻¹, ``(n, 3)``) of spots at lab positions ``lab_mm`` (NaN rows
+    stay NaN)."""
+    r_invA = np.empty_like(lab_mm)
+    _scattering_into(np.ascontiguousarray(lab_mm), float(wavelength_A), r_invA)
+    return r_invA
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _scattering_into(lab_mm, wavelength_A, r_invA):  # type: ignore[no-untyped-def]  # numba kernel
+    for spot in range(lab_mm.shape[0]):
+        x, y, z = lab_mm[spot, 0], lab_mm[spot, 1], lab_mm[spot, 2]
+        length = math.sqrt(x * x + y * y + z * z)
+        r_invA[spot, 0] = x / length / wavelength_A
+        r_invA[spot, 1] = y / length / wavelength_A
+        r_invA[spot, 2] = (z / length - 1.0) / wavelength_A
+
+
 def scattering_vectors(
     geometry: RunGeometry,
     x_index: FloatArray,
@@ -67,48 +160,14 @@ def scattering_vectors(
     """r = (ŝ1 − ŝ0)/λ (Å⁻¹, ``(n, 3)``, lab frame) of spots at index coordinates; NaN rows
     for positions outside every module. ``beam_shift_pxl`` is a correction to the beam
     centre (pixels along x and y)."""
-    lab = geometry.lab_mm_at(
-        np.asarray(x_index, dtype=np.float64) - beam_shift_pxl[0],
-        np.asarray(y_index, dtype=np.float64) - beam_shift_pxl[1],
-    )
-    unit = lab / np.linalg.norm(lab, axis=-1, keepdims=True)
-    return np.asarray((unit - np.array([0.0, 0.0, 1.0])) / geometry.wavelength_A)
+    lab_mm, _steps = spot_positions(geometry, x_index, y_index, beam_shift_pxl=beam_shift_pxl)
+    return scattering_vectors_of_lab(lab_mm, geometry.wavelength_A)
 
 
 def pixel_steps_mm(
     geometry: RunGeometry, x_index: FloatArray, y_index: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """Lab vectors (mm, ``(n, 3)`` each) of one pixel step along x and along y at image
-    positions (index coordinates): the fast and slow axes of each position's module times
-    its pixel size (the derivatives of :meth:`RunGeometry.lab_mm_at`); NaN outside every
-    module."""
-    x = np.asarray(x_index, dtype=np.float64)
-    y = np.asarray(y_index, dtype=np.float64)
-    step_x = np.full((x.size, 3), np.nan)
-    step_y = np.full((x.size, 3), np.nan)
-    for module in geometry.modules:
-        panel = module.panel
-        first_x, first_y = module.origin_col - 0.5, module.origin_row - 0.5
-        inside = (
-            (x >= first_x)
-            & (x <= first_x + panel.width_pxl)
-            & (y >= first_y)
-            & (y <= first_y + panel.height_pxl)
-        )
-        step_x[inside] = np.multiply(panel.fast, panel.pixel_size_mm)
-        step_y[inside] = np.multiply(panel.slow, panel.pixel_size_mm)
-    return step_x, step_y
-
-
-def resolution_A(r_invA: FloatArray) -> FloatArray:
-    """d = 1/|r| (Å) of scattering vectors."""
-    with np.errstate(divide="ignore"):
-        return np.asarray(1.0 / np.linalg.norm(r_invA, axis=-1))
-
-
-def excitation_errors(ub: FloatArray, hkl: FloatArray, wavelength_A: float) -> FloatArray:
-    """Excitation error |s0 + UB·h| − 1/λ (Å⁻¹) of reflections ``hkl`` (``(n, 3)``) of a
-    lattice ``ub`` in the lab frame: positive outside the Ewald sphere."""
-    s0 = np.array([0.0, 0.0, 1.0 / wavelength_A])
-    r = np.asarray(hkl, dtype=np.float64) @ np.asarray(ub).T
-    return np.asarray(np.linalg.norm(s0 + r, axis=-1) - 1.0 / wavelength_A)
+    positions (index coordinates): see :func:`spot_positions`; NaN outside every module."""
+    _lab, steps_mm = spot_positions(geometry, x_index, y_index)
+    return steps_mm[:, :, 0], steps_mm[:, :, 1]

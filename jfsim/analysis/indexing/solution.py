@@ -12,13 +12,15 @@ within the tolerance as indexed and measures their distance from the Ewald spher
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
 from jfsim.analysis.indexing.lattice import Lattice
-from jfsim.analysis.indexing.reciprocal import excitation_errors, resolution_A
+from jfsim.analysis.indexing.matrix3 import inverse
 
 __all__ = ["FAILURE_STEPS", "ImageIndexing", "SpotAssignment", "assign"]
 
@@ -41,7 +43,7 @@ class SpotAssignment:
 
     @property
     def n_indexed(self) -> int:
-        return int(self.indexed.sum())
+        return int(np.count_nonzero(self.indexed))
 
 
 @dataclass(frozen=True)
@@ -85,27 +87,82 @@ def assign(
     lattice: Lattice, r_invA: FloatArray, tolerance: float, wavelength_A: float
 ) -> SpotAssignment:
     """Miller indices of the spots with scattering vectors ``r_invA`` (lab frame of the
-    lattice; NaN rows never index)."""
-    fractional = r_invA @ lattice.real_space_A.T
-    finite = np.all(np.isfinite(fractional), axis=1)
-    nearest = np.where(finite[:, None], np.rint(np.nan_to_num(fractional)), 0.0)
-    indexed = (
-        finite
-        & np.all(np.abs(np.nan_to_num(fractional) - nearest) < tolerance, axis=1)
-        & np.any(nearest != 0, axis=1)
+    lattice; NaN rows never index): the nearest integers to the fractional coordinates
+    r·(a, b, c), indexed when every one is within ``tolerance`` and h ≠ 0, and the
+    excitation error |s0 + UB·h| − 1/λ of the indexed (Å⁻¹, positive outside the Ewald
+    sphere), in one compiled pass."""
+    n = r_invA.shape[0]
+    hkl = np.empty((n, 3), dtype=np.int32)
+    indexed = np.empty(n, dtype=np.bool_)
+    excitation = np.empty(n)
+    _assign_into(
+        np.ascontiguousarray(r_invA, dtype=np.float64),
+        np.ascontiguousarray(lattice.real_space_A, dtype=np.float64),
+        float(tolerance),
+        1.0 / wavelength_A,
+        hkl,
+        indexed,
+        excitation,
     )
-    excitation = np.full(r_invA.shape[0], np.nan)
-    if indexed.any():
-        excitation[indexed] = excitation_errors(
-            lattice.reciprocal_invA, nearest[indexed], wavelength_A
+    return SpotAssignment(hkl, indexed, excitation)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _assign_into(  # type: ignore[no-untyped-def]  # numba kernel
+    r_invA, real_space_A, tolerance, inv_wavelength, hkl, indexed, excitation
+):
+    ub = inverse(real_space_A)
+    nearest = np.empty(3)
+    for spot in range(r_invA.shape[0]):
+        finite = True
+        within = True
+        for i in range(3):
+            fractional = (
+                r_invA[spot, 0] * real_space_A[i, 0]
+                + r_invA[spot, 1] * real_space_A[i, 1]
+                + r_invA[spot, 2] * real_space_A[i, 2]
+            )
+            finite = finite and math.isfinite(fractional)
+            nearest[i] = np.rint(fractional) if math.isfinite(fractional) else 0.0
+            within = within and abs(fractional - nearest[i]) < tolerance
+        if not finite:
+            nearest[:] = 0.0
+        for i in range(3):
+            hkl[spot, i] = np.int32(nearest[i])
+        indexed[spot] = (
+            finite and within and (nearest[0] != 0 or nearest[1] != 0 or nearest[2] != 0)
         )
-    return SpotAssignment(nearest.astype(np.int32), indexed, excitation)
+        excitation[spot] = np.nan
+        if indexed[spot]:
+            s1_x = ub[0, 0] * nearest[0] + ub[0, 1] * nearest[1] + ub[0, 2] * nearest[2]
+            s1_y = ub[1, 0] * nearest[0] + ub[1, 1] * nearest[1] + ub[1, 2] * nearest[2]
+            s1_z = inv_wavelength + (
+                ub[2, 0] * nearest[0] + ub[2, 1] * nearest[1] + ub[2, 2] * nearest[2]
+            )
+            excitation[spot] = math.sqrt(s1_x * s1_x + s1_y * s1_y + s1_z * s1_z) - inv_wavelength
 
 
 def image_numbers(assignment: SpotAssignment, r_invA: FloatArray) -> tuple[float, float]:
-    """(profile radius Å⁻¹, resolution estimate Å) of an image's indexed spots."""
-    chosen = assignment.indexed
-    if not chosen.any():
-        return float("nan"), float("nan")
-    radius = float(np.sqrt(np.mean(assignment.excitation_error_invA[chosen] ** 2)))
-    return radius, float(np.min(resolution_A(r_invA[chosen])))
+    """(profile radius Å⁻¹, resolution estimate Å) of an image's indexed spots (NaN when
+    none is)."""
+    numbers = _image_numbers(
+        assignment.indexed,
+        assignment.excitation_error_invA,
+        np.ascontiguousarray(r_invA, dtype=np.float64),
+    )
+    return float(numbers[0]), float(numbers[1])
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _image_numbers(indexed, excitation, r_invA):  # type: ignore[no-untyped-def]  # numba kernel
+    """(root-mean-square excitation error, smallest d = 1/|r|) of the indexed spots."""
+    count, squares, largest_r = 0, 0.0, 0.0
+    for spot in range(indexed.size):
+        if indexed[spot]:
+            count += 1
+            squares += excitation[spot] * excitation[spot]
+            r = r_invA[spot]
+            largest_r = max(largest_r, math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]))
+    if count == 0:
+        return np.nan, np.nan
+    return math.sqrt(squares / count), 1.0 / largest_r
