@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -72,16 +73,25 @@ def _distinct_lengths(reference: ReferenceCell) -> list[float]:
     return lengths
 
 
+@lru_cache(maxsize=32)
+def _trial_vectors(directions: int, length_A: float) -> FloatArray:
+    """The trial vectors of one cell length (read-only: made once per run, not per still)."""
+    vectors = hemisphere_directions(directions) * length_A
+    vectors.setflags(write=False)
+    return vectors
+
+
 def _candidates(
     r_invA: FloatArray,
+    lowest_resolution: FloatArray,
     length_A: float,
     engine: ScoringEngine,
     options: KnownCellOptions,
 ) -> FloatArray:
-    """Refined, distinct candidate vectors of one length (rows), best first."""
-    trial_vectors = hemisphere_directions(options.directions) * length_A
-    order = np.argsort(np.linalg.norm(r_invA, axis=1))[: options.search_spots]
-    scores = engine.score_vectors(r_invA[order], trial_vectors, options.search_tolerance)
+    """Refined, distinct candidate vectors of one length (rows), best first; scored on the
+    spots ``lowest_resolution``."""
+    trial_vectors = _trial_vectors(options.directions, length_A)
+    scores = engine.score_vectors(lowest_resolution, trial_vectors, options.search_tolerance)
     best = best_first(scores, options.candidates_per_length)
     refined, counts = refine_vectors(r_invA, trial_vectors[best], options.refine_tolerances)
     lengths = np.linalg.norm(refined, axis=1)
@@ -98,8 +108,10 @@ def candidate_pools(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Steps 1 and 2: the candidates for a, b and c (rows, best first); axes of the same
     length share one array (the same object)."""
+    order = np.argsort(np.linalg.norm(r_invA, axis=1))[: options.search_spots]
+    lowest_resolution = r_invA[order]
     by_length = {
-        length: _candidates(r_invA, length, engine, options)
+        length: _candidates(r_invA, lowest_resolution, length, engine, options)
         for length in _distinct_lengths(reference)
     }
 

@@ -97,22 +97,39 @@ def _refine_rows(r, starts, tolerances, min_spots):  # type: ignore[no-untyped-d
     tolerance of a non-zero integer n (the 3 × 3 system solved by Cramer's rule)."""
     refined = starts.copy()
     counts = np.zeros(starts.shape[0], dtype=np.int64)
+    normal = np.empty((3, 3))
+    right = np.empty(3)
     for m in range(starts.shape[0]):
         v = starts[m].copy()
         solved = True
         for tolerance in tolerances:
-            normal = np.zeros((3, 3))
-            right = np.zeros(3)
+            # The sums in scalars (registers), each spot's terms weighted by 1 or 0 rather
+            # than branched on: the same additions in the same order as summing only the
+            # fitting spots into arrays (adding an exact zero changes no sum), ~2× faster.
+            n00 = n01 = n02 = n11 = n12 = n22 = 0.0
+            b0 = b1 = b2 = 0.0
             used = 0
             for i in range(r.shape[0]):
-                p = r[i, 0] * v[0] + r[i, 1] * v[1] + r[i, 2] * v[2]
+                x, y, z = r[i, 0], r[i, 1], r[i, 2]
+                p = x * v[0] + y * v[1] + z * v[2]
                 nearest = np.rint(p)
-                if abs(p - nearest) < tolerance and nearest != 0.0:
-                    used += 1
-                    for j in range(3):
-                        right[j] += r[i, j] * nearest
-                        for k in range(3):
-                            normal[j, k] += r[i, j] * r[i, k]
+                fits = abs(p - nearest) < tolerance and nearest != 0.0
+                weight = 1.0 if fits else 0.0
+                used += 1 if fits else 0
+                wx, wy, wz = weight * x, weight * y, weight * z
+                b0 += wx * nearest
+                b1 += wy * nearest
+                b2 += wz * nearest
+                n00 += wx * x
+                n01 += wx * y
+                n02 += wx * z
+                n11 += wy * y
+                n12 += wy * z
+                n22 += wz * z
+            normal[0, 0], normal[0, 1], normal[0, 2] = n00, n01, n02
+            normal[1, 0], normal[1, 1], normal[1, 2] = n01, n11, n12
+            normal[2, 0], normal[2, 1], normal[2, 2] = n02, n12, n22
+            right[0], right[1], right[2] = b0, b1, b2
             if used < min_spots or not _solve_3x3(normal, right, v):
                 solved = False
                 break
