@@ -249,7 +249,7 @@ def _match_count(observed: np.ndarray, true: np.ndarray, radius: float) -> int:
     close = distance <= radius
     observed_index, true_index, distance = observed_index[close], true_index[close], distance[close]
     listed = np.lexsort((true_index, observed_index))  # as a full distance matrix lists them
-    nearest_first = listed[np.argsort(distance[listed])]
+    nearest_first = listed[np.argsort(distance[listed], kind="stable")]  # ties: in that order
     used_obs, used_true, matched = set(), set(), 0
     for i, j in zip(
         observed_index[nearest_first].tolist(), true_index[nearest_first].tolist(), strict=True
