@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from jfsim.analysis.indexing.engines import ScoringEngine
 from jfsim.analysis.indexing.lattice import ReferenceCell
+from jfsim.analysis.indexing.matrix3 import determinant
 from jfsim.analysis.indexing.vectors import (
     best_first,
     distinct,
@@ -192,7 +193,7 @@ def _best_triple(r, a_pool, b_pool, c_pool, shared, angles, limit, tolerance):  
                         basis[1] = b_sign * b
                         basis[2] = c_sign * c
                         if (
-                            _determinant(basis) <= 0
+                            determinant(basis) <= 0
                             or abs(_angle(basis[1], basis[2]) - alpha) > limit
                         ):
                             continue
@@ -210,15 +211,6 @@ def _angle(u, v):  # type: ignore[no-untyped-def]  # pragma: no cover
         np.sqrt(u[0] ** 2 + u[1] ** 2 + u[2] ** 2) * np.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
     )
     return math.acos(max(-1.0, min(1.0, cosine)))
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _determinant(m):  # type: ignore[no-untyped-def]  # pragma: no cover
-    return (
-        m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
-        - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
-        + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0])
-    )
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
