@@ -12,7 +12,7 @@ import pytest
 
 from jfsim.analysis.geometry import DetectorModule, RunGeometry
 from jfsim.analysis.indexing.lattice import Lattice
-from jfsim.analysis.indexing.reciprocal import pixel_steps_mm, scattering_vectors, spot_positions
+from jfsim.analysis.indexing.reciprocal import scattering_vectors, spot_positions
 from jfsim.analysis.indexing.refine import (
     Observations,
     _evaluate,
@@ -160,7 +160,8 @@ def test_pixel_steps_are_each_modules_axes() -> None:
     geometry = _two_module_geometry()
     x = np.array([10.0, 300.0, 205.0])
     y = np.array([20.0, 20.0, 20.0])
-    step_x, step_y = pixel_steps_mm(geometry, x, y)
+    _lab, steps = spot_positions(geometry, x, y)
+    step_x, step_y = steps[:, :, 0], steps[:, :, 1]
     for row in range(2):
         moved = geometry.lab_mm_at(x[row : row + 1] + 1.0, y[row : row + 1] + 1.0)
         here = geometry.lab_mm_at(x[row : row + 1], y[row : row + 1])

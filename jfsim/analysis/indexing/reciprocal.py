@@ -25,7 +25,6 @@ from jfsim.geometry import rotation_matrix
 __all__ = [
     "ImageFrame",
     "image_frame",
-    "pixel_steps_mm",
     "scattering_vectors",
     "scattering_vectors_of_lab",
     "spot_positions",
@@ -162,12 +161,3 @@ def scattering_vectors(
     centre (pixels along x and y)."""
     lab_mm, _steps = spot_positions(geometry, x_index, y_index, beam_shift_pxl=beam_shift_pxl)
     return scattering_vectors_of_lab(lab_mm, geometry.wavelength_A)
-
-
-def pixel_steps_mm(
-    geometry: RunGeometry, x_index: FloatArray, y_index: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Lab vectors (mm, ``(n, 3)`` each) of one pixel step along x and along y at image
-    positions (index coordinates): see :func:`spot_positions`; NaN outside every module."""
-    _lab, steps_mm = spot_positions(geometry, x_index, y_index)
-    return steps_mm[:, :, 0], steps_mm[:, :, 1]
