@@ -72,6 +72,10 @@ REFLECTION_UNITS: dict[str, str | None] = {
 }
 
 
+#: The NXcollection of the per-image groups, below ``/entry``.
+REFLECTIONS_GROUP = "reflections"
+
+
 def write_reflections(
     entry: h5py.Group,
     reflections: Sequence[IntegratedReflections],
@@ -103,10 +107,6 @@ def write_reflections(
             tree, table, scale=scales.get(int(table.image[0]), 1.0), unity_partiality=unity
         )
     tree.write(entry)
-
-
-#: The NXcollection of the per-image groups, below ``/entry``.
-REFLECTIONS_GROUP = "reflections"
 
 
 def _declare_image_group(
