@@ -7,7 +7,8 @@ the same spot, read one broadcast address.
 
 * ``vector_score``: how well a real-space vector v (Å) fits the spots: Σ w(d) over spots,
   d the distance of r·v to the nearest integer and w(d) = max(0, 1 − (d/t)²), which is
-  1 − (d/t)² for d < t and 0 beyond (t the tolerance; the kernel takes 1/t²). A lattice
+  1 − (d/t)² for d < t and 0 beyond (t the tolerance; the kernel takes t² and sums
+  max(0, t² − d²), one fused multiply-add per spot, dividing by t² once). A lattice
   vector makes every r·v an integer (r·a = h), so the true a, b and c score highest.
   Known-cell indexing scores vectors of the cell's lengths over a sphere of directions
   (fast-feedback indexing, Gasparotto et al. 2024). Branch-free, so that it vectorises:
@@ -36,21 +37,34 @@ __all__ = ["build_kernels"]
 Compiler = Callable[[Callable[..., Any]], Any]
 
 
-def build_kernels(compile_exact: Compiler, compile_reorderable: Compiler | None = None) -> Any:
+def half_up(p: float) -> float:
+    """The integer nearest to ``p``, halves rounded up: what every target compiles."""
+    return math.floor(p + 0.5)
+
+
+def build_kernels(
+    compile_exact: Compiler,
+    compile_reorderable: Compiler | None = None,
+    nearest_integer: Callable[[float], float] | None = None,
+) -> Any:
     """``vector_score`` and ``projection_histogram`` compiled for one engine
     (``numba.njit`` for the CPU, ``cuda.jit(device=True)`` for the GPU):
     ``compile_reorderable`` compiles the float sum that may be reordered (default:
-    ``compile_exact``)."""
+    ``compile_exact``); ``nearest_integer`` is the engine's compiled rounding of r·v
+    (default: :func:`half_up`; the CPU's ``np.rint`` is one instruction where half-up is
+    an add and a floor). Roundings that differ only at exact halves give the same d²."""
     from types import SimpleNamespace
 
-    def vector_score(spots, vx, vy, vz, inv_tolerance_sq):  # type: ignore[no-untyped-def]
+    nearest = nearest_integer or compile_exact(half_up)
+
+    def vector_score(spots, vx, vy, vz, tolerance_sq):  # type: ignore[no-untyped-def]
         total = 0.0
         for i in range(spots.shape[1]):
             p = spots[0, i] * vx + spots[1, i] * vy + spots[2, i] * vz
-            d = p - math.floor(p + 0.5)
-            weight = 1.0 - d * d * inv_tolerance_sq
+            d = p - nearest(p)
+            weight = tolerance_sq - d * d
             total += weight if weight > 0.0 else 0.0  # a select, not max(): see above
-        return total
+        return total / tolerance_sq
 
     def projection_histogram(spots, tx, ty, tz, extent, histogram, row):  # type: ignore[no-untyped-def]
         n_bins = histogram.shape[1]

@@ -30,12 +30,7 @@ import numpy.typing as npt
 from jfsim.analysis.indexing.engines import ScoringEngine
 from jfsim.analysis.indexing.lattice import ReferenceCell
 from jfsim.analysis.indexing.matrix3 import determinant
-from jfsim.analysis.indexing.vectors import (
-    best_first,
-    distinct,
-    hemisphere_directions,
-    refine_vectors,
-)
+from jfsim.analysis.indexing.vectors import hemisphere_directions, refined_best
 
 __all__ = ["KnownCellOptions", "best_triple", "candidate_pools", "search_known_cell"]
 
@@ -93,12 +88,15 @@ def _candidates(
     spots ``lowest_resolution``."""
     trial_vectors = _trial_vectors(options.directions, length_A)
     scores = engine.score_vectors(lowest_resolution, trial_vectors, options.search_tolerance)
-    best = best_first(scores, options.candidates_per_length)
-    refined, counts = refine_vectors(r_invA, trial_vectors[best], options.refine_tolerances)
-    lengths = np.linalg.norm(refined, axis=1)
-    usable = (counts > 0) & (np.abs(lengths - length_A) < options.max_length_error * length_A)
-    by_count = np.argsort(-counts[usable], kind="stable")
-    return np.array(distinct(refined[usable][by_count])).reshape(-1, 3)
+    return refined_best(
+        r_invA,
+        trial_vectors,
+        scores,
+        options.candidates_per_length,
+        options.refine_tolerances,
+        length_A,
+        options.max_length_error,
+    )
 
 
 def candidate_pools(

@@ -30,6 +30,7 @@ __all__ = [
     "indexed",
     "refine_vector",
     "refine_vectors",
+    "refined_best",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -40,6 +41,10 @@ BoolArray = npt.NDArray[np.bool_]
 MIN_SQUARENESS = 0.1
 #: Fewest spots a vector must fit to be refined (the least squares has 3 unknowns).
 MIN_FITTING_SPOTS = 6
+#: Two vectors repeat each other when parallel or antiparallel within this angle and of
+#: the same length within :data:`DISTINCT_LENGTH_TOLERANCE` (relative).
+DISTINCT_ANGLE_DEG = 3.0
+DISTINCT_LENGTH_TOLERANCE = 0.05
 
 
 @cache
@@ -91,51 +96,64 @@ def refine_vectors(
     )
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _refine_rows(r, starts, tolerances, min_spots):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Each start refined by the normal equations of r·v = n over the spots within each
-    tolerance of a non-zero integer n (the 3 × 3 system solved by Cramer's rule)."""
-    refined = starts.copy()
-    counts = np.zeros(starts.shape[0], dtype=np.int64)
+    tolerance of a non-zero integer n (the 3 × 3 system solved by Cramer's rule).
+
+    All starts are refined together, spot after spot: the innermost loop runs over the
+    starts, whose sums are independent, so that it runs in SIMD lanes without reordering
+    any sum (each start's terms are added in spot order, as one start alone would add
+    them; a spot that does not fit adds an exact zero). A start that fails a round keeps
+    its last solution and is left out of the later solves."""
+    n_starts = starts.shape[0]
+    v0 = starts[:, 0].copy()
+    v1 = starts[:, 1].copy()
+    v2 = starts[:, 2].copy()
+    sums = np.empty((9, n_starts))  # b0, b1, b2, n00, n01, n02, n11, n12, n22
+    used = np.empty(n_starts, dtype=np.int64)
+    solved = np.ones(n_starts, dtype=np.bool_)
     normal = np.empty((3, 3))
     right = np.empty(3)
-    for m in range(starts.shape[0]):
-        v = starts[m].copy()
-        solved = True
-        for tolerance in tolerances:
-            # The sums in scalars (registers), each spot's terms weighted by 1 or 0 rather
-            # than branched on: the same additions in the same order as summing only the
-            # fitting spots into arrays (adding an exact zero changes no sum), ~2× faster.
-            n00 = n01 = n02 = n11 = n12 = n22 = 0.0
-            b0 = b1 = b2 = 0.0
-            used = 0
-            for i in range(r.shape[0]):
-                x, y, z = r[i, 0], r[i, 1], r[i, 2]
-                p = x * v[0] + y * v[1] + z * v[2]
+    out = np.empty(3)
+    for tolerance in tolerances:
+        sums[:] = 0.0
+        used[:] = 0
+        for i in range(r.shape[0]):
+            x, y, z = r[i, 0], r[i, 1], r[i, 2]
+            for m in range(n_starts):
+                p = x * v0[m] + y * v1[m] + z * v2[m]
                 nearest = np.rint(p)
-                fits = abs(p - nearest) < tolerance and nearest != 0.0
+                fits = (abs(p - nearest) < tolerance) & (nearest != 0.0)
                 weight = 1.0 if fits else 0.0
-                used += 1 if fits else 0
+                used[m] += 1 if fits else 0
                 wx, wy, wz = weight * x, weight * y, weight * z
-                b0 += wx * nearest
-                b1 += wy * nearest
-                b2 += wz * nearest
-                n00 += wx * x
-                n01 += wx * y
-                n02 += wx * z
-                n11 += wy * y
-                n12 += wy * z
-                n22 += wz * z
-            normal[0, 0], normal[0, 1], normal[0, 2] = n00, n01, n02
-            normal[1, 0], normal[1, 1], normal[1, 2] = n01, n11, n12
-            normal[2, 0], normal[2, 1], normal[2, 2] = n02, n12, n22
-            right[0], right[1], right[2] = b0, b1, b2
-            if used < min_spots or not _solve_3x3(normal, right, v):
-                solved = False
-                break
-        refined[m] = v
-        if solved:
-            counts[m] = _count_fitting(r, v, tolerances[-1])
+                sums[0, m] += wx * nearest
+                sums[1, m] += wy * nearest
+                sums[2, m] += wz * nearest
+                sums[3, m] += wx * x
+                sums[4, m] += wx * y
+                sums[5, m] += wx * z
+                sums[6, m] += wy * y
+                sums[7, m] += wy * z
+                sums[8, m] += wz * z
+        for m in range(n_starts):
+            if not solved[m]:
+                continue
+            normal[0, 0], normal[0, 1], normal[0, 2] = sums[3, m], sums[4, m], sums[5, m]
+            normal[1, 0], normal[1, 1], normal[1, 2] = sums[4, m], sums[6, m], sums[7, m]
+            normal[2, 0], normal[2, 1], normal[2, 2] = sums[5, m], sums[7, m], sums[8, m]
+            right[0], right[1], right[2] = sums[0, m], sums[1, m], sums[2, m]
+            if used[m] < min_spots or not _solve_3x3(normal, right, out):
+                solved[m] = False
+                continue
+            v0[m], v1[m], v2[m] = out[0], out[1], out[2]
+    refined = np.empty((n_starts, 3))
+    counts = np.zeros(n_starts, dtype=np.int64)
+    for m in range(n_starts):
+        refined[m, 0], refined[m, 1], refined[m, 2] = v0[m], v1[m], v2[m]
+        if solved[m]:
+            counts[m] = _count_fitting(r, refined[m], tolerances[-1])
     return refined, counts
 
 
@@ -171,6 +189,56 @@ def _count_fitting(r, v, tolerance):  # type: ignore[no-untyped-def]  # pragma: 
     return count
 
 
+def refined_best(
+    r_invA: FloatArray,
+    trial_vectors_A: FloatArray,
+    scores: FloatArray,
+    count: int,
+    tolerances: tuple[float, ...],
+    length_A: float,
+    max_length_error: float,
+) -> FloatArray:
+    """The ``count`` best-scored trial vectors (:func:`best_first`) refined
+    (:func:`refine_vectors`), those that fit spots with a length within
+    ``max_length_error`` (relative) of ``length_A``, most fitting spots first (stable), less
+    repeats (:func:`distinct`): rows. One compiled call, as a still's search makes one per
+    cell length."""
+    return _refined_best(  # type: ignore[no-any-return]
+        np.ascontiguousarray(r_invA, dtype=np.float64),
+        np.ascontiguousarray(trial_vectors_A, dtype=np.float64),
+        np.ascontiguousarray(scores, dtype=np.float64),
+        count,
+        np.asarray(tolerances, dtype=np.float64),
+        MIN_FITTING_SPOTS,
+        float(length_A),
+        float(max_length_error),
+        math.cos(math.radians(DISTINCT_ANGLE_DEG)),
+        DISTINCT_LENGTH_TOLERANCE,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _refined_best(  # type: ignore[no-untyped-def]  # pragma: no cover
+    r, trial_vectors, scores, count, tolerances, min_spots, length, max_length_error,
+    cosine, length_tolerance,
+):  # fmt: skip
+    best = _best_first(scores, count)
+    starts = np.empty((best.size, 3))
+    for k in range(best.size):
+        starts[k] = trial_vectors[best[k]]
+    refined, counts = _refine_rows(r, starts, tolerances, min_spots)
+    usable = np.empty(best.size, dtype=np.int64)
+    n_usable = 0
+    for k in range(best.size):
+        norm = math.sqrt(refined[k, 0] ** 2 + refined[k, 1] ** 2 + refined[k, 2] ** 2)
+        if counts[k] > 0 and abs(norm - length) < max_length_error * length:
+            usable[n_usable] = k
+            n_usable += 1
+    usable = usable[:n_usable]
+    ranked = refined[usable[np.argsort(-counts[usable], kind="mergesort")]]
+    return ranked[_distinct_rows(ranked, cosine, length_tolerance)]
+
+
 def best_first(scores: FloatArray, count: int) -> npt.NDArray[np.int64]:
     """Indices of the ``count`` highest scores, highest first, ties in index order: the
     head of a stable descending sort, in one pass instead of a sort of every score."""
@@ -199,8 +267,8 @@ def _best_first(scores, count):  # type: ignore[no-untyped-def]  # pragma: no co
 
 def distinct(
     vectors: list[FloatArray] | FloatArray,
-    max_angle_deg: float = 3.0,
-    length_tolerance: float = 0.05,
+    max_angle_deg: float = DISTINCT_ANGLE_DEG,
+    length_tolerance: float = DISTINCT_LENGTH_TOLERANCE,
 ) -> list[FloatArray]:
     """``vectors`` (best first) without the later ones that repeat an earlier one: parallel
     or antiparallel within ``max_angle_deg`` and of the same length within

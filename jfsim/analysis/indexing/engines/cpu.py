@@ -38,17 +38,20 @@ def _compile_reorderable(function: Any) -> Any:
     return numba.njit(inline="always", nogil=True, fastmath=True)(function)
 
 
-_KERNELS = build_kernels(_compile, _compile_reorderable)
+@numba.njit(inline="always", nogil=True)
+def _rint(p):  # type: ignore[no-untyped-def]  # pragma: no cover
+    return np.rint(p)
+
+
+_KERNELS = build_kernels(_compile, _compile_reorderable, _rint)
 _vector_score = _KERNELS.vector_score
 _projection_histogram = _KERNELS.projection_histogram
 
 
 @numba.njit(nogil=True, fastmath=True)  # the inlined score's flags are the caller's
-def _score_all(spots, vectors, inv_tolerance_sq, scores):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _score_all(spots, vectors, tolerance_sq, scores):  # type: ignore[no-untyped-def]  # pragma: no cover
     for m in range(vectors.shape[0]):
-        scores[m] = _vector_score(
-            spots, vectors[m, 0], vectors[m, 1], vectors[m, 2], inv_tolerance_sq
-        )
+        scores[m] = _vector_score(spots, vectors[m, 0], vectors[m, 1], vectors[m, 2], tolerance_sq)
 
 
 @numba.njit(nogil=True)
@@ -69,7 +72,7 @@ class CpuScoring:
         self, spots: npt.NDArray[np.float64], vectors: npt.NDArray[np.float64], tolerance: float
     ) -> npt.NDArray[np.float64]:
         scores = np.zeros(vectors.shape[0], dtype=np.float64)
-        _score_all(spot_rows(spots), contiguous(vectors), 1.0 / float(tolerance) ** 2, scores)
+        _score_all(spot_rows(spots), contiguous(vectors), float(tolerance) ** 2, scores)
         return scores
 
     def projection_histograms(

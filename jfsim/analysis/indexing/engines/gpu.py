@@ -47,11 +47,11 @@ def _kernels() -> dict[str, Any]:
     projection_histogram = device.projection_histogram
 
     @cuda.jit
-    def score_all(spots, vectors, inv_tolerance_sq, scores):  # type: ignore[no-untyped-def]
+    def score_all(spots, vectors, tolerance_sq, scores):  # type: ignore[no-untyped-def]
         m = cuda.grid(1)
         if m < vectors.shape[0]:
             scores[m] = vector_score(
-                spots, vectors[m, 0], vectors[m, 1], vectors[m, 2], inv_tolerance_sq
+                spots, vectors[m, 0], vectors[m, 1], vectors[m, 2], tolerance_sq
             )
 
     @cuda.jit
@@ -84,7 +84,7 @@ class GpuScoring:
         kernels["score_all"][self._blocks(vectors.shape[0]), self.options.threads_per_block](
             cuda.to_device(spot_rows(spots)),
             cuda.to_device(contiguous(vectors)),
-            1.0 / float(tolerance) ** 2,
+            float(tolerance) ** 2,
             scores,
         )
         return np.asarray(scores.copy_to_host())
