@@ -9,6 +9,11 @@ entered from two threads at once: the copy of image *k* overlaps the Python work
 *k + 1*. The bytes are written from the buffer they arrived in (a ZeroMQ frame), never
 copied first.
 
+A dataset is addressed by its ``ChunkTarget``, looked up once per data file: every look-up
+through h5py (even ``dataset.id``) takes ``phil``, which the chunk thread holds while it
+writes, so one per image made the submitting thread wait for each chunk in turn and the
+chunk thread then for it (the queue ran dry about every 20 images).
+
 The thread is started once per process and serves every writer; starting one per series
 costs milliseconds on a loaded machine, right when the first images arrive. Each writer
 counts its chunks in flight per dataset, so a data file can wait for its own chunks
@@ -27,6 +32,8 @@ Two engines with one contract (``submit`` then ``drain``):
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import h5py
@@ -37,7 +44,7 @@ from jfsim.workers import Worker
 from jfsim.writer import hdf5_library
 from jfsim.writer.hdf5_library import hsize_t
 
-__all__ = ["ENGINES", "ChunkWriter", "probe"]
+__all__ = ["ENGINES", "ChunkTarget", "ChunkWriter", "probe"]
 
 ENGINES = ("auto", "thread", "inline")
 #: Images of one writer waiting for the I/O thread (their bytes stay referenced until
@@ -72,6 +79,20 @@ def _write_chunk(item: _Item) -> None:
 _CHUNK_THREAD: Worker[_Item] = Worker("jfsim-write-chunks", _write_chunk, 4 * MAX_PENDING)
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkTarget:
+    """An image dataset as the chunk writer addresses it: its HDF5 identifier and h5py's
+    direct chunk write, looked up once (see the module's docstring)."""
+
+    dataset_id: int
+    write_direct_chunk: Callable[..., None]
+
+    @classmethod
+    def of(cls, dataset: h5py.Dataset) -> ChunkTarget:
+        identifier = dataset.id
+        return cls(identifier.id, identifier.write_direct_chunk)
+
+
 class ChunkWriter:
     """Writes ``(dataset, row, payload)`` chunks; ``drain`` before using the files again.
 
@@ -90,14 +111,14 @@ class ChunkWriter:
         self._pending = 0  # chunks of every dataset not yet written
         self._errors: dict[int, list[str]] = {}  # dataset identifier -> failed chunks
 
-    def submit(self, dataset: h5py.Dataset, row: int, payload: bytes | memoryview) -> None:
-        """Write ``payload`` as the chunk of image ``row`` of ``dataset`` (shape [n, y, x]).
+    def submit(self, target: ChunkTarget, row: int, payload: bytes | memoryview) -> None:
+        """Write ``payload`` as the chunk of image ``row`` of ``target`` (shape [n, y, x]).
 
         ``payload`` must not change until the chunk is written (``drain``)."""
         if self.engine == "inline":
-            dataset.id.write_direct_chunk((row, 0, 0), payload)
+            target.write_direct_chunk((row, 0, 0), payload)
             return
-        dataset_id = dataset.id.id
+        dataset_id = target.dataset_id
         with self._done:
             if self._pending >= MAX_PENDING:
                 self._done.wait_for(lambda: self._pending <= RESUME_PENDING)
@@ -128,23 +149,23 @@ class ChunkWriter:
             if not left or self._pending == RESUME_PENDING:
                 self._done.notify_all()
 
-    def in_flight(self, dataset: h5py.Dataset) -> int:
-        """Chunks of ``dataset`` submitted and not yet written."""
-        return self._in_flight.get(dataset.id.id, 0)
+    def in_flight(self, target: ChunkTarget) -> int:
+        """Chunks of ``target`` submitted and not yet written."""
+        return self._in_flight.get(target.dataset_id, 0)
 
-    def drain(self, dataset: h5py.Dataset | None = None) -> None:
-        """Wait until every submitted chunk (of ``dataset``, or of all) is written.
+    def drain(self, target: ChunkTarget | None = None) -> None:
+        """Wait until every submitted chunk (of ``target``, or of all) is written.
 
         Raises:
             OSError: a chunk could not be written (the file is incomplete).
         """
         with self._done:
-            if dataset is None:
+            if target is None:
                 self._done.wait_for(lambda: not self._in_flight)
                 errors = [e for found in self._errors.values() for e in found]
                 self._errors.clear()
             else:
-                dataset_id = dataset.id.id
+                dataset_id = target.dataset_id
                 self._done.wait_for(lambda: dataset_id not in self._in_flight)
                 errors = self._errors.pop(dataset_id, [])
         if errors:

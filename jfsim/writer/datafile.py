@@ -16,7 +16,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from jfsim.writer.chunks import ChunkWriter
+from jfsim.writer.chunks import ChunkTarget, ChunkWriter
 from jfsim.writer.disk_space import DiskReservation
 from jfsim.writer.h5tree import H5Tree
 from jfsim.writer.per_image import AnalysisBuffer
@@ -91,8 +91,8 @@ class ImageFile:
         # blocks reserved ahead of the chunks: appending page by page costs the writes more
         self._disk = DiskReservation(self.h5.id.get_vfd_handle())
         self.images = self.h5["entry/data/data"]
-        # bound once: an h5py attribute chain per image costs more than the Python around it
-        self._write_chunk = self.images.id.write_direct_chunk
+        # looked up once: each h5py look-up takes HDF5's lock, which the chunk thread holds
+        self._target = ChunkTarget.of(self.images)
         self._closed = False
 
     @property
@@ -106,7 +106,7 @@ class ImageFile:
     @property
     def chunks_in_flight(self) -> int:
         """Image chunks submitted and not yet in the file (0 without a chunk writer)."""
-        return self._chunks.in_flight(self.images) if self._chunks is not None else 0
+        return self._chunks.in_flight(self._target) if self._chunks is not None else 0
 
     def write_image(
         self, position: int, payload: bytes | memoryview, fields: Mapping[str, Any]
@@ -119,9 +119,9 @@ class ImageFile:
         """
         self._disk.ahead_of(payload.nbytes if isinstance(payload, memoryview) else len(payload))
         if self._chunks is not None:
-            self._chunks.submit(self.images, position, payload)
+            self._chunks.submit(self._target, position, payload)
         else:
-            self._write_chunk((position, 0, 0), payload)
+            self._target.write_direct_chunk((position, 0, 0), payload)
         if not self.received[position]:
             self.received[position] = True
             self.n_written += 1
@@ -143,7 +143,7 @@ class ImageFile:
         if before_close is not None:
             before_close(self)
         if self._chunks is not None:
-            self._chunks.drain(self.images)
+            self._chunks.drain(self._target)
         try:
             self.h5.close()
         finally:
@@ -157,7 +157,7 @@ class ImageFile:
         if not self._closed:
             if self._chunks is not None:
                 try:
-                    self._chunks.drain(self.images)  # nothing may write into a closed file
+                    self._chunks.drain(self._target)  # nothing may write into a closed file
                 except OSError:
                     pass  # the file is abandoned anyway
             try:
