@@ -343,12 +343,35 @@ def _rows(summary: StreamSummary, config: StreamConfig) -> dict[str, Any]:
         "pool": f"{summary.pool_size} frames",
         "repeated images": summary.repeated_images,
         "images lost in send queue": summary.images_lost_in_queue,
+        "writers that left mid-series": _departures(summary),
         "end delivered": " / ".join("yes" if ok else "NO" for ok in summary.end_delivered),
         "end wait": f"{summary.end_wait_s:.3f} s"
         + (f" (given up: {summary.end_given_up_by})" if summary.end_given_up_by else ""),
         "preview / metadata messages": f"{summary.preview_messages} / {summary.metadata_messages}",
         "stopped by": summary.stopped_by or "-",
     }
+
+
+def _departures(summary: StreamSummary) -> str:
+    """The summary row of writers that disconnected during the series."""
+    departed = sum(summary.writer_disconnects)
+    if not departed:
+        return "0"
+    return f"{departed} (about {summary.images_lost_on_disconnect} images lost with them)"
+
+
+def _departure_advice(summary: StreamSummary, bound: list[str]) -> str:
+    """One line on stderr naming the sockets whose writer left during the series."""
+    left = [
+        endpoint
+        for endpoint, departed in zip(bound, summary.writer_disconnects, strict=True)
+        if departed
+    ]
+    return (
+        f"a writer disconnected from {', '.join(left)} during the series; ZeroMQ discards what "
+        f"was queued for it (about {summary.images_lost_on_disconnect} images): check that "
+        "writer's log and its summary of missing images"
+    )
 
 
 def _drop_advice(summary: StreamSummary, config: StreamConfig) -> str:
@@ -433,8 +456,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"stream: {_drop_advice(summary, config)}", file=sys.stderr, flush=True)
     if not all(summary.end_delivered):
         print(f"stream: {_end_advice(summary, config, bound)}", file=sys.stderr, flush=True)
+    if any(summary.writer_disconnects):
+        print(f"stream: {_departure_advice(summary, bound)}", file=sys.stderr, flush=True)
     stalled = summary.stopped_by is not None and summary.stopped_by not in ("SIGINT", "SIGTERM")
-    lost = summary.images_dropped or summary.images_lost_in_queue
+    lost = summary.images_dropped or summary.images_lost_in_queue or any(summary.writer_disconnects)
     if lost or not all(summary.end_delivered) or stalled:
         return EXIT_INCOMPLETE
     return 0

@@ -217,6 +217,11 @@ class Collection:
                 f"{summary.images_lost_in_queue} images lost in the send queue (a writer took "
                 "nothing for --end-timeout)"
             )
+        if any(summary.writer_disconnects):
+            notes.append(
+                f"a writer disconnected during the series (about "
+                f"{summary.images_lost_on_disconnect} images lost with it)"
+            )
         if not all(summary.end_delivered):
             notes.append("the end message did not reach every writer")
         if missing_files:

@@ -34,6 +34,7 @@ class SendBacklog:
     def __init__(self) -> None:
         self._trackers: deque[zmq.MessageTracker] = deque()
         self._prune_at = PRUNE_MIN
+        self._last_queued = 0  # what ``note_queued`` last saw
 
     def add(self, tracker: zmq.MessageTracker) -> None:
         """One message queued (called in the send loop: O(1) amortised)."""
@@ -46,6 +47,24 @@ class SendBacklog:
         """How many queued messages have not yet left ZeroMQ for the connection."""
         self._let_go_of_done()
         return len(self._trackers)
+
+    def note_queued(self) -> None:
+        """Remember about how many messages are queued now (the ones done at the head let
+        go: O(1) amortised, as ZeroMQ completes one writer's messages in order), for
+        ``discard`` should the writer be found gone before the next look."""
+        trackers = self._trackers
+        while trackers and trackers[0].done:
+            trackers.popleft()
+        self._last_queued = len(trackers)
+
+    def discard(self) -> int:
+        """Forget every message not yet known to have left, as their writer is gone: ZeroMQ
+        discards them, and their trackers then complete as if sent. Returns about how many
+        were queued: as many as ``note_queued`` last saw (before ZeroMQ dropped them)."""
+        last_queued = self._last_queued
+        self._trackers.clear()
+        self._last_queued = 0
+        return last_queued
 
     def _let_go_of_done(self) -> None:
         self._trackers = deque(tracker for tracker in self._trackers if not tracker.done)

@@ -26,6 +26,16 @@ Every image is sent zero-copy with a tracker (``jfsim.stream.backlog``), so that
 series knows what ZeroMQ still holds: ``send_end`` waits until the end message and every image
 before it have left for the connection, for as long as the writer keeps taking them, and
 reports what was still queued when it gave up.
+
+A writer that disconnects during a series takes its queue with it: ZeroMQ discards the
+messages queued for that connection, and their trackers then complete as if sent. Each
+socket's monitor reports the disconnection; the monitor is looked at before each call
+of its socket that may send (a few microseconds): ZeroMQ drops a departed writer's queue
+during such a call, so the images queued at the previous look, the last one before the
+writer was found gone, are counted as lost (``images_lost_on_disconnect``). That is an
+estimate: the writer may have taken a few since, and bytes already in the operating
+system's buffers are beyond any count. The disconnection itself is always
+reported (``writer_disconnects``), and it fails the stream's exit status.
 """
 
 from __future__ import annotations
@@ -146,6 +156,7 @@ class ImageSockets:
         self.send_timeout_s = send_timeout_s
         self._stop = stop
         self._sockets: list[zmq.Socket] = []
+        self._monitors: list[zmq.Socket] = []  # one per socket: its writers' disconnections
         self._given_up: set[int] = set()  # sockets whose end wait gave up
         self.bound_endpoints: list[str] = []
         try:
@@ -158,11 +169,16 @@ class ImageSockets:
                 socket.setsockopt(zmq.SNDHWM, sndhwm)
                 socket.setsockopt(zmq.LINGER, 0)
                 self.bound_endpoints.append(bind_socket(socket, endpoint, "image"))
+                self._monitors.append(socket.get_monitor_socket(zmq.EVENT_DISCONNECTED))
         except BaseException:
             self.close(linger_s=0.0)
             raise
         self._nonblocking = [False] * len(self._sockets)
         self._backlogs = [SendBacklog() for _ in self._sockets]
+        #: Per socket: writers that disconnected during the series, and the images that
+        #: were still queued for them then (discarded by ZeroMQ; a lower bound).
+        self.writer_disconnects = [0] * len(self._sockets)
+        self.images_lost_on_disconnect = [0] * len(self._sockets)
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -176,9 +192,50 @@ class ImageSockets:
     def close(self, *, linger_s: float) -> None:
         """Close every socket, letting queued messages flush for up to ``linger_s`` (at once
         where ``send_end`` gave up: what those hold is already reported lost)."""
+        for monitor in self._monitors:
+            monitor.close(linger=0)
+        self._monitors = []
         for index, socket in enumerate(self._sockets):
             socket.close(linger=0 if index in self._given_up else int(linger_s * 1000))
         self._sockets = []
+
+    def _disconnections(self, index: int) -> int:
+        """Disconnections reported by socket ``index``'s monitor since it was last looked at."""
+        monitor = self._monitors[index]
+        events = 0
+        while cast(int, monitor.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            monitor.recv_multipart()
+            events += 1
+        return events
+
+    def _note_disconnections(self, index: int) -> None:
+        """Count a writer of socket ``index`` that left during the series, with the images
+        still queued for it (ZeroMQ discards them)."""
+        departed = self._disconnections(index)
+        if departed:
+            self.writer_disconnects[index] += departed
+            self.images_lost_on_disconnect[index] += self._backlogs[index].discard()
+        else:  # before the socket is called again, which may drop a departed writer's queue
+            self._backlogs[index].note_queued()
+
+    def _departure(
+        self, index: int, departed: int, end_tracker: zmq.MessageTracker | None
+    ) -> EndDelivery:
+        """The end of socket ``index``, whose writer left while the end waited. Once the
+        end message is queued the socket is not called again, so ZeroMQ has not yet
+        dropped the departed writer's queue and the trackers still tell what it took: a
+        writer that took everything and then left is no loss."""
+        backlog = self._backlogs[index]
+        if end_tracker is None:
+            lost = backlog.discard()
+        else:
+            lost = backlog.pending()
+            if end_tracker.done and lost == 0:
+                return EndDelivery(delivered=True)
+            backlog.discard()
+        self.writer_disconnects[index] += departed
+        self.images_lost_on_disconnect[index] += lost
+        return EndDelivery(delivered=False)
 
     def _stopping(self) -> bool:
         return self._stop is not None and self._stop.is_set()
@@ -208,6 +265,8 @@ class ImageSockets:
         deadline = time.monotonic() + timeout_s
         indices = range(len(self._sockets))
         ready = self._wait_writable(indices, deadline, interruptible=True)
+        for index in indices:  # writers that came and went before the series lost nothing
+            self._disconnections(index)
         if self._stopping():
             raise StreamError("stopped before every writer took the start message")
         idle = [i for i in indices if i not in ready]
@@ -253,8 +312,14 @@ class ImageSockets:
         while waiting:
             now = time.monotonic()
             for index in list(waiting):
+                departed = self._disconnections(index)
+                if departed:
+                    outcomes[index] = self._departure(index, departed, end_trackers[index])
+                    waiting.remove(index)
+                    continue
                 progressed = False
                 if end_trackers[index] is None:
+                    self._backlogs[index].note_queued()
                     end_trackers[index] = self._offer(index, frame)
                     progressed = end_trackers[index] is not None
                 still_queued = self._backlogs[index].pending()
@@ -311,6 +376,7 @@ class ImageSockets:
         """
         socket = self._sockets[index]
         buffer: memoryview | None = None
+        self._note_disconnections(index)
         if cast(int, socket.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
             buffer = build()
             try:
@@ -329,6 +395,7 @@ class ImageSockets:
             wait_s = max(schedule_wait_s, 0.0)
         deadline = time.monotonic() + wait_s
         while not self._stopping():
+            self._note_disconnections(index)
             if self._wait_writable([index], min(deadline, time.monotonic() + POLL_SLICE_S)):
                 if buffer is None:
                     buffer = build()

@@ -102,6 +102,11 @@ class StreamSummary:
     max_lag_ms: float = 0.0
     #: Images still queued for a writer when the end wait gave up: ZeroMQ discarded them.
     images_lost_in_queue: int = 0
+    #: Per socket: writers that disconnected during the series (their queue is discarded).
+    writer_disconnects: tuple[int, ...] = ()
+    #: Images still queued for those writers when they left (ZeroMQ discards them): an
+    #: estimate (``jfsim.stream.pusher``).
+    images_lost_on_disconnect: int = 0
     #: From the last image until the end message and the images before it had left (or the
     #: wait gave up).
     end_wait_s: float = 0.0
@@ -114,6 +119,7 @@ class StreamSummary:
         document["endpoints"] = list(self.endpoints)
         document["images_per_socket"] = list(self.images_per_socket)
         document["end_delivered"] = list(self.end_delivered)
+        document["writer_disconnects"] = list(self.writer_disconnects)
         return document
 
 

@@ -360,6 +360,8 @@ class Streamer:
                 repeated_images=self.frame_reuse.repeated_images,
                 end_delivered=tuple(delivery.delivered for delivery in deliveries),
                 images_lost_in_queue=sum(delivery.images_lost for delivery in deliveries),
+                writer_disconnects=tuple(sockets.writer_disconnects),
+                images_lost_on_disconnect=sum(sockets.images_lost_on_disconnect),
                 end_wait_s=end_wait_s,
                 end_given_up_by=end_given_up_by,
                 stopped_by=self._stop_reason,

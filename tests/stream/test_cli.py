@@ -252,3 +252,47 @@ def test_a_writer_that_stops_reading_loses_the_queue_loudly_with_exit_1(
         f"for {streamer.endpoints[0]} when its writer took nothing for --end-timeout 0.5 s; "
         "check the writer, raise --end-timeout, or lower --sndhwm"
     )
+
+
+def test_a_writer_that_leaves_with_images_queued_is_counted_with_exit_1(
+    large_recording, start_streamer, connect
+):
+    """ZeroMQ discards what was queued for a writer that disconnects, and the trackers of
+    those images then complete as if sent: the departure, and about what it lost, must be
+    in the summary and the exit status (the count used to say 0)."""
+    streamer = start_streamer(
+        "--start-timeout", "120s", "--recording", str(large_recording), "--rate", "max",
+        "--images", "120", "--on-slow", "block", "--end-timeout", "2s", "--json",
+    )  # fmt: skip
+    receiver = connect(streamer.endpoints[0], rcvhwm=2, rcvbuf_bytes=65536)
+    receiver.receive(timeout_s=120.0)  # start
+    for _ in range(5):
+        receiver.receive(timeout_s=60.0)
+    time.sleep(0.5)  # the stream has queued the rest, and the end
+    receiver.close()
+    code, stdout, stderr = streamer.finish(PROCESS_TIMEOUT_S)
+
+    assert code == 1, stderr
+    summary = json.loads(stdout)
+    assert summary["writer_disconnects"] == [1]
+    assert summary["end_delivered"] == [False]
+    # 115 images were never taken; a few may sit in the operating system's buffers
+    assert 50 <= summary["images_lost_on_disconnect"] <= 115
+    assert f"a writer disconnected from {streamer.endpoints[0]} during the series" in stderr
+
+
+def test_a_writer_that_takes_everything_and_leaves_at_once_is_no_loss(
+    recording, start_streamer, connect
+):
+    streamer = start_streamer(
+        "--start-timeout", "120s", "--recording", str(recording), "--rate", "max",
+        "--images", "25", "--json",
+    )  # fmt: skip
+    receiver = connect(streamer.endpoints[0])
+    receiver.receive_series(timeout_s=120.0)
+    receiver.close()
+    code, stdout, stderr = streamer.finish(PROCESS_TIMEOUT_S)
+
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["writer_disconnects"] == [0] and summary["end_delivered"] == [True]
