@@ -175,8 +175,8 @@ class ImageSockets:
             raise
         self._nonblocking = [False] * len(self._sockets)
         self._backlogs = [SendBacklog() for _ in self._sockets]
-        #: Per socket: writers that disconnected during the series, and the images that
-        #: were still queued for them then (discarded by ZeroMQ; a lower bound).
+        #: Per socket: writers that disconnected during the series, and about how many
+        #: images were still queued for them then (discarded by ZeroMQ; see above).
         self.writer_disconnects = [0] * len(self._sockets)
         self.images_lost_on_disconnect = [0] * len(self._sockets)
 
