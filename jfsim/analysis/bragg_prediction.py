@@ -268,13 +268,6 @@ class BraggPrediction:
         array operations than on arithmetic); the same formulas in the same order, equal
         to rounding (``tests/analysis/test_bragg_prediction.py``)."""
         panel = module.panel
-        basis = np.column_stack(
-            [
-                np.multiply(panel.fast, panel.pixel_size_mm),
-                np.multiply(panel.slow, panel.pixel_size_mm),
-                panel.origin_mm,
-            ]
-        )
         domain_size_A = 1.0 / profile_radius_invA if profile_radius_invA > 0 else math.inf
         n = hkl.shape[0]
         rows = np.empty(n, dtype=np.int64)
@@ -286,7 +279,7 @@ class BraggPrediction:
             mosaicity_rad,
             (1.0 / domain_size_A) ** 2,
             math.log(MIN_PREDICTED_PARTIALITY),
-            np.ascontiguousarray(np.linalg.inv(basis)),
+            np.ascontiguousarray(np.linalg.inv(panel.basis_mm())),
             float(panel.width_pxl),
             float(panel.height_pxl),
             0.5 * (1.0 + self._polarization_factor),

@@ -41,8 +41,9 @@ class Panel:
         """Perpendicular distance from the sample (lab origin) to the panel plane."""
         return float(abs(np.dot(self.normal, self.origin_mm)))
 
-    def _basis(self) -> np.ndarray:
-        """Columns: f̂·p, ŝ·p, O — so that lab = basis @ (x, y, 1)."""
+    def basis_mm(self) -> np.ndarray:
+        """Columns: f̂·p, ŝ·p, O (mm): one pixel step along x and along y, and the corner of
+        pixel (0, 0), so that lab = basis @ (x, y, 1)."""
         p = self.pixel_size_mm
         return np.column_stack(
             [np.multiply(self.fast, p), np.multiply(self.slow, p), self.origin_mm]
@@ -53,7 +54,7 @@ class Panel:
         x = np.asarray(x_pxl, dtype=np.float64)
         y = np.asarray(y_pxl, dtype=np.float64)
         stacked = np.stack([x, y, np.ones_like(x)], axis=-1)
-        lab_mm: np.ndarray = stacked @ self._basis().T
+        lab_mm: np.ndarray = stacked @ self.basis_mm().T
         return lab_mm
 
     def ray_to_pixel(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,7 +65,7 @@ class Panel:
         the image are returned as they are; callers decide about bounds.
         """
         d = np.asarray(directions, dtype=np.float64)
-        uvw = d @ np.linalg.inv(self._basis()).T
+        uvw = d @ np.linalg.inv(self.basis_mm()).T
         w = uvw[..., 2]
         hits = w > 1e-12
         with np.errstate(divide="ignore", invalid="ignore"):

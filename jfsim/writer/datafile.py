@@ -90,9 +90,8 @@ class ImageFile:
         tree.write(self.h5)
         # blocks reserved ahead of the chunks: appending page by page costs the writes more
         self._disk = DiskReservation(self.h5.id.get_vfd_handle())
-        self.images = self.h5["entry/data/data"]
         # looked up once: each h5py look-up takes HDF5's lock, which the chunk thread holds
-        self._target = ChunkTarget.of(self.images)
+        self._target = ChunkTarget.of(self.h5["entry/data/data"])
         self._closed = False
 
     @property

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from jfsim.analysis.indexing.engines import ScoringEngine
 from jfsim.analysis.indexing.vectors import (
     best_basis,
+    best_first,
     distinct,
     fitting,
     hemisphere_directions,
@@ -83,7 +84,7 @@ def _candidate_vectors(
     in_band = amplitudes[:, band]
     peak = np.argmax(in_band, axis=1)
     strength = in_band[np.arange(in_band.shape[0]), peak]
-    strongest = np.argsort(-strength, kind="stable")[: options.candidates]
+    strongest = best_first(strength, options.candidates)
     return [directions[m] * lengths[band[peak[m]]] for m in strongest]
 
 

@@ -94,10 +94,12 @@ def _module_table(modules: tuple[DetectorModule, ...]) -> tuple[FloatArray, ...]
     """(corner of pixel (0, 0), fast and slow pixel steps, all ``(m, 3)`` mm; first column,
     first row, width, height, all ``(m,)`` pixels) of each module, for compiled code."""
     panels = [module.panel for module in modules]
+    bases = np.array([panel.basis_mm() for panel in panels], dtype=np.float64)
+    fast_mm, slow_mm, origin_mm = (np.ascontiguousarray(bases[:, :, k]) for k in range(3))
     return (
-        np.array([panel.origin_mm for panel in panels], dtype=np.float64),
-        np.array([np.multiply(p.fast, p.pixel_size_mm) for p in panels], dtype=np.float64),
-        np.array([np.multiply(p.slow, p.pixel_size_mm) for p in panels], dtype=np.float64),
+        origin_mm,
+        fast_mm,
+        slow_mm,
         np.array([module.origin_col for module in modules], dtype=np.float64),
         np.array([module.origin_row for module in modules], dtype=np.float64),
         np.array([panel.width_pxl for panel in panels], dtype=np.float64),
