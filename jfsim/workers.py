@@ -15,21 +15,16 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-__all__ = ["Job", "Worker"]
+__all__ = ["BatchWorker", "Job", "Worker"]
 
 Item = TypeVar("Item")
 
 
-class Worker(Generic[Item]):
-    """``put(item)`` queues an item for ``handle(item)`` on the worker's thread.
+class _Thread(Generic[Item]):
+    """The queue and the thread; ``_run`` is what the thread does with the queue."""
 
-    ``handle`` must not raise (it owns its errors); ``max_queued`` > 0 bounds the queue
-    (``put`` then waits for room).
-    """
-
-    def __init__(self, name: str, handle: Callable[[Item], None], max_queued: int = 0) -> None:
+    def __init__(self, name: str, max_queued: int) -> None:
         self.name = name
-        self._handle = handle
         self._max_queued = max_queued
         self._lock = threading.Lock()
         self._queue: queue.Queue[Item] | None = None
@@ -53,9 +48,52 @@ class Worker(Generic[Item]):
             return self._queue
 
     def _run(self, items: queue.Queue[Item]) -> None:
+        raise NotImplementedError
+
+
+class Worker(_Thread[Item]):
+    """``put(item)`` queues an item for ``handle(item)`` on the worker's thread.
+
+    ``handle`` must not raise (it owns its errors); ``max_queued`` > 0 bounds the queue
+    (``put`` then waits for room).
+    """
+
+    def __init__(self, name: str, handle: Callable[[Item], None], max_queued: int = 0) -> None:
+        super().__init__(name, max_queued)
+        self._handle = handle
+
+    def _run(self, items: queue.Queue[Item]) -> None:
         get, handle = items.get, self._handle
         while True:
             handle(get())
+
+
+class BatchWorker(_Thread[Item]):
+    """A ``Worker`` whose ``handle`` takes every item queued meanwhile, up to ``max_batch``
+    (the first one waited for, the others only if there): one wake-up and one call per
+    run of items rather than per item."""
+
+    def __init__(
+        self,
+        name: str,
+        handle: Callable[[list[Item]], None],
+        max_queued: int = 0,
+        max_batch: int = 16,
+    ) -> None:
+        super().__init__(name, max_queued)
+        self._handle_batch = handle
+        self.max_batch = max_batch
+
+    def _run(self, items: queue.Queue[Item]) -> None:
+        get, take, handle, limit = items.get, items.get_nowait, self._handle_batch, self.max_batch
+        while True:
+            batch = [get()]
+            try:
+                while len(batch) < limit:
+                    batch.append(take())
+            except queue.Empty:
+                pass
+            handle(batch)
 
 
 class Job:

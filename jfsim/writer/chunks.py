@@ -3,11 +3,12 @@
 A received image is one ``H5Dwrite_chunk`` of its compressed bytes: a memory copy into the
 page cache that takes about as long as the raw write of the same bytes. h5py holds the GIL
 through that call, so the writer's Python work per image (checks, analysis fields) cannot
-run meanwhile. Here the same HDF5 function is called through ctypes, which releases the
-GIL, from a background thread, while h5py's own lock (``phil``) is held so HDF5 is never
-entered from two threads at once: the copy of image *k* overlaps the Python work of image
-*k + 1*. The bytes are written from the buffer they arrived in (a ZeroMQ frame), never
-copied first.
+run meanwhile. Here the same HDF5 function is called from a background thread by a
+compiled loop that holds no GIL (``jfsim.writer.chunk_loop``), every chunk queued meanwhile
+in one call, while h5py's own lock (``phil``) is held so HDF5 is never entered from two
+threads at once: the copies of images *k*, *k + 1*, … overlap the Python work of the
+images after them. The bytes are written from the buffer they arrived in (a ZeroMQ frame),
+never copied first.
 
 A dataset is addressed by its ``ChunkTarget``, looked up once per data file: every look-up
 through h5py (even ``dataset.id``) takes ``phil``, which the chunk thread holds while it
@@ -19,12 +20,14 @@ costs milliseconds on a loaded machine, right when the first images arrive. Each
 counts its chunks in flight per dataset, so a data file can wait for its own chunks
 (``drain(dataset)``) while the next file's keep being written, and in all: with
 ``MAX_PENDING`` in flight ``submit`` waits until only ``RESUME_PENDING`` are left, so the
-two threads hand over once per 16 chunks rather than once per image.
+two threads hand over once per 16 chunks rather than once per image, and a batch holds
+HDF5's lock for at most ``MAX_BATCH`` chunks (~4 ms of JF4M images) before the main
+thread's own HDF5 calls get their turn.
 
 Two engines with one contract (``submit`` then ``drain``):
 
 * ``thread``: the above; available when the HDF5 library that h5py loaded can be found and
-  exports ``H5Dwrite_chunk`` (``probe`` says why not otherwise).
+  the compiled loop can be built (``probe`` says why not otherwise).
 * ``inline``: h5py's ``write_direct_chunk`` in the calling thread, the twin the tests
   compare against and the fallback of ``auto``.
 """
@@ -34,15 +37,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import h5py
 import numpy as np
 from h5py._objects import phil
 
-from jfsim.workers import Worker
-from jfsim.writer import hdf5_library
-from jfsim.writer.hdf5_library import hsize_t
+from jfsim.workers import BatchWorker
+from jfsim.writer import chunk_loop
+from jfsim.writer.chunk_loop import ChunkBatch
 
 __all__ = ["ENGINES", "ChunkTarget", "ChunkWriter", "probe"]
 
@@ -53,30 +55,47 @@ MAX_PENDING = 32
 #: ...until no more than this many are left. Waking the submitting thread once per 16
 #: chunks instead of once per chunk saves two thread switches per image.
 RESUME_PENDING = 16
+#: Chunks written under one hold of HDF5's lock, at most.
+MAX_BATCH = MAX_PENDING - RESUME_PENDING
 
-#: (writer, dataset identifier, row, pointer or bytes, length, object keeping the bytes alive)
-_Item = tuple["ChunkWriter", int, int, Any, int, Any]
+#: (writer, dataset identifier, row, address of the bytes, length, the array holding them)
+_Item = tuple["ChunkWriter", int, int, int, int, np.ndarray]
 
 
 def probe() -> str | None:
     """None when the ``thread`` engine can run here, else why not."""
-    return hdf5_library.probe()
+    return chunk_loop.probe()
 
 
-def _write_chunk(item: _Item) -> None:
-    """The chunk thread's work: one chunk, its outcome reported to its writer."""
-    writer, dataset_id, row, data, length, _keep = item
-    offset = (hsize_t * 3)(row, 0, 0)
-    try:
-        with phil:  # HDF5 is not thread-safe: h5py's lock, as h5py's own calls
-            status = hdf5_library.library().H5Dwrite_chunk(dataset_id, 0, 0, offset, length, data)
-    except Exception:  # a bad argument; the thread must live on for every writer
-        status = -1
-    writer._written(dataset_id, row, status)
+class _BatchWriter:
+    """The chunk thread's work: every queued chunk in one compiled call, each outcome
+    reported to its writer."""
+
+    def __init__(self) -> None:
+        self._batch: ChunkBatch | None = None  # made on the thread's first batch
+
+    def __call__(self, items: list[_Item]) -> None:
+        if self._batch is None:
+            self._batch = ChunkBatch(MAX_BATCH)
+        batch = self._batch
+        for index, (_writer, dataset_id, row, address, length, _keep) in enumerate(items):
+            batch.put(index, dataset_id, row, address, length)
+        try:
+            with phil:  # HDF5 is not thread-safe: h5py's lock, as h5py's own calls
+                statuses = batch.write(len(items)).tolist()
+        except Exception:  # a bad argument; the thread must live on for every writer
+            statuses = [-1] * len(items)
+        outcomes: dict[ChunkWriter, list[tuple[int, int, int]]] = {}
+        for (writer, dataset_id, row, *_rest), status in zip(items, statuses, strict=True):
+            outcomes.setdefault(writer, []).append((dataset_id, row, status))
+        for writer, written in outcomes.items():
+            writer._written(written)
 
 
 #: The process's chunk-writing thread, shared by every writer.
-_CHUNK_THREAD: Worker[_Item] = Worker("jfsim-write-chunks", _write_chunk, 4 * MAX_PENDING)
+_CHUNK_THREAD: BatchWorker[_Item] = BatchWorker(
+    "jfsim-write-chunks", _BatchWriter(), 4 * MAX_PENDING, MAX_BATCH
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,29 +143,29 @@ class ChunkWriter:
                 self._done.wait_for(lambda: self._pending <= RESUME_PENDING)
             self._pending += 1
             self._in_flight[dataset_id] = self._in_flight.get(dataset_id, 0) + 1
-        data: Any
-        keep: Any = None
-        if isinstance(payload, bytes):
-            data, length = payload, len(payload)
-        else:  # a frame's buffer: its address, and the view that keeps the frame alive
-            keep = np.frombuffer(payload, dtype=np.uint8)
-            data, length = keep.ctypes.data, keep.nbytes
-        _CHUNK_THREAD.put((self, dataset_id, row, data, length, keep))
+        # the address of the bytes, and the view that keeps them (a frame's buffer) alive
+        keep = np.frombuffer(payload, dtype=np.uint8)
+        _CHUNK_THREAD.put((self, dataset_id, row, keep.ctypes.data, keep.nbytes, keep))
 
-    def _written(self, dataset_id: int, row: int, status: int) -> None:
-        """Called by the chunk thread after each chunk."""
+    def _written(self, written: list[tuple[int, int, int]]) -> None:
+        """Called by the chunk thread after each batch: (dataset, row, HDF5 status) of
+        each of this writer's chunks in it."""
         with self._done:
-            if status < 0:
-                self._errors.setdefault(dataset_id, []).append(
-                    f"image row {row}: H5Dwrite_chunk failed"
-                )
-            self._pending -= 1
-            left = self._in_flight[dataset_id] - 1
-            if left:
-                self._in_flight[dataset_id] = left
-            else:
-                del self._in_flight[dataset_id]
-            if not left or self._pending == RESUME_PENDING:
+            wake = False
+            for dataset_id, row, status in written:
+                if status < 0:
+                    self._errors.setdefault(dataset_id, []).append(
+                        f"image row {row}: H5Dwrite_chunk failed"
+                    )
+                left = self._in_flight[dataset_id] - 1
+                if left:
+                    self._in_flight[dataset_id] = left
+                else:
+                    del self._in_flight[dataset_id]
+                    wake = True
+            was_pending = self._pending
+            self._pending -= len(written)
+            if wake or self._pending <= RESUME_PENDING < was_pending:
                 self._done.notify_all()
 
     def in_flight(self, target: ChunkTarget) -> int:

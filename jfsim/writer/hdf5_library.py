@@ -129,6 +129,11 @@ class Hdf5Library:
             function.restype = restype
             setattr(self, name, function)
 
+    def address(self, name: str) -> int:
+        """Where the C function ``name`` is (0: nowhere), for compiled code to call it."""
+        function: Any = getattr(self, name)
+        return ctypes.cast(function, ctypes.c_void_p).value or 0
+
     @staticmethod
     def check(result: int, call: str, what: str | bytes) -> int:
         if result < 0:

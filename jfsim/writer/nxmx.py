@@ -132,9 +132,10 @@ def write_nxmx_metadata(
     tree, problems = nxmx_tree(start, end, plan, received, state)
     tree.write(h5)
     detector = h5[DETECTOR]
-    # Contiguous (not chunked) uint32: Neggia's requirement (conformance.md §5.3); its bytes
-    # are written by a thread while the rest of the master is (jfsim.writer.mask).
-    detector["pixel_mask"] = pixel_mask.store(detector["detectorSpecific"], "pixel_mask")
+    specific = detector["detectorSpecific"]
+    if "pixel_mask" not in specific:  # not stored as the file was opened
+        store_pixel_mask(h5, pixel_mask)
+    detector["pixel_mask"] = specific["pixel_mask"]
     flatfields = start.get("flatfield")
     flatfield = _as_array(flatfields.get("default")) if isinstance(flatfields, Mapping) else None
     if flatfield is not None and flatfield.shape == plan.image_shape:
@@ -142,6 +143,16 @@ def write_nxmx_metadata(
             "flatfield", data=flatfield.astype("f4"), chunks=flatfield.shape, **_bitshuffle()
         )
     return problems
+
+
+def store_pixel_mask(h5: h5py.File, pixel_mask: PixelMask) -> None:
+    """Create ``detectorSpecific/pixel_mask`` and start writing the mask into it.
+
+    Contiguous (not chunked) uint32: Neggia's requirement (conformance.md §5.3). Its bytes
+    are written by a thread (``jfsim.writer.mask``): call ``pixel_mask.finish()`` before
+    closing the file. The groups get their NeXus attributes from ``write_nxmx_metadata``.
+    """
+    pixel_mask.store(h5.require_group(f"{DETECTOR}/detectorSpecific"), "pixel_mask")
 
 
 def nxmx_tree(

@@ -28,6 +28,7 @@ import zmq
 import zmq.utils.monitor
 
 from jfsim.protocol import Message, ProtocolError, decode, message_type
+from jfsim.writer import chunks
 from jfsim.writer.errors import WriterError
 from jfsim.writer.plan import FileFormat
 from jfsim.writer.series_writer import (
@@ -143,6 +144,8 @@ class WriterService:
             raise WriterError(
                 f"root directory {config.root_dir}: not a directory; create it or pass -R DIR"
             )
+        # the compiled chunk loop is built or loaded (0.2-0.5 s) now, not as images arrive
+        chunks.probe()
         self._own_context = context is None
         self.context = context or zmq.Context()
         self.counters = ServiceCounters()

@@ -503,12 +503,18 @@ def test_complete_data_files_are_closed_before_the_end_message(tmp_path):
     for image in series.images[:3]:
         writer.add_image(image)
     writer.close_complete_files(wait=True)  # what the service does when no message comes
-    assert tree(tmp_path) == ["run/tiny_data_000001.h5"]
+    final = [name for name in tree(tmp_path) if not name.endswith(".tmp")]
+    assert final == ["run/tiny_data_000001.h5"]
     assert writer.closed_files == ["run/tiny_data_000001.h5"]
     for image in series.images[3:]:
         writer.add_image(image)
     writer.close_complete_files(wait=True)
-    assert tree(tmp_path) == [f"run/tiny_data_00000{k}.h5" for k in (1, 2, 3)]
+    final = [name for name in tree(tmp_path) if not name.endswith(".tmp")]
+    assert final == [f"run/tiny_data_00000{k}.h5" for k in (1, 2, 3)]
+    # the master is open from the start under its temporary name (its mask written early)
+    assert [name for name in tree(tmp_path) if name.endswith(".tmp")] == [
+        f"run/{writer._master_tmp_path.name}"
+    ]
     assert writer.finish(series.end, SeriesState.COMPLETED).images_written == 7
     assert np.array_equal(read_all_images(tmp_path / "run/tiny_master.h5"), np.stack(series.pixels))
 

@@ -141,13 +141,14 @@ def test_a_link_replaced_during_the_series_refuses_the_next_file(tmp_path):
     elsewhere.mkdir()
     series = make_series(tiny_experiment(file_prefix="run/x", file_format="legacy"))
     writer = SeriesWriter(series.start, root)
-    os.rmdir(root / "run")
+    os.rename(root / "run", tmp_path / "moved")  # with the master, open since the start
     (root / "run").symlink_to(elsewhere)
     for image in series.images:
         writer.add_image(image)
     summary = writer.finish(series.end, SeriesState.COMPLETED)
     assert summary.state == "failed" and summary.images_written == 0
     assert list(elsewhere.iterdir()) == []
+    assert [path.suffix for path in (tmp_path / "moved").iterdir()] == [".tmp"]
 
 
 def test_a_link_inside_the_root_is_followed(tmp_path):
@@ -178,7 +179,7 @@ def test_missing_subdirectories_are_created_even_without_images(tmp_path, file_f
 def test_a_master_that_cannot_be_written_is_a_failure_not_completed(tmp_path):
     series = make_series(tiny_experiment(file_prefix="run/x", number_of_images=2), extras=False)
     writer = SeriesWriter(series.start, tmp_path)
-    os.rmdir(tmp_path / "run")
+    os.rename(tmp_path / "run", tmp_path / "moved")  # with the master, open since the start
     (tmp_path / "run").write_bytes(b"a file where the directory was")
     summary = writer.finish(series.end, SeriesState.COMPLETED)
     assert summary.state == "failed"
