@@ -75,12 +75,12 @@ class _BatchWriter:
         self._batch: ChunkBatch | None = None  # made on the thread's first batch
 
     def __call__(self, items: list[_Item]) -> None:
-        if self._batch is None:
-            self._batch = ChunkBatch(MAX_BATCH)
-        batch = self._batch
-        for index, (_writer, dataset_id, row, address, length, _keep) in enumerate(items):
-            batch.put(index, dataset_id, row, address, length)
         try:
+            if self._batch is None:
+                self._batch = ChunkBatch(MAX_BATCH)
+            batch = self._batch
+            for index, (_writer, dataset_id, row, address, length, _keep) in enumerate(items):
+                batch.put(index, dataset_id, row, address, length)
             with phil:  # HDF5 is not thread-safe: h5py's lock, as h5py's own calls
                 statuses = batch.write(len(items)).tolist()
         except Exception:  # a bad argument; the thread must live on for every writer

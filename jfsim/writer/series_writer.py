@@ -224,7 +224,7 @@ class SeriesWriter:
                 detector_group="instrument/detector/detectorSpecific",
             )
         elif self.plan.writes_files and self.plan.write_master_file:
-            self._master = self._open_master()
+            self._open_master()
 
     def _new_image_file(
         self,
