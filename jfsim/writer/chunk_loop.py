@@ -106,12 +106,13 @@ class ChunkBatch:
         self.statuses = np.zeros(capacity, dtype=np.int32)
         self._function_address = _function_address()
 
-    def put(self, index: int, dataset_id: int, row: int, data_address: int, length: int) -> None:
-        """Describe chunk ``index`` of the batch: image ``row`` of ``dataset_id``."""
+    def put(self, index: int, dataset_id: int, row: int, data: np.ndarray) -> None:
+        """Describe chunk ``index`` of the batch: ``data`` (bytes, uint8) as image ``row``
+        of ``dataset_id``."""
         self.dataset_ids[index] = dataset_id
         self.offsets[index, 0] = row
-        self.lengths[index] = length
-        self.data_addresses[index] = data_address
+        self.lengths[index] = data.nbytes
+        self.data_addresses[index] = data.ctypes.data
 
     def write(self, count: int) -> np.ndarray:
         """Write the first ``count`` chunks; returns their HDF5 status (< 0: failed)."""

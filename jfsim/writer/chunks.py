@@ -58,8 +58,8 @@ RESUME_PENDING = 16
 #: Chunks written under one hold of HDF5's lock, at most.
 MAX_BATCH = MAX_PENDING - RESUME_PENDING
 
-#: (writer, dataset identifier, row, address of the bytes, length, the array holding them)
-_Item = tuple["ChunkWriter", int, int, int, int, np.ndarray]
+#: (writer, dataset identifier, row, the chunk's bytes as an array that keeps them alive)
+_Item = tuple["ChunkWriter", int, int, np.ndarray]
 
 
 def probe() -> str | None:
@@ -79,14 +79,14 @@ class _BatchWriter:
             if self._batch is None:
                 self._batch = ChunkBatch(MAX_BATCH)
             batch = self._batch
-            for index, (_writer, dataset_id, row, address, length, _keep) in enumerate(items):
-                batch.put(index, dataset_id, row, address, length)
+            for index, (_writer, dataset_id, row, data) in enumerate(items):
+                batch.put(index, dataset_id, row, data)
             with phil:  # HDF5 is not thread-safe: h5py's lock, as h5py's own calls
                 statuses = batch.write(len(items)).tolist()
         except Exception:  # a bad argument; the thread must live on for every writer
             statuses = [-1] * len(items)
         outcomes: dict[ChunkWriter, list[tuple[int, int, int]]] = {}
-        for (writer, dataset_id, row, *_rest), status in zip(items, statuses, strict=True):
+        for (writer, dataset_id, row, _data), status in zip(items, statuses, strict=True):
             outcomes.setdefault(writer, []).append((dataset_id, row, status))
         for writer, written in outcomes.items():
             writer._written(written)
@@ -143,9 +143,8 @@ class ChunkWriter:
                 self._done.wait_for(lambda: self._pending <= RESUME_PENDING)
             self._pending += 1
             self._in_flight[dataset_id] = self._in_flight.get(dataset_id, 0) + 1
-        # the address of the bytes, and the view that keeps them (a frame's buffer) alive
-        keep = np.frombuffer(payload, dtype=np.uint8)
-        _CHUNK_THREAD.put((self, dataset_id, row, keep.ctypes.data, keep.nbytes, keep))
+        # a view of the bytes that keeps them (a frame's buffer) alive, not a copy
+        _CHUNK_THREAD.put((self, dataset_id, row, np.frombuffer(payload, dtype=np.uint8)))
 
     def _written(self, written: list[tuple[int, int, int]]) -> None:
         """Called by the chunk thread after each batch: (dataset, row, HDF5 status) of

@@ -37,7 +37,8 @@ import pytest
 from jfsim.experiment import experiment_preset
 from jfsim.protocol import Compression, PixelArray, encode
 from jfsim.series import ImageAnalysis, end_message, image_message, start_message
-from jfsim.writer import SeriesState, SeriesWriter, WriterConfig, WriterService, chunks
+from jfsim.writer import SeriesState, SeriesWriter, WriterConfig, WriterService
+from jfsim.writer.chunks import probe as load_chunk_loop
 from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile
 
 pytestmark = pytest.mark.benchmark
@@ -55,7 +56,7 @@ _ROUND_NUMBERS = itertools.count()
 def jf4m():
     """JF4M bslz4 frames (Poisson, mean 0.7 photon, gaps at the error value) and a message
     factory for a 300-image rotation series with 60 spots per image."""
-    chunks.probe()  # the compiled chunk loop, loaded as `jfsim write` loads it: at start
+    load_chunk_loop()  # the compiled chunk loop, loaded as `jfsim write` loads it: at start
     experiment = experiment_preset("lysozyme-rotation-jf4m")
     detector = experiment.detector
     rng = np.random.default_rng(5)
