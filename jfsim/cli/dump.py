@@ -22,6 +22,10 @@ EXIT_OK = 0
 EXIT_BAD_MESSAGES = 1
 SOCKET_SCHEMES = ("tcp://", "ipc://", "inproc://")
 SELF_DESCRIBE_TAG = b"\xd9\xd9\xf7"
+#: Longest single wait for a message. Ctrl-C may be delivered to another thread of the
+#: process (a library's worker), which does not interrupt the main thread's poll: only a
+#: return to Python lets the interpreter raise KeyboardInterrupt, so waits are sliced.
+POLL_SLICE_S = 0.1
 MAP_MAJOR_TYPE = 0xA0  # CBOR major type 5: maps, heads a0..bb and bf (indefinite length)
 MAP_LAST_HEAD = 0xBF
 
@@ -101,11 +105,19 @@ def _socket_frames(endpoint: str, sub: bool, timeout_s: float | None) -> Iterato
             socket.connect(endpoint)
         except zmq.ZMQError as error:
             raise DumpError(f"cannot connect to {endpoint}: {error}") from None
-        poll_ms = None if timeout_s is None else max(int(timeout_s * 1000), 1)
         while True:
-            if not socket.poll(poll_ms):
-                return
+            idle_until = None if timeout_s is None else time.monotonic() + timeout_s
+            while not socket.poll(_slice_ms(idle_until)):
+                if idle_until is not None and time.monotonic() >= idle_until:
+                    return
             yield socket.recv(copy=True)
+
+
+def _slice_ms(until: float | None) -> int:
+    """The next poll's timeout: a slice, or what is left of the idle timeout if less."""
+    if until is None:
+        return int(POLL_SLICE_S * 1000)
+    return max(int(min(until - time.monotonic(), POLL_SLICE_S) * 1000), 1)
 
 
 def _check_tcp_port(endpoint: str) -> None:

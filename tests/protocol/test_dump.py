@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -232,6 +234,53 @@ def test_ctrl_c_stops_with_a_summary(make_image_message) -> None:
             push.send(encode(make_image_message(image_id=9)))
             first_line = process.stdout.readline()  # handshake: it is running its loop
             process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=SOCKET_WAIT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert b"image 9" in first_line
+    assert process.returncode == 0
+    assert "interrupted" in stderr.decode()
+    assert any(line.split()[:2] == ["total", "1"] for line in stdout.decode().splitlines())
+
+
+def _threads_taking_sigint(pid: int) -> list[int]:
+    """Thread ids of ``pid``, other than its main thread, that do not block SIGINT."""
+    found = []
+    for name in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{name}/status") as status:
+            blocked = next(line for line in status if line.startswith("SigBlk:"))
+        if int(name) != pid and not int(blocked.split()[1], 16) & (1 << (signal.SIGINT - 1)):
+            found.append(int(name))
+    return found
+
+
+#: Linux's system call that signals one thread of a process, by machine.
+TGKILL_SYSCALL = {"x86_64": 234, "aarch64": 131}
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.uname().machine not in TGKILL_SYSCALL,
+    reason="needs Linux's /proc and tgkill (x86-64 or aarch64)",
+)
+def test_ctrl_c_delivered_to_another_thread_still_stops(make_image_message) -> None:
+    """The kernel may hand a process's SIGINT to any thread that does not block it; the
+    main thread, waiting on the socket, must still notice (it once waited forever)."""
+    with zmq.Context() as context, context.socket(zmq.PUSH) as push:
+        push.setsockopt(zmq.SNDTIMEO, int(SOCKET_WAIT_S * 1000))
+        push.setsockopt(zmq.LINGER, 0)
+        port = push.bind_to_random_port("tcp://127.0.0.1")
+        process = _spawn(f"tcp://127.0.0.1:{port}")
+        try:
+            push.send(encode(make_image_message(image_id=9)))
+            first_line = process.stdout.readline()  # handshake: it is running its loop
+            others = _threads_taking_sigint(process.pid)
+            if not others:
+                pytest.skip("jfsim dump runs no other thread that takes SIGINT here")
+            tgkill = TGKILL_SYSCALL[os.uname().machine]
+            libc = ctypes.CDLL(None, use_errno=True)
+            assert libc.syscall(tgkill, process.pid, others[0], signal.SIGINT) == 0
             stdout, stderr = process.communicate(timeout=SOCKET_WAIT_S)
         finally:
             if process.poll() is None:
