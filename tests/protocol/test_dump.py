@@ -227,12 +227,21 @@ def test_idle_timeout_stops_a_silent_socket(silent_tcp_endpoint: str, run_jfsim)
 
 def _interrupted_dump(make_image_message, interrupt: Callable[[subprocess.Popen], None]) -> None:
     """Run ``jfsim dump`` on a socket, send it one image, ``interrupt`` it, and check that
-    it stops with exit 0, says so, and prints its summary."""
+    it stops with exit 0, says so, and prints its summary.
+
+    The process starts with SIGINT at its default action, as from a terminal: a test run
+    started in the background by a shell without job control has SIGINT ignored, every
+    child inherits that, and a program rightly keeps an ignored SIGINT ignored."""
     with zmq.Context() as context, context.socket(zmq.PUSH) as push:
         push.setsockopt(zmq.SNDTIMEO, int(SOCKET_WAIT_S * 1000))
         push.setsockopt(zmq.LINGER, 0)
         port = push.bind_to_random_port("tcp://127.0.0.1")
-        process = _spawn(f"tcp://127.0.0.1:{port}")
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("jfsim")), "dump", f"tcp://127.0.0.1:{port}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         try:
             push.send(encode(make_image_message(image_id=9)))
             first_line = process.stdout.readline()  # handshake: it is running its loop
