@@ -22,9 +22,10 @@ EXIT_OK = 0
 EXIT_BAD_MESSAGES = 1
 SOCKET_SCHEMES = ("tcp://", "ipc://", "inproc://")
 SELF_DESCRIBE_TAG = b"\xd9\xd9\xf7"
-#: Longest single wait for a message. Ctrl-C may be delivered to another thread of the
-#: process (a library's worker), which does not interrupt the main thread's poll: only a
-#: return to Python lets the interpreter raise KeyboardInterrupt, so waits are sliced.
+#: Longest single wait for a message. Ctrl-C does not always interrupt the main thread's
+#: poll: it may land just before the poll begins, or on another thread of the process (a
+#: library's worker). Only a return to Python lets the interpreter raise KeyboardInterrupt,
+#: so waits are sliced.
 POLL_SLICE_S = 0.1
 MAP_MAJOR_TYPE = 0xA0  # CBOR major type 5: maps, heads a0..bb and bf (indefinite length)
 MAP_LAST_HEAD = 0xBF
