@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,11 +165,12 @@ def test_help_teaches_with_examples(run_jfsim) -> None:
     assert b"examples:" in result.stdout and b"--json" in result.stdout
 
 
-def _spawn(*args: str) -> subprocess.Popen:
+def _spawn(*args: str, **popen_options: Any) -> subprocess.Popen:
     return subprocess.Popen(
         [str(Path(sys.executable).with_name("jfsim")), "dump", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        **popen_options,
     )
 
 
@@ -236,10 +238,8 @@ def _interrupted_dump(make_image_message, interrupt: Callable[[subprocess.Popen]
         push.setsockopt(zmq.SNDTIMEO, int(SOCKET_WAIT_S * 1000))
         push.setsockopt(zmq.LINGER, 0)
         port = push.bind_to_random_port("tcp://127.0.0.1")
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("jfsim")), "dump", f"tcp://127.0.0.1:{port}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        process = _spawn(
+            f"tcp://127.0.0.1:{port}",
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
