@@ -240,6 +240,19 @@ def _clocked(function) -> tuple[float, float]:  # type: ignore[no-untyped-def]
 def test_bench_process_vs_read_and_decompress(benchmark, tmp_path_factory) -> None:
     """Rounds alternate baseline and process, so both see the same load. On a shared machine
     the CPU-time ratio is the steadier figure: other jobs stretch wall time, not CPU time."""
+    _process_vs_read_and_decompress(benchmark, tmp_path_factory, "cpu")
+
+
+@pytest.mark.benchmark
+@pytest.mark.gpu
+def test_bench_gpu_process_vs_read_and_decompress(benchmark, tmp_path_factory) -> None:
+    """The same whole run with the GPU engine: the cores are left only the decompression."""
+    if gpu_engine.probe() is not None or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        pytest.skip("no CUDA device (numba.cuda.is_available() is false)")
+    _process_vs_read_and_decompress(benchmark, tmp_path_factory, "gpu")
+
+
+def _process_vs_read_and_decompress(benchmark, tmp_path_factory, device: str) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("bench_process")
     master = _write(folder, PROCESS_IMAGES)
     run = open_run(master)
@@ -260,12 +273,12 @@ def test_bench_process_vs_read_and_decompress(benchmark, tmp_path_factory) -> No
             folder / "processed",
             no_indexing,
             threads=threads,
-            device="cpu",
+            device=device,
             overwrite=True,
         )
 
     process_run(  # compile outside the timing
-        master, folder / "warm", ProcessSettings().with_overrides(end=3), device="cpu"
+        master, folder / "warm", ProcessSettings().with_overrides(end=3), device=device
     )
     rounds = int(os.environ.get("JFSIM_BENCH_PROCESS_ROUNDS", "3"))
     baseline, processed, load = [], [], []
@@ -279,6 +292,7 @@ def test_bench_process_vs_read_and_decompress(benchmark, tmp_path_factory) -> No
     cpu_ratios = [b[1] / p[1] for b, p in zip(baseline, processed, strict=True)]
     benchmark.extra_info.update(
         {
+            "device": device,
             "images": run.n_images,
             "threads": threads,
             "read_decompress_wall_s": [round(b[0], 2) for b in baseline],
@@ -344,7 +358,7 @@ def test_bench_per_frame_costs_jf4m(benchmark, small_run: Path) -> None:
 def test_bench_gpu_engine_jf4m(benchmark, small_run: Path) -> None:
     if gpu_engine.probe() is not None or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         pytest.skip("no CUDA device (numba.cuda.is_available() is false)")
-    plan = _plan(small_run, "defaults")
+    plan = replace(_plan(small_run, "defaults"), indexing=None)  # the pixel analyses alone
     frames = [FrameReader(plan.run).read(i).pixels.copy() for i in range(N_FRAMES)]
     on_gpu = ImageAnalyser(plan, device="gpu")
     on_cpu = ImageAnalyser(plan, device="cpu")
@@ -353,7 +367,16 @@ def test_bench_gpu_engine_jf4m(benchmark, small_run: Path) -> None:
     cpu_s = _best(lambda: on_cpu.analyse(0, frames[1]), 5)
     gpu_s = _best(lambda: on_gpu.analyse(0, frames[1]), 10)
     benchmark.pedantic(lambda: on_gpu.analyse(0, frames[1]), rounds=10)
+    prepared = gpu_engine.prepare(plan)
+    upload_s = _best(lambda: prepared.upload(frames[1]), 10)
+    engine_s = _best(lambda: gpu_engine.run(prepared, frames[1]), 10)
     benchmark.extra_info.update(
-        {"cpu_frame_s": cpu_s, "gpu_frame_s": gpu_s, "gpu_speedup_vs_one_core": cpu_s / gpu_s}
+        {
+            "cpu_frame_s": cpu_s,
+            "gpu_frame_s": gpu_s,
+            "gpu_speedup_vs_one_core": cpu_s / gpu_s,
+            "gpu_engine_s": engine_s,
+            "gpu_upload_s": upload_s,
+        }
     )
     print(f"\n{benchmark.name}: {benchmark.extra_info}")

@@ -7,6 +7,12 @@ the same function the CPU engine calls. Accumulators are integers, so the order 
 atomics does not matter and the results equal the CPU engine's; only the candidate list
 comes back unordered and is sorted (row-major) before the strong pixels are grouped.
 Tested against the CPU engine under ``NUMBA_ENABLE_CUDASIM=1``.
+
+Every viable pixel updates the same five statistics slots, and every ROI pixel its ROI's
+row: as global atomics those serialise millions of threads on a few addresses (measured
+on an H200: a JF4M frame's pass took longer than one CPU core's). Each block therefore
+accumulates them in shared memory and adds its totals to the frame's once. The frame and
+the accumulators live in device buffers made once per thread, not once per frame.
 """
 
 from __future__ import annotations
@@ -17,20 +23,28 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 from numba import cuda  # module level: the CUDA simulator patches this global
 
 from jfsim.analysis.azimuthal import AZ_LOST
 from jfsim.analysis.engines import EngineOutput
-from jfsim.analysis.pixel_statistics import new_statistics_accumulator
+from jfsim.analysis.pixel_statistics import (
+    N_STATS,
+    STAT_MAX,
+    STAT_MIN,
+    new_statistics_accumulator,
+)
 from jfsim.analysis.plan import AnalysisPlan
-from jfsim.analysis.roi import new_roi_accumulator
+from jfsim.analysis.roi import N_ROI_FIELDS, ROI_MAX, new_roi_accumulator
+from jfsim.analysis.settings import MAX_ROIS
 from jfsim.engines import cuda_probe
 
 __all__ = ["NAME", "GpuOptions", "PreparedGpu", "prepare", "probe", "run"]
 
 NAME = "gpu"
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,31 +91,57 @@ def _kernels() -> dict[str, Any]:
         candidates,
         counter,
     ):
+        block_stats = cuda.shared.array(N_STATS, numba.int64)
+        block_rois = cuda.shared.array((MAX_ROIS, N_ROI_FIELDS), numba.int64)
+        thread, n_threads = cuda.threadIdx.x, cuda.blockDim.x
+        for slot in range(thread, N_STATS, n_threads):  # as new_statistics_accumulator()
+            block_stats[slot] = 0
+            if slot == STAT_MIN:
+                block_stats[slot] = _INT64_MAX
+            elif slot == STAT_MAX:
+                block_stats[slot] = _INT64_MIN
+        for slot in range(thread, MAX_ROIS * N_ROI_FIELDS, n_threads):  # new_roi_accumulator()
+            row, field = slot // N_ROI_FIELDS, slot % N_ROI_FIELDS
+            block_rois[row, field] = _INT64_MIN if field == ROI_MAX else 0
+        cuda.syncthreads()
         index = cuda.grid(1)
-        if index >= frame.shape[0]:
-            return
-        value = frame[index]
-        if value == 0 and skip_zero:
-            return
-        visit_pixel(
-            index,
-            value,
-            pixel_class,
-            bin_map,
-            correction,
-            roi_map,
-            has_rois,
-            width,
-            error,
-            saturation,
-            threshold,
-            stats,
-            azimuthal,
-            lost_correction,
-            rois,
-            candidates,
-            counter,
-        )
+        if index < frame.shape[0]:
+            value = frame[index]
+            if value != 0 or not skip_zero:
+                visit_pixel(
+                    index,
+                    value,
+                    pixel_class,
+                    bin_map,
+                    correction,
+                    roi_map,
+                    has_rois,
+                    width,
+                    error,
+                    saturation,
+                    threshold,
+                    block_stats,
+                    azimuthal,
+                    lost_correction,
+                    block_rois,
+                    candidates,
+                    counter,
+                )
+        cuda.syncthreads()
+        for slot in range(thread, N_STATS, n_threads):
+            if slot == STAT_MIN:
+                cuda.atomic.min(stats, slot, block_stats[slot])
+            elif slot == STAT_MAX:
+                cuda.atomic.max(stats, slot, block_stats[slot])
+            else:
+                cuda.atomic.add(stats, slot, block_stats[slot])
+        if has_rois:
+            for slot in range(thread, rois.shape[0] * N_ROI_FIELDS, n_threads):
+                row, field = slot // N_ROI_FIELDS, slot % N_ROI_FIELDS
+                if field == ROI_MAX:
+                    cuda.atomic.max(rois, (row, field), block_rois[row, field])
+                else:
+                    cuda.atomic.add(rois, (row, field), block_rois[row, field])
 
     @cuda.jit
     def test_candidates(  # type: ignore[no-untyped-def]
@@ -155,6 +195,29 @@ class PreparedGpu:
         self.capacity = options.max_candidates or plan.spots.max_candidates
         self.candidates = cuda.device_array(self.capacity, dtype=np.int64)
         self.skip_zero = plan.error_value != 0 and plan.saturation_value > 0
+        n_bins = plan.azimuthal.n_bins
+        #: Each accumulator's starting value, copied into its device buffer before a frame.
+        self.fresh = (
+            new_statistics_accumulator(),
+            np.zeros((n_bins, AZ_LOST + 1), dtype=np.int64),
+            np.zeros(n_bins, dtype=np.float64),
+            new_roi_accumulator(plan.rois.n_rois),
+            np.zeros(1, dtype=np.int64),
+        )
+        self.stats, self.azimuthal, self.lost_correction, self.rois, self.counter = (
+            cuda.device_array_like(fresh) for fresh in self.fresh
+        )
+        self.frame: Any = None  # made at the first frame, in the frames' type
+
+    def upload(self, frame: npt.NDArray[Any]) -> Any:
+        """The frame in its device buffer, the accumulators reset."""
+        if self.frame is None or self.frame.shape != frame.shape or self.frame.dtype != frame.dtype:
+            self.frame = self.kernels["cuda"].device_array_like(frame)
+        self.frame.copy_to_device(frame)
+        buffers = (self.stats, self.azimuthal, self.lost_correction, self.rois, self.counter)
+        for buffer, fresh in zip(buffers, self.fresh, strict=True):
+            buffer.copy_to_device(fresh)
+        return self.frame
 
     def blocks(self, n_threads: int) -> int:
         return max(1, math.ceil(n_threads / self.options.threads_per_block))
@@ -174,12 +237,9 @@ def run(prepared: PreparedGpu, pixels: npt.NDArray[Any]) -> EngineOutput:
     threads = prepared.options.threads_per_block
     frame_host = np.ascontiguousarray(pixels)
     started = time.perf_counter()
-    frame = cuda.to_device(frame_host)
-    stats = cuda.to_device(new_statistics_accumulator())
-    azimuthal = cuda.to_device(np.zeros((plan.azimuthal.n_bins, AZ_LOST + 1), dtype=np.int64))
-    lost_correction = cuda.to_device(np.zeros(plan.azimuthal.n_bins, dtype=np.float64))
-    rois = cuda.to_device(new_roi_accumulator(plan.rois.n_rois))
-    counter = cuda.to_device(np.zeros(1, dtype=np.int64))
+    frame = prepared.upload(frame_host)
+    stats, azimuthal, rois = prepared.stats, prepared.azimuthal, prepared.rois
+    lost_correction, counter = prepared.lost_correction, prepared.counter
     n_pixels = frame_host.size
     kernels["pixel_pass"][prepared.blocks(n_pixels), threads](
         frame.reshape(n_pixels),
@@ -202,7 +262,7 @@ def run(prepared: PreparedGpu, pixels: npt.NDArray[Any]) -> EngineOutput:
     )
     n_found = int(counter.copy_to_host()[0])
     n_candidates = min(n_found, prepared.capacity)
-    candidates = np.sort(prepared.candidates.copy_to_host()[:n_candidates])
+    candidates = np.sort(prepared.candidates[:n_candidates].copy_to_host())
     passed = time.perf_counter()
     means = np.full(n_candidates, np.nan)
     if n_candidates:
