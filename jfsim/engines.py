@@ -7,6 +7,7 @@ Engine modules follow one contract (style.md Part 2 §5): ``NAME``, ``probe() ->
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from types import ModuleType
@@ -21,8 +22,14 @@ _log = logging.getLogger(__name__)
 DEVICES = ("cpu", "gpu", "auto")
 
 
+@functools.cache
 def cuda_probe() -> str | None:
-    """None when a CUDA device (or the numba CUDA simulator) is usable, else the reason."""
+    """None when a CUDA device (or the numba CUDA simulator) is usable, else the reason.
+
+    A device is not enough: numba's CUDA target sets itself up at the first compilation,
+    and one that does not support the installed numpy fails there (numba-cuda 0.30.4 with
+    numpy 2.5: ``np.row_stack``), which would break ``--device auto`` after it chose the
+    GPU. One trivial kernel is therefore compiled here, once per process."""
     from numba import cuda
 
     try:
@@ -31,7 +38,18 @@ def cuda_probe() -> str | None:
         return f"CUDA driver error ({error})"
     if not available:
         return "no CUDA device found (numba.cuda.is_available() is false)"
+    try:
+        cuda.jit("void(int64[:])")(_probe_kernel)
+    except Exception as error:  # whatever numba raises while it sets up its CUDA target
+        return (
+            f"numba cannot compile for CUDA ({type(error).__name__}: {error}); check that "
+            "the installed numba-cuda supports this numpy"
+        )
     return None
+
+
+def _probe_kernel(values):  # type: ignore[no-untyped-def]
+    values[0] += 1
 
 
 def select_engine(device: str, engines: Mapping[str, ModuleType]) -> ModuleType:
