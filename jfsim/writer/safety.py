@@ -70,7 +70,8 @@ def contained_directory(root_dir: Path, directory: Path) -> Path:
     """Create ``directory`` (below ``root_dir``) if missing; refuse one that leaves the root.
 
     Both are resolved after following links. Each missing component is created on its own
-    and checked again, so a link that appears meanwhile is caught.
+    and checked again, so a link that appears meanwhile is caught. A component that another
+    writer creates meanwhile (two writers on one root) is taken as found.
 
     Raises:
         UnsafePrefixError: ``directory`` resolves outside ``root_dir`` (through a link), or a
@@ -87,6 +88,8 @@ def contained_directory(root_dir: Path, directory: Path) -> Path:
     probe = real_directory
     while not os.path.isdir(probe):
         if os.path.lexists(probe):
+            if os.path.isdir(probe):  # made by another writer since the test above
+                break
             raise UnsafePrefixError(
                 f"file_prefix directory {directory}: {probe} exists and is not a directory"
             )

@@ -368,7 +368,7 @@ def test_bench_gpu_engine_jf4m(benchmark, small_run: Path) -> None:
     gpu_s = _best(lambda: on_gpu.analyse(0, frames[1]), 10)
     benchmark.pedantic(lambda: on_gpu.analyse(0, frames[1]), rounds=10)
     prepared = gpu_engine.prepare(plan)
-    upload_s = _best(lambda: prepared.upload(frames[1]), 10)
+    upload_s = _best(lambda: (prepared.upload(frames[1]), prepared.stream.synchronize()), 10)
     engine_s = _best(lambda: gpu_engine.run(prepared, frames[1]), 10)
     benchmark.extra_info.update(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import h5py
@@ -553,3 +554,39 @@ def test_more_images_than_the_chunk_thread_holds_are_all_written(tmp_path):
     assert summary.images_written == n_images
     assert len(summary.files) == 1 + 3  # the master and three data files
     assert np.array_equal(read_all_images(tmp_path / "run/tiny_master.h5"), np.stack(series.pixels))
+
+
+def _create_at_once(root: Path, wanted: Path, n_threads: int) -> list[BaseException]:
+    """``contained_directory(root, wanted)`` from ``n_threads`` threads released together;
+    the exceptions they raised."""
+    from jfsim.writer.safety import contained_directory
+
+    gate = threading.Barrier(n_threads)
+    failures: list[BaseException] = []
+
+    def create() -> None:
+        gate.wait()
+        try:
+            contained_directory(root, wanted)
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=create) for _ in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+def test_writers_creating_the_same_prefix_directory_at_once_both_succeed(tmp_path) -> None:
+    """Two writers on one root (one per image socket) create the prefix's directories at
+    the same moment: the one that loses the race must find the other's directory, not
+    refuse the series (seen as "exists and is not a directory")."""
+    for attempt in range(40):
+        root = tmp_path / f"root{attempt}"
+        root.mkdir()
+        wanted = root / "run" / "day" / "sample"
+        failures = _create_at_once(root, wanted, 6)
+        assert not failures, failures[0]
+        assert wanted.is_dir()

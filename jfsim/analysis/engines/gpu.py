@@ -208,15 +208,18 @@ class PreparedGpu:
             cuda.device_array_like(fresh) for fresh in self.fresh
         )
         self.frame: Any = None  # made at the first frame, in the frames' type
+        #: This thread's queue of GPU work: threads sharing the legacy default stream would
+        #: wait for each other's copies and kernels.
+        self.stream = cuda.stream()
 
     def upload(self, frame: npt.NDArray[Any]) -> Any:
         """The frame in its device buffer, the accumulators reset."""
         if self.frame is None or self.frame.shape != frame.shape or self.frame.dtype != frame.dtype:
-            self.frame = self.kernels["cuda"].device_array_like(frame)
-        self.frame.copy_to_device(frame)
+            self.frame = self.kernels["cuda"].device_array_like(frame, stream=self.stream)
+        self.frame.copy_to_device(frame, stream=self.stream)
         buffers = (self.stats, self.azimuthal, self.lost_correction, self.rois, self.counter)
         for buffer, fresh in zip(buffers, self.fresh, strict=True):
-            buffer.copy_to_device(fresh)
+            buffer.copy_to_device(fresh, stream=self.stream)
         return self.frame
 
     def blocks(self, n_threads: int) -> int:
@@ -235,13 +238,14 @@ def run(prepared: PreparedGpu, pixels: npt.NDArray[Any]) -> EngineOutput:
     plan = prepared.plan
     spot = plan.spots
     threads = prepared.options.threads_per_block
+    stream = prepared.stream
     frame_host = np.ascontiguousarray(pixels)
     started = time.perf_counter()
     frame = prepared.upload(frame_host)
     stats, azimuthal, rois = prepared.stats, prepared.azimuthal, prepared.rois
     lost_correction, counter = prepared.lost_correction, prepared.counter
     n_pixels = frame_host.size
-    kernels["pixel_pass"][prepared.blocks(n_pixels), threads](
+    kernels["pixel_pass"][prepared.blocks(n_pixels), threads, stream](
         frame.reshape(n_pixels),
         prepared.pixel_class_flat,
         prepared.bin_map,
@@ -260,17 +264,19 @@ def run(prepared: PreparedGpu, pixels: npt.NDArray[Any]) -> EngineOutput:
         prepared.candidates,
         counter,
     )
-    n_found = int(counter.copy_to_host()[0])
+    n_found = int(counter.copy_to_host(stream=stream)[0])
     n_candidates = min(n_found, prepared.capacity)
-    candidates = np.sort(prepared.candidates[:n_candidates].copy_to_host())
+    candidates = prepared.candidates[:n_candidates].copy_to_host(stream=stream)
+    stream.synchronize()
+    candidates = np.sort(candidates)
     passed = time.perf_counter()
     means = np.full(n_candidates, np.nan)
     if n_candidates:
-        device_means = cuda.device_array(n_candidates, dtype=np.float64)
-        kernels["test_candidates"][prepared.blocks(n_candidates), threads](
+        device_means = cuda.device_array(n_candidates, dtype=np.float64, stream=stream)
+        kernels["test_candidates"][prepared.blocks(n_candidates), threads, stream](
             frame,
             prepared.pixel_class,
-            cuda.to_device(candidates),
+            cuda.to_device(candidates, stream=stream),
             n_candidates,
             spot.window_half_pxl,
             plan.error_value,
@@ -279,15 +285,22 @@ def run(prepared: PreparedGpu, pixels: npt.NDArray[Any]) -> EngineOutput:
             spot.min_window_pixels,
             device_means,
         )
-        means = device_means.copy_to_host()
+        means = device_means.copy_to_host(stream=stream)
+    accumulators = (
+        prepared.stats.copy_to_host(stream=stream),
+        prepared.azimuthal.copy_to_host(stream=stream),
+        prepared.lost_correction.copy_to_host(stream=stream),
+        prepared.rois.copy_to_host(stream=stream)[: plan.rois.n_rois],
+    )
+    stream.synchronize()
     strong = ~np.isnan(means)
     rows, cols = np.divmod(candidates[strong], plan.image_shape[1])
     excess = frame_host[rows, cols].astype(np.float64) - means[strong]
     return EngineOutput(
-        stats=stats.copy_to_host(),
-        azimuthal=azimuthal.copy_to_host(),
-        lost_correction=lost_correction.copy_to_host(),
-        rois=rois.copy_to_host()[: plan.rois.n_rois],
+        stats=accumulators[0],
+        azimuthal=accumulators[1],
+        lost_correction=accumulators[2],
+        rois=accumulators[3],
         strong_rows=rows.astype(np.int64),
         strong_cols=cols.astype(np.int64),
         strong_excess=excess,
