@@ -51,6 +51,8 @@ def main() -> int:
             I64_2D,
             I64_1D,
             I64_1D,
+            I64_1D,  # the block's starting statistics
+            I64_1D,  # the block's starting ROI row
         )
         candidates = (
             types.Array(pixel, 2, "C"),

@@ -247,9 +247,14 @@ def test_bench_process_vs_read_and_decompress(benchmark, tmp_path_factory) -> No
 @pytest.mark.gpu
 def test_bench_gpu_process_vs_read_and_decompress(benchmark, tmp_path_factory) -> None:
     """The same whole run with the GPU engine: the cores are left only the decompression."""
+    _require_gpu()
+    _process_vs_read_and_decompress(benchmark, tmp_path_factory, "gpu")
+
+
+def _require_gpu() -> None:
+    """Skip unless a real CUDA device is usable (the simulator measures nothing)."""
     if gpu_engine.probe() is not None or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         pytest.skip("no CUDA device (numba.cuda.is_available() is false)")
-    _process_vs_read_and_decompress(benchmark, tmp_path_factory, "gpu")
 
 
 def _process_vs_read_and_decompress(benchmark, tmp_path_factory, device: str) -> None:  # type: ignore[no-untyped-def]
@@ -356,8 +361,7 @@ def test_bench_per_frame_costs_jf4m(benchmark, small_run: Path) -> None:
 @pytest.mark.benchmark
 @pytest.mark.gpu
 def test_bench_gpu_engine_jf4m(benchmark, small_run: Path) -> None:
-    if gpu_engine.probe() is not None or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        pytest.skip("no CUDA device (numba.cuda.is_available() is false)")
+    _require_gpu()
     plan = replace(_plan(small_run, "defaults"), indexing=None)  # the pixel analyses alone
     frames = [FrameReader(plan.run).read(i).pixels.copy() for i in range(N_FRAMES)]
     on_gpu = ImageAnalyser(plan, device="gpu")

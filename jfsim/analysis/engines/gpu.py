@@ -44,7 +44,6 @@ from jfsim.engines import cuda_probe
 __all__ = ["NAME", "GpuOptions", "PreparedGpu", "prepare", "probe", "run"]
 
 NAME = "gpu"
-_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,19 +89,17 @@ def _kernels() -> dict[str, Any]:
         rois,
         candidates,
         counter,
+        stats_start,
+        roi_start,
     ):
         block_stats = cuda.shared.array(N_STATS, numba.int64)
         block_rois = cuda.shared.array((MAX_ROIS, N_ROI_FIELDS), numba.int64)
         thread, n_threads = cuda.threadIdx.x, cuda.blockDim.x
-        for slot in range(thread, N_STATS, n_threads):  # as new_statistics_accumulator()
-            block_stats[slot] = 0
-            if slot == STAT_MIN:
-                block_stats[slot] = _INT64_MAX
-            elif slot == STAT_MAX:
-                block_stats[slot] = _INT64_MIN
-        for slot in range(thread, MAX_ROIS * N_ROI_FIELDS, n_threads):  # new_roi_accumulator()
+        for slot in range(thread, N_STATS, n_threads):
+            block_stats[slot] = stats_start[slot]
+        for slot in range(thread, MAX_ROIS * N_ROI_FIELDS, n_threads):
             row, field = slot // N_ROI_FIELDS, slot % N_ROI_FIELDS
-            block_rois[row, field] = _INT64_MIN if field == ROI_MAX else 0
+            block_rois[row, field] = roi_start[field]
         cuda.syncthreads()
         index = cuda.grid(1)
         if index < frame.shape[0]:
@@ -207,6 +204,10 @@ class PreparedGpu:
         self.stats, self.azimuthal, self.lost_correction, self.rois, self.counter = (
             cuda.device_array_like(fresh) for fresh in self.fresh
         )
+        #: The starting values of a block's shared statistics and of each of its ROI rows
+        #: (the frame's accumulators themselves are being added to by other blocks).
+        self.stats_start = cuda.to_device(self.fresh[0])
+        self.roi_start = cuda.to_device(self.fresh[3][0])
         self.frame: Any = None  # made at the first frame, in the frames' type
         #: This thread's queue of GPU work: threads sharing the legacy default stream would
         #: wait for each other's copies and kernels.
@@ -263,6 +264,8 @@ def run(prepared: PreparedGpu, pixels: npt.NDArray[Any]) -> EngineOutput:
         rois,
         prepared.candidates,
         counter,
+        prepared.stats_start,
+        prepared.roi_start,
     )
     n_found = int(counter.copy_to_host(stream=stream)[0])
     n_candidates = min(n_found, prepared.capacity)
@@ -286,21 +289,19 @@ def run(prepared: PreparedGpu, pixels: npt.NDArray[Any]) -> EngineOutput:
             device_means,
         )
         means = device_means.copy_to_host(stream=stream)
-    accumulators = (
-        prepared.stats.copy_to_host(stream=stream),
-        prepared.azimuthal.copy_to_host(stream=stream),
-        prepared.lost_correction.copy_to_host(stream=stream),
-        prepared.rois.copy_to_host(stream=stream)[: plan.rois.n_rois],
-    )
+    stats_host = stats.copy_to_host(stream=stream)
+    azimuthal_host = azimuthal.copy_to_host(stream=stream)
+    lost_correction_host = lost_correction.copy_to_host(stream=stream)
+    rois_host = rois.copy_to_host(stream=stream)[: plan.rois.n_rois]
     stream.synchronize()
     strong = ~np.isnan(means)
     rows, cols = np.divmod(candidates[strong], plan.image_shape[1])
     excess = frame_host[rows, cols].astype(np.float64) - means[strong]
     return EngineOutput(
-        stats=accumulators[0],
-        azimuthal=accumulators[1],
-        lost_correction=accumulators[2],
-        rois=accumulators[3],
+        stats=stats_host,
+        azimuthal=azimuthal_host,
+        lost_correction=lost_correction_host,
+        rois=rois_host,
         strong_rows=rows.astype(np.int64),
         strong_cols=cols.astype(np.int64),
         strong_excess=excess,
