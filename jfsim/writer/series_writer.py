@@ -209,13 +209,15 @@ class SeriesWriter:
         self._started_s = time.monotonic()
         self._first_image_s: float | None = None
         self._last_image_s: float | None = None
-        if self.plan.writes_files:
-            contained_directory(self.root_dir, self.plan.master_path(self.root_dir).parent)
-        if self.plan.writes_files and not overwrite:
-            refuse_existing(self.plan.final_paths(self.root_dir))
+        self._master_tmp_path: Path | None = None  # None: no files (an empty prefix, nofile)
+        if not self.plan.writes_files:
+            return
         master_path = self.plan.master_path(self.root_dir)
+        contained_directory(self.root_dir, master_path.parent)
+        if not overwrite:
+            refuse_existing(self.plan.final_paths(self.root_dir))
         self._master_tmp_path = temporary_path(master_path)
-        if self.plan.writes_files and self.plan.file_format is FileFormat.INTEGRATED:
+        if self.plan.file_format is FileFormat.INTEGRATED:
             self._integrated = self._new_image_file(
                 master_path,
                 0,
@@ -223,7 +225,7 @@ class SeriesWriter:
                 LIBVER_HDF5_110,
                 detector_group="instrument/detector/detectorSpecific",
             )
-        elif self.plan.writes_files and self.plan.write_master_file:
+        elif self.plan.write_master_file:
             self._open_master()
 
     def _new_image_file(
@@ -507,13 +509,18 @@ class SeriesWriter:
             self._finish_mask()
         finally:
             self._close_master()
-        commit_file(self._master_tmp_path, master_path, overwrite=self.overwrite)
+        commit_file(self._master_temporary_path(), master_path, overwrite=self.overwrite)
         self.closed_files.insert(0, str(master_path.relative_to(self.root_dir)))
 
     def _close_open_data_files(self) -> None:
         self.close_complete_files(wait=True)
         for file_index in sorted(self._open):
             self._close_data_file(file_index)
+
+    def _master_temporary_path(self) -> Path:
+        if self._master_tmp_path is None:
+            raise WriterError("this series writes no files (empty file_prefix or nofile)")
+        return self._master_tmp_path
 
     def _open_master(self) -> h5py.File:
         """The master under its temporary name, holding only its pixel mask so far.
@@ -523,8 +530,9 @@ class SeriesWriter:
         written while the master's other objects were: a buffered write holds its file's
         lock, so their writes waited for it (4-13 ms of a legacy master's per-image copies).
         """
-        contained_directory(self.root_dir, self._master_tmp_path.parent)
-        master = h5py.File(self._master_tmp_path, "w", libver=self.libver)
+        tmp_path = self._master_temporary_path()
+        contained_directory(self.root_dir, tmp_path.parent)
+        master = h5py.File(tmp_path, "w", libver=self.libver)
         self._master = master
         try:
             # the mask and the legacy copies are most of its bytes: blocks reserved for them

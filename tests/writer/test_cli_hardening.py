@@ -101,6 +101,30 @@ def test_hostile_starts_are_refused_and_the_service_writes_the_next_series(tmp_p
     assert tree(tmp_path) == ["run/tiny_data_000001.h5", "run/tiny_master.h5"]
 
 
+def test_an_empty_prefix_streams_without_files_in_every_layout(tmp_path, sender):
+    """An empty ``file_prefix`` (jfjoch's "write nothing", what ``jfsim serve`` sends for a
+    /start without one) is received and counted in every layout, no file is written, and
+    the same writer process then writes a series with a prefix."""
+    process = start_writer("-R", str(tmp_path), "--json", "--timeout", "60", sender.endpoint)
+    layouts = ("legacy", "vds", "integrated", "nofile")
+    for series_id, layout in enumerate(layouts, start=1):
+        empty = tiny_experiment(
+            file_prefix="", file_format=layout, series_id=series_id, number_of_images=2
+        )
+        sender.send_all(make_series(empty, extras=False).encoded())
+    good = make_series(tiny_experiment(series_id=99, number_of_images=2), extras=False)
+    sender.send_all(good.encoded())
+    code, out, err = finish_after_series(process, expected=len(layouts) + 1)
+    summaries = json.loads(out)
+    assert "Traceback" not in err
+    assert [(s["state"], s["images_received"], s["files"]) for s in summaries[:-1]] == [
+        ("completed", 2, [])
+    ] * len(layouts)
+    assert summaries[-1]["state"] == "completed" and summaries[-1]["images_written"] == 2
+    assert tree(tmp_path) == ["run/tiny_data_000001.h5", "run/tiny_master.h5"]
+    assert code == 0, err
+
+
 def finish_after_series(process: subprocess.Popen, expected: int):
     """Stop a service-mode writer with SIGTERM once it logged ``expected`` series."""
     assert process.stderr is not None

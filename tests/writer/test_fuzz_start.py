@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 import hdf5plugin  # noqa: F401 - bitshuffle for reading images
 import pytest
-from hypothesis import HealthCheck, event, given, reject, settings
+from hypothesis import HealthCheck, event, example, given, reject, settings
 from hypothesis import strategies as st
 from writer_helpers import Sender, jfsim_command, make_series, tiny_experiment, tree
 
@@ -178,6 +178,7 @@ _counter = iter(range(1_000_000))
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(changes=changes)
+@example(changes=[("file_prefix", "")])  # "write nothing": once killed the writer process
 def test_fuzzed_start_fields_are_refused_or_written_never_worse(writer, changes):
     series_id = next(_counter) + 1
     series = make_series(
