@@ -19,6 +19,7 @@ import tomllib
 from jfsim.config_values import quantity, text
 from jfsim.detectors import Detector, detector_preset
 from jfsim.errors import ConfigError
+from jfsim.experiment.file_prefix import file_prefix_problem
 from jfsim.experiment.keys import parse_section, section_to_dict
 from jfsim.experiment.model import SCANS, SECTIONS, Experiment, GridScan
 
@@ -132,8 +133,12 @@ def _check_consistency(experiment: Experiment) -> None:
                 f"{positions} grid positions"
             )
     prefix = dataset.file_prefix
-    if prefix.startswith("/") or prefix == ".." or prefix.startswith("../") or "/../" in prefix:
-        raise ConfigError(f"[dataset] file_prefix: {prefix!r} must be a relative path without '..'")
+    problem = file_prefix_problem(prefix) if prefix else None  # empty: no files written
+    if problem:
+        raise ConfigError(
+            f"[dataset] file_prefix: {prefix!r} {problem}; give a relative prefix such as "
+            "'run1/lyso' that stays inside the writer root"
+        )
 
 
 def experiment_to_dict(experiment: Experiment) -> dict[str, Any]:

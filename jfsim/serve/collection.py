@@ -174,8 +174,25 @@ class Collection:
             self._finish(BrokerState.ERROR, f"internal error in jfsim: {error!r}")
             return
         self.images_dropped = self.summary.images_dropped
-        missing_files = self._await_writer_files()
-        self._finish(BrokerState.IDLE, self._warnings(missing_files))
+        announced, expected = self._await_writer_files()
+        if expected and not announced and self._stop_reason != SHUTDOWN:
+            self._finish(
+                BrokerState.ERROR,
+                f"the writers announced none of the {expected} data files within "
+                f"{self._writer_timeout_s:g} s: nothing was written; see the writer's log (a "
+                "file of this prefix may exist already)",
+            )
+            return
+        missing_files = None
+        if announced < expected:
+            waited = (
+                "before the shutdown"
+                if self._stop_reason == SHUTDOWN
+                else f"within {self._writer_timeout_s:g} s"
+            )
+            missing_files = f"the writers announced {announced} of {expected} data files {waited}"
+        message, problems = self._warnings(missing_files)
+        self._finish(BrokerState.IDLE, message, "warning" if problems else "info")
 
     def _expected_files(self) -> set[int]:
         images_per_file = max(1, self.source.images_per_file())
@@ -183,10 +200,11 @@ class Collection:
             return {0} if self.images_sent else set()
         return set((np.flatnonzero(self._sent) // images_per_file).tolist())
 
-    def _await_writer_files(self) -> str | None:
-        """Wait until the writers announced every file with images; what is missing, if any."""
+    def _await_writer_files(self) -> tuple[int, int]:
+        """Wait until the writers announced every file with images: (announced, expected)
+        data files; (0, 0) when the writers' files are not followed."""
         if not self._writes_files or self._writer_timeout_s is None:
-            return None
+            return 0, 0
         expected = self._expected_files()
         deadline = time.monotonic() + self._writer_timeout_s
         with self._files_changed:
@@ -195,21 +213,13 @@ class Collection:
                     break
                 self._files_changed.wait(min(WAIT_SLICE_S, deadline - time.monotonic()))
             announced = len(expected & set(self._files))
-        if announced == len(expected):
-            return None
-        return (
-            f"the writers announced {announced} of {len(expected)} data files within "
-            f"{self._writer_timeout_s:g} s"
-        )
+        return announced, len(expected)
 
-    def _warnings(self, missing_files: str | None) -> str | None:
+    def _warnings(self, missing_files: str | None) -> tuple[str | None, bool]:
+        """The series' notes, and whether any is a problem (a cancel alone is not)."""
         summary = self.summary
         assert summary is not None
         notes = []
-        if self.cancelled:
-            notes.append(
-                f"{self._stop_reason} after {summary.images_sent} of {self.n_images} images"
-            )
         if summary.images_dropped:
             notes.append(f"{summary.images_dropped} images dropped (a writer did not keep up)")
         if summary.images_lost_in_queue:
@@ -226,16 +236,20 @@ class Collection:
             notes.append("the end message did not reach every writer")
         if missing_files:
             notes.append(missing_files)
-        return "; ".join(notes) or None
+        problems = bool(notes)
+        if self.cancelled:
+            notes.insert(
+                0, f"{self._stop_reason} after {summary.images_sent} of {self.n_images} images"
+            )
+        return "; ".join(notes) or None, problems
 
-    def _finish(self, state: BrokerState, message: str | None) -> None:
+    def _finish(self, state: BrokerState, message: str | None, severity: str = "info") -> None:
         self.outcome, self.outcome_state = message, state
         if state is BrokerState.ERROR:
             self.error = message
             log.error("series %r: %s", self.experiment.dataset.run_name, message)
             self._state.move(state, message, "error")
             return
-        severity = "warning" if message and not self.cancelled else "info"
         log.info(
             "series %r: %d of %d images sent, %d dropped%s",
             self.experiment.dataset.run_name,

@@ -8,6 +8,7 @@ a Python program can drive it directly. Thread-safe: commands arrive on many thr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -107,6 +108,17 @@ def _probe_bind(endpoint: str, role: str, kind: int = zmq.PUB) -> None:
     with zmq.Context() as context, context.socket(kind) as probe:
         probe.setsockopt(zmq.LINGER, 0)
         bind_socket(probe, endpoint, role)
+
+
+def _require_new_address_bindable(name: str, current: str | None, checked: BaseModel) -> None:
+    """Refuse a new PUB address that cannot be bound now (e.g. a port in use). Called once
+    the settings accepted it: an address they refuse is never bound."""
+    address = getattr(checked, "socket_address", None)
+    if address is not None and address != current:
+        try:
+            _probe_bind(address, name)
+        except JfsimError as error:
+            raise BadRequest(f"{name}.socket_address: {error}") from None
 
 
 def _require_bindable(config: ServeConfig) -> None:
@@ -302,18 +314,11 @@ class BrokerService:
     def put_config(self, name: str, value: BaseModel) -> None:
         if not SECTIONS[name].during_measurement:
             self.state.require(_SETTLED, f"PUT /config/{name}")
+        usable = None
         if name == "zeromq_preview" or name == "zeromq_metadata":
-            address = getattr(value, "socket_address", None)
-            if address is not None:
-                self._check_bindable(address, name)
-        self.settings.put(name, value)
-
-    def _check_bindable(self, address: str, name: str) -> None:
-        """Refuse a PUB address that cannot be bound now (e.g. a port in use)."""
-        try:
-            _probe_bind(address, name)
-        except JfsimError as error:
-            raise BadRequest(f"{name}.socket_address: {error}") from None
+            current = getattr(self.settings.get(name), "socket_address", None)
+            usable = functools.partial(_require_new_address_bindable, name, current)
+        self.settings.put(name, value, usable=usable)
 
     def detector_list(self) -> DetectorList:
         elements = []

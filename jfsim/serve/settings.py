@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -167,13 +168,18 @@ class SettingsStore:
             raise TypeError(f"/config/{name} holds a {type(value).__name__}, not {model.__name__}")
         return value
 
-    def put(self, name: str, value: BaseModel) -> None:
-        """Store ``value`` for section ``name`` after the checks the models cannot make."""
+    def put(
+        self, name: str, value: BaseModel, *, usable: Callable[[BaseModel], None] | None = None
+    ) -> None:
+        """Store ``value`` for section ``name`` after the checks the models cannot make, and
+        then ``usable(value)``'s (which raises to refuse it)."""
         with self._lock:
             if isinstance(value, FileWriterSettings):
                 _check_file_writer(value)
             if isinstance(value, ZeromqPreviewSettings | ZeromqMetadataSettings):
                 value = _with_socket(value, self._values[name], name)
+            if usable is not None:
+                usable(value)
             self._values[name] = value
 
 
@@ -196,12 +202,20 @@ def _with_socket(
 ) -> ZeromqPreviewSettings | ZeromqMetadataSettings:
     """Keep the current socket address when none is sent; refuse an unusable one."""
     model = type(value).__name__
-    address = value.socket_address or getattr(current, "socket_address", None)
-    if address is not None and not _ENDPOINT.match(address):
+    sent = value.socket_address
+    if sent and not _ENDPOINT.match(sent):
         raise BadRequest(
-            f"{model}.socket_address: {address!r} is not a ZeroMQ address; "
-            "use tcp://HOST:PORT or ipc://PATH"
+            f"{model}.socket_address: {sent!r} is not a ZeroMQ address; "
+            "use tcp://HOST:PORT, e.g. tcp://127.0.0.1:5400"
         )
+    if sent and not sent.startswith("tcp://"):
+        # binding ipc://PATH replaces whatever file is at PATH: only the operator may
+        # choose one (--preview, --metadata), never a client
+        raise BadRequest(
+            f"{model}.socket_address: {sent!r}: only tcp://HOST:PORT can be set over "
+            "HTTP; give ipc:// addresses with jfsim serve --preview/--metadata"
+        )
+    address = sent or getattr(current, "socket_address", None)
     if value.enabled and address is None:
         raise BadRequest(
             f"{model}.socket_address: needed to enable /config/{name}; "

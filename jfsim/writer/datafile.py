@@ -99,6 +99,13 @@ class ImageFile:
         return self.h5["entry"]
 
     @property
+    def images_to_last(self) -> int:
+        """Rows up to the last image written, gaps included: jfjoch_writer's ``nimages`` of a
+        file ("number of images in the file, counting from 1"); 0 before any."""
+        written = np.flatnonzero(self.received)
+        return int(written[-1]) + 1 if written.size else 0
+
+    @property
     def complete(self) -> bool:
         return self.n_written == self.n_images
 

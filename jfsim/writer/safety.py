@@ -19,6 +19,7 @@ import secrets
 import time
 from pathlib import Path, PurePosixPath
 
+from jfsim.experiment.file_prefix import file_prefix_problem
 from jfsim.writer.errors import FileExistsRefusedError, UnsafePrefixError
 
 TMP_SUFFIX = ".tmp"
@@ -32,34 +33,13 @@ def check_file_prefix(file_prefix: str) -> PurePosixPath:
     """
     if not isinstance(file_prefix, str):
         raise UnsafePrefixError(f"file_prefix: expected text, got {type(file_prefix).__name__}")
-    problem = _prefix_problem(file_prefix)
+    problem = file_prefix_problem(file_prefix)
     if problem:
         raise UnsafePrefixError(
             f"file_prefix {file_prefix!r}: {problem}; send a relative prefix such as "
             "'run1/lyso' that stays inside the writer root"
         )
     return PurePosixPath(file_prefix)
-
-
-def _prefix_problem(file_prefix: str) -> str | None:
-    if "\x00" in file_prefix:
-        return "contains a NUL character"
-    if "\\" in file_prefix:
-        return "contains a backslash"
-    if any(ord(char) < 0x20 for char in file_prefix):
-        return "contains a control character"
-    if file_prefix.startswith("/") or file_prefix.startswith("~"):
-        return "is absolute"
-    if file_prefix.endswith("/") or file_prefix.strip() == "":
-        return "names a directory, not a file prefix"
-    parts = file_prefix.split("/")
-    if any(part == ".." for part in parts):
-        return "climbs out of the root with '..'"
-    if any(part == "" for part in parts):
-        return "contains an empty path component ('//')"
-    if parts[-1] in (".",):
-        return "ends with '.'"
-    return None
 
 
 def _inside(real_root: str, real_path: str) -> bool:

@@ -432,7 +432,7 @@ class SeriesWriter:
             # legacy masters copy the arrays; keeping them saves reading the files back
             arrays=image_file.analysis.arrays() if self._keeps_analysis else {},
         )
-        self._notify(path, file_index, image_file.n_images)
+        self._notify(path, file_index, image_file.images_to_last)
 
     def _notify(self, path: Path, file_number: int, nimages: int) -> None:
         self.closed_files.append(str(path.relative_to(self.root_dir)))
@@ -483,7 +483,7 @@ class SeriesWriter:
                 self._finish_mask()
 
             path = integrated.close(overwrite=self.overwrite, before_close=add_master)
-            self._notify(path, 0, self.plan.n_images)
+            self._notify(path, 0, integrated.images_to_last)
             return
         if not self.plan.write_master_file:
             # A secondary writer: its data files only; the master writer links them all.

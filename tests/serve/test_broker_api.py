@@ -7,6 +7,7 @@ buffer) with the real ``jfsim write`` behind the stream, and every refusal the b
 from __future__ import annotations
 
 import io
+import time
 import warnings
 
 import cbor2
@@ -280,3 +281,61 @@ def test_sigterm_ends_a_running_series_with_its_end_message(tcp_endpoint, puller
     assert status == 0, log
     assert message["images_collected"] == len(images) < 100_000
     assert "t/r" in summary and "shutdown" in summary
+
+
+def test_a_series_no_writer_accepts_is_refused_or_an_error_never_a_success(tmp_path):
+    """Outside review: prefixes the writer refuses were accepted by /start and the series
+    then ended Idle; a refused series (its files exist) ended Idle with a warning; an
+    ``ipc://`` preview address sent over HTTP replaced the file at its path; a cancelled
+    series reported the files' planned rows as written."""
+    endpoint_port, file_port = free_ports(2)
+    endpoint = f"tcp://127.0.0.1:{endpoint_port}"
+    writer = WriterProcess(tmp_path / "data", endpoint, file_port)
+    serve = ServeProcess(
+        *DETECTOR,
+        "--endpoint", endpoint,
+        "--writer-files", f"tcp://127.0.0.1:{file_port}",
+        "--writer-timeout", "5s",
+    )  # fmt: skip
+    api = serve.api
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    try:
+        api.initialize_post()
+        for address in (f"ipc://{victim}", f"ipc://{tmp_path}/new.sock", "inproc://x"):
+            preview = jc.ZeromqPreviewSettings(enabled=True, period_ms=0, socket_address=address)
+            status, error = _refused(api.config_zeromq_preview_put, preview)
+            assert status == 400 and "only tcp://HOST:PORT" in error.msg
+        assert victim.read_text() == "precious" and not (tmp_path / "new.sock").exists()
+
+        for prefix in ("a/..", "run/", "x\ny", "a\\b", "~/x", "x" * 300):
+            status, error = _refused(api.start_post, _dataset(file_prefix=prefix))
+            assert status == 400 and "file_prefix" in error.msg, prefix
+        assert api.status_get().state == "Idle"
+
+        (tmp_path / "data/run").mkdir(parents=True)
+        (tmp_path / "data/run/taken_master.h5").write_bytes(b"an earlier run")
+        api.start_post(_dataset(ntrigger=4, file_prefix="run/taken"))
+        status, _ = _refused(api.wait_till_done_post, timeout=60)
+        assert status == 500
+        broker = api.status_get()
+        assert broker.state == "Error" and "announced none of the 1 data files" in broker.message
+        assert (tmp_path / "data/run/taken_master.h5").read_bytes() == b"an earlier run"
+        api.initialize_post()
+
+        api.start_post(
+            _dataset(ntrigger=100_000, image_time_us=5000, images_per_file=500, file_prefix="cut")
+        )
+        while api.statistics_data_collection_get().images_sent < 20:
+            time.sleep(0.05)
+        api.cancel_post()
+        api.wait_till_done_post(timeout=60)
+        broker = api.status_get()
+        assert broker.state == "Idle" and broker.message_severity == "info", broker
+        measurement = api.statistics_data_collection_get()
+        assert measurement.cancelled is True
+        assert 20 <= measurement.images_written == measurement.images_sent < 500
+    finally:
+        serve_status, _, log = serve.stop()
+        writer.stop()
+    assert serve_status == 1, log  # the refused series: an error, reported at exit

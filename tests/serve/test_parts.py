@@ -160,6 +160,11 @@ def test_settings_keep_the_socket_address_and_refuse_what_jfsim_cannot_do():
             "zeromq_preview",
             jc.ZeromqPreviewSettings(enabled=True, period_ms=0, socket_address="http://x"),
         )
+    with pytest.raises(BadRequest, match=r"only tcp://HOST:PORT can be set over HTTP"):
+        store.put(
+            "zeromq_preview",
+            jc.ZeromqPreviewSettings(enabled=True, period_ms=0, socket_address="ipc:///tmp/x"),
+        )
     with pytest.raises(NotEmulated, match="NXmxOnlyData"):
         store.put("file_writer", jc.FileWriterSettings(format=jc.FileWriterFormat.NXMXONLYDATA))
     assert store.get("file_writer").format == jc.FileWriterFormat.NXMXVDS  # unchanged

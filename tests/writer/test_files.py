@@ -283,6 +283,20 @@ def test_no_file_format_writes_nothing(tmp_path):
     assert tree(tmp_path) == []
 
 
+@pytest.mark.parametrize("file_format", ["vds", "integrated"])
+def test_a_closed_file_announces_its_images_up_to_the_last_written(tmp_path, file_format):
+    """jfjoch_writer's ``nimages`` of a file counts from 1 to its last image; a series cut
+    short announces what it holds, not the rows planned (7 images, 3 per file)."""
+    series = make_series(tiny_experiment(file_format=file_format), extras=False)
+    closed = []
+    writer = SeriesWriter(series.start, tmp_path, on_file_closed=closed.append)
+    for image_id in (0, 2, 3):
+        writer.add_image(series.images[image_id])
+    writer.finish(None, SeriesState.CANCELLED)
+    announced = [(file.file_number, file.nimages) for file in closed]
+    assert announced == ([(0, 3), (1, 1)] if file_format == "vds" else [(0, 4)])
+
+
 @pytest.mark.parametrize("image_dtype", ["uint16", "uint32", "int32"])
 def test_other_pixel_types_keep_their_sentinel_as_fill_value(tmp_path, image_dtype):
     series = make_series(tiny_experiment(file_format="vds", image_dtype=image_dtype), extras=False)
