@@ -72,6 +72,17 @@ def is_string_dataset(dataset: h5py.Dataset) -> bool:
     return h5py.check_string_dtype(dataset.dtype) is not None or dataset.dtype.kind in "SU"
 
 
+def _identity(obj: h5py.HLObject) -> h5py.h5o.ObjectID | None:
+    """The object's HDF5 identity (file and address) for memoising, or None when h5py
+    cannot tell it: its object header is damaged, and reading it fails."""
+    identity = obj.id
+    try:
+        hash(identity)
+    except READ_ERRORS:  # h5py: "Objects of class FileID cannot be hashed"
+        return None
+    return identity
+
+
 def leaf(path: str) -> str:
     """The last name of an HDF5 path."""
     return path.rstrip("/").rsplit("/", 1)[-1]
@@ -179,10 +190,12 @@ class FileContext:
         Lookups are memoised: the files are read-only for the whole check.
         """
         root = self.h5 if base is None else base
-        key = (root.id, path)
-        if key not in self._objects:
-            self._objects[key] = self._open(root, path)
-        return self._objects[key]
+        key = _identity(root)
+        if key is None:  # a damaged object header: found afresh each time
+            return self._open(root, path)
+        if (key, path) not in self._objects:
+            self._objects[key, path] = self._open(root, path)
+        return self._objects[key, path]
 
     def _open(self, root: h5py.Group, path: str) -> h5py.Group | h5py.Dataset | None:
         try:
@@ -233,10 +246,12 @@ class FileContext:
     def attr(self, obj: h5py.HLObject, name: str) -> Any:
         """An attribute value, ``None`` if absent, unreadable or implausibly large (memoised;
         the last two are recorded as unreadable)."""
-        key = (obj.id, name)
-        if key not in self._attrs:
-            self._attrs[key] = self._read_attr(obj, name)
-        return self._attrs[key]
+        key = _identity(obj)
+        if key is None:  # a damaged object header: read afresh each time
+            return self._read_attr(obj, name)
+        if (key, name) not in self._attrs:
+            self._attrs[key, name] = self._read_attr(obj, name)
+        return self._attrs[key, name]
 
     def _read_attr(self, obj: h5py.HLObject, name: str) -> Any:
         if not self.has_attr(obj, name):
@@ -378,7 +393,9 @@ class FileContext:
         """Pre-order, members by name, each object once (as HDF5's visit does), but an
         object that cannot be opened is recorded as unreadable and the walk goes on."""
         found: list[tuple[str, h5py.Group | h5py.Dataset]] = []
-        seen = {self.h5.id}
+        seen = {_identity(self.h5)}
+        if None in seen:
+            self._note_unreadable("/", OSError("the root group's object header cannot be read"))
         stack: list[tuple[str, h5py.Group, Iterator[str]]] = [
             ("", self.h5, iter(self.member_names(self.h5)))
         ]
@@ -391,9 +408,12 @@ class FileContext:
             if not isinstance(self.link(group, name), h5py.HardLink):
                 continue
             child = self.get(name, group)
-            if child is None or child.id in seen:
+            identity = None if child is None else _identity(child)
+            if identity is None and child is not None:  # its header is damaged
+                self._note_unreadable(f"{prefix}/{name}", OSError("object header unreadable"))
+            if identity is None or identity in seen:
                 continue
-            seen.add(child.id)
+            seen.add(identity)
             path = f"{prefix}/{name}"
             found.append((path, child))
             if isinstance(child, h5py.Group):

@@ -7,6 +7,7 @@ exception from a rule's own code, while h5py failing on a damaged file stays a f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -117,3 +118,80 @@ def test_every_rule_copes_with_an_unreadable_detector_field(tmp_path: Path, fiel
     findings = check_file(master, CheckOptions(strict=True)).findings
     assert [f.path for f in findings if f.rule == "H5-013"] == [f"{DETECTOR}/{field}"]
     assert not [f for f in findings if "missing" in f.message and f.path.endswith(field)]
+
+
+@pytest.mark.parametrize("layout", ["legacy", "vds", "integrated"])
+@pytest.mark.parametrize("damaged", ["/entry", "data file /entry/data"])
+def test_a_damaged_group_header_is_h5_013_in_every_layout(
+    tmp_path: Path, run_cli, layout: str, damaged: str
+) -> None:
+    """Outside review: a damaged header in a data file passed with warnings only (h5py
+    cannot hash such an object, so every rule that met it "could not evaluate")."""
+    master = write_run(tmp_path, RunSpec(layout=layout))
+    target, path = master, damaged
+    if damaged.startswith("data file "):
+        path = damaged.removeprefix("data file ")
+        data_files = sorted(master.parent.glob("*_data_*.h5"))
+        target = data_files[0] if data_files else master
+    damage_object_header(path)(target)
+    result = run_cli("check", "--json", master)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    errors = {f["rule"] for f in report["findings"] if f["severity"] == "error"}
+    assert errors & {"H5-013", "H5-001", "H5-006", "H5-007"}, errors
+
+
+@pytest.mark.parametrize("layout", ["vds", "integrated"])
+def test_a_root_header_with_a_bad_checksum_is_a_finding_not_a_crash(
+    tmp_path: Path, run_cli, layout: str
+) -> None:
+    """Outside review: one flipped byte in the root group's header (HDF5 1.10 format: the
+    header has a checksum) opened the file, then ``check`` died with a traceback."""
+    master = write_run(tmp_path, RunSpec(layout=layout))
+    with h5py.File(master, "r") as h5:
+        address = h5py.h5o.get_info(h5["/"].id).addr
+    unreadable_root = 0
+    for offset in range(48):
+        damaged = master.with_name(f"damaged{offset}_master.h5")
+        data = bytearray(master.read_bytes())
+        data[address + offset] ^= 0xFF
+        damaged.write_bytes(bytes(data))
+        result = run_cli("check", "--json", damaged)
+        assert "Traceback" not in result.stderr, (offset, result.stderr[-2000:])
+        if result.returncode == 2:
+            assert "cannot open as HDF5" in result.stderr, (offset, result.stderr)
+            continue
+        report = json.loads(result.stdout)  # a report, whatever the damage
+        unreadable_root += any(
+            f["rule"] == "H5-013" and f["path"] == "/" for f in report["findings"]
+        )
+    assert unreadable_root  # the review's case: the file opens, its root group does not
+
+
+def test_a_data_file_whose_frames_cannot_be_read_never_passes(tmp_path: Path, run_cli) -> None:
+    """Outside review: one flipped byte in a data file's root header left its frames
+    unreadable, yet ``check --strict`` passed (every rule that met the object "could not
+    evaluate" it: h5py cannot hash a damaged object)."""
+    master = write_run(tmp_path, RunSpec(layout="vds"))
+    data_file = sorted(master.parent.glob("*_data_*.h5"))[0]
+    pristine = data_file.read_bytes()
+    with h5py.File(data_file, "r") as h5:
+        address = h5py.h5o.get_info(h5["/"].id).addr
+    unreadable_frames = 0
+    for offset in range(48):
+        data = bytearray(pristine)
+        data[address + offset] ^= 0xFF
+        data_file.write_bytes(bytes(data))
+        try:
+            with h5py.File(master, "r") as h5:
+                h5["/entry/data/data"][0]
+            readable = True
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError):
+            readable = False
+        result = run_cli("check", "--strict", "--json", master)
+        assert "Traceback" not in result.stderr and "cannot be hashed" not in result.stdout
+        if not readable:
+            unreadable_frames += 1
+            assert result.returncode != 0, offset
+    assert unreadable_frames  # the review's case was met
