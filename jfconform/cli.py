@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import traceback
 from dataclasses import fields
@@ -187,16 +188,27 @@ def _progress(index: int, total: int, path: Path) -> None:
 
 
 def _write(text: str, output: Path | None) -> None:
+    """The report on stdout, or into ``output`` through a temporary file beside it (never a
+    half-written report under its name). File names that are not UTF-8 keep their bytes."""
+    data = text.encode("utf-8", "surrogateescape")
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
         return
-    temporary = output.with_name(f"{output.name}.{os.getpid()}.tmp")
+    # a short name of its own: OUTPUT plus a suffix may be longer than a name can be
+    temporary = output.parent / f".jfconform-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    created = False
     try:
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(output)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        created = True
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, output)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise UsageError(f"{output}: cannot write the report: {error.strerror}") from error
+        if created:
+            temporary.unlink(missing_ok=True)
+        raise UsageError(f"{output}: cannot write the report: {error.strerror or error}") from error
 
 
 def _truth_stage(description: str) -> None:

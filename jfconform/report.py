@@ -6,6 +6,7 @@ The JSON schema is documented in docs/conform.md; keep the two in step.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -213,7 +214,25 @@ def render_junit(run: Report) -> str:
             ET.SubElement(suite, "error", message=unreadable)
     if run.truth is not None:
         _truth_suite(suites, run.truth)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+    return _xml_safe(ET.tostring(suites, encoding="unicode", xml_declaration=True)) + "\n"
+
+
+#: Characters XML 1.0 cannot hold (ElementTree writes them as they are): control characters
+#: and the surrogates Python uses for file-name bytes that are not UTF-8.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    """``text`` with every character XML cannot hold written as a backslash escape (a file
+    name's undecodable byte 0xff as ``\\xff``)."""
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for a byte
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _NOT_XML.sub(escape, text)
 
 
 def _truth_suite(suites: ET.Element, truth: dict[str, Any]) -> None:

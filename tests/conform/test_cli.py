@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -175,3 +177,26 @@ def test_rules_keep_their_ids_symbols_severities_and_roles(run_cli) -> None:
         if now[rule_id] != before[rule_id]
     }
     assert not changed
+
+
+def test_reports_for_any_file_name_and_any_output_name(clean_runs, run_cli, tmp_path) -> None:
+    """Outside review: a master whose name is not UTF-8 gave JUnit that does not parse, and
+    a traceback (leaving a temporary file) with ``-o``; an output name near the longest a
+    name can be failed because of its temporary name."""
+    source = clean_runs["vds"]
+    odd = tmp_path / os.fsdecode(b"\xff\xfe_master.h5")
+    shutil.copy(source, odd)
+    for data_file in source.parent.glob("*_data_*.h5"):
+        shutil.copy(data_file, tmp_path)
+    result = run_cli("check", odd, "--format", "junit")
+    assert "Traceback" not in result.stderr
+    suites = ET.fromstring(result.stdout.encode("utf-8", "surrogateescape"))
+    assert suites[0].get("name", "").endswith("\\xff\\xfe_master.h5")
+    for format_name, name in (("junit", "r" * 250 + ".xml"), ("text", "report.txt")):
+        result = run_cli("check", odd, "--format", format_name, "-o", tmp_path / name)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert (tmp_path / name).stat().st_size > 0
+    result = run_cli("check", source, "-o", tmp_path / "no/such/folder/report.txt")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("cannot write the report: No such file or directory")
+    assert not [p for p in tmp_path.rglob("*.tmp")]
