@@ -176,6 +176,15 @@ def fraction(value: float) -> str | None:
     return None if 0 <= value <= 1 else f"must be within [0, 1], got {value}"
 
 
+def between(low: int, high: int) -> Check:
+    """An integer in ``low..high`` (both included)."""
+
+    def check(value: int) -> str | None:
+        return None if low <= value <= high else f"must be within {low}..{high}, got {value}"
+
+    return check
+
+
 def one_of(*allowed: str) -> Check:
     def check(value: str) -> str | None:
         return None if value in allowed else f"must be one of {', '.join(allowed)}, got {value!r}"

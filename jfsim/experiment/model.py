@@ -15,6 +15,7 @@ from typing import Any
 
 from jfsim.config_values import (
     any_value,
+    between,
     flag,
     fraction,
     integer,
@@ -34,6 +35,7 @@ from jfsim.geometry.panel import Panel, panel_from_position
 from jfsim.units import angstrom_to_kev, deg_to_rad, kev_to_angstrom, rad_to_deg
 
 __all__ = [
+    "MAX_IMAGES",
     "SCANS",
     "SECTIONS",
     "Background",
@@ -53,6 +55,11 @@ __all__ = [
 
 #: Photon energies jfsim simulates (keV), whichever key gives them.
 ENERGY_RANGE_keV = (1.0, 100.0)
+#: Images in one series (``jfsim write`` accepts no more in a start message). The master
+#: holds ~60 bytes of per-image metadata (goniometer angles, polarisation, which images
+#: arrived), written in one piece at the end: 10^7 images keep that below 1 GB. At 2 kHz,
+#: 10^7 images are 83 minutes of collection.
+MAX_IMAGES = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +314,8 @@ class Dataset:
     """Run-level settings carried in the start message (Jungfraujoch DatasetSettings)."""
 
     number_of_images: int = field(
-        default=10, metadata=keys(Key("number_of_images", integer, check=positive))
+        default=10,
+        metadata=keys(Key("number_of_images", integer, check=between(1, MAX_IMAGES))),
     )
     images_per_trigger: int = field(
         default=1, metadata=keys(Key("images_per_trigger", integer, check=positive))
@@ -322,7 +330,9 @@ class Dataset:
         default=0.0005, metadata=keys(Key("frame_time_s", quantity("s"), check=positive))
     )
     file_prefix: str = field(default="jfsim", metadata=keys(Key("file_prefix", text)))
-    series_id: int = field(default=1, metadata=keys(Key("series_id", integer, check=non_negative)))
+    series_id: int = field(
+        default=1, metadata=keys(Key("series_id", integer, check=between(0, 2**63 - 1)))
+    )
     series_unique_id: str = field(default="", metadata=keys(Key("series_unique_id", text)))
     sample_name: str = field(default="sample", metadata=keys(Key("sample_name", text)))
     experiment_group: str = field(default="", metadata=keys(Key("experiment_group", text)))

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, cast
 
+import anyio
+import anyio.to_thread
 from jfjoch_client.models import DatasetSettings, DetectorSelection, ErrorMessage
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +37,9 @@ __all__ = ["NOT_EMULATED", "create_app"]
 
 log = logging.getLogger(__name__)
 
+#: Threads of their own for ``/wait_till_done`` and ``/wait_until_running``: a client may
+#: wait minutes, and waiting clients must not hold every thread the other requests need.
+WAIT_THREADS = 64
 #: ``/wait_till_done`` and ``/wait_until_running`` without ``timeout``; the client's bounds.
 DEFAULT_WAIT_S = 60
 MAX_WAIT_S = 3600
@@ -142,9 +147,13 @@ def create_app(service: BrokerService) -> Starlette:
         await run_in_threadpool(service.start, settings)
         return _ok()
 
+    wait_threads: list[anyio.CapacityLimiter] = []  # made in the event loop, on first use
+
     async def wait(request: Request) -> Response:
         timeout_s = _query_int(request, "timeout", DEFAULT_WAIT_S, 0, MAX_WAIT_S)
-        await run_in_threadpool(waits[request.url.path], timeout_s)
+        if not wait_threads:
+            wait_threads.append(anyio.CapacityLimiter(WAIT_THREADS))
+        await anyio.to_thread.run_sync(waits[request.url.path], timeout_s, limiter=wait_threads[0])
         return _ok()
 
     async def status(request: Request) -> Response:

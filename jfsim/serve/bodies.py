@@ -85,4 +85,35 @@ def parse_body(model: type[Model], raw: bytes) -> Model:
         document = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as error:
         raise BadRequest(f"{name}: the body is not valid JSON ({error})") from None
+    except RecursionError:
+        raise BadRequest(f"{name}: the body's JSON is nested too deeply") from None
+    _refuse_unstorable(name, document)
     return validated(model, document)
+
+
+def _refuse_unstorable(name: str, document: Any) -> None:
+    """Refuse values JSON can carry but no start message can: text with a lone surrogate
+    (``"\\ud800"``, not UTF-8) and integers beyond 64 bits. They used to pass the models and
+    fail the series later, leaving the broker in Error."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _refuse_text(name, f"{path}.{key}", key)
+                stack.append((f"{path}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            _refuse_text(name, path, value)
+        elif isinstance(value, int) and not -(2**63) <= value < 2**64:
+            raise BadRequest(f"{name}{path}: {value} does not fit in 64 bits")
+
+
+def _refuse_text(name: str, path: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(
+            f"{name}{path}: text with a lone surrogate ({text[:20]!r}) is not UTF-8"
+        ) from None

@@ -147,6 +147,7 @@ def make_plots(
     n_images = len(view.sent)
     if binning == 0:
         binning = max(1, -(-n_images // DEFAULT_MAX_POINTS))
+    binning = min(binning, max(1, n_images))  # a wider bin is one bin: memory stays bounded
     image_numbers = _binned_mean(np.arange(n_images, dtype=np.float64), binning)
     unit_x = PlotUnitX.IMAGE_NUMBER
     x = image_numbers

@@ -7,10 +7,13 @@ is still sent), then uvicorn shuts down gracefully and the app's lifespan closes
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from jfsim.serve.app import create_app
 from jfsim.serve.errors import ServeOptionError
@@ -20,6 +23,11 @@ __all__ = ["bind_http", "parse_http_address", "run_server"]
 
 #: Requests still open this long after a shutdown signal are cut.
 GRACEFUL_SHUTDOWN_S = 10
+#: A connection that has not sent a whole request header this long after it opened (or
+#: after its last answer) is closed: idle or trickling clients cannot hold sockets forever.
+REQUEST_HEADER_TIMEOUT_S = 10.0
+#: Connections served at once; beyond, requests are answered 503 at once.
+MAX_CONNECTIONS = 1000
 
 
 def parse_http_address(text: str) -> tuple[str, int]:
@@ -58,6 +66,39 @@ def bind_http(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _HeaderDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection that sends no whole request header
+    within ``REQUEST_HEADER_TIMEOUT_S``. uvicorn's keep-alive timeout is cancelled by any
+    byte received, so a client trickling a header, or opening and sending nothing, kept its
+    socket (and, by the thousand, the server's descriptors) forever."""
+
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(REQUEST_HEADER_TIMEOUT_S, self._past_deadline)
+
+    def _past_deadline(self) -> None:
+        cycle: Any = self.cycle
+        waiting_for_header = cycle is None or cycle.response_complete
+        if waiting_for_header and not self.transport.is_closing():
+            self.transport.close()
+
+
 class _Server(uvicorn.Server):
     """uvicorn, stopping a running series before its own graceful shutdown."""
 
@@ -78,5 +119,7 @@ def run_server(service: BrokerService, sock: socket.socket) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        http=_HeaderDeadline,
+        limit_concurrency=MAX_CONNECTIONS,
     )
     _Server(config, service).run(sockets=[sock])

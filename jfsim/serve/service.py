@@ -96,6 +96,23 @@ class ServeConfig:
                     f"endpoint {endpoint!r}: give a fixed port; writers connect to it once "
                     "and receive every series there"
                 )
+        options = self.stream
+        try:  # the streamer's own checks of these options, at start rather than at /start
+            StreamConfig(
+                endpoints=options.endpoints,
+                rate_hz=options.rate_hz,
+                pool_size=options.pool_size,
+                sndhwm=options.sndhwm,
+                on_slow=options.on_slow,
+                start_timeout_s=options.start_timeout_s,
+                end_timeout_s=options.end_timeout_s,
+            )
+        except JfsimError as error:
+            raise ServeOptionError(str(error)) from None
+        if options.writer_timeout_s < 0:
+            raise ServeOptionError(
+                f"writer timeout: must be >= 0 s, got {options.writer_timeout_s}"
+            )
         if self.image_buffer_slots < 1:
             raise ServeOptionError(
                 f"image buffer: needs at least 1 slot, got {self.image_buffer_slots}"

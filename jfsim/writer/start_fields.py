@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from jfsim.experiment.model import MAX_IMAGES
 from jfsim.protocol import PixelArray
 from jfsim.writer.errors import SeriesRefusedError
 
@@ -28,10 +29,6 @@ __all__ = [
     "usable_end_fields",
 ]
 
-#: Images in one series. The master holds ~60 bytes of per-image metadata (goniometer
-#: angles, polarisation, which images arrived), written in one piece at the end: 10^7 images
-#: keep that below 1 GB. At 2 kHz, 10^7 images are 83 minutes of collection.
-MAX_IMAGES = 10_000_000
 #: Pixels of one frame: the largest detectors (EIGER2 16M, JUNGFRAU 16M) have ~18 M; one
 #: uncompressed 32-bit frame of this size (256 MiB) still fits memory comfortably.
 MAX_FRAME_PIXELS = 1 << 26

@@ -7,8 +7,13 @@ buffer) with the real ``jfsim write`` behind the stream, and every refusal the b
 from __future__ import annotations
 
 import io
+import json
+import socket
 import time
+import urllib.error
+import urllib.request
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import cbor2
 import jfjoch_client as jc
@@ -339,3 +344,56 @@ def test_a_series_no_writer_accepts_is_refused_or_an_error_never_a_success(tmp_p
         serve_status, _, log = serve.stop()
         writer.stop()
     assert serve_status == 1, log  # the refused series: an error, reported at exit
+
+
+def test_idle_connections_are_closed_and_waiting_clients_starve_nobody(tcp_endpoint, puller):
+    """Outside review: connections that sent half a request header stayed open forever
+    (thousands exhausted the descriptors), 45 clients in /wait_till_done held every worker
+    thread so that /statistics waited for the series' end, a huge plot binning took GBs,
+    and a /start body with text that is not UTF-8 or a 65-bit integer left Error."""
+    serve = ServeProcess(*DETECTOR, "--endpoint", tcp_endpoint)
+    api = serve.api
+    host, port = serve.url.removeprefix("http://").rsplit(":", 1)
+    trickling = []
+    try:
+        for _ in range(20):
+            connection = socket.create_connection((host, int(port)), timeout=30)
+            connection.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")  # never finished
+            trickling.append(connection)
+        api.initialize_post()
+        complete = _dataset().model_dump(mode="json", exclude_none=True)
+        for body, field in (
+            (json.dumps(complete | {"sample_name": "\ud800"}), "sample_name"),
+            (json.dumps(complete | {"run_number": 2**64}), "run_number"),
+            (json.dumps(complete | {"ntrigger": 10**12}), "number_of_images"),
+            ("[" * 100_000, "nested"),
+        ):
+            request = urllib.request.Request(
+                f"{serve.url}/start", data=body.encode(), method="POST",
+                headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 400 and field in refused.value.read().decode()
+        assert api.status_get().state == "Idle"
+
+        api.start_post(_dataset(ntrigger=100_000, image_time_us=5000, file_prefix="long"))
+        assert decode(puller.receive()).type == "start"
+        waiting = ThreadPoolExecutor(max_workers=45)
+        waits = [waiting.submit(api.wait_till_done_post, timeout=600) for _ in range(45)]
+        measurement = api.statistics_data_collection_get(_request_timeout=20)
+        assert measurement.images_expected == 100_000
+        assert not any(wait.done() for wait in waits)  # answered while all 45 still wait
+        plots = api.preview_plot_get(type="spot_count", binning=10**18, _request_timeout=20)
+        assert len(plots.plot[0].x) == 1
+        api.cancel_post()
+        for wait in waits:
+            wait.result(timeout=60)
+        waiting.shutdown()
+        for connection in trickling:  # closed by the server within its header deadline
+            assert connection.recv(1024) == b""
+    finally:
+        for connection in trickling:
+            connection.close()
+        serve_status, _, log = serve.stop()
+    assert serve_status == 0, log
