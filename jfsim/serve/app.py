@@ -21,6 +21,7 @@ import anyio.to_thread
 from jfjoch_client.models import DatasetSettings, DetectorSelection, ErrorMessage
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -252,7 +253,11 @@ def create_app(service: BrokerService) -> Starlette:
 
     return Starlette(
         routes=routes,
-        exception_handlers={BrokerError: _refusal, Exception: _crash},
+        exception_handlers={
+            BrokerError: _refusal,
+            HTTPException: _no_such_endpoint,
+            Exception: _crash,
+        },
         lifespan=lifespan,
     )
 
@@ -261,6 +266,18 @@ async def _refusal(request: Request, error: Exception) -> Response:
     assert isinstance(error, BrokerError)
     body = ErrorMessage(msg=error.msg, reason=error.reason).to_json()
     return Response(body, status_code=error.status, media_type="application/json")
+
+
+async def _no_such_endpoint(request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (an unknown path: 404, a method a path does not take: 405)
+    as an ``ErrorMessage``, like every other refusal."""
+    assert isinstance(error, HTTPException)
+    what = "no such endpoint" if error.status_code == 404 else error.detail
+    message = f"{request.method} {request.url.path}: {what}; see docs/serve.md for the API"
+    body = ErrorMessage(msg=message, reason="Other").to_json()
+    return Response(
+        body, status_code=error.status_code, headers=error.headers, media_type="application/json"
+    )
 
 
 async def _crash(request: Request, error: Exception) -> Response:

@@ -360,6 +360,12 @@ def test_idle_connections_are_closed_and_waiting_clients_starve_nobody(tcp_endpo
             connection = socket.create_connection((host, int(port)), timeout=30)
             connection.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")  # never finished
             trickling.append(connection)
+        for method, path, status in (("GET", "/nope", 404), ("DELETE", "/status", 405)):
+            request = urllib.request.Request(f"{serve.url}{path}", method=method)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == status
+            assert path in json.loads(refused.value.read())["msg"]  # an ErrorMessage
         api.initialize_post()
         complete = _dataset().model_dump(mode="json", exclude_none=True)
         for body, field in (
