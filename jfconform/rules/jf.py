@@ -16,6 +16,7 @@ from jfconform.rules.nxr import IMAGE_GROUP
 from jfconform.storage import (
     BITSHUFFLE,
     DATA_NAME,
+    LEGACY_LINK,
     MASTER_NAME,
     PROCESS_NAME,
     expected_fill,
@@ -94,8 +95,9 @@ register_rows(FIELD_RULES)
 
 @rule("JF-001", "file-naming", E, roles=BOTH)
 def file_naming(ctx: FileContext) -> Iterator[Issue]:
-    """Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001);
-    reprocessing output <prefix>_process.h5 points at a run's data or master files
+    """Files are <prefix>_master.h5 and <prefix>_data_NNNNNN.h5 (from 000001), linked by
+    bare name, link data_NNNNNN to data file NNNNNN; reprocessing output <prefix>_process.h5
+    points at a run's data or master files
 
     Spec: Jungfraujoch docs/HDF5.md §2
     Hint: name the master <prefix>_master.h5 and data files <prefix>_data_000001.h5, ...
@@ -120,14 +122,27 @@ def file_naming(ctx: FileContext) -> Iterator[Issue]:
         name = ref.file_name
         if name == "." or name.endswith(".tmp"):
             continue
-        data = DATA_NAME.match(name.rsplit("/", 1)[-1])
+        folder, _, base = name.rpartition("/")
+        data = DATA_NAME.match(base)
         if data is None or data.group("prefix") != master.group("prefix"):
             yield Issue(
                 ref.path,
                 f"{ref.kind} target {name!r} is not {master.group('prefix')}_data_NNNNNN.h5",
             )
-        elif int(data.group("number")) < 1:
+            continue
+        if int(data.group("number")) < 1:
             yield Issue(ref.path, f"data file numbering starts at 000001, got {name!r}")
+        if folder:  # e.g. another run's file of the same name, through ../
+            yield Issue(
+                ref.path, f"{ref.kind} target {name!r} is not a data file beside the master"
+            )
+        link = LEGACY_LINK.match(ref.path.rsplit("/", 1)[-1])
+        if ref.kind == "external-link" and link and link.group(1) != data.group("number"):
+            yield Issue(
+                ref.path,
+                f"link {link.group(0)} leads to {base}: frames would be read from the wrong "
+                "data file (out of order, or twice)",
+            )
 
 
 @rule("JF-002", "tmp-leftover", E, roles=BOTH)

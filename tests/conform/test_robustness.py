@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -40,3 +41,28 @@ def test_random_damage_never_raises(tmp_path: Path) -> None:
         target.write_bytes(bytes(data))
         report = check_file(target)  # must not raise
         assert report.opened or any(f.rule == "H5-001" for f in report.findings)
+
+
+def _relink(master: Path, link: str, file_name: str) -> None:
+    with h5py.File(master, "r+") as h5:
+        del h5[f"/entry/data/{link}"]
+        h5[f"/entry/data/{link}"] = h5py.ExternalLink(file_name, "/entry/data/data")
+
+
+@pytest.mark.parametrize("case", ["swapped", "twice", "another run's file"])
+def test_legacy_links_to_the_wrong_data_file_are_errors(tmp_path: Path, case: str) -> None:
+    """Outside review: links that read the frames out of order, twice, or from a file of the
+    same name in another folder passed with exit 0 (only the ground truth saw it)."""
+    master = write_run(tmp_path / "run", RunSpec(layout="legacy"))
+    if case == "swapped":
+        _relink(master, "data_000001", "clean_data_000002.h5")
+        _relink(master, "data_000002", "clean_data_000001.h5")
+    elif case == "twice":
+        _relink(master, "data_000002", "clean_data_000001.h5")
+    else:
+        other = write_run(tmp_path / "other", RunSpec(layout="legacy"))
+        _relink(master, "data_000002", f"../other/{other.name.replace('master', 'data_000002')}")
+    errors = [f for f in check_file(master).findings if f.severity == Severity.ERROR]
+    assert {f.rule for f in errors} == {"JF-001"}, errors
+    expected = "not a data file beside the master" if case == "another run's file" else "wrong"
+    assert all(expected in f.message for f in errors), errors
