@@ -219,6 +219,8 @@ class Field:
         values: the allowed texts (an enumeration).
         within: the allowed range of a scalar number, ends included.
         at_least: the smallest value any element may hold.
+        positive: every value is finite and > 0 (a length, time or wavelength, whatever
+            its unit).
         whole: floating-point values must be integers.
         not_dot: the text must not be ``"."`` (a depends_on that leads somewhere).
         attributes: required attributes, each with an exact value, PRESENT or NOT_DOT.
@@ -235,6 +237,7 @@ class Field:
     values: tuple[str, ...] = ()
     within: tuple[float, float] | None = None
     at_least: float | None = None
+    positive: bool = False
     whole: bool = False
     not_dot: bool = False
     attributes: tuple[tuple[str, str], ...] = field(default=())
@@ -399,6 +402,13 @@ def _value_problems(ctx: FileContext, dataset: h5py.Dataset, check: Field) -> It
         low, high = check.within
         if number is not None and not low <= number <= high:
             yield f"is {number}, outside [{low:g}, {high:g}]"
+    if check.positive:
+        values = ctx.array(dataset) if dataset.dtype.kind in "iuf" else None
+        flat = np.asarray([] if values is None else values, dtype=np.float64).reshape(-1)
+        wrong = ~(np.isfinite(flat) & (flat > 0))
+        if wrong.any():
+            first = int(np.argmax(wrong))
+            yield f"is {flat[first]:g} (index {first}): it must be finite and > 0"
     if check.at_least is not None or check.whole:
         values = ctx.array(dataset) if dataset.dtype.kind in "iuf" else None
         if values is None or values.size == 0:

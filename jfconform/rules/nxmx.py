@@ -136,8 +136,9 @@ FIELD_RULES = (
             kind=NXDL,
             units=NXDL,
             shapes=((), (ANY,), (FRAMES, ANY)),
+            positive=True,
         ),
-        """incident_wavelength present, float, wavelength units, allowed shape
+        """incident_wavelength present, float, wavelength units, allowed shape, finite > 0
 
         Spec: NXmx NXbeam/incident_wavelength
         Hint: write beam/incident_wavelength as a float with units='angstrom'""",

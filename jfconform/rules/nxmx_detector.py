@@ -111,8 +111,14 @@ FIELD_RULES = (
         "NXMX-022",
         "sensor-thickness-missing",
         E,
-        Field(DETECTOR, "sensor_thickness", need=NXDL, units=Units((LENGTH,), known=True)),
-        """sensor_thickness present with length units
+        Field(
+            DETECTOR,
+            "sensor_thickness",
+            need=NXDL,
+            units=Units((LENGTH,), known=True),
+            positive=True,
+        ),
+        """sensor_thickness present with length units, finite > 0
 
         Spec: NXmx NXdetector/sensor_thickness
         Hint: write detector/sensor_thickness with units, e.g. 0.00032 with units='m'""",
@@ -131,8 +137,10 @@ FIELD_RULES = (
                 shapes=((MORE, IMAGE),),
             ),
             Field(DETECTOR, "countrate_correction_lookup_table", shapes=((ANY,),)),
+            Field(DETECTOR, (*PIXEL_SIZES, "count_time", "frame_time"), positive=True),
         ),
-        """Detector fields, when present, have their NXDL type (NX_FLOAT is float) and shape
+        """Detector fields, when present, have their NXDL type (NX_FLOAT is float) and shape;
+        pixel sizes, count and frame times are finite and > 0
 
         Spec: NXmx NXdetector (field types and shapes)
         Hint: NX_FLOAT fields as floats, frame-shaped calibration arrays, 1-D countrate table""",

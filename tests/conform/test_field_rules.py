@@ -15,6 +15,7 @@ import pytest
 from fixtures.clean import DETECTOR as DETECTOR_PATH
 from fixtures.clean import RunSpec, write_run
 from jfconform.context import FileContext
+from jfconform.engine import check_file
 from jfconform.field_rules import (
     ANY,
     BEAM,
@@ -28,6 +29,7 @@ from jfconform.field_rules import (
     Field,
     Units,
 )
+from jfconform.model import Severity
 from jfconform.nxdl_tables import NXDL_COMMIT, NXMX_FIELDS
 from jfconform.registry import RegistryError, describe
 from jfconform.units import LENGTH
@@ -221,3 +223,27 @@ def test_the_committed_tables_hold_what_the_rules_rely_on() -> None:
         "pixel_mask",
         "bit_depth_readout",
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "rule", "severity"),
+    [
+        ("/entry/instrument/beam/incident_wavelength", 0.0, "NXMX-028", Severity.ERROR),
+        ("/entry/instrument/beam/incident_wavelength", float("nan"), "NXMX-028", Severity.ERROR),
+        ("/entry/instrument/beam/incident_wavelength", -1.0, "NXMX-028", Severity.ERROR),
+        ("/entry/instrument/detector/sensor_thickness", -1.0, "NXMX-022", Severity.ERROR),
+        ("/entry/instrument/detector/count_time", -1.0, "NXMX-024", Severity.WARNING),
+        ("/entry/instrument/detector/x_pixel_size", float("nan"), "NXMX-024", Severity.WARNING),
+    ],
+)
+def test_impossible_physical_values_are_findings(
+    tmp_path: Path, path: str, value: float, rule: str, severity: Severity
+) -> None:
+    """Outside review: a wavelength of 0, NaN or -1 Å, a negative sensor thickness or
+    count time passed with no finding at all."""
+    master = write_run(tmp_path, RunSpec())
+    with h5py.File(master, "r+") as h5:
+        h5[path][()] = value
+    found = [f for f in check_file(master).findings if f.rule == rule]
+    assert [f.severity for f in found] == [severity], found
+    assert "must be finite and > 0" in found[0].message
