@@ -11,11 +11,11 @@ traceback or gigabytes of memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import hdf5plugin  # noqa: F401 - registers the bitshuffle/LZ4 filters with libhdf5
@@ -40,6 +40,8 @@ DEFAULT_READ_LIMIT_BYTES = 64 * 2**20
 #: The most bytes one attribute read may take (attributes hold metadata, never arrays of
 #: frames); a larger declared attribute is reported as unreadable.
 ATTRIBUTE_LIMIT_BYTES = 2**20
+#: What a memoised look-up finds.
+Found = TypeVar("Found")
 
 
 @dataclass(slots=True)
@@ -81,6 +83,19 @@ def _identity(obj: h5py.HLObject) -> h5py.h5o.ObjectID | None:
     except READ_ERRORS:  # h5py: "Objects of class FileID cannot be hashed"
         return None
     return identity
+
+
+def _memoised(
+    table: dict[Any, Found], obj: h5py.HLObject, name: str, find: Callable[[], Found]
+) -> Found:
+    """``find()`` once per object and name; afresh each time for an object h5py cannot
+    identify (a damaged object header)."""
+    identity = _identity(obj)
+    if identity is None:
+        return find()
+    if (identity, name) not in table:
+        table[identity, name] = find()
+    return table[identity, name]
 
 
 def leaf(path: str) -> str:
@@ -190,12 +205,7 @@ class FileContext:
         Lookups are memoised: the files are read-only for the whole check.
         """
         root = self.h5 if base is None else base
-        key = _identity(root)
-        if key is None:  # a damaged object header: found afresh each time
-            return self._open(root, path)
-        if (key, path) not in self._objects:
-            self._objects[key, path] = self._open(root, path)
-        return self._objects[key, path]
+        return _memoised(self._objects, root, path, lambda: self._open(root, path))
 
     def _open(self, root: h5py.Group, path: str) -> h5py.Group | h5py.Dataset | None:
         try:
@@ -246,12 +256,7 @@ class FileContext:
     def attr(self, obj: h5py.HLObject, name: str) -> Any:
         """An attribute value, ``None`` if absent, unreadable or implausibly large (memoised;
         the last two are recorded as unreadable)."""
-        key = _identity(obj)
-        if key is None:  # a damaged object header: read afresh each time
-            return self._read_attr(obj, name)
-        if (key, name) not in self._attrs:
-            self._attrs[key, name] = self._read_attr(obj, name)
-        return self._attrs[key, name]
+        return _memoised(self._attrs, obj, name, lambda: self._read_attr(obj, name))
 
     def _read_attr(self, obj: h5py.HLObject, name: str) -> Any:
         if not self.has_attr(obj, name):
