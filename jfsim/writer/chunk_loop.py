@@ -29,7 +29,7 @@ from numba.extending import intrinsic
 
 from jfsim.writer import hdf5_library
 
-__all__ = ["ChunkBatch", "probe"]
+__all__ = ["ChunkBatch", "probe", "write_chunk_address"]
 
 
 @intrinsic
@@ -93,8 +93,8 @@ def _write_chunks(
 class ChunkBatch:
     """Room for up to ``capacity`` chunks, written by one compiled call.
 
-    The caller holds HDF5's lock (``phil``) around ``write`` and keeps every chunk's bytes
-    alive until it returns.
+    The caller holds the lock of the HDF5 instance whose ``H5Dwrite_chunk`` it passes
+    around ``write`` and keeps every chunk's bytes alive until it returns.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -104,7 +104,6 @@ class ChunkBatch:
         self.lengths = np.zeros(capacity, dtype=np.intp)
         self.data_addresses = np.zeros(capacity, dtype=np.intp)
         self.statuses = np.zeros(capacity, dtype=np.int32)
-        self._function_address = _function_address()
 
     def put(self, index: int, dataset_id: int, row: int, data: np.ndarray) -> None:
         """Describe chunk ``index`` of the batch: ``data`` (bytes, uint8) as image ``row``
@@ -114,10 +113,12 @@ class ChunkBatch:
         self.lengths[index] = data.nbytes
         self.data_addresses[index] = data.ctypes.data
 
-    def write(self, count: int) -> np.ndarray:
-        """Write the first ``count`` chunks; returns their HDF5 status (< 0: failed)."""
+    def write(self, count: int, function_address: int) -> np.ndarray:
+        """Write the first ``count`` chunks with the ``H5Dwrite_chunk`` at
+        ``function_address`` (``write_chunk_address``); returns their HDF5 status (< 0:
+        failed)."""
         _write_chunks(
-            self._function_address,
+            function_address,
             self.dataset_ids,
             self.offsets,
             self.lengths,
@@ -128,8 +129,9 @@ class ChunkBatch:
         return self.statuses[:count]
 
 
-def _function_address() -> int:
-    address = hdf5_library.library().address("H5Dwrite_chunk")
+def write_chunk_address(library: hdf5_library.Hdf5Library) -> int:
+    """Where ``library``'s ``H5Dwrite_chunk`` is."""
+    address = library.address("H5Dwrite_chunk")
     if not address:
         raise RuntimeError("H5Dwrite_chunk has no address")
     return address
@@ -145,7 +147,7 @@ def probe() -> str | None:
     if ctypes.sizeof(ctypes.c_void_p) != 8:
         return "the compiled chunk loop needs a 64-bit platform"
     try:
-        ChunkBatch(1).write(0)
+        ChunkBatch(1).write(0, write_chunk_address(hdf5_library.library()))
     except Exception as error:  # numba reports a failed compilation in many types
         return f"the compiled chunk loop cannot be built: {type(error).__name__}: {error}"
     return None

@@ -37,14 +37,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import h5py
 import numpy as np
-from h5py._objects import phil
 
 from jfsim.workers import BatchWorker
-from jfsim.writer import chunk_loop
-from jfsim.writer.chunk_loop import ChunkBatch
+from jfsim.writer import chunk_loop, hdf5_library
+from jfsim.writer.chunk_loop import ChunkBatch, write_chunk_address
+from jfsim.writer.hdf5_library import H5P_DEFAULT, Hdf5Library, hsize_array
 
 __all__ = ["ENGINES", "ChunkTarget", "ChunkWriter", "probe"]
 
@@ -58,8 +59,8 @@ RESUME_PENDING = 16
 #: Chunks written under one hold of HDF5's lock, at most.
 MAX_BATCH = MAX_PENDING - RESUME_PENDING
 
-#: (writer, dataset identifier, row, the chunk's bytes as an array that keeps them alive)
-_Item = tuple["ChunkWriter", int, int, np.ndarray]
+#: (writer, target, row, the chunk's bytes as an array that keeps them alive)
+_Item = tuple["ChunkWriter", "ChunkTarget", int, np.ndarray]
 
 
 def probe() -> str | None:
@@ -75,21 +76,39 @@ class _BatchWriter:
         self._batch: ChunkBatch | None = None  # made on the thread's first batch
 
     def __call__(self, items: list[_Item]) -> None:
+        statuses: list[int] = []
+        first = 0
+        while first < len(items):  # runs of chunks of one HDF5 instance, each under its lock
+            library = items[first][1].library
+            end = first + 1
+            while end < len(items) and items[end][1].library is library:
+                end += 1
+            statuses += self._write_run(items[first:end], library)
+            first = end
+        outcomes: dict[ChunkWriter, list[tuple[int, int, int]]] = {}
+        for (writer, target, row, _data), status in zip(items, statuses, strict=True):
+            outcomes.setdefault(writer, []).append((target.dataset_id, row, status))
+        for writer, written in outcomes.items():
+            writer._written(written)
+
+    def _write_run(self, items: list[_Item], library: Hdf5Library | None) -> list[int]:
         try:
+            assert library is not None  # the thread engine runs only where it can be called
             if self._batch is None:
                 self._batch = ChunkBatch(MAX_BATCH)
             batch = self._batch
-            for index, (_writer, dataset_id, row, data) in enumerate(items):
-                batch.put(index, dataset_id, row, data)
-            with phil:  # HDF5 is not thread-safe: h5py's lock, as h5py's own calls
-                statuses = batch.write(len(items)).tolist()
+            for index, (_writer, target, row, data) in enumerate(items):
+                batch.put(index, target.dataset_id, row, data)
+            address = _write_chunk_address(library)
+            with library.lock:  # HDF5 is not thread-safe: the instance's lock
+                return batch.write(len(items), address).tolist()
         except Exception:  # a bad argument; the thread must live on for every writer
-            statuses = [-1] * len(items)
-        outcomes: dict[ChunkWriter, list[tuple[int, int, int]]] = {}
-        for (writer, dataset_id, row, _data), status in zip(items, statuses, strict=True):
-            outcomes.setdefault(writer, []).append((dataset_id, row, status))
-        for writer, written in outcomes.items():
-            writer._written(written)
+            return [-1] * len(items)
+
+
+@cache
+def _write_chunk_address(library: Hdf5Library) -> int:
+    return write_chunk_address(library)
 
 
 #: The process's chunk-writing thread, shared by every writer.
@@ -100,16 +119,39 @@ _CHUNK_THREAD: BatchWorker[_Item] = BatchWorker(
 
 @dataclass(frozen=True, slots=True)
 class ChunkTarget:
-    """An image dataset as the chunk writer addresses it: its HDF5 identifier and h5py's
-    direct chunk write, looked up once (see the module's docstring)."""
+    """An image dataset as the chunk writer addresses it: its HDF5 identifier, the HDF5
+    instance it lives in, and a direct chunk write, looked up once (see the module's
+    docstring)."""
 
     dataset_id: int
-    write_direct_chunk: Callable[..., None]
+    library: Hdf5Library | None  # None: h5py's instance, whose library cannot be called
+    write_direct_chunk: Callable[[tuple[int, int, int], bytes | memoryview], None]
 
     @classmethod
     def of(cls, dataset: h5py.Dataset) -> ChunkTarget:
+        """A dataset of h5py's instance."""
         identifier = dataset.id
-        return cls(identifier.id, identifier.write_direct_chunk)
+        library = hdf5_library.library() if hdf5_library.probe() is None else None
+        return cls(identifier.id, library, identifier.write_direct_chunk)
+
+    @classmethod
+    def private(cls, dataset_id: int, library: Hdf5Library) -> ChunkTarget:
+        """A dataset of the private instance (``library``)."""
+
+        def write_direct_chunk(offset: tuple[int, int, int], data: bytes | memoryview) -> None:
+            chunk = np.frombuffer(data, dtype=np.uint8)
+            with library.lock:
+                status = library.H5Dwrite_chunk(
+                    dataset_id,
+                    H5P_DEFAULT,
+                    0,
+                    hsize_array(offset),
+                    chunk.nbytes,
+                    chunk.ctypes.data,
+                )
+            library.check(status, "H5Dwrite_chunk", f"image row {offset[0]}")
+
+        return cls(dataset_id, library, write_direct_chunk)
 
 
 class ChunkWriter:
@@ -144,7 +186,7 @@ class ChunkWriter:
             self._pending += 1
             self._in_flight[dataset_id] = self._in_flight.get(dataset_id, 0) + 1
         # a view of the bytes that keeps them (a frame's buffer) alive, not a copy
-        _CHUNK_THREAD.put((self, dataset_id, row, np.frombuffer(payload, dtype=np.uint8)))
+        _CHUNK_THREAD.put((self, target, row, np.frombuffer(payload, dtype=np.uint8)))
 
     def _written(self, written: list[tuple[int, int, int]]) -> None:
         """Called by the chunk thread after each batch: (dataset, row, HDF5 status) of

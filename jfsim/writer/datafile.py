@@ -4,10 +4,17 @@ Images arrive already compressed with bitshuffle/LZ4 in the HDF5 filter framing,
 stored as one chunk with a direct chunk write (on the ``jfsim.writer.chunks`` thread when one
 is given): never decompressed, never recompressed. The file lives under
 ``<final>.<random>.tmp`` until ``close`` renames it.
+
+A file is made in h5py's HDF5 instance, or in the private one
+(``hdf5_library.private_library``) by its C functions: HDF5 serialises every call of an
+instance, so the data files of a legacy or VDS series go there and their chunks keep being
+written while h5py's instance writes the master.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from jfsim.writer import hdf5_library
 from jfsim.writer.chunks import ChunkTarget, ChunkWriter
 from jfsim.writer.disk_space import DiskReservation
 from jfsim.writer.h5tree import H5Tree
@@ -30,6 +38,92 @@ _BITSHUFFLE = hdf5plugin.Bitshuffle(cname="lz4")
 #: The bitshuffle filter with LZ4 as (HDF5 filter id, options): 32008, (0 = automatic block
 #: size, 2 = LZ4).
 BITSHUFFLE_LZ4 = (_BITSHUFFLE.filter_id, tuple(_BITSHUFFLE.filter_options))
+#: Where a data file is made: h5py's HDF5 instance, or the private one.
+INSTANCES = ("shared", "private")
+
+
+class PrivateHdf5File:
+    """An HDF5 file of the private instance: its identifier, the image dataset's, and the
+    file descriptor; every call under the instance's lock."""
+
+    def __init__(self, path: Path, libver: tuple[str, str]) -> None:
+        self.lib = lib = hdf5_library.private_library()
+        # made (and refused, with the system's reason) here first: HDF5 says only "failed"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666))
+        with lib.lock:
+            access = lib.check(
+                lib.H5Pcreate(lib.global_id("H5P_CLS_FILE_ACCESS_ID_g")), "H5Pcreate", str(path)
+            )
+            try:
+                low, high = (hdf5_library.LIBVER[bound] for bound in libver)
+                lib.check(lib.H5Pset_libver_bounds(access, low, high), "H5Pset_libver_bounds", "")
+                self.file_id = lib.check(
+                    lib.H5Fcreate(
+                        os.fsencode(path),
+                        hdf5_library.H5F_ACC_TRUNC,
+                        hdf5_library.H5P_DEFAULT,
+                        access,
+                    ),
+                    "H5Fcreate",
+                    str(path),
+                )
+            except BaseException:
+                os.unlink(path)
+                raise
+            finally:
+                lib.H5Pclose(access)
+        self.dataset_id = 0
+
+    def write_tree(self, tree: H5Tree, below: str) -> None:
+        lib = self.lib
+        if not below:
+            tree.write_private(self.file_id)
+            return
+        with lib.lock:
+            group = lib.check(
+                lib.H5Gopen2(self.file_id, below.encode(), hdf5_library.H5P_DEFAULT),
+                "H5Gopen2",
+                below,
+            )
+            try:
+                tree.write_private(group)
+            finally:
+                lib.H5Gclose(group)
+
+    def open_dataset(self, path: str) -> int:
+        with self.lib.lock:
+            self.dataset_id = self.lib.check(
+                self.lib.H5Dopen2(self.file_id, path.encode(), hdf5_library.H5P_DEFAULT),
+                "H5Dopen2",
+                path,
+            )
+        return self.dataset_id
+
+    def descriptor(self) -> int:
+        """The file's descriptor (the default ``sec2`` driver keeps one)."""
+        handle = ctypes.c_void_p()
+        with self.lib.lock:
+            self.lib.check(
+                self.lib.H5Fget_vfd_handle(
+                    self.file_id, hdf5_library.H5P_DEFAULT, ctypes.byref(handle)
+                ),
+                "H5Fget_vfd_handle",
+                "",
+            )
+        if not handle.value:
+            raise hdf5_library.Hdf5Error("H5Fget_vfd_handle gave no descriptor")
+        return ctypes.c_int.from_address(handle.value).value
+
+    def close(self) -> None:
+        """Close the dataset and the file (the file is flushed: an error is raised)."""
+        lib = self.lib
+        with lib.lock:
+            if self.dataset_id:
+                lib.H5Dclose(self.dataset_id)
+                self.dataset_id = 0
+            if self.file_id:
+                file_id, self.file_id = self.file_id, 0
+                lib.check(lib.H5Fclose(file_id), "H5Fclose", "data file")
 
 
 class ImageFile:
@@ -55,8 +149,12 @@ class ImageFile:
         libver: tuple[str, str],
         detector_group: str = "detector",
         chunks: ChunkWriter | None = None,
+        instance: str = "shared",
     ) -> None:
-        """``chunks`` writes the image chunks (on its own thread); None: write them here."""
+        """``chunks`` writes the image chunks (on its own thread); None: write them here.
+        ``instance``: the HDF5 instance that makes the file (``INSTANCES``)."""
+        if instance not in INSTANCES:
+            raise ValueError(f"HDF5 instance {instance!r}: use one of {', '.join(INSTANCES)}")
         self.final_path = final_path
         self._chunks = chunks
         self.tmp_path = temporary_path(final_path)
@@ -71,32 +169,59 @@ class ImageFile:
         self.analysis = AnalysisBuffer(
             n_images, max_spots=max_spots, first_image_id=first_image_id, azint_shape=azint_shape
         )
-        self.h5 = h5py.File(self.tmp_path, "w", libver=libver)
-        tree = H5Tree()
-        tree.attrs("", file_name=final_path.name)
-        tree.group("entry", "NXentry")
-        tree.group("entry/data", "NXdata", signal="data")
-        tree.chunked_dataset(
-            "entry/data/data",
-            (n_images, *image_shape),
-            image_dtype,
-            chunks=(1, *image_shape),
-            maxshape=(None, *image_shape),
-            fill_value=fill_value,
-            filters=(BITSHUFFLE_LZ4,),
-            image_nr_low=np.int64(first_image_id + 1),
-            image_nr_high=np.int64(first_image_id + n_images),
-        )
-        tree.write(self.h5)
-        # blocks reserved ahead of the chunks: appending page by page costs the writes more
-        self._disk = DiskReservation(self.h5.id.get_vfd_handle())
-        # looked up once: each h5py look-up takes HDF5's lock, which the chunk thread holds
-        self._target = ChunkTarget.of(self.h5["entry/data/data"])
+        self.instance = instance
+        self.h5: h5py.File | None = None
+        self._private: PrivateHdf5File | None = None
+        if instance == "private":
+            self._private = PrivateHdf5File(self.tmp_path, libver)
+        else:
+            self.h5 = h5py.File(self.tmp_path, "w", libver=libver)
+        try:
+            tree = H5Tree()
+            tree.attrs("", file_name=final_path.name)
+            tree.group("entry", "NXentry")
+            tree.group("entry/data", "NXdata", signal="data")
+            tree.chunked_dataset(
+                "entry/data/data",
+                (n_images, *image_shape),
+                image_dtype,
+                chunks=(1, *image_shape),
+                maxshape=(None, *image_shape),
+                fill_value=fill_value,
+                filters=(BITSHUFFLE_LZ4,),
+                image_nr_low=np.int64(first_image_id + 1),
+                image_nr_high=np.int64(first_image_id + n_images),
+            )
+            self._write_tree(tree, "")
+            if self._private is not None:
+                # blocks reserved ahead of the chunks: appending page by page costs more
+                self._disk = DiskReservation(self._private.descriptor())
+                dataset_id = self._private.open_dataset("entry/data/data")
+                self._target = ChunkTarget.private(dataset_id, self._private.lib)
+            else:
+                assert self.h5 is not None
+                self._disk = DiskReservation(self.h5.id.get_vfd_handle())
+                # looked up once: each h5py look-up takes HDF5's lock, which the chunk
+                # thread holds
+                self._target = ChunkTarget.of(self.h5["entry/data/data"])
+        except BaseException:
+            self._close_file()
+            raise
         self._closed = False
 
-    @property
-    def entry(self) -> h5py.Group:
-        return self.h5["entry"]
+    def _write_tree(self, tree: H5Tree, below: str) -> None:
+        """Create ``tree`` below ``below`` ("" = the file's root group)."""
+        if self._private is not None:
+            self._private.write_tree(tree, below)
+        else:
+            assert self.h5 is not None
+            tree.write(self.h5[below] if below else self.h5)
+
+    def _close_file(self) -> None:
+        if self._private is not None:
+            self._private.close()
+        elif self.h5 is not None:
+            self.h5.close()
 
     @property
     def images_to_last(self) -> int:
@@ -145,13 +270,13 @@ class ImageFile:
             return self.final_path
         # The last chunks may still be on their way (the chunk thread and these calls take
         # turns on HDF5's lock): the arrays and the master's objects are written meanwhile.
-        self.analysis.write(self.entry, detector_group=self.detector_group)
+        self._write_tree(self.analysis.tree(detector_group=self.detector_group), "entry")
         if before_close is not None:
             before_close(self)
         if self._chunks is not None:
             self._chunks.drain(self._target)
         try:
-            self.h5.close()
+            self._close_file()
         finally:
             self._disk.release()
         self._closed = True
@@ -167,7 +292,7 @@ class ImageFile:
                 except OSError:
                     pass  # the file is abandoned anyway
             try:
-                self.h5.close()
+                self._close_file()
             finally:
                 self._disk.release()
             self._closed = True

@@ -20,6 +20,7 @@ enum; objects are created without time stamps, as h5py does.
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -225,10 +226,23 @@ class H5Tree:
         if engine == "native" and reason is not None:
             raise RuntimeError(f"h5tree engine 'native' unavailable: {reason}")
         used = "h5py" if engine == "h5py" or reason is not None else "native"
-        writer = _NativeWriter() if used == "native" else _H5pyWriter()
         with phil:  # HDF5 is not thread-safe: h5py's lock, as h5py's own calls
-            writer.write(self, parent)
+            if used == "native":
+                _NativeWriter(_shared_kit()).write(self, parent.id.id)
+            else:
+                _H5pyWriter().write(self, parent)
         return used
+
+    def write_private(self, location_id: int) -> None:
+        """Create everything below the group or file ``location_id`` of the private HDF5
+        instance (``hdf5_library.private_library``), under its lock. Virtual datasets
+        cannot be made there."""
+        kit = _private_kit()
+        for node in self._datasets.values():
+            for filter_id, options in node.filters:
+                kit.stored_filter(filter_id, options, node.dtype, node.chunks or node.shape)
+        with kit.lib.lock:
+            _NativeWriter(kit).write(self, location_id)
 
 
 def _attrs(nx_class: str | None, attrs: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -267,7 +281,8 @@ def _creation_lists() -> dict[str, Any]:
 
 
 def _name(name: str) -> tuple[bytes, Any]:
-    """The encoded link name and its link-creation list (None: the default, ASCII)."""
+    """The encoded link name and h5py's link-creation list for it (None: the default,
+    ASCII)."""
     try:
         return name.encode("ascii"), None
     except UnicodeEncodeError:
@@ -305,22 +320,193 @@ def _special_dcpl(node: _Dataset) -> Any:
     return dcpl
 
 
-class _NativeWriter:
-    """The tree through HDF5's C functions; every identifier opened here is closed here."""
+class _SharedKit:
+    """What the native writer needs in h5py's own instance: h5py's types and property
+    lists, so that both engines store alike."""
 
     def __init__(self) -> None:
         self.lib = hdf5_library.library()
         self._scalar = h5py.h5s.create(h5py.h5s.SCALAR)
+        lists = _creation_lists()
+        self.dcpl, self.gcpl = lists["dcpl"].id, lists["gcpl"].id
+        self.utf8_lcpl = lists["utf8_names"].id
 
-    def write(self, tree: H5Tree, parent: h5py.Group) -> None:
+    @property
+    def scalar_space(self) -> int:
+        return self._scalar.id
+
+    def type_id(self, dtype: np.dtype) -> int:
+        return int(_h5_type(dtype).id)
+
+    def special_dcpl(self, node: _Dataset) -> tuple[int, Any] | None:
+        """(identifier, what keeps it open) of a chunked or virtual dataset's list."""
+        dcpl = _special_dcpl(node)
+        return None if dcpl is None else (dcpl.id, dcpl)
+
+    def release(self, _keep: Any) -> None:
+        """h5py closes its lists when they are collected."""
+
+
+@cache
+def _shared_kit() -> _SharedKit:
+    return _SharedKit()
+
+
+class _PrivateKit:
+    """The same in the private instance, where h5py's objects mean nothing: types and
+    property lists made by its own C functions, as h5py makes them in its instance."""
+
+    def __init__(self) -> None:
+        self.lib = lib = hdf5_library.private_library()
+        with lib.lock:
+            self.scalar_space = lib.check(lib.H5Screate(0), "H5Screate", "scalar")  # H5S_SCALAR
+            self.dcpl = self._list("H5P_CLS_DATASET_CREATE_ID_g")
+            lib.check(lib.H5Pset_obj_track_times(self.dcpl, False), "H5Pset_obj_track_times", "")
+            self.gcpl = self._list("H5P_CLS_GROUP_CREATE_ID_g")
+            lib.check(lib.H5Pset_obj_track_times(self.gcpl, False), "H5Pset_obj_track_times", "")
+            self.utf8_lcpl = self._list("H5P_CLS_LINK_CREATE_ID_g")
+            lib.check(
+                lib.H5Pset_char_encoding(self.utf8_lcpl, hdf5_library.H5T_CSET_UTF8),
+                "H5Pset_char_encoding",
+                "",
+            )
+        self._types: dict[np.dtype, int] = {}
+        self._filters: dict[tuple[Any, ...], tuple[int, ...]] = {}
+
+    def stored_filter(
+        self, filter_id: int, options: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """The options h5py's instance stores for this filter on such chunks: a filter
+        completes them as a dataset is made (bitshuffle adds the element and block sizes),
+        which the private instance, where the filter has only its name, cannot do. Found
+        once, with a dataset in memory."""
+        key = (filter_id, tuple(options), np.dtype(dtype), tuple(chunks))
+        stored = self._filters.get(key)
+        if stored is None:
+            stored = self._filters[key] = _filter_as_stored(*key)
+        return stored
+
+    def _list(self, class_global: str) -> int:
+        return self.lib.check(
+            self.lib.H5Pcreate(self.lib.global_id(class_global)), "H5Pcreate", class_global
+        )
+
+    def type_id(self, dtype: np.dtype) -> int:
+        """The HDF5 type h5py's ``py_create`` would make for ``dtype`` (numbers, bools as
+        h5py's enum, text), made once and kept."""
+        found = self._types.get(dtype)
+        if found is None:
+            found = self._types[dtype] = self._make_type(dtype)
+        return found
+
+    def _make_type(self, dtype: np.dtype) -> int:
         lib = self.lib
-        handles: dict[str, int] = {"": parent.id.id}
+        if dtype.kind == "O" or dtype.kind == "S":
+            text = h5py.check_string_dtype(dtype)
+            if text is None:
+                raise TypeError(f"no HDF5 type for {dtype} in the private instance")
+            made = lib.check(lib.H5Tcopy(lib.global_id("H5T_C_S1_g")), "H5Tcopy", str(dtype))
+            utf8 = text.encoding == "utf-8"
+            size = hdf5_library.H5T_VARIABLE if text.length is None else text.length
+            lib.check(lib.H5Tset_size(made, size), "H5Tset_size", str(dtype))
+            lib.check(lib.H5Tset_cset(made, int(utf8)), "H5Tset_cset", str(dtype))
+            if text.length is not None:
+                lib.check(lib.H5Tset_strpad(made, hdf5_library.H5T_STR_NULLPAD), "", str(dtype))
+            return made
+        if dtype.kind == "b":
+            made = lib.check(
+                lib.H5Tenum_create(lib.global_id("H5T_NATIVE_SCHAR_g")), "H5Tenum_create", "bool"
+            )
+            for name, value in ((b"FALSE", 0), (b"TRUE", 1)):
+                number = ctypes.c_int8(value)
+                lib.check(
+                    lib.H5Tenum_insert(made, name, ctypes.byref(number)), "H5Tenum_insert", ""
+                )
+            return made
+        order = "BE" if dtype.byteorder == ">" else "LE"
+        bits = 8 * dtype.itemsize
+        names = {"i": f"H5T_STD_I{bits}", "u": f"H5T_STD_U{bits}", "f": f"H5T_IEEE_F{bits}"}
+        if dtype.kind not in names or (dtype.kind == "f" and bits not in (32, 64)):
+            raise TypeError(f"no HDF5 type for {dtype} in the private instance")
+        return lib.check(
+            lib.H5Tcopy(lib.global_id(f"{names[dtype.kind]}{order}_g")), "H5Tcopy", str(dtype)
+        )
+
+    def special_dcpl(self, node: _Dataset) -> tuple[int, Any] | None:
+        if node.chunks is None and node.sources is None and node.fill_value is None:
+            return None
+        if node.sources is not None:
+            raise ValueError("virtual datasets are not made in the private HDF5 instance")
+        lib = self.lib
+        dcpl = self._list("H5P_CLS_DATASET_CREATE_ID_g")
+        try:
+            lib.check(lib.H5Pset_obj_track_times(dcpl, False), "H5Pset_obj_track_times", "")
+            if node.chunks is not None:
+                chunks = hsize_array(node.chunks)
+                lib.check(lib.H5Pset_chunk(dcpl, len(node.chunks), chunks), "H5Pset_chunk", "")
+            for filter_id, options in node.filters:
+                key = (filter_id, tuple(options), node.dtype, tuple(node.chunks or node.shape))
+                options = self._filters[key]  # found before the lock was taken
+                values = (ctypes.c_uint * len(options))(*options)
+                status = lib.H5Pset_filter(
+                    dcpl, filter_id, hdf5_library.H5Z_FLAG_OPTIONAL, len(options), values
+                )
+                lib.check(status, "H5Pset_filter", str(filter_id))
+            if node.fill_value is not None:
+                fill = _fill_value(node.fill_value, node.dtype)
+                pointer, _keep = _buffer(fill)
+                status = lib.H5Pset_fill_value(dcpl, self.type_id(node.dtype), pointer)
+                lib.check(status, "H5Pset_fill_value", "")
+        except BaseException:
+            lib.H5Pclose(dcpl)
+            raise
+        return dcpl, dcpl
+
+    def release(self, dcpl: Any) -> None:
+        self.lib.H5Pclose(dcpl)
+
+
+@cache
+def _private_kit() -> _PrivateKit:
+    return _PrivateKit()
+
+
+def _filter_as_stored(
+    filter_id: int, options: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...]
+) -> tuple[int, ...]:
+    """``_PrivateKit.stored_filter`` (and the filter's name given to the private instance)."""
+    with h5py.File(f"jfsim-{os.getpid()}.h5", "w", driver="core", backing_store=False) as h5:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk(chunks)
+        dcpl.set_filter(filter_id, h5py.h5z.FLAG_OPTIONAL, options)
+        space = h5py.h5s.create_simple(chunks)
+        dataset = h5py.h5d.create(h5.id, b"probe", _h5_type(dtype), space, dcpl=dcpl)
+        _id, _flags, stored, name = dataset.get_create_plist().get_filter(0)
+    hdf5_library.register_private_filter(filter_id, name.decode(errors="replace"))
+    return tuple(int(value) for value in stored)
+
+
+class _NativeWriter:
+    """The tree through HDF5's C functions of one instance (its ``kit``); every
+    identifier opened here is closed here."""
+
+    def __init__(self, kit: _SharedKit | _PrivateKit) -> None:
+        self.kit = kit
+        self.lib = kit.lib
+
+    def _lcpl(self, name: str) -> tuple[bytes, int]:
+        encoded, lcpl = _name(name)
+        return encoded, H5P_DEFAULT if lcpl is None else self.kit.utf8_lcpl
+
+    def write(self, tree: H5Tree, parent_id: int) -> None:
+        lib = self.lib
+        handles: dict[str, int] = {"": parent_id}
         existing = {""}  # groups that were in the file before this pass
         try:
             self._attributes(handles[""], tree._root_attrs, "/", replace=True)
             for path, group in tree._groups.items():
                 above, name = _split(path)
-                encoded, lcpl = _name(name)
+                encoded, lcpl = self._lcpl(name)
                 location = handles[above]
                 if above in existing and lib.H5Lexists(location, encoded, H5P_DEFAULT) > 0:
                     handles[path] = lib.check(
@@ -331,13 +517,7 @@ class _NativeWriter:
                         self._attributes(handles[path], group.attrs, path, replace=True)
                     continue
                 handles[path] = lib.check(
-                    lib.H5Gcreate2(
-                        location,
-                        encoded,
-                        lcpl.id if lcpl is not None else H5P_DEFAULT,
-                        _creation_lists()["gcpl"].id,
-                        H5P_DEFAULT,
-                    ),
+                    lib.H5Gcreate2(location, encoded, lcpl, self.kit.gcpl, H5P_DEFAULT),
                     "H5Gcreate2",
                     path,
                 )
@@ -347,29 +527,24 @@ class _NativeWriter:
                 self._dataset(handles[above], name, node, path)
             for path, target in tree._hard_links:
                 above, name = _split(path)
-                encoded, lcpl = _name(name)
+                encoded, lcpl = self._lcpl(name)
                 lib.check(
                     lib.H5Lcreate_hard(
-                        handles[""],
-                        target.encode(),
-                        handles[above],
-                        encoded,
-                        lcpl.id if lcpl is not None else H5P_DEFAULT,
-                        H5P_DEFAULT,
+                        handles[""], target.encode(), handles[above], encoded, lcpl, H5P_DEFAULT
                     ),
                     "H5Lcreate_hard",
                     path,
                 )
             for path, file_name, target in tree._external_links:
                 above, name = _split(path)
-                encoded, lcpl = _name(name)
+                encoded, lcpl = self._lcpl(name)
                 lib.check(
                     lib.H5Lcreate_external(
                         file_name.encode(),
                         target.encode(),
                         handles[above],
                         encoded,
-                        lcpl.id if lcpl is not None else H5P_DEFAULT,
+                        lcpl,
                         H5P_DEFAULT,
                     ),
                     "H5Lcreate_external",
@@ -385,7 +560,7 @@ class _NativeWriter:
     ) -> tuple[int, bool]:
         """A dataspace for ``shape``: (identifier, whether it must be closed)."""
         if not shape:
-            return self._scalar.id, False
+            return self.kit.scalar_space, False
         limits = None
         if maxshape is not None:
             limits = hsize_array([H5S_UNLIMITED if m is None else m for m in maxshape])
@@ -394,19 +569,19 @@ class _NativeWriter:
 
     def _dataset(self, location: int, name: str, node: _Dataset, path: str) -> None:
         lib = self.lib
-        h5_type = _h5_type(node.dtype)
-        dcpl = _special_dcpl(node)
+        h5_type = self.kit.type_id(node.dtype)
+        special = self.kit.special_dcpl(node)
         space, owned = self._space(node.shape, node.maxshape)
-        encoded, lcpl = _name(name)
+        encoded, lcpl = self._lcpl(name)
         try:
             dataset = lib.check(
                 lib.H5Dcreate2(
                     location,
                     encoded,
-                    h5_type.id,
+                    h5_type,
                     space,
-                    lcpl.id if lcpl is not None else H5P_DEFAULT,
-                    (dcpl if dcpl is not None else _creation_lists()["dcpl"]).id,
+                    lcpl,
+                    self.kit.dcpl if special is None else special[0],
                     H5P_DEFAULT,
                 ),
                 "H5Dcreate2",
@@ -415,16 +590,18 @@ class _NativeWriter:
             try:
                 if node.value is not None and node.value.size:
                     pointer, _keep = _buffer(node.value)
-                    status = lib.H5Dwrite(dataset, h5_type.id, H5S_ALL, H5S_ALL, 0, pointer)
+                    status = lib.H5Dwrite(dataset, h5_type, H5S_ALL, H5S_ALL, 0, pointer)
                     lib.check(status, "H5Dwrite", path)
                 for first_row, rows in node.rows:
-                    self._write_rows(dataset, h5_type.id, space, first_row, rows, path)
+                    self._write_rows(dataset, h5_type, space, first_row, rows, path)
                 self._attributes(dataset, node.attrs, path, replace=False)
             finally:
                 lib.H5Dclose(dataset)
         finally:
             if owned:
                 lib.H5Sclose(space)
+            if special is not None:
+                self.kit.release(special[1])
 
     def _write_rows(
         self, dataset: int, h5_type: int, space: int, first_row: int, rows: np.ndarray, path: str
@@ -455,17 +632,17 @@ class _NativeWriter:
             encoded = name.encode()
             if replace and lib.H5Aexists(target, encoded) > 0:
                 lib.check(lib.H5Adelete(target, encoded), "H5Adelete", f"{path}@{name}")
-            h5_type = _h5_type(value.dtype)
+            h5_type = self.kit.type_id(value.dtype)
             space, owned = self._space(value.shape)
             try:
                 attribute = lib.check(
-                    lib.H5Acreate2(target, encoded, h5_type.id, space, H5P_DEFAULT, H5P_DEFAULT),
+                    lib.H5Acreate2(target, encoded, h5_type, space, H5P_DEFAULT, H5P_DEFAULT),
                     "H5Acreate2",
                     f"{path}@{name}",
                 )
                 try:
                     pointer, _keep = _buffer(value)
-                    status = lib.H5Awrite(attribute, h5_type.id, pointer)
+                    status = lib.H5Awrite(attribute, h5_type, pointer)
                     lib.check(status, "H5Awrite", f"{path}@{name}")
                 finally:
                     lib.H5Aclose(attribute)

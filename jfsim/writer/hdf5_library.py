@@ -11,6 +11,12 @@ The functions act on the same library instance as h5py (the one mapped into this
 so identifiers pass freely between the two; callers hold h5py's lock (``phil``) around
 them, because HDF5 is not thread-safe. ``probe()`` says why the library cannot be used,
 and every caller then falls back to h5py.
+
+``private_library()`` is a second instance of the same library, loaded from a copy of its
+file so that it shares no state (open files, identifiers, the global lock) with h5py's:
+its calls are serialised by a lock of its own (``Hdf5Library.lock``). The data files of a
+legacy or VDS series live there, so that their image chunks are never held back by the
+master's objects, which h5py's instance writes meanwhile on another thread.
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import shutil
+import tempfile
+import threading
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import h5py
+from h5py._objects import phil
 
 __all__ = [
     "H5P_DEFAULT",
@@ -44,6 +54,14 @@ H5P_DEFAULT = 0
 H5S_ALL = 0
 H5S_SELECT_SET = 0
 H5S_UNLIMITED = 2**64 - 1  # (hsize_t)(-1)
+H5F_ACC_TRUNC = 0x0002
+H5F_ACC_EXCL = 0x0004
+H5T_VARIABLE = 2**64 - 1  # (size_t)(-1)
+H5T_CSET_UTF8 = 1
+H5T_STR_NULLPAD = 1
+H5Z_FLAG_OPTIONAL = 0x0001
+#: ``H5F_libver_t`` by the names h5py gives the bounds.
+LIBVER = {"earliest": 0, "v108": 1, "v110": 2, "v112": 3, "v114": 4, "v200": 5}
 
 _POINTER = ctypes.c_void_p
 _NAME = ctypes.c_char_p
@@ -71,6 +89,31 @@ _SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "H5Screate_simple": ([ctypes.c_int, _HSIZES, _HSIZES], hid_t),
     "H5Sselect_hyperslab": ([hid_t, ctypes.c_int, _HSIZES, _HSIZES, _HSIZES, _HSIZES], herr_t),
     "H5Sclose": ([hid_t], herr_t),
+    "H5Screate": ([ctypes.c_int], hid_t),
+    "H5Fcreate": ([_NAME, ctypes.c_uint, hid_t, hid_t], hid_t),
+    "H5Fclose": ([hid_t], herr_t),
+    "H5Fget_vfd_handle": ([hid_t, hid_t, ctypes.POINTER(ctypes.c_void_p)], herr_t),
+    "H5Pcreate": ([hid_t], hid_t),
+    "H5Pclose": ([hid_t], herr_t),
+    "H5Pset_libver_bounds": ([hid_t, ctypes.c_int, ctypes.c_int], herr_t),
+    "H5Pset_chunk": ([hid_t, ctypes.c_int, _HSIZES], herr_t),
+    "H5Pset_filter": (
+        [hid_t, ctypes.c_int, ctypes.c_uint, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint)],
+        herr_t,
+    ),
+    "H5Pset_fill_value": ([hid_t, hid_t, _POINTER], herr_t),
+    "H5Pset_obj_track_times": ([hid_t, ctypes.c_bool], herr_t),
+    "H5Pset_char_encoding": ([hid_t, ctypes.c_int], herr_t),
+    "H5Tcopy": ([hid_t], hid_t),
+    "H5Tset_size": ([hid_t, ctypes.c_size_t], herr_t),
+    "H5Tset_cset": ([hid_t, ctypes.c_int], herr_t),
+    "H5Tset_strpad": ([hid_t, ctypes.c_int], herr_t),
+    "H5Tenum_create": ([hid_t], hid_t),
+    "H5Tenum_insert": ([hid_t, _NAME, _POINTER], herr_t),
+    "H5Tclose": ([hid_t], herr_t),
+    "H5Eset_auto2": ([hid_t, _POINTER, _POINTER], herr_t),
+    "H5Zregister": ([_POINTER], herr_t),
+    "H5open": ([], herr_t),
 }
 
 
@@ -100,6 +143,7 @@ class Hdf5Library:
     """The bound functions, as attributes named like the C functions (``lib.H5Dcreate2``).
 
     ``check`` turns a negative result into ``Hdf5Error`` naming the call and the object.
+    ``lock`` serialises the calls into this instance; ``private`` says whether it is h5py's.
     """
 
     H5Gcreate2: Callable[..., int]
@@ -121,13 +165,43 @@ class Hdf5Library:
     H5Screate_simple: Callable[..., int]
     H5Sselect_hyperslab: Callable[..., int]
     H5Sclose: Callable[..., int]
+    H5Screate: Callable[..., int]
+    H5Fcreate: Callable[..., int]
+    H5Fclose: Callable[..., int]
+    H5Fget_vfd_handle: Callable[..., int]
+    H5Pcreate: Callable[..., int]
+    H5Pclose: Callable[..., int]
+    H5Pset_libver_bounds: Callable[..., int]
+    H5Pset_chunk: Callable[..., int]
+    H5Pset_filter: Callable[..., int]
+    H5Pset_fill_value: Callable[..., int]
+    H5Pset_obj_track_times: Callable[..., int]
+    H5Pset_char_encoding: Callable[..., int]
+    H5Tcopy: Callable[..., int]
+    H5Tset_size: Callable[..., int]
+    H5Tset_cset: Callable[..., int]
+    H5Tset_strpad: Callable[..., int]
+    H5Tenum_create: Callable[..., int]
+    H5Tenum_insert: Callable[..., int]
+    H5Tclose: Callable[..., int]
+    H5Eset_auto2: Callable[..., int]
+    H5Zregister: Callable[..., int]
+    H5open: Callable[..., int]
 
-    def __init__(self, dll: ctypes.CDLL) -> None:
+    def __init__(self, dll: ctypes.CDLL, lock: Any, *, private: bool) -> None:
+        self._dll = dll
+        self.lock = lock
+        self.private = private
         for name, (argtypes, restype) in _SIGNATURES.items():
             function = getattr(dll, name)
             function.argtypes = argtypes
             function.restype = restype
             setattr(self, name, function)
+
+    def global_id(self, name: str) -> int:
+        """The identifier in the library's global ``name`` (``H5T_STD_I32LE_g``, property
+        list classes ``H5P_CLS_..._ID_g``), valid once the library is open."""
+        return hid_t.in_dll(self._dll, name).value
 
     def address(self, name: str) -> int:
         """Where the C function ``name`` is (0: nowhere), for compiled code to call it."""
@@ -146,10 +220,105 @@ class Hdf5Library:
 def _load() -> Hdf5Library | str:
     for path in _library_paths():
         try:
-            return Hdf5Library(ctypes.CDLL(path))
+            return Hdf5Library(ctypes.CDLL(path), phil, private=False)
         except (OSError, AttributeError):
             continue
     return "the HDF5 library h5py uses was not found, or lacks a function jfsim calls"
+
+
+class _FilterClass(ctypes.Structure):
+    """``H5Z_class2_t``: a filter as HDF5 registers it."""
+
+    _fields_ = [
+        ("version", ctypes.c_int),
+        ("id", ctypes.c_int),
+        ("encoder_present", ctypes.c_uint),
+        ("decoder_present", ctypes.c_uint),
+        ("name", ctypes.c_char_p),
+        ("can_apply", ctypes.c_void_p),
+        ("set_local", ctypes.c_void_p),
+        ("filter", ctypes.c_void_p),
+    ]
+
+
+#: ``size_t filter(unsigned flags, size_t cd_nelmts, const unsigned cd_values[],
+#: size_t nbytes, size_t *buf_size, void **buf)``
+_FILTER_FUNCTION = ctypes.CFUNCTYPE(
+    ctypes.c_size_t,
+    ctypes.c_uint,
+    ctypes.c_size_t,
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+)
+
+
+@_FILTER_FUNCTION
+def _refuse_to_filter(*_arguments: Any) -> int:
+    """The private instance only stores chunks compressed already: 0 = filter failed."""
+    return 0
+
+
+#: Kept alive for as long as the private instance may call them.
+_PRIVATE_FILTERS: list[Any] = []
+
+
+def _register_filter(lib: Hdf5Library, filter_id: int, name: str) -> None:
+    """Register ``filter_id`` under ``name`` without a working filter, so that a dataset
+    declaring it records the filter's name as h5py's instance does (direct chunk writes
+    never run it)."""
+    encoded = name.encode()
+    filter_class = _FilterClass(1, filter_id, 1, 1, encoded, None, None, None)
+    filter_class.filter = ctypes.cast(_refuse_to_filter, ctypes.c_void_p).value
+    _PRIVATE_FILTERS.append((filter_class, encoded))
+    lib.check(lib.H5Zregister(ctypes.byref(filter_class)), "H5Zregister", name)
+
+
+@cache
+def _load_private() -> Hdf5Library | str:
+    shared = _load()
+    if isinstance(shared, str):
+        return shared
+    original = shared._dll._name
+    try:
+        folder = tempfile.mkdtemp(prefix="jfsim-hdf5-")
+        try:
+            # a second file, so that the loader maps a second instance of the library
+            copy = os.path.join(folder, "libhdf5-private.so")
+            shutil.copyfile(original, copy)
+            dll = ctypes.CDLL(copy, mode=os.RTLD_LOCAL)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # the mapping outlives the file
+        lib = Hdf5Library(dll, threading.RLock(), private=True)
+        lib.check(lib.H5open(), "H5open", "private HDF5 instance")
+        lib.H5Eset_auto2(H5P_DEFAULT, None, None)  # failures raise Hdf5Error instead
+    except (OSError, AttributeError, ValueError) as error:
+        return f"a private HDF5 instance cannot be loaded: {error}"
+    return lib
+
+
+def private_library() -> Hdf5Library:
+    """The private instance; ``probe_private()`` first (raises ``RuntimeError`` when
+    unavailable)."""
+    loaded = _load_private()
+    if isinstance(loaded, str):
+        raise RuntimeError(loaded)
+    return loaded
+
+
+def probe_private() -> str | None:
+    """None when a private HDF5 instance can be used here, else why not."""
+    loaded = _load_private()
+    return loaded if isinstance(loaded, str) else None
+
+
+def register_private_filter(filter_id: int, name: str) -> None:
+    """Give the private instance ``filter_id``'s name (once per filter)."""
+    lib = private_library()
+    with lib.lock:
+        if not any(f[0].id == filter_id for f in _PRIVATE_FILTERS):
+            _register_filter(lib, filter_id, name)
 
 
 def library() -> Hdf5Library:

@@ -20,8 +20,9 @@ import h5py
 import numpy as np
 
 from jfsim.protocol import Compression, Message, PixelArray, ProtocolError, bslz4
+from jfsim.writer import hdf5_library
 from jfsim.writer.chunks import ChunkWriter
-from jfsim.writer.datafile import LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile
+from jfsim.writer.datafile import INSTANCES, LIBVER_HDF5_18, LIBVER_HDF5_110, ImageFile
 from jfsim.writer.disk_space import DiskReservation
 from jfsim.writer.errors import WriterError
 from jfsim.writer.layout import DataFileRecord, link_data_files, link_detector_data
@@ -172,6 +173,7 @@ class SeriesWriter:
         overwrite: bool = False,
         on_file_closed: Callable[[ClosedFile], None] | None = None,
         chunk_engine: str = "auto",
+        data_file_instance: str = "auto",
     ) -> None:
         self.start = start
         self.root_dir = Path(os.path.realpath(root_dir))
@@ -201,6 +203,8 @@ class SeriesWriter:
         self._pixel_mask = PixelMask(start.get("pixel_mask"), self.plan.image_shape)
         self._chunks = ChunkWriter(chunk_engine)
         self.chunk_engine = self._chunks.engine  # which engine writes the image chunks
+        # which HDF5 instance makes the data files of a legacy or VDS series
+        self.data_file_instance = _data_file_instance(data_file_instance)
         self._keeps_analysis = (
             self.plan.file_format is FileFormat.LEGACY and self.plan.write_master_file
         )
@@ -235,6 +239,7 @@ class SeriesWriter:
         n_images: int,
         libver: tuple[str, str],
         detector_group: str = "detector",
+        instance: str = "shared",
     ) -> ImageFile:
         contained_directory(self.root_dir, path.parent)
         return ImageFile(
@@ -249,6 +254,7 @@ class SeriesWriter:
             libver=libver,
             detector_group=detector_group,
             chunks=self._chunks,
+            instance=instance,
         )
 
     @property
@@ -269,6 +275,7 @@ class SeriesWriter:
                 file_index * self.plan.images_per_file,
                 self.plan.images_in_file(file_index),
                 self.libver,
+                instance=self.data_file_instance,
             )
             self._open[file_index] = image_file
         return image_file, position
@@ -702,3 +709,14 @@ class SeriesWriter:
             missing=tuple(missing[:MAX_LISTED_RANGES]),
             format_choice=self.format_choice,
         )
+
+
+def _data_file_instance(choice: str) -> str:
+    """The HDF5 instance for data files: ``auto`` takes the private one where it loads."""
+    if choice not in ("auto", *INSTANCES):
+        raise ValueError(f"data file instance {choice!r}: use auto, {', '.join(INSTANCES)}")
+    if choice == "auto":
+        return "private" if hdf5_library.probe_private() is None else "shared"
+    if choice == "private" and (reason := hdf5_library.probe_private()) is not None:
+        raise RuntimeError(f"data file instance 'private' unavailable: {reason}")
+    return choice

@@ -510,6 +510,92 @@ def test_chunk_engines_write_the_same_files(tmp_path, file_format):
     assert np.array_equal(read_back["thread"][1], series.experiment.detector.pixel_mask())
 
 
+@pytest.mark.parametrize("chunk_engine", ["thread", "inline"])
+@pytest.mark.parametrize("file_format", ["legacy", "vds"])
+def test_data_files_of_both_hdf5_instances_are_the_same(tmp_path, file_format, chunk_engine):
+    """Data files made by the private HDF5 instance's C functions against those of h5py's
+    instance: object by object the same files, masters included."""
+    from h5_content import differences, file_content
+
+    from jfsim.writer.chunks import probe
+    from jfsim.writer.hdf5_library import probe_private
+
+    if probe_private() is not None or (chunk_engine == "thread" and probe() is not None):
+        pytest.skip(f"unavailable here: {probe_private() or probe()}")
+    series = make_series(tiny_experiment(file_format=file_format, number_of_images=7))
+    for instance in ("private", "shared"):
+        writer = write_series(
+            tmp_path / instance,
+            series,
+            order=[6, 0, 3, 1, 2, 5, 4],
+            chunk_engine=chunk_engine,
+            data_file_instance=instance,
+        )
+        assert writer.data_file_instance == instance
+        assert writer.finish(series.end, SeriesState.COMPLETED).images_written == 7
+    names = tree(tmp_path / "shared")
+    assert tree(tmp_path / "private") == names and len(names) == 4
+    for name in names:
+        private = file_content(tmp_path / "private" / name)
+        assert differences(private, file_content(tmp_path / "shared" / name)) == [], name
+    images = read_all_images(tmp_path / "private/run/tiny_master.h5")
+    assert np.array_equal(images, np.stack(series.pixels))
+
+
+def test_an_unknown_hdf5_instance_is_named(tmp_path):
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=2))
+    with pytest.raises(ValueError, match="data file instance 'fast': use auto, shared, private"):
+        SeriesWriter(series.start, tmp_path, data_file_instance="fast")
+    assert tree(tmp_path) == []
+
+
+def test_data_files_are_written_while_h5py_s_hdf5_instance_is_busy(tmp_path):
+    """HDF5 serialises the calls of one instance: with the data files in the private one,
+    a data file is made, filled and closed while another thread holds h5py's lock (as the
+    master's objects do while images arrive)."""
+    from h5py._objects import phil
+
+    from jfsim.writer.hdf5_library import probe_private
+
+    if probe_private() is not None:
+        pytest.skip(f"no private HDF5 instance here: {probe_private()}")
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=7))
+    warm_up = write_series(tmp_path / "warm", series)  # the filter's stored options, once
+    warm_up.finish(series.end, SeriesState.COMPLETED)
+    writer = SeriesWriter(series.start, tmp_path / "busy")
+    assert writer.data_file_instance == "private"
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_h5py_lock() -> None:
+        with phil:
+            holding.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold_h5py_lock)
+    holder.start()
+    holding.wait(10)
+    try:
+        done = threading.Event()
+
+        def first_data_file() -> None:
+            for image in series.images[:3]:
+                writer.add_image(image)
+            writer.close_complete_files(wait=True)
+            done.set()
+
+        threading.Thread(target=first_data_file, daemon=True).start()
+        assert done.wait(30), "the data file waited for h5py's lock"
+        assert writer.closed_files == ["run/tiny_data_000001.h5"]
+    finally:
+        release.set()
+        holder.join()
+    for image in series.images[3:]:
+        writer.add_image(image)
+    assert writer.finish(series.end, SeriesState.COMPLETED).images_written == 7
+    images = read_all_images(tmp_path / "busy/run/tiny_master.h5")
+    assert np.array_equal(images, np.stack(series.pixels))
+
+
 def test_complete_data_files_are_closed_before_the_end_message(tmp_path):
     """A complete data file may wait for its last chunks while later images are handled,
     but it is final once the writer is idle (the end message only adds the master)."""

@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 from h5_content import differences, file_content
 
+from jfsim.writer.datafile import PrivateHdf5File
 from jfsim.writer.h5tree import H5Tree, probe
+from jfsim.writer.hdf5_library import probe_private
 
 BITSHUFFLE = hdf5plugin.Bitshuffle(cname="lz4")
 
 
-def every_kind_of_object() -> H5Tree:
+def every_kind_of_object(*, virtual: bool = True) -> H5Tree:
+    """One object of each kind a tree makes (``virtual``: with a virtual dataset)."""
     tree = H5Tree()
     tree.attrs("", NX_class="NXroot", default="entry", count=3)
     tree.group("entry", "NXentry", default="data")
@@ -45,14 +48,15 @@ def every_kind_of_object() -> H5Tree:
         "entry/data/spots", (5,), np.dtype("f4"), chunks=(2,), fill_value=np.nan, units="1"
     )
     tree.write_rows("entry/data/spots", 3, np.array([1.5, 2.5], dtype="f4"))
-    tree.virtual_dataset(
-        "entry/data/virtual",
-        (6,),
-        np.dtype("S2"),
-        b"",
-        [(0, 3, "first.h5", "/x"), (3, 3, "second%%.h5", "/x")],
-        units="counts",
-    )
+    if virtual:
+        tree.virtual_dataset(
+            "entry/data/virtual",
+            (6,),
+            np.dtype("S2"),
+            b"",
+            [(0, 3, "first.h5", "/x"), (3, 3, "second%%.h5", "/x")],
+            units="counts",
+        )
     tree.group("entry/ünïcode", "NXcollection")
     tree.hard_link("entry/ünïcode/again", "/entry/matrix")
     tree.external_link("entry/data/outside", "other.h5", "/entry/data/data")
@@ -69,6 +73,35 @@ def test_both_engines_write_the_same_file(tmp_path):
     assert differences(native, file_content(tmp_path / "h5py.h5")) == []
     assert native["hard links"] == [["/entry/matrix", "/entry/ünïcode/again"]]
     assert native["/entry/data/outside"] == ("external", "other.h5", "/entry/data/data")
+
+
+def test_the_private_hdf5_instance_writes_what_h5py_s_instance_writes(tmp_path):
+    """The data files' instance makes its own types and property lists, and the filter
+    options that h5py's instance completes (bitshuffle's element size) are carried over:
+    object by object the same file, the filter's name included."""
+    if probe_private() is not None:
+        pytest.skip(f"no private HDF5 instance here: {probe_private()}")
+    libver = ("earliest", "v110")
+    with h5py.File(tmp_path / "shared.h5", "w", libver=libver) as h5:
+        every_kind_of_object(virtual=False).write(h5)
+    private = PrivateHdf5File(tmp_path / "private.h5", libver)
+    every_kind_of_object(virtual=False).write_private(private.file_id)
+    private.close()
+    shared = file_content(tmp_path / "shared.h5")
+    assert differences(shared, file_content(tmp_path / "private.h5")) == []
+    with h5py.File(tmp_path / "private.h5", "r") as h5:
+        _id, _flags, options, name = h5["entry/data/data"].id.get_create_plist().get_filter(0)
+        assert options[2] == 2 and name.startswith(b"bitshuffle")  # u2: 2-byte elements
+        assert h5["entry/data/data"][1:3].ravel().tolist() == list(range(30))
+
+
+def test_the_private_hdf5_instance_makes_no_virtual_datasets(tmp_path):
+    if probe_private() is not None:
+        pytest.skip(f"no private HDF5 instance here: {probe_private()}")
+    private = PrivateHdf5File(tmp_path / "private.h5", ("v110", "v110"))
+    with pytest.raises(ValueError, match="virtual datasets are not made"):
+        every_kind_of_object().write_private(private.file_id)
+    private.close()
 
 
 @pytest.mark.parametrize("engine", ["auto", "h5py"])
