@@ -301,16 +301,12 @@ def _load_private() -> Hdf5Library | str:
 def private_library() -> Hdf5Library:
     """The private instance; ``probe_private()`` first (raises ``RuntimeError`` when
     unavailable)."""
-    loaded = _load_private()
-    if isinstance(loaded, str):
-        raise RuntimeError(loaded)
-    return loaded
+    return _usable(_load_private())
 
 
 def probe_private() -> str | None:
     """None when a private HDF5 instance can be used here, else why not."""
-    loaded = _load_private()
-    return loaded if isinstance(loaded, str) else None
+    return _why_not(_load_private())
 
 
 def register_private_filter(filter_id: int, name: str) -> None:
@@ -323,15 +319,21 @@ def register_private_filter(filter_id: int, name: str) -> None:
 
 def library() -> Hdf5Library:
     """The bound library; ``probe()`` first (raises ``RuntimeError`` when unavailable)."""
-    loaded = _load()
+    return _usable(_load())
+
+
+def probe() -> str | None:
+    """None when HDF5 can be called directly here, else why not."""
+    return _why_not(_load())
+
+
+def _usable(loaded: Hdf5Library | str) -> Hdf5Library:
     if isinstance(loaded, str):
         raise RuntimeError(loaded)
     return loaded
 
 
-def probe() -> str | None:
-    """None when HDF5 can be called directly here, else why not."""
-    loaded = _load()
+def _why_not(loaded: Hdf5Library | str) -> str | None:
     return loaded if isinstance(loaded, str) else None
 
 

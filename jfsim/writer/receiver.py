@@ -28,7 +28,7 @@ import zmq
 import zmq.utils.monitor
 
 from jfsim.protocol import Message, ProtocolError, decode, message_type
-from jfsim.writer import chunks
+from jfsim.writer import chunks, hdf5_library
 from jfsim.writer.errors import WriterError
 from jfsim.writer.plan import FileFormat
 from jfsim.writer.series_writer import (
@@ -144,8 +144,10 @@ class WriterService:
             raise WriterError(
                 f"root directory {config.root_dir}: not a directory; create it or pass -R DIR"
             )
-        # the compiled chunk loop is built or loaded (0.2-0.5 s) now, not as images arrive
+        # the compiled chunk loop is built or loaded (0.2-0.5 s) now, not as images arrive,
+        # and so is the data files' HDF5 instance (a copy of the library, ~10 ms)
         chunks.probe()
+        hdf5_library.probe_private()
         self._own_context = context is None
         self.context = context or zmq.Context()
         self.counters = ServiceCounters()
