@@ -50,45 +50,35 @@ class PrivateHdf5File:
         self.lib = lib = hdf5_library.private_library()
         # made (and refused, with the system's reason) here first: HDF5 says only "failed"
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666))
-        with lib.lock:
-            access = lib.check(
-                lib.H5Pcreate(lib.global_id("H5P_CLS_FILE_ACCESS_ID_g")), "H5Pcreate", str(path)
-            )
-            try:
-                low, high = (hdf5_library.LIBVER[bound] for bound in libver)
-                lib.check(lib.H5Pset_libver_bounds(access, low, high), "H5Pset_libver_bounds", "")
-                self.file_id = lib.check(
-                    lib.H5Fcreate(
-                        os.fsencode(path),
-                        hdf5_library.H5F_ACC_TRUNC,
-                        hdf5_library.H5P_DEFAULT,
-                        access,
-                    ),
-                    "H5Fcreate",
-                    str(path),
+        try:
+            with lib.lock:
+                access = lib.check(
+                    lib.H5Pcreate(lib.global_id("H5P_CLS_FILE_ACCESS_ID_g")), "H5Pcreate", str(path)
                 )
-            except BaseException:
-                os.unlink(path)
-                raise
-            finally:
-                lib.H5Pclose(access)
+                try:
+                    low, high = (hdf5_library.LIBVER[bound] for bound in libver)
+                    status = lib.H5Pset_libver_bounds(access, low, high)
+                    lib.check(status, "H5Pset_libver_bounds", str(path))
+                    self.file_id = lib.check(
+                        lib.H5Fcreate(
+                            os.fsencode(path),
+                            hdf5_library.H5F_ACC_TRUNC,
+                            hdf5_library.H5P_DEFAULT,
+                            access,
+                        ),
+                        "H5Fcreate",
+                        str(path),
+                    )
+                finally:
+                    lib.H5Pclose(access)
+        except BaseException:
+            os.unlink(path)  # nothing of it is HDF5's yet
+            raise
         self.dataset_id = 0
 
     def write_tree(self, tree: H5Tree, below: str) -> None:
-        lib = self.lib
-        if not below:
-            tree.write_private(self.file_id)
-            return
-        with lib.lock:
-            group = lib.check(
-                lib.H5Gopen2(self.file_id, below.encode(), hdf5_library.H5P_DEFAULT),
-                "H5Gopen2",
-                below,
-            )
-            try:
-                tree.write_private(group)
-            finally:
-                lib.H5Gclose(group)
+        """Create ``tree`` below the group ``below`` ("": the root group)."""
+        tree.write_private(self.file_id, below)
 
     def open_dataset(self, path: str) -> int:
         with self.lib.lock:

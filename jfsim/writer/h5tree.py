@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
+import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -233,16 +236,26 @@ class H5Tree:
                 _H5pyWriter().write(self, parent)
         return used
 
-    def write_private(self, location_id: int) -> None:
-        """Create everything below the group or file ``location_id`` of the private HDF5
-        instance (``hdf5_library.private_library``), under its lock. Virtual datasets
-        cannot be made there."""
+    def write_private(self, location_id: int, below: str = "") -> None:
+        """Create everything below the group ``below`` ("": itself) of the group or file
+        ``location_id`` of the private HDF5 instance (``hdf5_library.private_library``),
+        under its lock. Virtual datasets cannot be made there."""
         kit = _private_kit()
-        for node in self._datasets.values():
+        for node in self._datasets.values():  # needs h5py's instance: before the lock
             for filter_id, options in node.filters:
                 kit.stored_filter(filter_id, options, node.dtype, node.chunks or node.shape)
-        with kit.lib.lock:
-            _NativeWriter(kit).write(self, location_id)
+        lib = kit.lib
+        with lib.lock:
+            if not below:
+                _NativeWriter(kit).write(self, location_id)
+                return
+            group = lib.check(
+                lib.H5Gopen2(location_id, below.encode(), H5P_DEFAULT), "H5Gopen2", below
+            )
+            try:
+                _NativeWriter(kit).write(self, group)
+            finally:
+                lib.H5Gclose(group)
 
 
 def _attrs(nx_class: str | None, attrs: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -259,12 +272,22 @@ def probe() -> str | None:
 def _h5_type(dtype: np.dtype) -> Any:
     """h5py's HDF5 type for ``dtype`` (kept alive here: the C calls use its identifier).
     Object arrays hold text (``as_value`` makes no others)."""
-    return _cached_type(TEXT if dtype.kind == "O" else dtype)
+    return _cached_type(_type_key(TEXT if dtype.kind == "O" else dtype))
+
+
+def _type_key(dtype: np.dtype) -> tuple[Any, ...]:
+    """What decides a dtype's HDF5 type: numpy's equality of dtypes ignores h5py's
+    metadata (text encoding, enum members), so they are part of the key."""
+    if dtype.metadata is None:  # most of them: numbers, bytes
+        return dtype, None, None
+    enum = h5py.check_enum_dtype(dtype)
+    members = None if enum is None else tuple(sorted(enum.items()))
+    return dtype, h5py.check_string_dtype(dtype), members
 
 
 @cache
-def _cached_type(dtype: np.dtype) -> Any:
-    return h5py.h5t.py_create(dtype, logical=True)
+def _cached_type(key: tuple[Any, ...]) -> Any:
+    return h5py.h5t.py_create(key[0], logical=True)
 
 
 @cache
@@ -280,13 +303,19 @@ def _creation_lists() -> dict[str, Any]:
     return {"dcpl": dcpl, "gcpl": gcpl, "utf8_names": utf8_names}
 
 
-def _name(name: str) -> tuple[bytes, Any]:
-    """The encoded link name and h5py's link-creation list for it (None: the default,
-    ASCII)."""
+def _name(name: str) -> tuple[bytes, bool]:
+    """The encoded link name, and whether it needs a link-creation list that says UTF-8
+    (else the default, ASCII)."""
     try:
-        return name.encode("ascii"), None
+        return name.encode("ascii"), False
     except UnicodeEncodeError:
-        return name.encode("utf-8"), _creation_lists()["utf8_names"]
+        return name.encode("utf-8"), True
+
+
+def _h5py_name(name: str) -> tuple[bytes, Any]:
+    """``_name`` with h5py's link-creation list (None: the default)."""
+    encoded, utf8 = _name(name)
+    return encoded, _creation_lists()["utf8_names"] if utf8 else None
 
 
 def _fill_value(value: Any, dtype: np.dtype) -> np.ndarray:
@@ -370,7 +399,7 @@ class _PrivateKit:
                 "H5Pset_char_encoding",
                 "",
             )
-        self._types: dict[np.dtype, int] = {}
+        self._types: dict[tuple[Any, ...], int] = {}
         self._filters: dict[tuple[Any, ...], tuple[int, ...]] = {}
 
     def stored_filter(
@@ -394,9 +423,12 @@ class _PrivateKit:
     def type_id(self, dtype: np.dtype) -> int:
         """The HDF5 type h5py's ``py_create`` would make for ``dtype`` (numbers, bools as
         h5py's enum, text), made once and kept."""
-        found = self._types.get(dtype)
+        if dtype.kind == "O":
+            dtype = TEXT  # as h5py's instance: object arrays hold text
+        key = _type_key(dtype)
+        found = self._types.get(key)
         if found is None:
-            found = self._types[dtype] = self._make_type(dtype)
+            found = self._types[key] = self._make_type(dtype)
         return found
 
     def _make_type(self, dtype: np.dtype) -> int:
@@ -411,7 +443,8 @@ class _PrivateKit:
             lib.check(lib.H5Tset_size(made, size), "H5Tset_size", str(dtype))
             lib.check(lib.H5Tset_cset(made, int(utf8)), "H5Tset_cset", str(dtype))
             if text.length is not None:
-                lib.check(lib.H5Tset_strpad(made, hdf5_library.H5T_STR_NULLPAD), "", str(dtype))
+                status = lib.H5Tset_strpad(made, hdf5_library.H5T_STR_NULLPAD)
+                lib.check(status, "H5Tset_strpad", str(dtype))
             return made
         if dtype.kind == "b":
             made = lib.check(
@@ -420,10 +453,20 @@ class _PrivateKit:
             for name, value in ((b"FALSE", 0), (b"TRUE", 1)):
                 number = ctypes.c_int8(value)
                 lib.check(
-                    lib.H5Tenum_insert(made, name, ctypes.byref(number)), "H5Tenum_insert", ""
+                    lib.H5Tenum_insert(made, name, ctypes.byref(number)), "H5Tenum_insert", "bool"
                 )
             return made
-        order = "BE" if dtype.byteorder == ">" else "LE"
+        enum = h5py.check_enum_dtype(dtype)
+        if enum is not None:  # h5py's enums: named values of an integer type
+            base = np.dtype(dtype.str)
+            made = lib.check(lib.H5Tenum_create(self.type_id(base)), "H5Tenum_create", str(dtype))
+            for name, value in enum.items():
+                member = np.array(value, dtype=base)
+                status = lib.H5Tenum_insert(made, name.encode(), member.ctypes.data)
+                lib.check(status, "H5Tenum_insert", name)
+            return made
+        big = dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big")
+        order = "BE" if big else "LE"
         bits = 8 * dtype.itemsize
         names = {"i": f"H5T_STD_I{bits}", "u": f"H5T_STD_U{bits}", "f": f"H5T_IEEE_F{bits}"}
         if dtype.kind not in names or (dtype.kind == "f" and bits not in (32, 64)):
@@ -466,8 +509,16 @@ class _PrivateKit:
         self.lib.H5Pclose(dcpl)
 
 
-@cache
+_KIT_MAKING = threading.Lock()
+
+
 def _private_kit() -> _PrivateKit:
+    with _KIT_MAKING:  # one kit, however many threads ask for it first
+        return _private_kit_once()
+
+
+@cache
+def _private_kit_once() -> _PrivateKit:
     return _PrivateKit()
 
 
@@ -475,7 +526,8 @@ def _filter_as_stored(
     filter_id: int, options: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...]
 ) -> tuple[int, ...]:
     """``_PrivateKit.stored_filter`` (and the filter's name given to the private instance)."""
-    with h5py.File(f"jfsim-{os.getpid()}.h5", "w", driver="core", backing_store=False) as h5:
+    in_memory = f"jfsim-filter-{os.getpid()}-{secrets.token_hex(8)}.h5"  # files go by name
+    with h5py.File(in_memory, "w", driver="core", backing_store=False) as h5:
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         dcpl.set_chunk(chunks)
         dcpl.set_filter(filter_id, h5py.h5z.FLAG_OPTIONAL, options)
@@ -495,8 +547,8 @@ class _NativeWriter:
         self.lib = kit.lib
 
     def _lcpl(self, name: str) -> tuple[bytes, int]:
-        encoded, lcpl = _name(name)
-        return encoded, H5P_DEFAULT if lcpl is None else self.kit.utf8_lcpl
+        encoded, utf8 = _name(name)
+        return encoded, self.kit.utf8_lcpl if utf8 else H5P_DEFAULT
 
     def write(self, tree: H5Tree, parent_id: int) -> None:
         lib = self.lib
@@ -672,7 +724,7 @@ class _H5pyWriter:
         self._attributes(parent.id, tree._root_attrs, replace=True)
         for path, group in tree._groups.items():
             above, name = _split(path)
-            encoded, lcpl = _name(name)
+            encoded, lcpl = _h5py_name(name)
             location = groups[above]
             if above in existing and location.links.exists(encoded):
                 groups[path] = h5py.h5g.open(location, encoded)
@@ -684,7 +736,7 @@ class _H5pyWriter:
             self._attributes(groups[path], group.attrs, replace=False)
         for path, node in tree._datasets.items():
             above, name = _split(path)
-            encoded, lcpl = _name(name)
+            encoded, lcpl = _h5py_name(name)
             space = _h5py_space(node.shape, node.maxshape)
             dcpl = _special_dcpl(node) or lists["dcpl"]
             dataset = h5py.h5d.create(
@@ -700,11 +752,11 @@ class _H5pyWriter:
             self._attributes(dataset, node.attrs, replace=False)
         for path, target in tree._hard_links:
             above, name = _split(path)
-            encoded, lcpl = _name(name)
+            encoded, lcpl = _h5py_name(name)
             groups[above].links.create_hard(encoded, parent.file.id, target.encode(), lcpl=lcpl)
         for path, file_name, target in tree._external_links:
             above, name = _split(path)
-            encoded, lcpl = _name(name)
+            encoded, lcpl = _h5py_name(name)
             groups[above].links.create_external(
                 encoded, file_name.encode(), target.encode(), lcpl=lcpl
             )

@@ -275,8 +275,16 @@ def _register_filter(lib: Hdf5Library, filter_id: int, name: str) -> None:
     lib.check(lib.H5Zregister(ctypes.byref(filter_class)), "H5Zregister", name)
 
 
-@cache
+_PRIVATE_LOADING = threading.Lock()
+
+
 def _load_private() -> Hdf5Library | str:
+    with _PRIVATE_LOADING:  # one instance, however many threads ask for it first
+        return _load_private_once()
+
+
+@cache
+def _load_private_once() -> Hdf5Library | str:
     shared = _load()
     if isinstance(shared, str):
         return shared
@@ -284,18 +292,29 @@ def _load_private() -> Hdf5Library | str:
     try:
         folder = tempfile.mkdtemp(prefix="jfsim-hdf5-")
         try:
-            # a second file, so that the loader maps a second instance of the library
+            # a second file, so that the loader maps a second instance of the library;
+            # bound to its own symbols first (RTLD_DEEPBIND), else its calls of its own
+            # functions would reach h5py's instance wherever that one is loaded globally
             copy = os.path.join(folder, "libhdf5-private.so")
             shutil.copyfile(original, copy)
-            dll = ctypes.CDLL(copy, mode=os.RTLD_LOCAL)
+            dll = ctypes.CDLL(copy, mode=os.RTLD_LOCAL | getattr(os, "RTLD_DEEPBIND", 0))
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # the mapping outlives the file
         lib = Hdf5Library(dll, threading.RLock(), private=True)
         lib.check(lib.H5open(), "H5open", "private HDF5 instance")
         lib.H5Eset_auto2(H5P_DEFAULT, None, None)  # failures raise Hdf5Error instead
+        _check_private(lib)
     except (OSError, AttributeError, ValueError) as error:
         return f"a private HDF5 instance cannot be loaded: {error}"
     return lib
+
+
+def _check_private(lib: Hdf5Library) -> None:
+    """Make and close a property list there: an instance whose own calls reach another
+    one fails this (its identifiers mean nothing to the other)."""
+    access = lib.H5Pcreate(lib.global_id("H5P_CLS_FILE_ACCESS_ID_g"))
+    if access < 0 or lib.H5Pclose(access) < 0:
+        raise Hdf5Error("its calls do not stay in it (the library is shared, not copied)")
 
 
 def private_library() -> Hdf5Library:

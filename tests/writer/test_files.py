@@ -542,6 +542,40 @@ def test_data_files_of_both_hdf5_instances_are_the_same(tmp_path, file_format, c
     assert np.array_equal(images, np.stack(series.pixels))
 
 
+def test_data_files_are_right_where_h5py_s_library_is_loaded_globally(tmp_path):
+    """Where h5py's libhdf5 sits in the global symbol scope (embedding or MPI setups load
+    extensions with RTLD_GLOBAL), a copy's calls of its own functions could reach h5py's
+    instance: the private instance is bound to itself, or refused, never half-shared."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, sys
+sys.setdlopenflags(os.RTLD_GLOBAL | os.RTLD_NOW)
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+from writer_helpers import make_series, tiny_experiment
+from jfsim.writer import SeriesState, SeriesWriter
+series = make_series(tiny_experiment(file_format="vds", number_of_images=7))
+writer = SeriesWriter(series.start, Path({str(tmp_path)!r}))
+for image in series.images:
+    writer.add_image(image)
+summary = writer.finish(series.end, SeriesState.COMPLETED)
+print(writer.data_file_instance, summary.images_written, writer.errors)
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    instance, written, errors = run.stdout.split(maxsplit=2)
+    assert instance in ("private", "shared") and (written, errors.strip()) == ("7", "[]")
+    assert tree(tmp_path) == [f"run/tiny_data_00000{k}.h5" for k in (1, 2, 3)] + [
+        "run/tiny_master.h5"
+    ]
+    series = make_series(tiny_experiment(file_format="vds", number_of_images=7))  # the same
+    assert np.array_equal(read_all_images(tmp_path / "run/tiny_master.h5"), np.stack(series.pixels))
+
+
 def test_an_unknown_hdf5_instance_is_named(tmp_path):
     series = make_series(tiny_experiment(file_format="vds", number_of_images=2))
     with pytest.raises(ValueError, match="data file instance 'fast': use auto, shared, private"):

@@ -95,6 +95,50 @@ def test_the_private_hdf5_instance_writes_what_h5py_s_instance_writes(tmp_path):
         assert h5["entry/data/data"][1:3].ravel().tolist() == list(range(30))
 
 
+def test_the_private_hdf5_instance_keeps_types_apart_that_numpy_calls_equal(tmp_path):
+    """numpy's dtype equality ignores h5py's metadata: text encodings, enum members and
+    byte order must still give each dataset its own HDF5 type, in either order."""
+    if probe_private() is not None:
+        pytest.skip(f"no private HDF5 instance here: {probe_private()}")
+    enum = h5py.enum_dtype({"OFF": 0, "ON": 1}, basetype="i1")
+    columns = {
+        "plain_i1": np.array([0, 1], dtype="i1"),
+        "enum_i1": np.array([1, 0], dtype=enum),
+        "ascii_text": np.array(["a", "b"], dtype=h5py.string_dtype("ascii")),
+        "utf8_text": np.array(["é", "b"], dtype=h5py.string_dtype("utf-8")),
+        "bytes_s2": np.array([b"tP", b"cF"], dtype="S2"),
+        "utf8_s2": np.array([b"tP", b"cF"], dtype=h5py.string_dtype("utf-8", 2)),
+        "big_i4": np.array([1, -2], dtype=">i4"),
+        "little_i4": np.array([1, -2], dtype="<i4"),
+        "big_f8": np.array([0.5, -2.25], dtype=">f8"),
+    }
+    for order in (list(columns), list(reversed(columns))):
+        tree = H5Tree()
+        tree.group("entry", "NXentry")
+        for name in order:
+            tree.dataset(f"entry/{name}", columns[name])
+        with h5py.File(tmp_path / "shared.h5", "w") as h5:
+            tree.write(h5)
+        private = PrivateHdf5File(tmp_path / "private.h5", ("earliest", "v110"))
+        tree.write_private(private.file_id)
+        private.close()
+        shared = file_content(tmp_path / "shared.h5")
+        assert differences(shared, file_content(tmp_path / "private.h5")) == [], order
+        (tmp_path / "shared.h5").unlink()
+        (tmp_path / "private.h5").unlink()
+
+
+def test_a_private_file_that_hdf5_refuses_leaves_nothing(tmp_path, monkeypatch):
+    from jfsim.writer.hdf5_library import Hdf5Error, private_library
+
+    if probe_private() is not None:
+        pytest.skip(f"no private HDF5 instance here: {probe_private()}")
+    monkeypatch.setattr(private_library(), "H5Pcreate", lambda *_arguments: -1)
+    with pytest.raises(Hdf5Error, match="H5Pcreate failed"):
+        PrivateHdf5File(tmp_path / "refused.h5", ("v110", "v110"))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_private_hdf5_instance_makes_no_virtual_datasets(tmp_path):
     if probe_private() is not None:
         pytest.skip(f"no private HDF5 instance here: {probe_private()}")
