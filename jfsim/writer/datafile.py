@@ -159,7 +159,6 @@ class ImageFile:
         self.analysis = AnalysisBuffer(
             n_images, max_spots=max_spots, first_image_id=first_image_id, azint_shape=azint_shape
         )
-        self.instance = instance
         self.h5: h5py.File | None = None
         self._private: PrivateHdf5File | None = None
         if instance == "private":

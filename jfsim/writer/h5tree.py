@@ -488,11 +488,13 @@ class _PrivateKit:
                 chunks = hsize_array(node.chunks)
                 lib.check(lib.H5Pset_chunk(dcpl, len(node.chunks), chunks), "H5Pset_chunk", "")
             for filter_id, options in node.filters:
-                key = (filter_id, tuple(options), node.dtype, tuple(node.chunks or node.shape))
-                options = self._filters[key]  # found before the lock was taken
-                values = (ctypes.c_uint * len(options))(*options)
+                # found by write_private before it took the lock
+                stored = self.stored_filter(
+                    filter_id, options, node.dtype, node.chunks or node.shape
+                )
+                values = (ctypes.c_uint * len(stored))(*stored)
                 status = lib.H5Pset_filter(
-                    dcpl, filter_id, hdf5_library.H5Z_FLAG_OPTIONAL, len(options), values
+                    dcpl, filter_id, hdf5_library.H5Z_FLAG_OPTIONAL, len(stored), values
                 )
                 lib.check(status, "H5Pset_filter", str(filter_id))
             if node.fill_value is not None:

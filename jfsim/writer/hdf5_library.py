@@ -55,7 +55,6 @@ H5S_ALL = 0
 H5S_SELECT_SET = 0
 H5S_UNLIMITED = 2**64 - 1  # (hsize_t)(-1)
 H5F_ACC_TRUNC = 0x0002
-H5F_ACC_EXCL = 0x0004
 H5T_VARIABLE = 2**64 - 1  # (size_t)(-1)
 H5T_CSET_UTF8 = 1
 H5T_STR_NULLPAD = 1
@@ -110,7 +109,6 @@ _SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "H5Tset_strpad": ([hid_t, ctypes.c_int], herr_t),
     "H5Tenum_create": ([hid_t], hid_t),
     "H5Tenum_insert": ([hid_t, _NAME, _POINTER], herr_t),
-    "H5Tclose": ([hid_t], herr_t),
     "H5Eset_auto2": ([hid_t, _POINTER, _POINTER], herr_t),
     "H5Zregister": ([_POINTER], herr_t),
     "H5open": ([], herr_t),
@@ -143,7 +141,7 @@ class Hdf5Library:
     """The bound functions, as attributes named like the C functions (``lib.H5Dcreate2``).
 
     ``check`` turns a negative result into ``Hdf5Error`` naming the call and the object.
-    ``lock`` serialises the calls into this instance; ``private`` says whether it is h5py's.
+    ``lock`` serialises the calls into this instance.
     """
 
     H5Gcreate2: Callable[..., int]
@@ -183,15 +181,13 @@ class Hdf5Library:
     H5Tset_strpad: Callable[..., int]
     H5Tenum_create: Callable[..., int]
     H5Tenum_insert: Callable[..., int]
-    H5Tclose: Callable[..., int]
     H5Eset_auto2: Callable[..., int]
     H5Zregister: Callable[..., int]
     H5open: Callable[..., int]
 
-    def __init__(self, dll: ctypes.CDLL, lock: Any, *, private: bool) -> None:
+    def __init__(self, dll: ctypes.CDLL, lock: Any) -> None:
         self._dll = dll
         self.lock = lock
-        self.private = private
         for name, (argtypes, restype) in _SIGNATURES.items():
             function = getattr(dll, name)
             function.argtypes = argtypes
@@ -220,7 +216,7 @@ class Hdf5Library:
 def _load() -> Hdf5Library | str:
     for path in _library_paths():
         try:
-            return Hdf5Library(ctypes.CDLL(path), phil, private=False)
+            return Hdf5Library(ctypes.CDLL(path), phil)
         except (OSError, AttributeError):
             continue
     return "the HDF5 library h5py uses was not found, or lacks a function jfsim calls"
@@ -300,7 +296,7 @@ def _load_private_once() -> Hdf5Library | str:
             dll = ctypes.CDLL(copy, mode=os.RTLD_LOCAL | getattr(os, "RTLD_DEEPBIND", 0))
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # the mapping outlives the file
-        lib = Hdf5Library(dll, threading.RLock(), private=True)
+        lib = Hdf5Library(dll, threading.RLock())
         lib.check(lib.H5open(), "H5open", "private HDF5 instance")
         lib.H5Eset_auto2(H5P_DEFAULT, None, None)  # failures raise Hdf5Error instead
         _check_private(lib)
