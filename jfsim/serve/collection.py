@@ -57,6 +57,21 @@ class StreamOptions:
     device: str = "auto"
     seed: int = 1
 
+    def stream_config(self, **per_series: Any) -> StreamConfig:
+        """The streamer's settings from these options, with ``per_series`` (a series'
+        rate, its preview and metadata sockets) added or replacing them; the streamer's
+        own checks raise ``JfsimError``."""
+        options: dict[str, Any] = {
+            "endpoints": self.endpoints,
+            "rate_hz": self.rate_hz,
+            "pool_size": self.pool_size,
+            "sndhwm": self.sndhwm,
+            "on_slow": self.on_slow,
+            "start_timeout_s": self.start_timeout_s,
+            "end_timeout_s": self.end_timeout_s,
+        }
+        return StreamConfig(**(options | per_series))
+
 
 class Collection:
     """One series from ``/start`` to Idle or Error; ``start()`` runs it in a thread."""

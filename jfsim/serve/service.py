@@ -62,7 +62,6 @@ from jfsim.serve.settings import SECTIONS, SettingsStore, file_format_name
 from jfsim.serve.source import BrokerSource, PoolCache
 from jfsim.serve.state import ACTIVE_STATES, BrokerState, StateMachine
 from jfsim.serve.writer_files import WriterFileListener
-from jfsim.stream import StreamConfig
 from jfsim.stream.pusher import bind_socket
 
 __all__ = ["BrokerService", "ServeConfig"]
@@ -98,15 +97,7 @@ class ServeConfig:
                 )
         options = self.stream
         try:  # the streamer's own checks of these options, at start rather than at /start
-            StreamConfig(
-                endpoints=options.endpoints,
-                rate_hz=options.rate_hz,
-                pool_size=options.pool_size,
-                sndhwm=options.sndhwm,
-                on_slow=options.on_slow,
-                start_timeout_s=options.start_timeout_s,
-                end_timeout_s=options.end_timeout_s,
-            )
+            options.stream_config()
         except JfsimError as error:
             raise ServeOptionError(str(error)) from None
         if options.writer_timeout_s < 0:
@@ -269,14 +260,8 @@ class BrokerService:
             start_fields["file_format"] = FileWriterFormat.NOFILEWRITTEN.value
         rate_hz = options.rate_hz or 1.0 / experiment.dataset.frame_time_s
         try:
-            stream_config = StreamConfig(
-                endpoints=options.endpoints,
+            stream_config = options.stream_config(
                 rate_hz=None if options.unpaced else rate_hz,
-                pool_size=options.pool_size,
-                sndhwm=options.sndhwm,
-                on_slow=options.on_slow,
-                start_timeout_s=options.start_timeout_s,
-                end_timeout_s=options.end_timeout_s,
                 preview_endpoint=preview.socket_address if preview.enabled else None,
                 preview_period_s=preview.period_ms / 1000,
                 metadata_endpoint=metadata.socket_address if metadata.enabled else None,
